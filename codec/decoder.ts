@@ -1,0 +1,355 @@
+/**
+ * cxmpp frame → stanza tree (FORMAT.md). One pass over the bytes with a strict cursor; every failure is a
+ * `CodecError` with the offset of the offending item. A frame that fails leaves the session table exactly
+ * as it was, so a corrupted frame cannot poison later ones.
+ */
+import {
+  CborReader,
+  decodeUtf8,
+  type Head,
+  MAJOR_ARRAY,
+  MAJOR_BYTES,
+  MAJOR_MAP,
+  MAJOR_NEGINT,
+  MAJOR_SIMPLE,
+  MAJOR_TAG,
+  MAJOR_TEXT,
+  MAJOR_UINT,
+  SIMPLE_FALSE,
+  SIMPLE_NULL,
+  SIMPLE_TRUE,
+} from "./cbor-reader.js";
+import { DICTIONARY_V1, type StaticDictionary } from "./dictionary/index.js";
+import type { CodecOptions, SessionCodecOptions } from "./encoder.js";
+import { CodecError } from "./errors.js";
+import { type CodecLimits, resolveLimits } from "./limits.js";
+import { DecoderTable } from "./table.js";
+import { JABBER_CLIENT, type XAttr, type XElement, type XNode } from "./tree.js";
+import {
+  joinJid,
+  renderBase64,
+  renderDate,
+  renderDecimal,
+  renderHex,
+  renderInteger,
+  renderTimestamp,
+  renderUuid,
+} from "./typed.js";
+import { Tags } from "./wire.js";
+
+export interface DecodedFrame {
+  readonly stanza: XElement;
+  /** Table indices the frame inserted (the session layer reports them back as acknowledged). */
+  readonly inserted: readonly number[];
+}
+
+/** The decoding of one frame: cursor, insert counter and node budget. */
+class FrameReader {
+  private readonly r: CborReader;
+  private nextInsert = 0;
+  readonly inserted: number[] = [];
+  /** Indices this frame added (not repeats), to undo if the frame fails. */
+  readonly added: number[] = [];
+  private nodes = 0;
+
+  constructor(
+    bytes: Uint8Array,
+    private readonly dict: StaticDictionary,
+    private readonly limits: CodecLimits,
+    private readonly table: DecoderTable,
+    private readonly defaultNs: string,
+  ) {
+    this.r = new CborReader(bytes);
+  }
+
+  frame(): XElement {
+    if (this.r.data.length > this.limits.maxFrameBytes) {
+      throw new CodecError("LIMIT", 0, `frame of ${this.r.data.length} bytes exceeds maxFrameBytes`);
+    }
+    if (this.r.peekMajor() === MAJOR_UINT) this.nextInsert = this.r.head().value;
+    const head = this.r.head();
+    if (head.major !== MAJOR_ARRAY)
+      throw new CodecError("BAD_STRUCTURE", head.offset, "a frame holds one element");
+    const stanza = this.element(head, this.defaultNs, 1);
+    if (!this.r.done) throw new CodecError("TRAILING_BYTES", this.r.pos, "bytes after the stanza");
+    return stanza;
+  }
+
+  private count(offset: number): void {
+    if (++this.nodes > this.limits.maxNodes)
+      throw new CodecError("LIMIT", offset, "more nodes than maxNodes");
+  }
+
+  private element(head: Head, inheritedNs: string, depth: number): XElement {
+    if (depth > this.limits.maxDepth) throw new CodecError("LIMIT", head.offset, "deeper than maxDepth");
+    if (head.value < 1) throw new CodecError("BAD_STRUCTURE", head.offset, "an element needs a name");
+    this.count(head.offset);
+    let remaining = head.value - 1;
+    const { ns, name } = this.elementName(inheritedNs);
+    const attrs: XAttr[] = [];
+    if (remaining > 0 && this.r.peekMajor() === MAJOR_MAP) {
+      remaining--;
+      const map = this.r.head();
+      for (let i = 0; i < map.value; i++) {
+        this.count(this.r.pos);
+        const key = this.attributeName();
+        const value = this.value(this.r.head());
+        for (const a of attrs) {
+          if (a.ns === key.ns && a.name === key.name)
+            throw new CodecError("BAD_STRUCTURE", map.offset, "duplicate attribute");
+        }
+        attrs.push({ ns: key.ns, name: key.name, value });
+      }
+    }
+    const children: XNode[] = [];
+    for (; remaining > 0; remaining--) {
+      const child = this.r.head();
+      this.count(child.offset);
+      if (child.major === MAJOR_ARRAY) children.push(this.element(child, ns, depth + 1));
+      else children.push(this.value(child));
+    }
+    return { kind: "element", ns, name, attrs, children };
+  }
+
+  private elementName(inheritedNs: string): { ns: string; name: string } {
+    const head = this.r.head();
+    if (head.major === MAJOR_UINT) {
+      const q = this.dict.qnames[head.value];
+      if (!q) throw new CodecError("UNKNOWN_ID", head.offset, `no element ${head.value} in the dictionary`);
+      return q;
+    }
+    if (head.major === MAJOR_ARRAY) return this.qualified(head);
+    return { ns: inheritedNs, name: this.name(head) };
+  }
+
+  private attributeName(): { ns: string; name: string } {
+    const head = this.r.head();
+    if (head.major === MAJOR_UINT) {
+      const a = this.dict.attributes[head.value];
+      if (!a) throw new CodecError("UNKNOWN_ID", head.offset, `no attribute ${head.value} in the dictionary`);
+      return a;
+    }
+    if (head.major === MAJOR_ARRAY) return this.qualified(head);
+    return { ns: "", name: this.name(head) };
+  }
+
+  /** [namespace, name]: namespace as a dictionary id or a string value. */
+  private qualified(head: Head): { ns: string; name: string } {
+    if (head.value !== 2)
+      throw new CodecError("BAD_STRUCTURE", head.offset, "a qualified name is [namespace, name]");
+    const nsHead = this.r.head();
+    let ns: string;
+    if (nsHead.major === MAJOR_UINT) {
+      const found = this.dict.namespaces[nsHead.value];
+      if (found === undefined)
+        throw new CodecError("UNKNOWN_ID", nsHead.offset, `no namespace ${nsHead.value}`);
+      ns = found;
+    } else ns = this.value(nsHead);
+    return { ns, name: this.name(this.r.head()) };
+  }
+
+  private name(head: Head): string {
+    const name = this.value(head);
+    if (name === "") throw new CodecError("BAD_STRUCTURE", head.offset, "empty name");
+    return name;
+  }
+
+  /** A Value item (FORMAT.md §5): the string it stands for. */
+  private value(head: Head): string {
+    switch (head.major) {
+      case MAJOR_UINT: {
+        const v = this.dict.values[head.value];
+        if (v === undefined)
+          throw new CodecError("UNKNOWN_ID", head.offset, `no value ${head.value} in the dictionary`);
+        return v;
+      }
+      case MAJOR_NEGINT:
+        return this.table.get(head.value, head.offset);
+      case MAJOR_TEXT:
+        return this.r.text(head, this.limits.maxStringBytes);
+      case MAJOR_BYTES: {
+        const packed = this.r.body(head, this.limits.maxStringBytes);
+        const bytes = this.dict.huffman.decode(packed, head.offset + 1, this.limits.maxStringBytes);
+        return decodeUtf8(bytes, head.offset);
+      }
+      case MAJOR_TAG:
+        return this.tagged(head);
+      case MAJOR_SIMPLE:
+        if (head.value === SIMPLE_TRUE) return "true";
+        if (head.value === SIMPLE_FALSE) return "false";
+        throw new CodecError("BAD_STRUCTURE", head.offset, `simple value ${head.value} is not a string`);
+      default:
+        throw new CodecError("BAD_STRUCTURE", head.offset, "an element, map or array where a string belongs");
+    }
+  }
+
+  private tagged(head: Head): string {
+    switch (head.value) {
+      case Tags.INSERT: {
+        const index = this.nextInsert++;
+        const inner = this.r.head();
+        if (inner.major === MAJOR_TAG && inner.value === Tags.INSERT) {
+          throw new CodecError("BAD_STRUCTURE", inner.offset, "nested insert");
+        }
+        const value = this.value(inner);
+        const had = this.table.has(index);
+        this.table.insert(index, value, head.offset);
+        if (!had) this.added.push(index);
+        this.inserted.push(index);
+        return value;
+      }
+      case Tags.JID: {
+        const arr = this.r.head();
+        if (arr.major !== MAJOR_ARRAY || (arr.value !== 2 && arr.value !== 3)) {
+          throw new CodecError("BAD_STRUCTURE", arr.offset, "a JID is [local|null, domain, resource?]");
+        }
+        const localHead = this.r.head();
+        const local =
+          localHead.major === MAJOR_SIMPLE && localHead.value === SIMPLE_NULL ? null : this.value(localHead);
+        const domain = this.value(this.r.head());
+        const resource = arr.value === 3 ? this.value(this.r.head()) : null;
+        const out = joinJid({ local, domain, resource });
+        if (out.length > this.limits.maxStringBytes)
+          throw new CodecError("LIMIT", head.offset, "JID too long");
+        return out;
+      }
+      case Tags.INTEGER:
+        return renderInteger(this.integer());
+      case Tags.DECIMAL: {
+        const arr = this.r.head();
+        if (arr.major !== MAJOR_ARRAY || arr.value !== 2)
+          throw new CodecError("BAD_STRUCTURE", arr.offset, "decimal is [e, m]");
+        const exponent = this.integer();
+        const mantissa = this.integer();
+        if (exponent > -1 || exponent < -15)
+          throw new CodecError("BAD_VALUE", arr.offset, "decimal exponent out of range");
+        return renderDecimal({ exponent, mantissa });
+      }
+      case Tags.EPOCH:
+        return renderTimestamp({ seconds: this.seconds(), zone: null, fraction: 0, fractionDigits: 0 });
+      case Tags.DATETIME: {
+        const arr = this.r.head();
+        if (arr.major !== MAJOR_ARRAY || (arr.value !== 2 && arr.value !== 4)) {
+          throw new CodecError(
+            "BAD_STRUCTURE",
+            arr.offset,
+            "datetime is [seconds, zone, fraction?, digits?]",
+          );
+        }
+        const seconds = this.seconds();
+        const zoneHead = this.r.head();
+        let zone: number | null = null;
+        if (!(zoneHead.major === MAJOR_SIMPLE && zoneHead.value === SIMPLE_NULL)) {
+          zone = this.integerFrom(zoneHead);
+          if (Math.abs(zone) > 24 * 60)
+            throw new CodecError("BAD_VALUE", zoneHead.offset, "zone offset out of range");
+        }
+        let fraction = 0;
+        let fractionDigits = 0;
+        if (arr.value === 4) {
+          fraction = this.integer();
+          fractionDigits = this.integer();
+          if (fractionDigits < 1 || fractionDigits > 9 || fraction < 0 || fraction >= 10 ** fractionDigits) {
+            throw new CodecError("BAD_VALUE", arr.offset, "fraction out of range");
+          }
+        }
+        return renderTimestamp({ seconds, zone, fraction, fractionDigits });
+      }
+      case Tags.DATE: {
+        const at = this.r.pos;
+        const days = this.integer();
+        if (Math.abs(days) > 3_000_000) throw new CodecError("BAD_VALUE", at, "date out of range");
+        return renderDate(days);
+      }
+      case Tags.BASE64:
+        return renderBase64(this.bytes());
+      case Tags.BASE16:
+        return renderHex(this.bytes());
+      case Tags.UUID: {
+        const at = this.r.pos;
+        const bytes = this.bytes();
+        if (bytes.length !== 16) throw new CodecError("BAD_VALUE", at, "a UUID has 16 bytes");
+        return renderUuid(bytes);
+      }
+      default:
+        throw new CodecError("BAD_STRUCTURE", head.offset, `unknown tag ${head.value}`);
+    }
+  }
+
+  private integer(): number {
+    return this.integerFrom(this.r.head());
+  }
+
+  private integerFrom(head: Head): number {
+    if (head.major === MAJOR_UINT) return head.value;
+    if (head.major === MAJOR_NEGINT) return -1 - head.value;
+    throw new CodecError("BAD_STRUCTURE", head.offset, "integer expected");
+  }
+
+  /** Seconds within the years 1000-9999, so rendering stays four-digit and exact. */
+  private seconds(): number {
+    const at = this.r.pos;
+    const s = this.integer();
+    if (s < -30_610_224_000 || s > 253_402_300_799)
+      throw new CodecError("BAD_VALUE", at, "time out of range");
+    return s;
+  }
+
+  private bytes(): Uint8Array {
+    const head = this.r.head();
+    if (head.major !== MAJOR_BYTES)
+      throw new CodecError("BAD_STRUCTURE", head.offset, "byte string expected");
+    const limit = Math.floor(this.limits.maxStringBytes / 2);
+    return this.r.body(head, limit);
+  }
+}
+
+abstract class FrameDecoder {
+  protected readonly dict: StaticDictionary;
+  protected readonly limits: CodecLimits;
+  protected readonly defaultNs: string;
+
+  constructor(options: CodecOptions = {}) {
+    this.dict = options.dictionary ?? DICTIONARY_V1;
+    this.limits = resolveLimits(options.limits);
+    this.defaultNs = options.defaultNs ?? JABBER_CLIENT;
+  }
+
+  protected abstract tableFor(): DecoderTable;
+
+  decode(bytes: Uint8Array): DecodedFrame {
+    if (!(bytes instanceof Uint8Array)) throw new CodecError("BAD_STRUCTURE", 0, "a frame is a byte array");
+    const table = this.tableFor();
+    const reader = new FrameReader(bytes, this.dict, this.limits, table, this.defaultNs);
+    try {
+      return { stanza: reader.frame(), inserted: reader.inserted };
+    } catch (error) {
+      table.remove(reader.added);
+      if (error instanceof CodecError) throw error;
+      // A bug, not an input problem; still reported as a CodecError so callers have one type to handle.
+      throw new CodecError("BAD_STRUCTURE", 0, `internal: ${(error as Error).message}`);
+    }
+  }
+}
+
+/** Decodes stand-alone frames (no session state). */
+export class StatelessDecoder extends FrameDecoder {
+  protected tableFor(): DecoderTable {
+    return new DecoderTable(this.limits);
+  }
+}
+
+/** Decodes the frames of one direction of a session; holds the peer's inserts. */
+export class SessionDecoder extends FrameDecoder {
+  private readonly table: DecoderTable;
+  constructor(options: SessionCodecOptions = {}) {
+    super(options);
+    this.table = new DecoderTable(this.limits, options.aliases ?? []);
+  }
+  protected tableFor(): DecoderTable {
+    return this.table;
+  }
+  get tableSize(): number {
+    return this.table.size;
+  }
+}

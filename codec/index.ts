@@ -1,0 +1,25 @@
+/** The pure stanza codec: XML stanza tree ⇄ compact frame. No I/O, no Node.js APIs. */
+
+export { type DecodedFrame, SessionDecoder, StatelessDecoder } from "./decoder.js";
+export { diagnostic } from "./diagnostic.js";
+export { DICTIONARY_V1, type DictionaryData, StaticDictionary } from "./dictionary/index.js";
+export {
+  type CodecOptions,
+  type EncodedFrame,
+  type SessionCodecOptions,
+  SessionEncoder,
+  StatelessEncoder,
+} from "./encoder.js";
+export { CodecError, type CodecErrorCode } from "./errors.js";
+export { type CodecLimits, DEFAULT_LIMITS } from "./limits.js";
+export {
+  attr,
+  el,
+  JABBER_CLIENT,
+  normalize,
+  sameInfoset,
+  type XAttr,
+  type XElement,
+  XML_NS,
+  type XNode,
+} from "./tree.js";

@@ -1,0 +1,36 @@
+/** Limits on what a decoder accepts and an encoder produces. Every field has a safe default. */
+export interface CodecLimits {
+  /** Largest frame accepted, in bytes. Default 65,536: XMPP servers commonly cap stanzas near this. */
+  readonly maxFrameBytes: number;
+  /** Deepest element nesting. Default 32 (the corpus needs 12). */
+  readonly maxDepth: number;
+  /** Most elements + attributes + text nodes in one stanza. Default 4,096. */
+  readonly maxNodes: number;
+  /** Longest single string after decoding, in bytes. Default 16,384. */
+  readonly maxStringBytes: number;
+  /** Session table: most entries (indices are never reused within a session). Default 1,024. */
+  readonly maxTableEntries: number;
+  /** Session table: most bytes of strings held. Default 16,384. */
+  readonly maxTableBytes: number;
+  /** Longest string the encoder will insert into the session table. Default 128. */
+  readonly maxEntryBytes: number;
+}
+
+export const DEFAULT_LIMITS: CodecLimits = Object.freeze({
+  maxFrameBytes: 65_536,
+  maxDepth: 32,
+  maxNodes: 4_096,
+  maxStringBytes: 16_384,
+  maxTableEntries: 1_024,
+  maxTableBytes: 16_384,
+  maxEntryBytes: 128,
+});
+
+export function resolveLimits(partial: Readonly<Partial<CodecLimits>> | undefined): CodecLimits {
+  const limits = { ...DEFAULT_LIMITS, ...partial };
+  for (const [key, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || value < 1)
+      throw new RangeError(`codec limit ${key} must be a positive integer`);
+  }
+  return limits;
+}

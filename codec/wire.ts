@@ -1,0 +1,32 @@
+/**
+ * Wire constants of the cxmpp frame (FORMAT.md §3): the CBOR tags with their meaning inside a frame.
+ * Registered tags are used where their registered meaning matches (RFC 8949 §3.4, RFC 8943, RFC 9562).
+ */
+export const Tags = Object.freeze({
+  /** RFC 8949 §3.4.2: epoch seconds → XEP-0082 `CCYY-MM-DDThh:mm:ssZ`. */
+  EPOCH: 1,
+  /** RFC 8949 §3.4.4 decimal fraction [exponent, mantissa] → `-12.50`. */
+  DECIMAL: 4,
+  /** cxmpp: the wrapped value is inserted into the session table at the next index. */
+  INSERT: 6,
+  /** cxmpp: a JID as [local|null, domain, resource?]. */
+  JID: 7,
+  /** cxmpp: an integer written as canonical decimal text. */
+  INTEGER: 8,
+  /** cxmpp: XEP-0082 DateTime with zone or fraction: [seconds, zoneMinutes|null, fraction?, digits?]. */
+  DATETIME: 10,
+  /** RFC 8949 §3.4.5.2: bytes written as base64 (RFC 4648 §4, padded). */
+  BASE64: 22,
+  /** RFC 8949 §3.4.5.2: bytes written as lowercase base16. */
+  BASE16: 23,
+  /** RFC 9562 / IANA: 16 bytes written as a lowercase UUID. */
+  UUID: 37,
+  /** RFC 8943: days since 1970-01-01 → XEP-0082 `CCYY-MM-DD`. */
+  DATE: 100,
+});
+
+/** Size of a CBOR head carrying `n` (RFC 8949 §3). */
+export function headSize(n: number): number {
+  const a = n < 0 ? -1 - n : n;
+  return a < 24 ? 1 : a < 256 ? 2 : a < 65_536 ? 3 : a < 4_294_967_296 ? 5 : 9;
+}

@@ -1,0 +1,226 @@
+/**
+ * Generates `codec/dictionary/data.ts`, the static dictionary, from protocol vocabulary only:
+ *  - namespaces and element/attribute names seen in the corpus and listed in tools/vocab/*.json
+ *    (these are names the RFCs and XEPs define, never example data);
+ *  - enumerated values: the curated list in tools/vocab/values.json, the values in known-xeps.json, and
+ *    corpus values of attributes that the specs define as enumerations (ENUM_ATTRS) which pass the
+ *    protocol-token filter below (no JIDs, domains, ids or free text);
+ *  - the static Huffman model for string literals, trained on the character statistics of RFC 6120/6121
+ *    example values (rfc.jsonl), smoothed so every byte has a code. The size benchmark runs on visible.jsonl.
+ * Frequencies in the corpus only decide ORDER (short ids for frequent entries), never membership.
+ *
+ * Run: npm run gen:dict. The dictionary id is the first 8 bytes of SHA-256 over the canonical JSON.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { huffmanCodeLengths } from "../codec/huffman.js";
+import { type XElement, XML_NS } from "../codec/tree.js";
+import { parseXml } from "../gateway/xml/stanza-xml.js";
+import { readCorpus } from "./corpus.js";
+
+const ROOT = join(import.meta.dirname, "..");
+
+interface KnownVocab {
+  namespaces: Record<string, { elements?: string[]; attributes?: string[]; values?: string[] }>;
+  form_fields?: string[];
+  form_types?: string[];
+}
+
+/** Attributes whose values the specs enumerate; only their corpus values are candidates. */
+const ENUM_ATTRS = new Set([
+  "type",
+  "action",
+  "subscription",
+  "ask",
+  "affiliation",
+  "role",
+  "status",
+  "category",
+  "creator",
+  "senders",
+  "media",
+  "protocol",
+  "mode",
+  "algo",
+  "hash",
+  "rel",
+  "code",
+  "method",
+  "profile",
+  "var",
+  "disposition",
+  "reason",
+  "condition",
+  "access",
+  "show",
+  "mime-type",
+  "encoding",
+  "transport",
+  "kind",
+  "result",
+  "state",
+  "publish",
+  "subscribe",
+  "lang",
+  "xml:lang",
+]);
+/** Element text the specs enumerate (presence show, data-form booleans, pubsub option values). */
+const ENUM_TEXT_PARENTS = new Set(["show", "value", "priority"]);
+
+/** A protocol token: a lowercase keyword, a registered field name, a MIME type or a namespace URI. */
+function isProtocolToken(value: string, namespaces: ReadonlySet<string>): boolean {
+  if (namespaces.has(value)) return true;
+  if (value.includes("@")) return false;
+  if (/^(urn:xmpp:|urn:ietf:|jabber:|http:\/\/jabber\.org\/|http:\/\/www\.w3\.org\/)/.test(value))
+    return true;
+  if (/^(pubsub|muc|FORM_TYPE|x-|stream)#?[A-Za-z_#-]*$/.test(value)) return true;
+  if (/^(text|image|audio|video|application)\/[a-z0-9.+-]+$/.test(value)) return true;
+  return /^[a-z][a-z0-9-]{0,23}$/.test(value) || /^[1-5][0-9][0-9]$/.test(value);
+}
+
+function walk(
+  element: XElement,
+  visit: (e: XElement, parent: XElement | undefined) => void,
+  parent?: XElement,
+) {
+  visit(element, parent);
+  for (const child of element.children) if (typeof child !== "string") walk(child, visit, element);
+}
+
+class Counter<K> {
+  readonly counts = new Map<K, number>();
+  add(key: K, n = 1): void {
+    this.counts.set(key, (this.counts.get(key) ?? 0) + n);
+  }
+  get(key: K): number {
+    return this.counts.get(key) ?? 0;
+  }
+}
+
+/** Orders keys by corpus frequency (descending), then lexically, so ids are stable and frequent ones short. */
+function byFrequency(keys: Iterable<string>, counter: Counter<string>): string[] {
+  return [...new Set(keys)].sort((a, b) => counter.get(b) - counter.get(a) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function addSource(map: Map<string, Set<string>>, value: string, source: string): void {
+  const set = map.get(value) ?? new Set<string>();
+  set.add(source);
+  map.set(value, set);
+}
+
+function main(): void {
+  const visible = readCorpus("visible");
+  const rfc = readCorpus("rfc");
+  const knownPath = join(ROOT, "tools/vocab/known-xeps.json");
+  const known: KnownVocab = existsSync(knownPath)
+    ? (JSON.parse(readFileSync(knownPath, "utf8")) as KnownVocab)
+    : { namespaces: {} };
+  const curated = JSON.parse(readFileSync(join(ROOT, "tools/vocab/values.json"), "utf8")) as string[];
+
+  const nsCount = new Counter<string>();
+  const qnameCount = new Counter<string>();
+  const attrCount = new Counter<string>();
+  const valueCount = new Counter<string>();
+  const enumCandidates = new Map<string, Set<string>>(); // value → sources
+  const trees: Array<{ tree: XElement; source: string }> = [];
+  for (const entry of [...visible, ...rfc]) {
+    trees.push({ tree: parseXml(entry.xml), source: `${entry.xep ?? ""}/${entry.rfc ?? ""}` });
+  }
+  for (const { tree, source } of trees) {
+    walk(tree, (e, parent) => {
+      nsCount.add(e.ns);
+      qnameCount.add(`${e.ns} ${e.name}`);
+      for (const a of e.attrs) {
+        const key = a.ns === XML_NS ? `xml:${a.name}` : a.ns === "" ? a.name : "";
+        if (key === "") continue;
+        attrCount.add(key);
+        valueCount.add(a.value);
+        if (ENUM_ATTRS.has(key)) {
+          addSource(enumCandidates, a.value, source);
+        }
+      }
+      if (e.children.length === 1 && typeof e.children[0] === "string") {
+        const text = e.children[0];
+        valueCount.add(text);
+        if (ENUM_TEXT_PARENTS.has(e.name) || parent?.name === "field") {
+          addSource(enumCandidates, text, source);
+        }
+      }
+    });
+  }
+
+  // Namespaces and qualified names: corpus + known vocabulary.
+  const nsSet = new Set<string>(nsCount.counts.keys());
+  const qnames = new Set<string>(qnameCount.counts.keys());
+  const attrs = new Set<string>(attrCount.counts.keys());
+  const values = new Set<string>(curated);
+  for (const [ns, v] of Object.entries(known.namespaces)) {
+    nsSet.add(ns);
+    for (const name of v.elements ?? []) qnames.add(`${ns} ${name}`);
+    for (const name of v.attributes ?? []) attrs.add(name);
+    for (const value of v.values ?? []) values.add(value);
+  }
+  for (const f of known.form_fields ?? []) values.add(f);
+  for (const f of known.form_types ?? []) values.add(f);
+  nsSet.delete("");
+  const namespaces = byFrequency(nsSet, nsCount);
+  for (const ns of namespaces) values.add(ns);
+  for (const [value, sources] of enumCandidates) {
+    if (sources.size >= 2 && isProtocolToken(value, nsSet)) values.add(value);
+  }
+  for (const v of [...values]) if (v === "" || v.length > 120) values.delete(v);
+
+  const nsIndex = new Map(namespaces.map((ns, i) => [ns, i]));
+  const qnameList = byFrequency(qnames, qnameCount)
+    .map((q) => {
+      const sp = q.indexOf(" ");
+      return [nsIndex.get(q.slice(0, sp)), q.slice(sp + 1)] as const;
+    })
+    .filter((q): q is readonly [number, string] => q[0] !== undefined && q[1] !== "");
+  const attrList = byFrequency(attrs, attrCount).filter((a) => a !== "" && !a.startsWith("xmlns"));
+  const valueList = byFrequency(values, valueCount);
+
+  // Huffman model over bytes 0-255 plus EOS (256), trained on RFC example values not in the dictionary.
+  const valueSet = new Set(valueList);
+  const freq = new Array<number>(257).fill(1);
+  const encoder = new TextEncoder();
+  for (const entry of rfc) {
+    walk(parseXml(entry.xml), (e) => {
+      const strings = e.attrs.map((a) => a.value);
+      for (const c of e.children) if (typeof c === "string" && c.trim() !== "") strings.push(c);
+      for (const s of strings) {
+        if (valueSet.has(s)) continue;
+        for (const b of encoder.encode(s)) freq[b] = (freq[b] ?? 0) + 40;
+      }
+    });
+  }
+  // Printable ASCII gets a floor above the control bytes: free text in other examples uses it all.
+  for (let b = 0x20; b < 0x7f; b++) freq[b] = (freq[b] ?? 0) + 30;
+  freq[256] = 0.5; // EOS: the rarest symbol, so its code is the all-ones longest code (RFC 7541 §5.2)
+  const lengths = huffmanCodeLengths(freq, 24);
+
+  const body = {
+    version: 1,
+    namespaces,
+    qnames: qnameList,
+    attributes: attrList,
+    values: valueList,
+    huffman: lengths,
+  };
+  const canonical = JSON.stringify(body);
+  const id = createHash("sha256").update(canonical).digest("hex").slice(0, 16);
+  const out = [
+    "// GENERATED by tools/gen-dictionary.ts (npm run gen:dict) — do not edit by hand.",
+    "// Protocol vocabulary only; see the generator for where each list comes from.",
+    `export const DICTIONARY_ID = ${JSON.stringify(id)};`,
+    `export const DICTIONARY_DATA = ${canonical} as const;`,
+    "",
+  ].join("\n");
+  writeFileSync(join(ROOT, "codec/dictionary/data.ts"), out);
+  console.log(
+    `dictionary ${id}: ${namespaces.length} namespaces, ${qnameList.length} elements, ${attrList.length} attributes, ${valueList.length} values`,
+  );
+}
+
+main();
