@@ -43,6 +43,12 @@ export interface DecodedFrame {
   readonly inserted: readonly number[];
 }
 
+/** Where a value stands, for contextual value ids (FORMAT.md §4.2); aid -1 is element text. */
+interface ValueContext {
+  readonly qid: number | undefined;
+  readonly aid: number | undefined;
+}
+
 /** The decoding of one frame: cursor, insert counter and node budget. */
 class FrameReader {
   private readonly r: CborReader;
@@ -85,18 +91,17 @@ class FrameReader {
     if (head.value < 1) throw new CodecError("BAD_STRUCTURE", head.offset, "an element needs a name");
     this.count(head.offset);
     let remaining = head.value - 1;
-    const { ns, name } = this.elementName(inheritedNs);
+    const { ns, name, qid } = this.elementName(inheritedNs);
     const attrs: XAttr[] = [];
     if (remaining > 0 && this.r.peekMajor() === MAJOR_MAP) {
       remaining--;
       const map = this.r.head();
       for (let i = 0; i < map.value; i++) {
         this.count(this.r.pos);
-        const key = this.attributeName();
-        const value = this.value(this.r.head());
+        const key = this.attributeName(qid);
+        const value = this.value(this.r.head(), { qid, aid: key.aid });
         for (const a of attrs) {
-          if (a.ns === key.ns && a.name === key.name)
-            throw new CodecError("BAD_STRUCTURE", map.offset, "duplicate attribute");
+          if (a.ns === key.ns && a.name === key.name) throw new CodecError("BAD_STRUCTURE", map.offset, "duplicate attribute");
         }
         attrs.push({ ns: key.ns, name: key.name, value });
       }
@@ -106,31 +111,33 @@ class FrameReader {
       const child = this.r.head();
       this.count(child.offset);
       if (child.major === MAJOR_ARRAY) children.push(this.element(child, ns, depth + 1));
-      else children.push(this.value(child));
+      else children.push(this.value(child, { qid, aid: -1 }));
     }
     return { kind: "element", ns, name, attrs, children };
   }
 
-  private elementName(inheritedNs: string): { ns: string; name: string } {
+  private elementName(inheritedNs: string): { ns: string; name: string; qid: number | undefined } {
     const head = this.r.head();
     if (head.major === MAJOR_UINT) {
-      const q = this.dict.qnames[head.value];
-      if (!q) throw new CodecError("UNKNOWN_ID", head.offset, `no element ${head.value} in the dictionary`);
-      return q;
+      const qid = this.dict.elementGlobal(head.value, inheritedNs);
+      if (qid === undefined) throw new CodecError("UNKNOWN_ID", head.offset, `no element ${head.value} in the dictionary`);
+      const q = this.dict.qnames[qid]!;
+      return { ns: q.ns, name: q.name, qid };
     }
-    if (head.major === MAJOR_ARRAY) return this.qualified(head);
-    return { ns: inheritedNs, name: this.name(head) };
+    if (head.major === MAJOR_ARRAY) return { ...this.qualified(head), qid: undefined };
+    return { ns: inheritedNs, name: this.name(head), qid: undefined };
   }
 
-  private attributeName(): { ns: string; name: string } {
+  private attributeName(qid: number | undefined): { ns: string; name: string; aid: number | undefined } {
     const head = this.r.head();
     if (head.major === MAJOR_UINT) {
-      const a = this.dict.attributes[head.value];
-      if (!a) throw new CodecError("UNKNOWN_ID", head.offset, `no attribute ${head.value} in the dictionary`);
-      return a;
+      const aid = this.dict.attributeFromId(head.value, qid);
+      if (aid === undefined) throw new CodecError("UNKNOWN_ID", head.offset, `no attribute ${head.value} in the dictionary`);
+      const a = this.dict.attributes[aid]!;
+      return { ns: a.ns, name: a.name, aid };
     }
-    if (head.major === MAJOR_ARRAY) return this.qualified(head);
-    return { ns: "", name: this.name(head) };
+    if (head.major === MAJOR_ARRAY) return { ...this.qualified(head), aid: undefined };
+    return { ns: "", name: this.name(head), aid: undefined };
   }
 
   /** [namespace, name]: namespace as a dictionary id or a string value. */
@@ -144,21 +151,25 @@ class FrameReader {
       if (found === undefined)
         throw new CodecError("UNKNOWN_ID", nsHead.offset, `no namespace ${nsHead.value}`);
       ns = found;
-    } else ns = this.value(nsHead);
+    } else ns = this.value(nsHead, null);
     return { ns, name: this.name(this.r.head()) };
   }
 
   private name(head: Head): string {
-    const name = this.value(head);
+    const name = this.value(head, null);
     if (name === "") throw new CodecError("BAD_STRUCTURE", head.offset, "empty name");
     return name;
   }
 
-  /** A Value item (FORMAT.md §5): the string it stands for. */
-  private value(head: Head): string {
+  /**
+   * A Value item (FORMAT.md §5): the string it stands for. `qid`/`aid` give the context of value ids;
+   * `qid` null means no static ids are allowed here (names, namespaces, JID parts).
+   */
+  private value(head: Head, ctx: ValueContext | null): string {
     switch (head.major) {
       case MAJOR_UINT: {
-        const v = this.dict.values[head.value];
+        if (ctx === null) throw new CodecError("BAD_STRUCTURE", head.offset, "no dictionary value allowed here");
+        const v = this.dict.valueFromId(head.value, ctx.qid, ctx.aid);
         if (v === undefined)
           throw new CodecError("UNKNOWN_ID", head.offset, `no value ${head.value} in the dictionary`);
         return v;
@@ -173,7 +184,7 @@ class FrameReader {
         return decodeUtf8(bytes, head.offset);
       }
       case MAJOR_TAG:
-        return this.tagged(head);
+        return this.tagged(head, ctx);
       case MAJOR_SIMPLE:
         if (head.value === SIMPLE_TRUE) return "true";
         if (head.value === SIMPLE_FALSE) return "false";
@@ -183,7 +194,7 @@ class FrameReader {
     }
   }
 
-  private tagged(head: Head): string {
+  private tagged(head: Head, ctx: ValueContext | null): string {
     switch (head.value) {
       case Tags.INSERT: {
         const index = this.nextInsert++;
@@ -191,7 +202,7 @@ class FrameReader {
         if (inner.major === MAJOR_TAG && inner.value === Tags.INSERT) {
           throw new CodecError("BAD_STRUCTURE", inner.offset, "nested insert");
         }
-        const value = this.value(inner);
+        const value = this.value(inner, ctx);
         const had = this.table.has(index);
         this.table.insert(index, value, head.offset);
         if (!had) this.added.push(index);
@@ -205,9 +216,9 @@ class FrameReader {
         }
         const localHead = this.r.head();
         const local =
-          localHead.major === MAJOR_SIMPLE && localHead.value === SIMPLE_NULL ? null : this.value(localHead);
-        const domain = this.value(this.r.head());
-        const resource = arr.value === 3 ? this.value(this.r.head()) : null;
+          localHead.major === MAJOR_SIMPLE && localHead.value === SIMPLE_NULL ? null : this.value(localHead, null);
+        const domain = this.value(this.r.head(), null);
+        const resource = arr.value === 3 ? this.value(this.r.head(), null) : null;
         const out = joinJid({ local, domain, resource });
         if (out.length > this.limits.maxStringBytes)
           throw new CodecError("LIMIT", head.offset, "JID too long");

@@ -44,6 +44,13 @@ export interface EncodedFrame {
   readonly inserted: readonly number[];
 }
 
+/** Where a value stands, for contextual value ids: element qname id and attribute id (-1: text). */
+interface ValueContext {
+  readonly qid: number | undefined;
+  readonly aid: number | undefined;
+}
+const NO_STATIC = null;
+
 type Item = number | bigint | string | Uint8Array | Tag | Item[] | Map<Item, Item> | boolean | null;
 
 const cbor = new Encoder({
@@ -116,29 +123,30 @@ abstract class FrameEncoder {
     if (e.name === "") throw new CodecError("UNENCODABLE", 0, "element with an empty name");
     this.count(1 + e.attrs.length + e.children.length);
     const out: Item[] = [];
-    const qid = this.dict.qnameId(e.ns, e.name);
-    if (qid !== undefined) out.push(qid);
-    else if (e.ns === inheritedNs) out.push(this.string(e.name, false));
-    else out.push([this.namespace(e.ns), this.string(e.name, true)]);
+    const qid = this.dict.qnameGlobal(e.ns, e.name);
+    if (qid !== undefined) out.push(this.dict.elementId(qid, inheritedNs));
+    else if (e.ns === inheritedNs) out.push(this.string(e.name, NO_STATIC));
+    else out.push([this.namespace(e.ns), this.string(e.name, NO_STATIC)]);
     if (e.attrs.length > 0) {
       const map = new Map<Item, Item>();
       for (const a of e.attrs) {
         if (a.name === "") throw new CodecError("UNENCODABLE", 0, "attribute with an empty name");
-        const aid = this.dict.attributeId(a.ns, a.name);
+        const aid = this.dict.attributeGlobal(a.ns, a.name);
         const key =
           aid !== undefined
-            ? aid
+            ? this.dict.attributeId(aid, qid)
             : a.ns === ""
-              ? this.string(a.name, false)
-              : [this.namespace(a.ns), this.string(a.name, true)];
+              ? this.string(a.name, NO_STATIC)
+              : [this.namespace(a.ns), this.string(a.name, NO_STATIC)];
         if (map.has(key)) throw new CodecError("UNENCODABLE", 0, `duplicate attribute '${a.name}'`);
-        map.set(key, this.string(a.value, true));
+        map.set(key, this.string(a.value, { qid, aid }));
       }
       out.push(map);
     }
+    const textContext: ValueContext = { qid, aid: -1 };
     for (const child of e.children) {
       if (typeof child === "string") {
-        if (child !== "") out.push(this.string(child, true));
+        if (child !== "") out.push(this.string(child, textContext));
       } else out.push(this.element(child, e.ns, depth + 1));
     }
     return out;
@@ -152,7 +160,7 @@ abstract class FrameEncoder {
 
   private namespace(ns: string): Item {
     const id = this.dict.namespaceId(ns);
-    return id !== undefined ? id : this.string(ns, false);
+    return id !== undefined ? id : this.string(ns, NO_STATIC);
   }
 
   /** Reference to `value` if the peer can resolve one (acknowledged, or inserted earlier in this frame). */
@@ -161,15 +169,15 @@ abstract class FrameEncoder {
   }
 
   /**
-   * Encodes a string in a Value position. `allowStatic` is false where an unsigned integer means
-   * something else (element tag, attribute key, namespace position).
+   * Encodes a string in a Value position. `context` selects the contextual value ids (FORMAT.md §4.2);
+   * NO_STATIC where an unsigned integer means something else (element tag, attribute key, namespace).
    */
-  protected string(value: string, allowStatic: boolean): Item {
+  protected string(value: string, context: ValueContext | null): Item {
     if (utf8.encode(value).length > this.limits.maxStringBytes) {
       throw new CodecError("LIMIT", 0, "string longer than maxStringBytes");
     }
-    if (allowStatic) {
-      const id = this.dict.valueId(value);
+    if (context !== NO_STATIC) {
+      const id = this.dict.valueId(value, context.qid, context.aid);
       if (id !== undefined) return id;
     }
     const ref = this.reference(value);
@@ -186,10 +194,10 @@ abstract class FrameEncoder {
     let item: Item;
     if (jid) {
       const parts: Item[] = [
-        jid.local === null ? null : this.string(jid.local, false),
-        this.string(jid.domain, false),
+        jid.local === null ? null : this.string(jid.local, NO_STATIC),
+        this.string(jid.domain, NO_STATIC),
       ];
-      if (jid.resource !== null) parts.push(this.string(jid.resource, false));
+      if (jid.resource !== null) parts.push(this.string(jid.resource, NO_STATIC));
       item = new Tag(parts, Tags.JID);
     } else item = literal!.item;
     return insert ? new Tag(item, Tags.INSERT) : item;
@@ -280,8 +288,9 @@ export class StatelessEncoder extends FrameEncoder {
     const seen = (s: string): void => {
       this.repeats.set(s, (this.repeats.get(s) ?? 0) + 1);
     };
-    const value = (s: string): void => {
-      if (this.dict.valueId(s) !== undefined) return;
+    const qid = this.dict.qnameGlobal(e.ns, e.name);
+    const value = (s: string, aid: number | undefined): void => {
+      if (this.dict.valueId(s, qid, aid) !== undefined) return;
       seen(s);
       const jid = splitJid(s);
       if (jid) {
@@ -290,16 +299,17 @@ export class StatelessEncoder extends FrameEncoder {
         if (jid.resource !== null) seen(jid.resource);
       }
     };
-    if (this.dict.qnameId(e.ns, e.name) === undefined) {
+    if (qid === undefined) {
       if (e.ns !== inheritedNs && this.dict.namespaceId(e.ns) === undefined) seen(e.ns);
       seen(e.name);
     }
     for (const a of e.attrs) {
-      if (this.dict.attributeId(a.ns, a.name) === undefined) seen(a.name);
-      value(a.value);
+      const aid = this.dict.attributeGlobal(a.ns, a.name);
+      if (aid === undefined) seen(a.name);
+      value(a.value, aid);
     }
     for (const c of e.children) {
-      if (typeof c === "string") value(c);
+      if (typeof c === "string") value(c, -1);
       else this.countStrings(c, e.ns);
     }
   }

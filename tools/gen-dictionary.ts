@@ -122,6 +122,10 @@ function main(): void {
   const qnameCount = new Counter<string>();
   const attrCount = new Counter<string>();
   const valueCount = new Counter<string>();
+  /** Context counts: attribute on element ("qname\tattr"), value of attribute on element, element text. */
+  const elementAttrCount = new Counter<string>();
+  const attrValueCount = new Counter<string>();
+  const textValueCount = new Counter<string>();
   const enumCandidates = new Map<string, Set<string>>(); // value → sources
   const trees: Array<{ tree: XElement; source: string }> = [];
   for (const entry of [...visible, ...rfc]) {
@@ -129,23 +133,23 @@ function main(): void {
   }
   for (const { tree, source } of trees) {
     walk(tree, (e, parent) => {
+      const q = `${e.ns} ${e.name}`;
       nsCount.add(e.ns);
-      qnameCount.add(`${e.ns} ${e.name}`);
+      qnameCount.add(q);
       for (const a of e.attrs) {
         const key = a.ns === XML_NS ? `xml:${a.name}` : a.ns === "" ? a.name : "";
         if (key === "") continue;
         attrCount.add(key);
+        elementAttrCount.add(`${q}\t${key}`);
         valueCount.add(a.value);
-        if (ENUM_ATTRS.has(key)) {
-          addSource(enumCandidates, a.value, source);
-        }
+        attrValueCount.add(`${q}\t${key}\t${a.value}`);
+        if (ENUM_ATTRS.has(key)) addSource(enumCandidates, a.value, source);
       }
       if (e.children.length === 1 && typeof e.children[0] === "string") {
         const text = e.children[0];
         valueCount.add(text);
-        if (ENUM_TEXT_PARENTS.has(e.name) || parent?.name === "field") {
-          addSource(enumCandidates, text, source);
-        }
+        textValueCount.add(`${q}\t${text}`);
+        if (ENUM_TEXT_PARENTS.has(e.name) || parent?.name === "field") addSource(enumCandidates, text, source);
       }
     });
   }
@@ -172,14 +176,43 @@ function main(): void {
   for (const v of [...values]) if (v === "" || v.length > 120) values.delete(v);
 
   const nsIndex = new Map(namespaces.map((ns, i) => [ns, i]));
-  const qnameList = byFrequency(qnames, qnameCount)
-    .map((q) => {
-      const sp = q.indexOf(" ");
-      return [nsIndex.get(q.slice(0, sp)), q.slice(sp + 1)] as const;
-    })
-    .filter((q): q is readonly [number, string] => q[0] !== undefined && q[1] !== "");
+  const qnameKeys = byFrequency(qnames, qnameCount).filter((q) => nsIndex.has(q.slice(0, q.indexOf(" "))));
+  const qnameList = qnameKeys.map((q) => {
+    const sp = q.indexOf(" ");
+    return [nsIndex.get(q.slice(0, sp))!, q.slice(sp + 1)] as const;
+  });
   const attrList = byFrequency(attrs, attrCount).filter((a) => a !== "" && !a.startsWith("xmlns"));
+  const attrIndex = new Map(attrList.map((a, i) => [a, i]));
   const valueList = byFrequency(values, valueCount);
+  const valueIndex = new Map(valueList.map((v, i) => [v, i]));
+
+  // Context lists (FORMAT.md §4.2): ids local to the namespace, element or attribute come first.
+  const nsElements: number[][] = namespaces.map(() => []);
+  qnameList.forEach(([ns], qid) => void nsElements[ns]!.push(qid)); // already in frequency order
+  const contextList = (counter: Counter<string>, prefix: string, index: Map<string, number>): number[] => {
+    const found: Array<[string, number]> = [];
+    for (const [key, n] of counter.counts) {
+      if (!key.startsWith(prefix)) continue;
+      const rest = key.slice(prefix.length);
+      if (rest.includes("\t") || !index.has(rest)) continue;
+      found.push([rest, n]);
+    }
+    found.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    return found.map(([k]) => index.get(k)!);
+  };
+  const elementAttrs: Array<[number, number[]]> = [];
+  const attrValues: Array<[number, number, number[]]> = [];
+  const textValues: Array<[number, number[]]> = [];
+  qnameKeys.forEach((q, qid) => {
+    const aids = contextList(elementAttrCount, `${q}\t`, attrIndex);
+    if (aids.length > 0) elementAttrs.push([qid, aids]);
+    for (const aid of aids) {
+      const vids = contextList(attrValueCount, `${q}\t${attrList[aid]}\t`, valueIndex);
+      if (vids.length > 0) attrValues.push([qid, aid, vids]);
+    }
+    const tids = contextList(textValueCount, `${q}\t`, valueIndex);
+    if (tids.length > 0) textValues.push([qid, tids]);
+  });
 
   // Huffman model over bytes 0-255 plus EOS (256), trained on RFC example values not in the dictionary.
   const valueSet = new Set(valueList);
@@ -206,6 +239,10 @@ function main(): void {
     qnames: qnameList,
     attributes: attrList,
     values: valueList,
+    nsElements,
+    elementAttrs,
+    attrValues,
+    textValues,
     huffman: lengths,
   };
   const canonical = JSON.stringify(body);
