@@ -23,7 +23,7 @@ import { DICTIONARY_V1, type StaticDictionary } from "./dictionary/index.js";
 import type { CodecOptions, SessionCodecOptions } from "./encoder.js";
 import { CodecError } from "./errors.js";
 import { type CodecLimits, resolveLimits } from "./limits.js";
-import { DecoderTable } from "./table.js";
+import { DecoderTable, type Entry, type Shape } from "./table.js";
 import { JABBER_CLIENT, type XAttr, type XElement, type XNode } from "./tree.js";
 import {
   joinJid,
@@ -41,6 +41,13 @@ export interface DecodedFrame {
   readonly stanza: XElement;
   /** Table indices the frame inserted (the session layer reports them back as acknowledged). */
   readonly inserted: readonly number[];
+}
+
+// Output space for Huffman literals, shared: decoding is synchronous. Grown to the string limit in use.
+let scratch = new Uint8Array(256);
+function huffmanScratch(limit: number): Uint8Array {
+  if (scratch.length < limit) scratch = new Uint8Array(limit);
+  return scratch.length === limit ? scratch : scratch.subarray(0, limit);
 }
 
 /** Where a value stands, for contextual value ids (FORMAT.md §4.2); aid -1 is element text. */
@@ -91,19 +98,52 @@ class FrameReader {
     if (head.value < 1) throw new CodecError("BAD_STRUCTURE", head.offset, "an element needs a name");
     this.count(head.offset);
     let remaining = head.value - 1;
-    const { ns, name, qid } = this.elementName(inheritedNs);
-    const attrs: XAttr[] = [];
-    if (remaining > 0 && this.r.peekMajor() === MAJOR_MAP) {
-      remaining--;
-      const map = this.r.head();
-      for (let i = 0; i < map.value; i++) {
-        this.count(this.r.pos);
-        const key = this.attributeName(qid);
-        const value = this.value(this.r.head(), { qid, aid: key.aid });
-        for (const a of attrs) {
-          if (a.ns === key.ns && a.name === key.name) throw new CodecError("BAD_STRUCTURE", map.offset, "duplicate attribute");
+    const nameHead = this.r.head();
+    let ns: string;
+    let name: string;
+    let qid: number | undefined;
+    let attrs: XAttr[] = [];
+    const entry =
+      nameHead.major === MAJOR_NEGINT ? this.table.get(nameHead.value, nameHead.offset) : undefined;
+    if (typeof entry === "object") {
+      // A shape reference (FORMAT.md §6.3): the head comes from the table, a map overrides values.
+      ({ ns, name, qid } = entry);
+      attrs = entry.attrs.slice();
+      if (remaining > 0 && this.r.peekMajor() === MAJOR_MAP) {
+        remaining--;
+        this.overrides(entry, attrs);
+      }
+      this.nodes += attrs.length;
+    } else {
+      let shapeIndex = -1;
+      let inner = nameHead;
+      if (nameHead.major === MAJOR_TAG && nameHead.value === Tags.SHAPE) {
+        shapeIndex = this.nextInsert++; // pre-order: numbered before the strings of its head (§6.1)
+        inner = this.r.head(); // the name, which may itself be a string insert
+      }
+      ({ ns, name, qid } = this.elementName(inner, inheritedNs));
+      const aids: (number | undefined)[] = [];
+      if (remaining > 0 && this.r.peekMajor() === MAJOR_MAP) {
+        remaining--;
+        const map = this.r.head();
+        for (let i = 0; i < map.value; i++) {
+          this.count(this.r.pos);
+          const key = this.attributeName(qid);
+          const value = this.value(this.r.head(), { qid, aid: key.aid });
+          for (const a of attrs) {
+            if (a.ns === key.ns && a.name === key.name) {
+              throw new CodecError("BAD_STRUCTURE", map.offset, "duplicate attribute");
+            }
+          }
+          attrs.push({ ns: key.ns, name: key.name, value });
+          aids.push(key.aid);
         }
-        attrs.push({ ns: key.ns, name: key.name, value });
+      }
+      if (shapeIndex >= 0) {
+        if (attrs.length === 0)
+          throw new CodecError("BAD_STRUCTURE", nameHead.offset, "a shape needs attributes");
+        const shape: Shape = { kind: "shape", ns, name, qid, attrs, aids };
+        this.remember(shapeIndex, shape, nameHead.offset);
       }
     }
     const children: XNode[] = [];
@@ -116,11 +156,39 @@ class FrameReader {
     return { kind: "element", ns, name, attrs, children };
   }
 
-  private elementName(inheritedNs: string): { ns: string; name: string; qid: number | undefined } {
-    const head = this.r.head();
+  /** Applies a shape's override map {position: value} to `attrs` (a copy of the shape's attributes). */
+  private overrides(shape: Shape, attrs: XAttr[]): void {
+    const map = this.r.head();
+    let previous = -1;
+    for (let i = 0; i < map.value; i++) {
+      const key = this.r.head();
+      // Positions ascend strictly: no duplicates, and one canonical form per element.
+      if (key.major !== MAJOR_UINT || key.value >= attrs.length || key.value <= previous) {
+        throw new CodecError("BAD_STRUCTURE", key.offset, "bad shape override position");
+      }
+      previous = key.value;
+      const a = attrs[key.value]!;
+      attrs[key.value] = {
+        ns: a.ns,
+        name: a.name,
+        value: this.value(this.r.head(), { qid: shape.qid, aid: shape.aids[key.value] }),
+      };
+    }
+  }
+
+  private remember(index: number, entry: Entry, offset: number): void {
+    if (this.table.insert(index, entry, offset)) this.added.push(index);
+    this.inserted.push(index);
+  }
+
+  private elementName(
+    head: Head,
+    inheritedNs: string,
+  ): { ns: string; name: string; qid: number | undefined } {
     if (head.major === MAJOR_UINT) {
       const qid = this.dict.elementGlobal(head.value, inheritedNs);
-      if (qid === undefined) throw new CodecError("UNKNOWN_ID", head.offset, `no element ${head.value} in the dictionary`);
+      if (qid === undefined)
+        throw new CodecError("UNKNOWN_ID", head.offset, `no element ${head.value} in the dictionary`);
       const q = this.dict.qnames[qid]!;
       return { ns: q.ns, name: q.name, qid };
     }
@@ -132,7 +200,8 @@ class FrameReader {
     const head = this.r.head();
     if (head.major === MAJOR_UINT) {
       const aid = this.dict.attributeFromId(head.value, qid);
-      if (aid === undefined) throw new CodecError("UNKNOWN_ID", head.offset, `no attribute ${head.value} in the dictionary`);
+      if (aid === undefined)
+        throw new CodecError("UNKNOWN_ID", head.offset, `no attribute ${head.value} in the dictionary`);
       const a = this.dict.attributes[aid]!;
       return { ns: a.ns, name: a.name, aid };
     }
@@ -168,20 +237,26 @@ class FrameReader {
   private value(head: Head, ctx: ValueContext | null): string {
     switch (head.major) {
       case MAJOR_UINT: {
-        if (ctx === null) throw new CodecError("BAD_STRUCTURE", head.offset, "no dictionary value allowed here");
+        if (ctx === null)
+          throw new CodecError("BAD_STRUCTURE", head.offset, "no dictionary value allowed here");
         const v = this.dict.valueFromId(head.value, ctx.qid, ctx.aid);
         if (v === undefined)
           throw new CodecError("UNKNOWN_ID", head.offset, `no value ${head.value} in the dictionary`);
         return v;
       }
-      case MAJOR_NEGINT:
-        return this.table.get(head.value, head.offset);
+      case MAJOR_NEGINT: {
+        const entry = this.table.get(head.value, head.offset);
+        if (typeof entry !== "string")
+          throw new CodecError("BAD_STRUCTURE", head.offset, "a shape where a string belongs");
+        return entry;
+      }
       case MAJOR_TEXT:
         return this.r.text(head, this.limits.maxStringBytes);
       case MAJOR_BYTES: {
         const packed = this.r.body(head, this.limits.maxStringBytes);
-        const bytes = this.dict.huffman.decode(packed, head.offset + 1, this.limits.maxStringBytes);
-        return decodeUtf8(bytes, head.offset);
+        const out = huffmanScratch(this.limits.maxStringBytes);
+        const n = this.dict.huffman.decode(packed, head.offset + 1, out);
+        return decodeUtf8(out.subarray(0, n), head.offset);
       }
       case MAJOR_TAG:
         return this.tagged(head, ctx);
@@ -203,10 +278,7 @@ class FrameReader {
           throw new CodecError("BAD_STRUCTURE", inner.offset, "nested insert");
         }
         const value = this.value(inner, ctx);
-        const had = this.table.has(index);
-        this.table.insert(index, value, head.offset);
-        if (!had) this.added.push(index);
-        this.inserted.push(index);
+        this.remember(index, value, head.offset);
         return value;
       }
       case Tags.JID: {
@@ -216,7 +288,9 @@ class FrameReader {
         }
         const localHead = this.r.head();
         const local =
-          localHead.major === MAJOR_SIMPLE && localHead.value === SIMPLE_NULL ? null : this.value(localHead, null);
+          localHead.major === MAJOR_SIMPLE && localHead.value === SIMPLE_NULL
+            ? null
+            : this.value(localHead, null);
         const domain = this.value(this.r.head(), null);
         const resource = arr.value === 3 ? this.value(this.r.head(), null) : null;
         const out = joinJid({ local, domain, resource });
@@ -249,8 +323,9 @@ class FrameReader {
         }
         const seconds = this.seconds();
         const zoneHead = this.r.head();
-        let zone: number | null = null;
-        if (!(zoneHead.major === MAJOR_SIMPLE && zoneHead.value === SIMPLE_NULL)) {
+        let zone: number | null | false = null;
+        if (zoneHead.major === MAJOR_SIMPLE && zoneHead.value === SIMPLE_FALSE) zone = false;
+        else if (!(zoneHead.major === MAJOR_SIMPLE && zoneHead.value === SIMPLE_NULL)) {
           zone = this.integerFrom(zoneHead);
           if (Math.abs(zone) > 24 * 60)
             throw new CodecError("BAD_VALUE", zoneHead.offset, "zone offset out of range");

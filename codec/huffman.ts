@@ -1,55 +1,84 @@
 /**
- * Static canonical Huffman coding for string literals (the "static character model" of FORMAT.md §5).
- * Symbols 0-255 are bytes of the UTF-8 text, 256 is EOS. As in HPACK (RFC 7541 §5.2) the EOS code is the
- * all-ones longest code, never sent: a literal is padded to a byte boundary with 1 bits, so a decoder
- * rejects padding longer than 7 bits or not all ones, and rejects EOS itself.
+ * Static canonical Huffman coding for string literals (FORMAT.md §5.2), with a token alphabet.
+ *
+ * Symbols: 0-255 are bytes of the UTF-8 text; 256…256+K-1 are the dictionary's K tokens (protocol words
+ * such as `pubsub`, `conference`, `urn:xmpp:`), each standing for its UTF-8 bytes; 256+K is EOS. As in
+ * HPACK (RFC 7541 §5.2) EOS has the all-ones longest code and is never sent: a literal is padded to a byte
+ * boundary with 1 bits, so a decoder rejects padding of 8 bits or more, padding that is not all ones,
+ * and EOS itself. The encoder picks the tokenisation with the fewest bits (a shortest path over the
+ * string); any tokenisation decodes to the same bytes.
  */
 import { CodecError } from "./errors.js";
 
-export const EOS = 256;
-
-/** Code lengths for `freq` (length 257), limited to `maxLength` bits by flattening rare frequencies. */
+/** Code lengths for `freq`, limited to `maxLength` bits by flattening rare frequencies. */
 export function huffmanCodeLengths(freq: readonly number[], maxLength: number): number[] {
   let weights = freq.map((f) => Math.max(f, 1e-9));
   for (;;) {
     const lengths = plainLengths(weights);
     if (Math.max(...lengths) <= maxLength) return lengths;
-    // Flatten: raise every weight towards the mean so the tree gets shallower, then retry.
     const floor = Math.max(...weights) / 2 ** (maxLength - 2);
     weights = weights.map((w) => Math.max(w, floor) * (1 + 1e-12));
   }
 }
 
 function plainLengths(weights: readonly number[]): number[] {
-  interface Node {
-    w: number;
-    symbols: number[];
+  // Two-queue Huffman construction over sorted leaves: O(n log n), deterministic on ties (by symbol).
+  const n = weights.length;
+  const order = weights.map((_, i) => i).sort((a, b) => weights[a]! - weights[b]! || b - a);
+  const parent = new Int32Array(2 * n).fill(-1);
+  const weight = new Float64Array(2 * n);
+  order.forEach((s, i) => void (weight[i] = weights[s]!));
+  let leaf = 0;
+  let inner = n;
+  let next = n;
+  const take = (): number =>
+    leaf < n && (inner >= next || weight[leaf]! <= weight[inner]!) ? leaf++ : inner++;
+  while (next < 2 * n - 1) {
+    const a = take();
+    const b = take();
+    weight[next] = weight[a]! + weight[b]!;
+    parent[a] = next;
+    parent[b] = next;
+    next++;
   }
-  let nodes: Node[] = weights.map((w, s) => ({ w, symbols: [s] }));
-  const lengths = new Array<number>(weights.length).fill(0);
-  while (nodes.length > 1) {
-    // Ties broken by the larger symbol first so that EOS (256) sinks deepest; deterministic either way.
-    nodes.sort((a, b) => a.w - b.w || Math.max(...b.symbols) - Math.max(...a.symbols));
-    const a = nodes[0]!;
-    const b = nodes[1]!;
-    for (const s of a.symbols) lengths[s]! += 1;
-    for (const s of b.symbols) lengths[s]! += 1;
-    nodes = [{ w: a.w + b.w, symbols: [...a.symbols, ...b.symbols] }, ...nodes.slice(2)];
-  }
+  const depth = new Int32Array(2 * n);
+  for (let i = 2 * n - 3; i >= 0; i--) depth[i] = depth[parent[i]!]! + 1;
+  const lengths = new Array<number>(n).fill(0);
+  order.forEach((s, i) => void (lengths[s] = Math.max(1, depth[i]!)));
   return lengths;
 }
 
-/** A canonical code (DEFLATE's assignment, RFC 1951 §3.2.2) built from code lengths. */
+const utf8 = new TextEncoder();
+/** Bits looked up at once when decoding; longer codes continue bit by bit. */
+const TABLE_BITS = 10;
+
 export class HuffmanCode {
+  readonly eos: number;
   private readonly codes: Uint32Array;
   private readonly lengths: Uint8Array;
-  /** For decoding: symbols sorted by (length, symbol); count and first code per length. */
+  private readonly tokens: readonly Uint8Array[];
+  /** Tokens by their first two bytes (b0 * 256 + b1), longest first. */
+  private readonly buckets = new Map<number, number[]>();
   private readonly sorted: Uint16Array;
   private readonly countPerLength: Uint16Array;
   private readonly maxLength: number;
+  /** TABLE_BITS-bit prefix → symbol * 32 + length, or 0 when the code is longer. */
+  private readonly table: Int32Array;
 
-  constructor(lengths: readonly number[]) {
+  constructor(lengths: readonly number[], tokens: readonly string[] = []) {
     const n = lengths.length;
+    if (n !== 257 + tokens.length) throw new RangeError("Huffman lengths must cover bytes, tokens and EOS");
+    this.eos = n - 1;
+    this.tokens = tokens.map((t) => utf8.encode(t));
+    this.tokens.forEach((t, i) => {
+      if (t.length < 2) return;
+      const key = t[0]! * 256 + t[1]!;
+      const list = this.buckets.get(key) ?? [];
+      list.push(i);
+      this.buckets.set(key, list);
+    });
+    for (const list of this.buckets.values())
+      list.sort((a, b) => this.tokens[b]!.length - this.tokens[a]!.length);
     this.lengths = Uint8Array.from(lengths);
     this.codes = new Uint32Array(n);
     this.maxLength = Math.max(...lengths);
@@ -70,76 +99,187 @@ export class HuffmanCode {
       const len = lengths[s]!;
       if (len > 0) this.codes[s] = next[len]!++;
     }
+    this.table = new Int32Array(1 << TABLE_BITS);
+    for (let s = 0; s < n; s++) {
+      const len = lengths[s]!;
+      if (len === 0 || len > TABLE_BITS) continue;
+      const first = this.codes[s]! << (TABLE_BITS - len);
+      for (let i = 0; i < 1 << (TABLE_BITS - len); i++) this.table[first + i] = s * 32 + len;
+    }
   }
 
-  /** Encoded size in bytes of `bytes` (without the CBOR header). */
-  sizeOf(bytes: Uint8Array): number {
-    let bits = 0;
-    for (let i = 0; i < bytes.length; i++) bits += this.lengths[bytes[i]!]!;
-    return (bits + 7) >>> 3;
+  get symbolCount(): number {
+    return this.lengths.length;
   }
 
-  encode(bytes: Uint8Array): Uint8Array {
-    const out = new Uint8Array(this.sizeOf(bytes));
+  /**
+   * The cheapest symbol sequence for `bytes` (shortest path, ties to the longest token) and its size
+   * in bytes. `symbols` is scratch space of at least bytes.length entries; returns the symbol count.
+   */
+  plan(
+    bytes: Uint8Array,
+    symbols: Uint16Array,
+    cost: Uint32Array,
+    back: Uint16Array,
+  ): { count: number; size: number } {
+    const n = bytes.length;
+    cost[0] = 0;
+    for (let i = 1; i <= n; i++) cost[i] = 0xffffffff;
+    for (let i = 0; i < n; i++) {
+      const here = cost[i]!;
+      const b = bytes[i]!;
+      const single = here + this.lengths[b]!;
+      if (single < cost[i + 1]!) {
+        cost[i + 1] = single;
+        back[i + 1] = b;
+      }
+      if (i + 1 < n) {
+        const bucket = this.buckets.get(b * 256 + bytes[i + 1]!);
+        if (bucket !== undefined) {
+          for (const t of bucket) {
+            const tok = this.tokens[t]!;
+            const end = i + tok.length;
+            if (end > n) continue;
+            let match = true;
+            for (let k = 2; k < tok.length; k++) {
+              if (bytes[i + k] !== tok[k]) {
+                match = false;
+                break;
+              }
+            }
+            if (!match) continue;
+            const c = here + this.lengths[256 + t]!;
+            if (c < cost[end]!) {
+              cost[end] = c;
+              back[end] = 256 + t;
+            }
+          }
+        }
+      }
+    }
+    // Walk back from the end to recover the path, then reverse it in place.
+    let count = 0;
+    for (let j = n; j > 0; ) {
+      const s = back[j]!;
+      symbols[count++] = s;
+      j -= s < 256 ? 1 : this.tokens[s - 256]!.length;
+    }
+    for (let a = 0, z = count - 1; a < z; a++, z--) {
+      const t = symbols[a]!;
+      symbols[a] = symbols[z]!;
+      symbols[z] = t;
+    }
+    return { count, size: (cost[n]! + 7) >>> 3 };
+  }
+
+  /** Writes `count` planned symbols into `out` at `offset`; returns the end offset. */
+  emit(symbols: Uint16Array, count: number, out: Uint8Array, offset: number): number {
     let acc = 0;
     let nbits = 0;
-    let o = 0;
-    for (let i = 0; i < bytes.length; i++) {
-      const s = bytes[i]!;
-      const len = this.lengths[s]!;
+    let o = offset;
+    for (let i = 0; i < count; i++) {
+      const s = symbols[i]!;
+      let len = this.lengths[s]!;
       const code = this.codes[s]!;
-      // Emit MSB first, at most 8 bits at a time so `acc` stays below 2^31.
-      for (let shift = len; shift > 0; ) {
-        const take = Math.min(shift, 8);
-        shift -= take;
-        acc = (acc << take) | ((code >>> shift) & ((1 << take) - 1));
+      // Emit MSB first, at most 8 bits at a time so `acc` stays small.
+      while (len > 0) {
+        const take = len < 8 ? len : 8;
+        len -= take;
+        acc = (acc << take) | ((code >>> len) & ((1 << take) - 1));
         nbits += take;
-        while (nbits >= 8) {
+        if (nbits >= 8) {
           nbits -= 8;
           out[o++] = (acc >>> nbits) & 0xff;
+          acc &= (1 << nbits) - 1;
         }
-        acc &= (1 << nbits) - 1;
       }
     }
     if (nbits > 0) out[o++] = ((acc << (8 - nbits)) | ((1 << (8 - nbits)) - 1)) & 0xff;
+    return o;
+  }
+
+  /** Convenience: the literal for `bytes` as a new array. */
+  encode(bytes: Uint8Array): Uint8Array {
+    const symbols = new Uint16Array(bytes.length);
+    const { count, size } = this.plan(
+      bytes,
+      symbols,
+      new Uint32Array(bytes.length + 1),
+      new Uint16Array(bytes.length + 1),
+    );
+    const out = new Uint8Array(size);
+    this.emit(symbols, count, out, 0);
     return out;
   }
 
-  /** Decodes a literal; `offset` is where it starts in the frame, for errors. */
-  decode(data: Uint8Array, offset: number, maxBytes: number): Uint8Array {
-    const out: number[] = [];
-    let code = 0; // bits of the current code so far
-    let first = 0; // first code of the current length
-    let index = 0; // index into `sorted` of the first symbol of the current length
-    let len = 0;
-    let allOnes = true;
-    for (let i = 0; i < data.length; i++) {
-      const byte = data[i]!;
-      for (let bit = 7; bit >= 0; bit--) {
-        const b = (byte >>> bit) & 1;
-        code = (code << 1) | b;
-        allOnes &&= b === 1;
-        len++;
-        const count = this.countPerLength[len] ?? 0;
-        if (code - first < count) {
-          const symbol = this.sorted[index + code - first]!;
-          if (symbol === EOS) throw new CodecError("BAD_HUFFMAN", offset + i, "EOS symbol inside a literal");
-          if (out.length >= maxBytes)
-            throw new CodecError("LIMIT", offset + i, "string longer than maxStringBytes");
-          out.push(symbol);
-          code = 0;
-          first = 0;
-          index = 0;
-          len = 0;
-          allOnes = true;
-        } else {
-          if (len >= this.maxLength) throw new CodecError("BAD_HUFFMAN", offset + i, "invalid code");
-          index += count;
-          first = (first + count) << 1;
+  /**
+   * Decodes a literal into `out` (capacity = the string limit); returns the byte length. `offset` is
+   * where the literal starts in the frame, for errors.
+   */
+  decode(data: Uint8Array, offset: number, out: Uint8Array): number {
+    const totalBits = data.length * 8;
+    let pos = 0; // bit position
+    let o = 0;
+    while (totalBits - pos >= 8 || (pos < totalBits && !this.onesFrom(data, pos))) {
+      const peek = this.peek(data, pos);
+      const entry = this.table[peek]!;
+      let symbol: number;
+      let len: number;
+      if (entry !== 0) {
+        symbol = entry >>> 5;
+        len = entry & 31;
+      } else {
+        ({ symbol, len } = this.slow(data, pos, offset));
+      }
+      if (pos + len > totalBits)
+        throw new CodecError("BAD_HUFFMAN", offset + (pos >>> 3), "code runs past the end");
+      pos += len;
+      if (symbol === this.eos)
+        throw new CodecError("BAD_HUFFMAN", offset + (pos >>> 3), "EOS symbol inside a literal");
+      if (symbol < 256) {
+        if (o >= out.length)
+          throw new CodecError("LIMIT", offset + (pos >>> 3), "string longer than maxStringBytes");
+        out[o++] = symbol;
+      } else {
+        const tok = this.tokens[symbol - 256]!;
+        if (o + tok.length > out.length) {
+          throw new CodecError("LIMIT", offset + (pos >>> 3), "string longer than maxStringBytes");
         }
+        out.set(tok, o);
+        o += tok.length;
       }
     }
-    if (len > 7 || !allOnes) throw new CodecError("BAD_HUFFMAN", offset + data.length, "bad padding");
-    return Uint8Array.from(out);
+    return o;
+  }
+
+  /** True when every bit from `pos` to the end is 1 (valid padding, if fewer than 8 bits). */
+  private onesFrom(data: Uint8Array, pos: number): boolean {
+    const byte = data[pos >>> 3]!;
+    const mask = (1 << (8 - (pos & 7))) - 1;
+    return (byte & mask) === mask;
+  }
+
+  /** The next TABLE_BITS bits from `pos`, with 1 bits beyond the end (as padding would be). */
+  private peek(data: Uint8Array, pos: number): number {
+    const i = pos >>> 3;
+    const word = ((data[i] ?? 0xff) << 16) | ((data[i + 1] ?? 0xff) << 8) | (data[i + 2] ?? 0xff);
+    return (word >>> (24 - (pos & 7) - TABLE_BITS)) & ((1 << TABLE_BITS) - 1);
+  }
+
+  /** Canonical decoding one bit at a time (RFC 1951 §3.2.2 order), for codes longer than TABLE_BITS. */
+  private slow(data: Uint8Array, start: number, offset: number): { symbol: number; len: number } {
+    let code = 0;
+    let first = 0;
+    let index = 0;
+    for (let len = 1; len <= this.maxLength; len++) {
+      const pos = start + len - 1;
+      const byte = data[pos >>> 3] ?? 0xff;
+      code = (code << 1) | ((byte >>> (7 - (pos & 7))) & 1);
+      const count = this.countPerLength[len]!;
+      if (code - first < count) return { symbol: this.sorted[index + code - first]!, len };
+      index += count;
+      first = (first + count) << 1;
+    }
+    throw new CodecError("BAD_HUFFMAN", offset + (start >>> 3), "invalid code");
   }
 }

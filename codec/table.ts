@@ -1,68 +1,116 @@
 /**
- * The session string table (FORMAT.md §6), QPACK-style (RFC 9204 §2.1.2 "blocked references" avoided):
- * an encoder references an entry only after the peer acknowledged the frame that inserted it, or within
- * the frame that inserts it. Indices are assigned by the encoder, carried in the frame (base + order), and
- * never reused within a session, so a lost, duplicated or reordered frame can never change what a later
- * frame means.
+ * The session table (FORMAT.md §6), QPACK-style (RFC 9204 §2.1.1): an encoder references an entry only
+ * after the peer acknowledged the frame that inserted it, or later in the frame that inserts it. Indices
+ * are assigned by the encoder, carried in the frame (base + pre-order position), and never reused within
+ * a session, so a lost, duplicated or reordered frame can never change what a later frame means.
+ *
+ * An entry is a string or a shape: an element's name and attributes, which later elements reuse with a
+ * few attribute values overridden (FORMAT.md §6.3).
  */
 import { CodecError } from "./errors.js";
 import type { CodecLimits } from "./limits.js";
+import type { XAttr } from "./tree.js";
 
-const utf8 = new TextEncoder();
+/** An element head remembered by the session table. */
+export interface Shape {
+  readonly kind: "shape";
+  readonly ns: string;
+  readonly name: string;
+  /** Global qname id, the context of the attribute and value ids in overrides. */
+  readonly qid: number | undefined;
+  readonly attrs: readonly XAttr[];
+  /** Global attribute ids, parallel to `attrs` (undefined for attributes outside the dictionary). */
+  readonly aids: readonly (number | undefined)[];
+}
+
+export type Entry = string | Shape;
+
+/** The lookup key of a shape: name and attribute names, not values. */
+export function shapeKey(ns: string, name: string, attrs: readonly XAttr[]): string {
+  let key = `${ns}\u0001${name}`;
+  for (const a of attrs) key += `\u0001${a.ns}\u0002${a.name}`;
+  return key;
+}
+
+/** Bytes an entry counts against maxTableBytes (UTF-16 length is an upper bound on neither side). */
+export function entrySize(entry: Entry): number {
+  if (typeof entry === "string") return utf8Length(entry);
+  let n = utf8Length(entry.name);
+  for (const a of entry.attrs) n += utf8Length(a.name) + utf8Length(a.value);
+  return n;
+}
+
+export function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff)
+      n += 1; // a surrogate pair: 4 bytes for 2 code units
+    else n += 2;
+  }
+  return n;
+}
 
 /** Encoder side: assigns indices, tracks which ones the peer has acknowledged. */
 export class EncoderTable {
-  /** Next index to assign; indices below it were assigned (some maybe lost). */
   private next: number;
   private bytes = 0;
-  /** Every acknowledged string and the index the peer holds it at. */
+  /** Acknowledged strings and the index the peer holds each at. */
   private readonly acked = new Map<string, number>();
-  /** Index → string for inserts not yet acknowledged. */
-  private readonly pending = new Map<number, string>();
+  /** Acknowledged shapes by key. */
+  private readonly ackedShapes = new Map<string, Array<{ index: number; shape: Shape }>>();
+  /** Index → entry for inserts not yet acknowledged. */
+  private readonly pending = new Map<number, Entry>();
 
   constructor(
     private readonly limits: CodecLimits,
     aliases: readonly string[] = [],
   ) {
-    aliases.forEach((alias, i) => {
-      if (!this.acked.has(alias)) this.acked.set(alias, i);
-    });
+    aliases.forEach((alias, i) => void (this.acked.has(alias) || this.acked.set(alias, i)));
     this.next = aliases.length;
   }
 
-  /** The acknowledged index of `value`, if any. */
   lookup(value: string): number | undefined {
     return this.acked.get(value);
   }
 
-  /** The index the next insert gets. */
+  shapes(key: string): readonly { index: number; shape: Shape }[] | undefined {
+    return this.ackedShapes.get(key);
+  }
+
   get nextIndex(): number {
     return this.next;
   }
 
-  /** True when an entry of `value` still fits the limits the decoder enforces. */
-  canInsert(value: string): boolean {
-    return (
-      this.next < this.limits.maxTableEntries &&
-      this.bytes + utf8.encode(value).length <= this.limits.maxTableBytes
-    );
+  /** True when an entry of `size` bytes still fits the limits the decoder enforces. */
+  canInsert(size: number): boolean {
+    return this.next < this.limits.maxTableEntries && this.bytes + size <= this.limits.maxTableBytes;
   }
 
-  /** Assigns the next index to `value` (the caller writes the insert into the frame). */
-  insert(value: string): number {
+  /** Assigns the next index to `entry` (the caller writes the insert into the frame). */
+  insert(entry: Entry, size: number): number {
     const index = this.next++;
-    this.bytes += utf8.encode(value).length;
-    this.pending.set(index, value);
+    this.bytes += size;
+    this.pending.set(index, entry);
     return index;
   }
 
   /** The peer decoded the frame that carried these inserts: they may be referenced from now on. */
   acknowledge(indices: Iterable<number>): void {
     for (const index of indices) {
-      const value = this.pending.get(index);
-      if (value === undefined) continue;
+      const entry = this.pending.get(index);
+      if (entry === undefined) continue;
       this.pending.delete(index);
-      if (!this.acked.has(value)) this.acked.set(value, index);
+      if (typeof entry === "string") {
+        if (!this.acked.has(entry)) this.acked.set(entry, index);
+      } else {
+        const key = shapeKey(entry.ns, entry.name, entry.attrs);
+        const list = this.ackedShapes.get(key) ?? [];
+        list.push({ index, shape: entry });
+        this.ackedShapes.set(key, list);
+      }
     }
   }
 
@@ -74,7 +122,7 @@ export class EncoderTable {
 
 /** Decoder side: holds what the peer's frames inserted, within the same limits. */
 export class DecoderTable {
-  private readonly entries = new Map<number, string>();
+  private readonly entries = new Map<number, Entry>();
   private bytes = 0;
 
   constructor(
@@ -84,43 +132,54 @@ export class DecoderTable {
     aliases.forEach((alias, i) => void this.entries.set(i, alias));
   }
 
-  get(index: number, offset: number): string {
-    const value = this.entries.get(index);
-    if (value === undefined) throw new CodecError("UNKNOWN_REF", offset, `table entry ${index} is not held`);
-    return value;
+  get(index: number, offset: number): Entry {
+    const entry = this.entries.get(index);
+    if (entry === undefined) throw new CodecError("UNKNOWN_REF", offset, `table entry ${index} is not held`);
+    return entry;
   }
 
   has(index: number): boolean {
     return this.entries.has(index);
   }
 
-  /** Stores an insert; the same index with the same string again is a harmless repeat. */
-  insert(index: number, value: string, offset: number): void {
+  /** Stores an insert; the same index with the same entry again is a harmless repeat. */
+  insert(index: number, entry: Entry, offset: number): boolean {
     const existing = this.entries.get(index);
     if (existing !== undefined) {
-      if (existing !== value)
-        throw new CodecError("TABLE_CONFLICT", offset, `table entry ${index} holds another string`);
-      return;
+      if (!sameEntry(existing, entry)) {
+        throw new CodecError("TABLE_CONFLICT", offset, `table entry ${index} holds something else`);
+      }
+      return false;
     }
-    const size = utf8.encode(value).length;
+    const size = entrySize(entry);
     if (index >= this.limits.maxTableEntries || this.bytes + size > this.limits.maxTableBytes) {
       throw new CodecError("TABLE_FULL", offset, `insert at ${index} exceeds the table limits`);
     }
-    this.entries.set(index, value);
+    this.entries.set(index, entry);
     this.bytes += size;
+    return true;
   }
 
-  /** Removes entries (used to undo the inserts of a frame that failed to decode). */
+  /** Removes entries (undoes the inserts of a frame that failed to decode). */
   remove(indices: readonly number[]): void {
     for (const index of indices) {
-      const value = this.entries.get(index);
-      if (value === undefined) continue;
+      const entry = this.entries.get(index);
+      if (entry === undefined) continue;
       this.entries.delete(index);
-      this.bytes -= utf8.encode(value).length;
+      this.bytes -= entrySize(entry);
     }
   }
 
   get size(): number {
     return this.entries.size;
   }
+}
+
+function sameEntry(a: Entry, b: Entry): boolean {
+  if (typeof a === "string" || typeof b === "string") return a === b;
+  if (a.ns !== b.ns || a.name !== b.name || a.attrs.length !== b.attrs.length) return false;
+  return a.attrs.every((x, i) => {
+    const y = b.attrs[i]!;
+    return x.ns === y.ns && x.name === y.name && x.value === y.value;
+  });
 }

@@ -50,8 +50,8 @@ export function renderDecimal(d: Decimal): string {
 /** An XEP-0082 DateTime: seconds since the epoch of the written wall time, zone, optional fraction. */
 export interface Timestamp {
   readonly seconds: number;
-  /** Minutes east of UTC, or null for `Z`. */
-  readonly zone: number | null;
+  /** Minutes east of UTC, null for `Z`, false for no zone designator (xs:dateTime local time). */
+  readonly zone: number | null | false;
   readonly fraction: number;
   readonly fractionDigits: number;
 }
@@ -62,11 +62,12 @@ export function parseTimestamp(s: string): Timestamp | undefined {
   const [, y, mo, d, h, mi, se, frac, zone] = m;
   const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(se));
   if (!Number.isFinite(ms) || Number(y) < 1000) return undefined;
-  let zoneMinutes: number | null = null;
-  if (zone !== "Z") {
-    const sign = zone![0] === "-" ? -1 : 1;
-    zoneMinutes = sign * (Number(zone!.slice(1, 3)) * 60 + Number(zone!.slice(4, 6)));
-    if (zoneMinutes === 0 && zone![0] === "-") return undefined; // "-00:00" would come back as "+00:00"
+  let zoneMinutes: number | null | false = null;
+  if (zone === undefined) zoneMinutes = false;
+  else if (zone !== "Z") {
+    const sign = zone[0] === "-" ? -1 : 1;
+    zoneMinutes = sign * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6)));
+    if (zoneMinutes === 0 && zone[0] === "-") return undefined; // "-00:00" would come back as "+00:00"
   }
   const t: Timestamp = {
     seconds: ms / 1000,
@@ -83,6 +84,7 @@ export function renderTimestamp(t: Timestamp): string {
   const date = new Date(t.seconds * 1000);
   let out = `${String(date.getUTCFullYear()).padStart(4, "0")}-${pad2(date.getUTCMonth() + 1)}-${pad2(date.getUTCDate())}T${pad2(date.getUTCHours())}:${pad2(date.getUTCMinutes())}:${pad2(date.getUTCSeconds())}`;
   if (t.fractionDigits > 0) out += `.${String(t.fraction).padStart(t.fractionDigits, "0")}`;
+  if (t.zone === false) return out;
   if (t.zone === null) return `${out}Z`;
   const abs = Math.abs(t.zone);
   return `${out}${t.zone < 0 ? "-" : "+"}${pad2(Math.floor(abs / 60))}:${pad2(abs % 60)}`;

@@ -13,7 +13,9 @@ export const Tags = Object.freeze({
   JID: 7,
   /** cxmpp: an integer written as canonical decimal text. */
   INTEGER: 8,
-  /** cxmpp: XEP-0082 DateTime with zone or fraction: [seconds, zoneMinutes|null, fraction?, digits?]. */
+  /** cxmpp: in an element's name position, the element head (name + attributes) becomes a table shape. */
+  SHAPE: 11,
+  /** cxmpp: XEP-0082 DateTime with zone or fraction: [seconds, zoneMinutes|null(Z)|false(none), fraction?, digits?]. */
   DATETIME: 10,
   /** RFC 8949 §3.4.5.2: bytes written as base64 (RFC 4648 §4, padded). */
   BASE64: 22,

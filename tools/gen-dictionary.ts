@@ -14,7 +14,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { huffmanCodeLengths } from "../codec/huffman.js";
+import { HuffmanCode, huffmanCodeLengths } from "../codec/huffman.js";
 import { type XElement, XML_NS } from "../codec/tree.js";
 import { parseXml } from "../gateway/xml/stanza-xml.js";
 import { readCorpus } from "./corpus.js";
@@ -149,7 +149,8 @@ function main(): void {
         const text = e.children[0];
         valueCount.add(text);
         textValueCount.add(`${q}\t${text}`);
-        if (ENUM_TEXT_PARENTS.has(e.name) || parent?.name === "field") addSource(enumCandidates, text, source);
+        if (ENUM_TEXT_PARENTS.has(e.name) || parent?.name === "field")
+          addSource(enumCandidates, text, source);
       }
     });
   }
@@ -214,24 +215,63 @@ function main(): void {
     if (tids.length > 0) textValues.push([qid, tids]);
   });
 
-  // Huffman model over bytes 0-255 plus EOS (256), trained on RFC example values not in the dictionary.
+  // Tokens for string literals: protocol words of this dictionary (element, attribute and value names and
+  // the alphabetic parts of values and namespaces) plus the fixed pieces of URIs.
+  const words = new Set<string>([
+    "http://",
+    "https://",
+    "urn:xmpp:",
+    "urn:ietf:params:",
+    "www.",
+    ".com",
+    ".org",
+    ".net",
+  ]);
+  for (const [, name] of qnameList) words.add(name);
+  for (const a of attrList) words.add(a.replace(/^xml:/, ""));
+  for (const v of [...valueList, ...namespaces]) {
+    if (v.length <= 24) words.add(v);
+    for (const part of v.split(/[^A-Za-z]+/)) words.add(part);
+  }
+  const tokens = [...words].filter((w) => w.length >= 3 && w.length <= 24 && /^[\x21-\x7e]+$/.test(w)).sort();
+
+  // Huffman model over bytes, tokens and EOS, trained on RFC 6120/6121 example values that the dictionary
+  // does not already hold (tools/README: the size benchmark runs on the XEP examples instead). Two rounds:
+  // the first code decides which tokenisation is cheapest, the second counts that tokenisation.
   const valueSet = new Set(valueList);
-  const freq = new Array<number>(257).fill(1);
+  const trainingValues: Uint8Array[] = [];
   const encoder = new TextEncoder();
   for (const entry of rfc) {
     walk(parseXml(entry.xml), (e) => {
       const strings = e.attrs.map((a) => a.value);
       for (const c of e.children) if (typeof c === "string" && c.trim() !== "") strings.push(c);
-      for (const s of strings) {
-        if (valueSet.has(s)) continue;
-        for (const b of encoder.encode(s)) freq[b] = (freq[b] ?? 0) + 40;
-      }
+      for (const s of strings) if (!valueSet.has(s)) trainingValues.push(encoder.encode(s));
     });
   }
-  // Printable ASCII gets a floor above the control bytes: free text in other examples uses it all.
-  for (let b = 0x20; b < 0x7f; b++) freq[b] = (freq[b] ?? 0) + 30;
-  freq[256] = 0.5; // EOS: the rarest symbol, so its code is the all-ones longest code (RFC 7541 §5.2)
-  const lengths = huffmanCodeLengths(freq, 24);
+  const symbolCount = 257 + tokens.length;
+  const eos = symbolCount - 1;
+  let lengths: number[] = new Array<number>(symbolCount).fill(12);
+  for (let b = 0; b < 256; b++) lengths[b] = 8;
+  for (let round = 0; round < 3; round++) {
+    const freq = new Array<number>(symbolCount).fill(0.5);
+    for (let t = 256; t < eos; t++) freq[t] = 0.8; // an unseen token is still likelier than its letters
+    for (let b = 0x20; b < 0x7f; b++) freq[b] = (freq[b] ?? 0) + 2; // printable ASCII: free text uses it all
+    freq[eos] = 0.01; // the rarest symbol, so its code is the all-ones longest code (RFC 7541 §5.2)
+    const code = new HuffmanCode(lengths, tokens);
+    for (const bytes of trainingValues) {
+      const symbols = new Uint16Array(bytes.length);
+      const { count } = code.plan(
+        bytes,
+        symbols,
+        new Uint32Array(bytes.length + 1),
+        new Uint16Array(bytes.length + 1),
+      );
+      for (let i = 0; i < count; i++) freq[symbols[i]!] = (freq[symbols[i]!] ?? 0) + 4;
+    }
+    lengths = huffmanCodeLengths(freq, 24);
+  }
+  if (lengths[eos] !== Math.max(...lengths) || lengths[eos]! < 8)
+    throw new Error("EOS must have the longest code");
 
   const body = {
     version: 1,
@@ -243,6 +283,7 @@ function main(): void {
     elementAttrs,
     attrValues,
     textValues,
+    tokens,
     huffman: lengths,
   };
   const canonical = JSON.stringify(body);

@@ -26,6 +26,9 @@ export interface DictionaryData {
   readonly attrValues: readonly (readonly [number, number, readonly number[]])[];
   /** [qname id, value ids]: enumerated text of that element. */
   readonly textValues: readonly (readonly [number, readonly number[]])[];
+  /** Token alphabet of the Huffman model (symbols 256…). */
+  readonly tokens: readonly string[];
+  /** Code lengths of bytes 0-255, the tokens, then EOS. */
   readonly huffman: readonly number[];
 }
 
@@ -53,6 +56,15 @@ class Context {
 
 const EMPTY = new Context([]);
 
+function nested(map: Map<string, Map<string, number>>, ns: string, name: string, id: number): void {
+  let inner = map.get(ns);
+  if (!inner) {
+    inner = new Map();
+    map.set(ns, inner);
+  }
+  if (!inner.has(name)) inner.set(name, id);
+}
+
 export class StaticDictionary {
   readonly namespaces: readonly string[];
   readonly qnames: readonly QName[];
@@ -60,8 +72,9 @@ export class StaticDictionary {
   readonly values: readonly string[];
   readonly huffman: HuffmanCode;
   private readonly nsIndex = new Map<string, number>();
-  private readonly qnameIndex = new Map<string, number>();
-  private readonly attrIndex = new Map<string, number>();
+  /** namespace → local name → id: nested maps avoid building a key string per lookup. */
+  private readonly qnameIndex = new Map<string, Map<string, number>>();
+  private readonly attrIndex = new Map<string, Map<string, number>>();
   private readonly valueIndex = new Map<string, number>();
   private readonly nsContexts: Context[];
   private readonly attrContexts = new Map<number, Context>();
@@ -78,15 +91,16 @@ export class StaticDictionary {
       a.startsWith("xml:") ? { ns: XML_NS, name: a.slice(4) } : { ns: "", name: a },
     );
     this.values = data.values;
-    this.huffman = new HuffmanCode(data.huffman);
+    this.huffman = new HuffmanCode(data.huffman, data.tokens ?? []);
     // First occurrence wins, so an id always decodes back to the string that chose it.
     data.namespaces.forEach((ns, i) => void (this.nsIndex.has(ns) || this.nsIndex.set(ns, i)));
-    this.qnames.forEach((q, i) => void this.qnameIndex.set(`${q.ns} ${q.name}`, i));
-    this.attributes.forEach((a, i) => void this.attrIndex.set(`${a.ns} ${a.name}`, i));
+    this.qnames.forEach((q, i) => nested(this.qnameIndex, q.ns, q.name, i));
+    this.attributes.forEach((a, i) => nested(this.attrIndex, a.ns, a.name, i));
     data.values.forEach((v, i) => void (this.valueIndex.has(v) || this.valueIndex.set(v, i)));
     this.nsContexts = data.namespaces.map((_, i) => new Context(data.nsElements?.[i] ?? []));
     for (const [qid, aids] of data.elementAttrs ?? []) this.attrContexts.set(qid, new Context(aids));
-    for (const [qid, aid, vids] of data.attrValues ?? []) this.valueContexts.set(qid * 65_536 + aid, new Context(vids));
+    for (const [qid, aid, vids] of data.attrValues ?? [])
+      this.valueContexts.set(qid * 65_536 + aid, new Context(vids));
     for (const [qid, vids] of data.textValues ?? []) this.textContexts.set(qid, new Context(vids));
   }
 
@@ -96,7 +110,7 @@ export class StaticDictionary {
 
   /** Global qname id (the context for attribute and value ids). */
   qnameGlobal(ns: string, name: string): number | undefined {
-    return this.qnameIndex.get(`${ns} ${name}`);
+    return this.qnameIndex.get(ns)?.get(name);
   }
 
   /** Contextual element id of global qname `qid` under a parent in `inheritedNs`. */
@@ -116,7 +130,7 @@ export class StaticDictionary {
   }
 
   attributeGlobal(ns: string, name: string): number | undefined {
-    return this.attrIndex.get(`${ns} ${name}`);
+    return this.attrIndex.get(ns)?.get(name);
   }
 
   attributeId(aid: number, qid: number | undefined): number {
@@ -149,4 +163,7 @@ export class StaticDictionary {
 }
 
 /** Dictionary version 1, the one every cxmpp peer ships. */
-export const DICTIONARY_V1 = new StaticDictionary(DICTIONARY_ID, DICTIONARY_DATA as unknown as DictionaryData);
+export const DICTIONARY_V1 = new StaticDictionary(
+  DICTIONARY_ID,
+  DICTIONARY_DATA as unknown as DictionaryData,
+);
