@@ -95,10 +95,16 @@ export class CborReader {
 
 export function decodeUtf8(bytes: Uint8Array, offset: number): string {
   // ASCII fast path: most XMPP strings are ASCII and TextDecoder has a fixed cost per call.
-  if (bytes.length < 64) {
+  // (`apply` takes the typed array as an array-like; spreading it would go through its iterator.)
+  if (bytes.length < 128) {
     let ascii = true;
-    for (let i = 0; i < bytes.length; i++) if (bytes[i]! > 0x7f) ascii = false;
-    if (ascii) return String.fromCharCode(...bytes);
+    for (let i = 0; i < bytes.length; i++) {
+      if (bytes[i]! > 0x7f) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return String.fromCharCode.apply(null, bytes as unknown as number[]);
   }
   try {
     return utf8.decode(bytes);

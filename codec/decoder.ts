@@ -23,7 +23,7 @@ import { DICTIONARY_V1, type StaticDictionary } from "./dictionary/index.js";
 import type { CodecOptions, SessionCodecOptions } from "./encoder.js";
 import { CodecError } from "./errors.js";
 import { type CodecLimits, resolveLimits } from "./limits.js";
-import { DecoderTable, type Entry, type Shape } from "./table.js";
+import { DecoderTable, type Entry, type Shape, treeSize } from "./table.js";
 import { JABBER_CLIENT, type XAttr, type XElement, type XNode } from "./tree.js";
 import {
   joinJid,
@@ -64,6 +64,7 @@ class FrameReader {
   /** Indices this frame added (not repeats), to undo if the frame fails. */
   readonly added: number[] = [];
   private nodes = 0;
+  private outBytes = 0;
 
   constructor(
     bytes: Uint8Array,
@@ -81,9 +82,8 @@ class FrameReader {
     }
     if (this.r.peekMajor() === MAJOR_UINT) this.nextInsert = this.r.head().value;
     const head = this.r.head();
-    if (head.major !== MAJOR_ARRAY)
-      throw new CodecError("BAD_STRUCTURE", head.offset, "a frame holds one element");
-    const stanza = this.element(head, this.defaultNs, 1);
+    const stanza = this.elementItem(head, this.defaultNs, 1);
+    if (stanza === undefined) throw new CodecError("BAD_STRUCTURE", head.offset, "a frame holds one element");
     if (!this.r.done) throw new CodecError("TRAILING_BYTES", this.r.pos, "bytes after the stanza");
     return stanza;
   }
@@ -106,6 +106,8 @@ class FrameReader {
     const entry =
       nameHead.major === MAJOR_NEGINT ? this.table.get(nameHead.value, nameHead.offset) : undefined;
     if (typeof entry === "object") {
+      if (entry.kind !== "shape")
+        throw new CodecError("BAD_STRUCTURE", nameHead.offset, "a subtree is not a name");
       // A shape reference (FORMAT.md §6.3): the head comes from the table, a map overrides values.
       ({ ns, name, qid } = entry);
       attrs = entry.attrs.slice();
@@ -113,7 +115,9 @@ class FrameReader {
         remaining--;
         this.overrides(entry, attrs);
       }
-      this.nodes += attrs.length;
+      let bytes = 0;
+      for (const a of attrs) bytes += a.value.length;
+      this.spend(attrs.length, bytes, nameHead.offset);
     } else {
       let shapeIndex = -1;
       let inner = nameHead;
@@ -150,10 +154,49 @@ class FrameReader {
     for (; remaining > 0; remaining--) {
       const child = this.r.head();
       this.count(child.offset);
-      if (child.major === MAJOR_ARRAY) children.push(this.element(child, ns, depth + 1));
-      else children.push(this.value(child, { qid, aid: -1 }));
+      children.push(this.elementItem(child, ns, depth + 1) ?? this.value(child, { qid, aid: -1 }));
     }
     return { kind: "element", ns, name, attrs, children };
+  }
+
+  /**
+   * An element in any of its forms (FORMAT.md §3, §6.3, §6.4), or undefined when `head` starts a text
+   * Value instead: an array; a subtree insert 13([…]); a bare reference to a shape (the element with no
+   * overrides and no children) or to a subtree (the whole element again).
+   */
+  private elementItem(head: Head, inheritedNs: string, depth: number): XElement | undefined {
+    if (head.major === MAJOR_ARRAY) return this.element(head, inheritedNs, depth);
+    if (head.major === MAJOR_TAG && head.value === Tags.SUBTREE) {
+      const index = this.nextInsert++; // pre-order: numbered before everything inside (§6.1)
+      const inner = this.r.head();
+      if (inner.major !== MAJOR_ARRAY)
+        throw new CodecError("BAD_STRUCTURE", inner.offset, "a subtree wraps an element");
+      const element = this.element(inner, inheritedNs, depth);
+      const { nodes, bytes } = treeSize(element);
+      this.remember(index, { kind: "subtree", element, nodes, bytes }, head.offset);
+      return element;
+    }
+    if (head.major !== MAJOR_NEGINT) return undefined;
+    const entry = this.table.get(head.value, head.offset);
+    if (typeof entry === "string") return undefined;
+    if (depth > this.limits.maxDepth) throw new CodecError("LIMIT", head.offset, "deeper than maxDepth");
+    if (entry.kind === "subtree") {
+      this.spend(entry.nodes, entry.bytes, head.offset);
+      return entry.element;
+    }
+    let bytes = 0;
+    for (const a of entry.attrs) bytes += a.value.length;
+    this.spend(1 + entry.attrs.length, bytes, head.offset);
+    return { kind: "element", ns: entry.ns, name: entry.name, attrs: entry.attrs.slice(), children: [] };
+  }
+
+  /** Counts what a table reference expands to against maxNodes and maxStanzaBytes. */
+  private spend(nodes: number, bytes: number, offset: number): void {
+    this.nodes += nodes;
+    this.outBytes += bytes;
+    if (this.nodes > this.limits.maxNodes) throw new CodecError("LIMIT", offset, "more nodes than maxNodes");
+    if (this.outBytes > this.limits.maxStanzaBytes)
+      throw new CodecError("LIMIT", offset, "stanza larger than maxStanzaBytes");
   }
 
   /** Applies a shape's override map {position: value} to `attrs` (a copy of the shape's attributes). */
@@ -235,6 +278,14 @@ class FrameReader {
    * `qid` null means no static ids are allowed here (names, namespaces, JID parts).
    */
   private value(head: Head, ctx: ValueContext | null): string {
+    const s = this.valueOf(head, ctx);
+    this.outBytes += s.length;
+    if (this.outBytes > this.limits.maxStanzaBytes)
+      throw new CodecError("LIMIT", head.offset, "stanza larger than maxStanzaBytes");
+    return s;
+  }
+
+  private valueOf(head: Head, ctx: ValueContext | null): string {
     switch (head.major) {
       case MAJOR_UINT: {
         if (ctx === null)
@@ -309,6 +360,15 @@ class FrameReader {
         if (exponent > -1 || exponent < -15)
           throw new CodecError("BAD_VALUE", arr.offset, "decimal exponent out of range");
         return renderDecimal({ exponent, mantissa });
+      }
+      case Tags.PACKED_DECIMAL: {
+        const at = this.r.pos;
+        const x = this.integer();
+        const scale = Math.abs(x) % 16;
+        if (scale === 0) throw new CodecError("BAD_VALUE", at, "packed decimal without fraction digits");
+        const magnitude = Math.floor(Math.abs(x) / 16);
+        if (x < 0 && magnitude === 0) throw new CodecError("BAD_VALUE", at, "negative zero decimal");
+        return renderDecimal({ exponent: -scale, mantissa: x < 0 ? -magnitude : magnitude });
       }
       case Tags.EPOCH:
         return renderTimestamp({ seconds: this.seconds(), zone: null, fraction: 0, fractionDigits: 0 });

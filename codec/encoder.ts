@@ -8,7 +8,7 @@ import { Encoder, Tag } from "cbor-x";
 import { DICTIONARY_V1, type StaticDictionary } from "./dictionary/index.js";
 import { CodecError } from "./errors.js";
 import { type CodecLimits, resolveLimits } from "./limits.js";
-import { EncoderTable, type Shape, shapeKey, utf8Length } from "./table.js";
+import { EncoderTable, type Shape, shapeKey, treeKey, treeSize, utf8Length } from "./table.js";
 import { JABBER_CLIENT, type XElement } from "./tree.js";
 import {
   type JidParts,
@@ -100,6 +100,9 @@ function int(n: number): number | bigint {
   return n >= 4_294_967_296 || n < -4_294_967_296 ? BigInt(n) : n;
 }
 
+/** Largest subtree (elements + attributes + texts) worth a table entry; larger ones rarely recur whole. */
+const SUBTREE_MAX_NODES = 16;
+
 /** Values that change from stanza to stanza (numbers, times): never worth a table entry. */
 const VOLATILE = /^[-+0-9.:TZ]*$/;
 
@@ -112,6 +115,10 @@ abstract class FrameEncoder {
   private frameInserts = new Map<string, number>();
   /** Shapes inserted by the frame being built. */
   private frameShapes = new Map<string, Array<{ index: number; shape: Shape }>>();
+  /** Subtrees inserted by the frame being built. */
+  private readonly frameTrees = new Map<string, number>();
+  /** Depth of subtree inserts being written: subtrees inside them are not inserted again. */
+  private insideSubtree = 0;
   private inserted: number[] = [];
   private nodes = 0;
 
@@ -132,11 +139,12 @@ abstract class FrameEncoder {
   encode(stanza: XElement): EncodedFrame {
     this.frameInserts.clear();
     this.frameShapes.clear();
+    this.frameTrees.clear();
     this.inserted = [];
     this.nodes = 0;
     const base = this.table.nextIndex;
     this.prepare(stanza);
-    const root = this.element(stanza, this.defaultNs, 1);
+    const root = this.elementArray(stanza, this.defaultNs, 1);
     const body = cbor.encode(root) as Uint8Array;
     let bytes: Uint8Array;
     if (this.sessionMode && this.inserted.length > 0) {
@@ -156,7 +164,41 @@ abstract class FrameEncoder {
   /** Hook before a frame is built (the stateless encoder counts repeats). */
   protected prepare(_stanza: XElement): void {}
 
-  private element(e: XElement, inheritedNs: string, depth: number): Item[] {
+  /**
+   * An element in session mode may be a reference to an identical earlier subtree, or become one
+   * (FORMAT.md §6.4); otherwise it is written as an array.
+   */
+  private element(e: XElement, inheritedNs: string, depth: number): Item {
+    if (!this.sessionMode || depth < 2 || e.children.length === 0)
+      return this.elementArray(e, inheritedNs, depth);
+    const key = treeKey(e);
+    const known = this.table.subtree(key) ?? this.frameTrees.get(key);
+    if (known !== undefined) {
+      const size = treeSize(e);
+      this.nodes += size.nodes;
+      return -1 - known;
+    }
+    if (this.insideSubtree > 0) return this.elementArray(e, inheritedNs, depth);
+    const size = treeSize(e);
+    if (size.nodes > SUBTREE_MAX_NODES || !this.table.canInsert(size.bytes))
+      return this.elementArray(e, inheritedNs, depth);
+    // Pre-order numbering (FORMAT.md §6.1): the subtree is numbered before anything inside it.
+    const index = this.table.insert(
+      { kind: "subtree", element: e, nodes: size.nodes, bytes: size.bytes },
+      size.bytes,
+      key,
+    );
+    this.inserted.push(index);
+    this.frameTrees.set(key, index);
+    this.insideSubtree++;
+    try {
+      return new Tag(this.elementArray(e, inheritedNs, depth), Tags.SUBTREE);
+    } finally {
+      this.insideSubtree--;
+    }
+  }
+
+  private elementArray(e: XElement, inheritedNs: string, depth: number): Item[] {
     if (depth > this.limits.maxDepth) throw new CodecError("LIMIT", 0, "stanza deeper than maxDepth");
     if (e.name === "") throw new CodecError("UNENCODABLE", 0, "element with an empty name");
     this.nodes += 1 + e.attrs.length + e.children.length;
@@ -199,7 +241,14 @@ abstract class FrameEncoder {
     for (const child of e.children) {
       if (typeof child === "string") {
         if (child !== "") out.push(this.string(child, textContext));
-      } else out.push(this.element(child, e.ns, depth + 1));
+      } else {
+        const item = this.element(child, e.ns, depth + 1);
+        // A childless element that is exactly a known shape is written as the bare reference (§6.3).
+        const only = Array.isArray(item) ? item[0] : undefined;
+        out.push(
+          Array.isArray(item) && item.length === 1 && typeof only === "number" && only < 0 ? only : item,
+        );
+      }
     }
     return out;
   }
@@ -246,6 +295,8 @@ abstract class FrameEncoder {
       }
       return { index: best.index, overrides };
     }
+    // A head whose every value changes each time (a timestamp, a sequence number) never recurs.
+    if (e.attrs.every((a) => VOLATILE.test(a.value))) return undefined;
     let size = utf8Length(e.name);
     for (const a of e.attrs) size += utf8Length(a.name) + utf8Length(a.value);
     if (!this.table.canInsert(size)) return undefined;
@@ -277,7 +328,7 @@ abstract class FrameEncoder {
   }
 
   /** Encodes a string in a Value position, with contextual value ids unless `context` is NO_STATIC. */
-  protected string(value: string, context: ValueContext | null): Item {
+  protected string(value: string, context: ValueContext | null, insertable = true): Item {
     if (value.length > this.limits.maxStringBytes || utf8Length(value) > this.limits.maxStringBytes) {
       throw new CodecError("LIMIT", 0, "string longer than maxStringBytes");
     }
@@ -293,6 +344,7 @@ abstract class FrameEncoder {
     const cost = literal ? literal.cost : value.length + 2;
     const size = utf8Length(value);
     const insert =
+      insertable &&
       size <= this.limits.maxEntryBytes &&
       !VOLATILE.test(value) &&
       this.shouldInsert(value, cost) &&
@@ -309,7 +361,8 @@ abstract class FrameEncoder {
         jid.local === null ? null : this.string(jid.local, NO_STATIC),
         this.string(jid.domain, NO_STATIC),
       ];
-      if (jid.resource !== null) parts.push(this.string(jid.resource, NO_STATIC));
+      // Resources rarely recur apart from their full JID, which is inserted whole.
+      if (jid.resource !== null) parts.push(this.string(jid.resource, NO_STATIC, !this.sessionMode));
       item = new Tag(parts, Tags.JID);
     } else item = literal!.item;
     return insert ? new Tag(item, Tags.INSERT) : item;
@@ -339,8 +392,16 @@ abstract class FrameEncoder {
         return { item: new Tag(int(i), Tags.INTEGER), cost: 1 + headSize(i) };
       const d = i === undefined ? parseDecimal(value) : undefined;
       if (d) {
-        const c = 2 + headSize(d.exponent) + headSize(d.mantissa);
-        if (c < cost) return { item: new Tag([d.exponent, int(d.mantissa)], Tags.DECIMAL), cost: c };
+        const scale = -d.exponent;
+        const packed = Math.abs(d.mantissa) * 16 + scale;
+        if (scale < 16 && Number.isSafeInteger(packed)) {
+          const x = d.mantissa < 0 ? -packed : packed;
+          const c = 1 + headSize(x);
+          if (c < cost) return { item: new Tag(int(x), Tags.PACKED_DECIMAL), cost: c };
+        } else {
+          const c = 2 + headSize(d.exponent) + headSize(d.mantissa);
+          if (c < cost) return { item: new Tag([d.exponent, int(d.mantissa)], Tags.DECIMAL), cost: c };
+        }
       }
       if (n >= 10) {
         const t = parseTimestamp(value);

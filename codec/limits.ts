@@ -8,6 +8,11 @@ export interface CodecLimits {
   readonly maxNodes: number;
   /** Longest single string after decoding, in bytes. Default 16,384. */
   readonly maxStringBytes: number;
+  /**
+   * Most bytes of names, values and text in one decoded stanza. Default 262,144. Bounds what table
+   * references can expand to (a small frame may reference the same large entry many times).
+   */
+  readonly maxStanzaBytes: number;
   /** Session table: most entries (indices are never reused within a session). Default 1,024. */
   readonly maxTableEntries: number;
   /** Session table: most bytes of strings held. Default 16,384. */
@@ -21,6 +26,7 @@ export const DEFAULT_LIMITS: CodecLimits = Object.freeze({
   maxDepth: 32,
   maxNodes: 4_096,
   maxStringBytes: 16_384,
+  maxStanzaBytes: 262_144,
   maxTableEntries: 1_024,
   maxTableBytes: 16_384,
   maxEntryBytes: 128,

@@ -9,7 +9,7 @@
  */
 import { CodecError } from "./errors.js";
 import type { CodecLimits } from "./limits.js";
-import type { XAttr } from "./tree.js";
+import type { XAttr, XElement } from "./tree.js";
 
 /** An element head remembered by the session table. */
 export interface Shape {
@@ -23,7 +23,42 @@ export interface Shape {
   readonly aids: readonly (number | undefined)[];
 }
 
-export type Entry = string | Shape;
+/** A whole element (with its children) remembered by the session table (FORMAT.md §6.4). */
+export interface Subtree {
+  readonly kind: "subtree";
+  readonly element: XElement;
+  /** Nodes and bytes the element expands to, for the decoder's limits. */
+  readonly nodes: number;
+  readonly bytes: number;
+}
+
+export type Entry = string | Shape | Subtree;
+
+/** An exact identity of an element and everything below it. */
+export function treeKey(e: XElement): string {
+  let key = `<${e.ns}\u0001${e.name}`;
+  for (const a of e.attrs) key += `\u0001${a.ns}\u0002${a.name}\u0002${a.value}`;
+  for (const c of e.children) key += typeof c === "string" ? `\u0003${c}` : treeKey(c);
+  return `${key}>`;
+}
+
+/** Nodes (elements, attributes, texts) and bytes (names, values, texts) of a subtree. */
+export function treeSize(e: XElement): { nodes: number; bytes: number } {
+  let nodes = 1 + e.attrs.length;
+  let bytes = utf8Length(e.name);
+  for (const a of e.attrs) bytes += utf8Length(a.name) + utf8Length(a.value);
+  for (const c of e.children) {
+    if (typeof c === "string") {
+      nodes++;
+      bytes += utf8Length(c);
+    } else {
+      const inner = treeSize(c);
+      nodes += inner.nodes;
+      bytes += inner.bytes;
+    }
+  }
+  return { nodes, bytes };
+}
 
 /** The lookup key of a shape: name and attribute names, not values. */
 export function shapeKey(ns: string, name: string, attrs: readonly XAttr[]): string {
@@ -35,6 +70,7 @@ export function shapeKey(ns: string, name: string, attrs: readonly XAttr[]): str
 /** Bytes an entry counts against maxTableBytes (UTF-16 length is an upper bound on neither side). */
 export function entrySize(entry: Entry): number {
   if (typeof entry === "string") return utf8Length(entry);
+  if (entry.kind === "subtree") return entry.bytes;
   let n = utf8Length(entry.name);
   for (const a of entry.attrs) n += utf8Length(a.name) + utf8Length(a.value);
   return n;
@@ -61,6 +97,8 @@ export class EncoderTable {
   private readonly acked = new Map<string, number>();
   /** Acknowledged shapes by key. */
   private readonly ackedShapes = new Map<string, Array<{ index: number; shape: Shape }>>();
+  /** Acknowledged subtrees by treeKey. */
+  private readonly ackedTrees = new Map<string, number>();
   /** Index → entry for inserts not yet acknowledged. */
   private readonly pending = new Map<number, Entry>();
 
@@ -74,6 +112,10 @@ export class EncoderTable {
 
   lookup(value: string): number | undefined {
     return this.acked.get(value);
+  }
+
+  subtree(key: string): number | undefined {
+    return this.ackedTrees.get(key);
   }
 
   shapes(key: string): readonly { index: number; shape: Shape }[] | undefined {
@@ -90,12 +132,16 @@ export class EncoderTable {
   }
 
   /** Assigns the next index to `entry` (the caller writes the insert into the frame). */
-  insert(entry: Entry, size: number): number {
+  insert(entry: Entry, size: number, key?: string): number {
     const index = this.next++;
     this.bytes += size;
     this.pending.set(index, entry);
+    if (key !== undefined) this.pendingKeys.set(index, key);
     return index;
   }
+
+  /** Tree keys of pending subtree inserts (computed once by the encoder). */
+  private readonly pendingKeys = new Map<number, string>();
 
   /** The peer decoded the frame that carried these inserts: they may be referenced from now on. */
   acknowledge(indices: Iterable<number>): void {
@@ -105,6 +151,10 @@ export class EncoderTable {
       this.pending.delete(index);
       if (typeof entry === "string") {
         if (!this.acked.has(entry)) this.acked.set(entry, index);
+      } else if (entry.kind === "subtree") {
+        const key = this.pendingKeys.get(index);
+        this.pendingKeys.delete(index);
+        if (key !== undefined && !this.ackedTrees.has(key)) this.ackedTrees.set(key, index);
       } else {
         const key = shapeKey(entry.ns, entry.name, entry.attrs);
         const list = this.ackedShapes.get(key) ?? [];
@@ -177,6 +227,9 @@ export class DecoderTable {
 
 function sameEntry(a: Entry, b: Entry): boolean {
   if (typeof a === "string" || typeof b === "string") return a === b;
+  if (a.kind === "subtree" || b.kind === "subtree") {
+    return a.kind === "subtree" && b.kind === "subtree" && treeKey(a.element) === treeKey(b.element);
+  }
   if (a.ns !== b.ns || a.name !== b.name || a.attrs.length !== b.attrs.length) return false;
   return a.attrs.every((x, i) => {
     const y = b.attrs[i]!;

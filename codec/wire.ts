@@ -13,8 +13,15 @@ export const Tags = Object.freeze({
   JID: 7,
   /** cxmpp: an integer written as canonical decimal text. */
   INTEGER: 8,
+  /**
+   * cxmpp: a decimal as one integer x: scale = |x| mod 16 (1-15 fraction digits), mantissa =
+   * sign(x) × ⌊|x| / 16⌋. One byte shorter than tag 4 for sensor readings such as `23.4`.
+   */
+  PACKED_DECIMAL: 9,
   /** cxmpp: in an element's name position, the element head (name + attributes) becomes a table shape. */
   SHAPE: 11,
+  /** cxmpp: the wrapped element, with everything below it, becomes a table subtree. */
+  SUBTREE: 13,
   /** cxmpp: XEP-0082 DateTime with zone or fraction: [seconds, zoneMinutes|null(Z)|false(none), fraction?, digits?]. */
   DATETIME: 10,
   /** RFC 8949 §3.4.5.2: bytes written as base64 (RFC 4648 §4, padded). */
