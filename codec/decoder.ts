@@ -23,7 +23,7 @@ import { DICTIONARY_V1, type StaticDictionary } from "./dictionary/index.js";
 import type { CodecOptions, SessionCodecOptions } from "./encoder.js";
 import { CodecError } from "./errors.js";
 import { type CodecLimits, resolveLimits } from "./limits.js";
-import { DecoderTable, type Entry, type Shape, treeSize } from "./table.js";
+import { DecoderTable, type Entry, type Shape, treeSize, utf8Length } from "./table.js";
 import { JABBER_CLIENT, type XAttr, type XElement, type XNode } from "./tree.js";
 import {
   joinJid,
@@ -43,11 +43,14 @@ export interface DecodedFrame {
   readonly inserted: readonly number[];
 }
 
-// Output space for Huffman literals, shared: decoding is synchronous. Grown to the string limit in use.
+// Output space for Huffman literals, shared: decoding is synchronous. Sized by what the literal can
+// expand to (at most the longest token per bit), never by the configured limit alone.
+const MAX_EXPANSION_PER_BIT = 24;
 let scratch = new Uint8Array(256);
-function huffmanScratch(limit: number): Uint8Array {
-  if (scratch.length < limit) scratch = new Uint8Array(limit);
-  return scratch.length === limit ? scratch : scratch.subarray(0, limit);
+function huffmanScratch(packedBytes: number, limit: number): Uint8Array {
+  const need = Math.min(limit, packedBytes * 8 * MAX_EXPANSION_PER_BIT);
+  if (scratch.length < need) scratch = new Uint8Array(Math.max(need, scratch.length * 2));
+  return scratch.subarray(0, need);
 }
 
 /** Where a value stands, for contextual value ids (FORMAT.md §4.2); aid -1 is element text. */
@@ -153,8 +156,12 @@ class FrameReader {
     const children: XNode[] = [];
     for (; remaining > 0; remaining--) {
       const child = this.r.head();
-      this.count(child.offset);
-      children.push(this.elementItem(child, ns, depth + 1) ?? this.value(child, { qid, aid: -1 }));
+      const element = this.elementItem(child, ns, depth + 1); // counts itself
+      if (element) children.push(element);
+      else {
+        this.count(child.offset);
+        children.push(this.value(child, { qid, aid: -1 }));
+      }
     }
     return { kind: "element", ns, name, attrs, children };
   }
@@ -279,6 +286,10 @@ class FrameReader {
    */
   private value(head: Head, ctx: ValueContext | null): string {
     const s = this.valueOf(head, ctx);
+    // Typed values and JIDs are rendered, not read: their text counts against the limit too.
+    if (s.length > this.limits.maxStringBytes / 3 && utf8Length(s) > this.limits.maxStringBytes) {
+      throw new CodecError("LIMIT", head.offset, "string longer than maxStringBytes");
+    }
     this.outBytes += s.length;
     if (this.outBytes > this.limits.maxStanzaBytes)
       throw new CodecError("LIMIT", head.offset, "stanza larger than maxStanzaBytes");
@@ -305,7 +316,7 @@ class FrameReader {
         return this.r.text(head, this.limits.maxStringBytes);
       case MAJOR_BYTES: {
         const packed = this.r.body(head, this.limits.maxStringBytes);
-        const out = huffmanScratch(this.limits.maxStringBytes);
+        const out = huffmanScratch(packed.length, this.limits.maxStringBytes);
         const n = this.dict.huffman.decode(packed, head.offset + 1, out);
         return decodeUtf8(out.subarray(0, n), head.offset);
       }

@@ -198,7 +198,8 @@ abstract class FrameEncoder {
     }
   }
 
-  private elementArray(e: XElement, inheritedNs: string, depth: number): Item[] {
+  /** The element as an array, or as a bare shape reference when it is exactly a known shape (§6.3). */
+  private elementArray(e: XElement, inheritedNs: string, depth: number): Item {
     if (depth > this.limits.maxDepth) throw new CodecError("LIMIT", 0, "stanza deeper than maxDepth");
     if (e.name === "") throw new CodecError("UNENCODABLE", 0, "element with an empty name");
     this.nodes += 1 + e.attrs.length + e.children.length;
@@ -216,6 +217,7 @@ abstract class FrameEncoder {
     const out: Item[] = [];
     const shape = this.sessionMode && attrs.length > 0 ? this.shape(e, qid) : undefined;
     if (typeof shape === "object") {
+      if (!shape.overrides && e.children.length === 0) return -1 - shape.index;
       out.push(-1 - shape.index);
       if (shape.overrides) out.push(shape.overrides);
     } else {
@@ -242,12 +244,7 @@ abstract class FrameEncoder {
       if (typeof child === "string") {
         if (child !== "") out.push(this.string(child, textContext));
       } else {
-        const item = this.element(child, e.ns, depth + 1);
-        // A childless element that is exactly a known shape is written as the bare reference (§6.3).
-        const only = Array.isArray(item) ? item[0] : undefined;
-        out.push(
-          Array.isArray(item) && item.length === 1 && typeof only === "number" && only < 0 ? only : item,
-        );
+        out.push(this.element(child, e.ns, depth + 1));
       }
     }
     return out;

@@ -11,7 +11,7 @@ export {
   StatelessEncoder,
 } from "./encoder.js";
 export { CodecError, type CodecErrorCode } from "./errors.js";
-export { type CodecLimits, DEFAULT_LIMITS } from "./limits.js";
+export { type CodecLimits, DEFAULT_LIMITS, MAX_DEPTH } from "./limits.js";
 export {
   attr,
   el,

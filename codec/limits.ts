@@ -2,7 +2,7 @@
 export interface CodecLimits {
   /** Largest frame accepted, in bytes. Default 65,536: XMPP servers commonly cap stanzas near this. */
   readonly maxFrameBytes: number;
-  /** Deepest element nesting. Default 32 (the corpus needs 12). */
+  /** Deepest element nesting. Default 32 (the corpus needs 12); at most 256, since decoding recurses. */
   readonly maxDepth: number;
   /** Most elements + attributes + text nodes in one stanza. Default 4,096. */
   readonly maxNodes: number;
@@ -21,6 +21,9 @@ export interface CodecLimits {
   readonly maxEntryBytes: number;
 }
 
+/** Recursion bound of the decoder and encoder: far below any JavaScript engine's stack. */
+export const MAX_DEPTH = 256;
+
 export const DEFAULT_LIMITS: CodecLimits = Object.freeze({
   maxFrameBytes: 65_536,
   maxDepth: 32,
@@ -38,5 +41,6 @@ export function resolveLimits(partial: Readonly<Partial<CodecLimits>> | undefine
     if (!Number.isSafeInteger(value) || value < 1)
       throw new RangeError(`codec limit ${key} must be a positive integer`);
   }
+  if (limits.maxDepth > MAX_DEPTH) throw new RangeError(`codec limit maxDepth must be at most ${MAX_DEPTH}`);
   return limits;
 }

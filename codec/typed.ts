@@ -121,7 +121,7 @@ const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const B64_INDEX = new Int16Array(128).fill(-1);
 for (let i = 0; i < B64.length; i++) B64_INDEX[B64.charCodeAt(i)] = i;
 
-/** Canonical padded base64 (RFC 4648 §4) of at least 6 bytes; non-canonical forms stay strings. */
+/** Canonical padded base64 (RFC 4648 §4) of at least 8 characters; non-canonical forms stay strings. */
 export function parseBase64(s: string): Uint8Array | undefined {
   if (s.length < 8 || !B64_RE.test(s)) return undefined;
   const pad = s.endsWith("==") ? 2 : s.endsWith("=") ? 1 : 0;

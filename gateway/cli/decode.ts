@@ -39,7 +39,9 @@ export async function runDecode(arg: string, opts: { sessionAliases?: string }):
     if (!(error instanceof CodecError)) throw error;
     process.stderr.write(`cxmpp decode: ${error.message}\n`);
     process.stderr.write(
-      error.code === "UNKNOWN_REF" ? "  (a session frame: it refers to table entries inserted by earlier frames)\n" : "",
+      error.code === "UNKNOWN_REF"
+        ? "  (a session frame: it refers to table entries inserted by earlier frames)\n"
+        : "",
     );
     return 1;
   }

@@ -24,7 +24,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       code = await runDecode(frame, opts);
     });
 
-  const bench = program.command("bench").description("benchmarks, with the anchors printed beside our figures");
+  const bench = program
+    .command("bench")
+    .description("benchmarks, with the anchors printed beside our figures");
   bench
     .command("codec")
     .description("per-stanza sizes and speed of the codec beside XML, deflate, EXI and CBOR")

@@ -13,6 +13,29 @@ import {
 } from "../../codec/index.js";
 
 const COMMENT = /<!--[\s\S]*?-->/g;
+/** A start tag with its attributes (values may hold '>'), as XML 1.0 §3.1 STag. */
+const START_TAG = /<[^\s/>!?]+((?:\s+[^\s=/>]+\s*=\s*(?:'[^']*'|"[^"]*"))*)\s*\/?>/g;
+const ATTRIBUTE_NAME = /([^\s=/>]+)\s*=\s*(?:'[^']*'|"[^"]*")/g;
+
+/**
+ * ltx keeps attributes in a plain object, so a repeated attribute silently overwrites the first and
+ * `__proto__` silently disappears. XML 1.0 §3.1 forbids the first (well-formedness constraint "Unique
+ * Att Spec"); the second cannot be represented faithfully here. Both become a clear XmlError.
+ */
+function checkAttributes(xml: string): void {
+  if (!xml.includes("=")) return;
+  for (const tag of xml.matchAll(START_TAG)) {
+    const list = tag[1];
+    if (!list) continue;
+    const names = new Set<string>();
+    for (const m of list.matchAll(ATTRIBUTE_NAME)) {
+      const name = m[1]!;
+      if (name === "__proto__") throw new XmlError("attribute name '__proto__' is not supported");
+      if (names.has(name)) throw new XmlError(`duplicate attribute '${name}'`);
+      names.add(name);
+    }
+  }
+}
 
 export class XmlError extends Error {
   override readonly name = "XmlError";
@@ -30,6 +53,7 @@ export interface ParseOptions {
 
 /** Parses one stanza (or any element) into the codec tree; throws `XmlError` on malformed XML. */
 export function parseXml(xml: string, options: ParseOptions = {}): XElement {
+  checkAttributes(xml);
   let root: Element;
   try {
     // ltx 3.1.2 drops the text that follows a comment or CDATA section in the same parent: comments
