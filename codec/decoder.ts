@@ -479,7 +479,8 @@ abstract class FrameDecoder {
     const table = this.tableFor();
     const reader = new FrameReader(bytes, this.dict, this.limits, table, this.defaultNs);
     try {
-      return { stanza: reader.frame(), inserted: reader.inserted };
+      const stanza = reader.frame();
+      return { stanza, inserted: reader.inserted.sort((a, b) => a - b) };
     } catch (error) {
       table.remove(reader.added);
       if (error instanceof CodecError) throw error;
