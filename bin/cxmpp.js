@@ -5,6 +5,12 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
+// `cxmpp … | head` closes stdout early: that is the reader's choice, not an error worth a stack trace.
+process.stdout.on("error", (error) => {
+  if (error.code === "EPIPE") process.exit(0);
+  throw error;
+});
+
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const built = join(root, "dist", "gateway", "cli", "main.js");
 let entry;
