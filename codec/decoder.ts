@@ -5,8 +5,7 @@
  */
 import {
   CborReader,
-  decodeUtf8,
-  type Head,
+  decodeUtf8Range,
   MAJOR_ARRAY,
   MAJOR_BYTES,
   MAJOR_MAP,
@@ -23,7 +22,7 @@ import { DICTIONARY_V1, type StaticDictionary } from "./dictionary/index.js";
 import type { CodecOptions, SessionCodecOptions } from "./encoder.js";
 import { CodecError } from "./errors.js";
 import { type CodecLimits, resolveLimits } from "./limits.js";
-import { DecoderTable, type Entry, type Shape, treeSize, utf8Length } from "./table.js";
+import { DecoderTable, type Entry, type Shape, type Subtree, treeSize, utf8Length } from "./table.js";
 import { JABBER_CLIENT, type XAttr, type XElement, type XNode } from "./tree.js";
 import {
   joinJid,
@@ -47,153 +46,335 @@ export interface DecodedFrame {
 // expand to (at most the longest token per bit), never by the configured limit alone.
 const MAX_EXPANSION_PER_BIT = 24;
 let scratch = new Uint8Array(256);
+/** The last view of `scratch` handed out, reused for the same size (bench codec decode). */
+let scratchView = scratch;
 function huffmanScratch(packedBytes: number, limit: number): Uint8Array {
   const need = Math.min(limit, packedBytes * 8 * MAX_EXPANSION_PER_BIT);
+  if (scratchView.length === need && scratchView.buffer === scratch.buffer) return scratchView;
   if (scratch.length < need) scratch = new Uint8Array(Math.max(need, scratch.length * 2));
-  return scratch.subarray(0, need);
+  scratchView = scratch.subarray(0, need);
+  return scratchView;
 }
 
-/** Where a value stands, for contextual value ids (FORMAT.md §4.2); aid -1 is element text. */
-interface ValueContext {
-  readonly qid: number | undefined;
-  readonly aid: number | undefined;
+/**
+ * Huffman literals recently decoded with one dictionary, direct-mapped by a hash of the packed bytes.
+ * Stanzas repeat the same domains, JIDs and names: on the corpus (one pass, in order) 71% of the
+ * literals hit 1,024 slots, and a hit skips Huffman and UTF-8 decoding, the largest cost in bench codec
+ * decode (tools/scratch-speed2.ts dec). Only literals that decoded without error are stored, so a hit
+ * gives exactly what decoding would; one that decoded to more bytes than this decoder's maxStringBytes
+ * is decoded again, to fail where it always did. Shared by the decoders of a dictionary (see
+ * `memoFor`), so memory stays fixed however many sessions there are (about 300 KB at most, strings included).
+ */
+const CACHE_SLOTS = 1024;
+/** Longest literal cached (packed bytes); each slot keeps a copy of that many bytes. */
+const CACHE_BYTES = 32;
+/** Longest decoded literal cached (bytes): tokens let 32 packed bytes expand to kilobytes. */
+const CACHE_TEXT_BYTES = 256;
+/** Contextual ids memoised per context: the one-byte CBOR integers. */
+const SMALL_IDS = 24;
+
+/** What decoding with one static dictionary can remember across frames (all of it pure). */
+class DictionaryMemo {
+  readonly packed = new Uint8Array(CACHE_SLOTS * CACHE_BYTES);
+  /** Packed length per slot, -1 when empty. */
+  readonly lengths = new Int32Array(CACHE_SLOTS).fill(-1);
+  /** Decoded UTF-8 length per slot, checked against the string limit. */
+  readonly decoded = new Int32Array(CACHE_SLOTS);
+  readonly texts: string[] = new Array<string>(CACHE_SLOTS).fill("");
+  /**
+   * attributeFromId(id, qid) + 1 in row qid + 1 (row 0: no qid) at `id`, 0 when not yet known: bench
+   * codec decode spent a Map lookup per attribute name in the dictionary. Rows are made on first use.
+   */
+  readonly attributes: (Int32Array | undefined)[];
+  /** elementGlobal(id, ns) + 1 per inherited namespace, 0 when not yet known (same bench). */
+  readonly elements = new Map<string, Int32Array>();
+
+  constructor(dict: StaticDictionary) {
+    this.attributes = new Array<Int32Array | undefined>(dict.qnames.length + 1).fill(undefined);
+  }
 }
 
-/** The decoding of one frame: cursor, insert counter and node budget. */
-class FrameReader {
-  private readonly r: CborReader;
+const NO_BYTES = new Uint8Array(0);
+/** Placeholder memo row, never read: `lastNs` is undefined until a real row is cached. */
+const NO_ROW = new Int32Array(SMALL_IDS);
+
+const memos = new WeakMap<StaticDictionary, DictionaryMemo>();
+function memoFor(dict: StaticDictionary): DictionaryMemo {
+  let memo = memos.get(dict);
+  if (memo === undefined) {
+    memo = new DictionaryMemo(dict);
+    memos.set(dict, memo);
+  }
+  return memo;
+}
+
+/**
+ * The decoding of one frame: cursor, insert counter and node budget. It is the cursor itself, and items
+ * pass their head as the reader's `major`/`arg`/`start` fields or as plain numbers, never as objects:
+ * allocation per item dominated bench codec decode (tools/scratch-speed2.ts dec).
+ *
+ * Value contexts (FORMAT.md §4.2) travel as two arguments: `qid` (null means no static ids are allowed
+ * here: names, namespaces, JID parts) and `aid` (-1 is element text).
+ */
+class FrameReader extends CborReader {
   private nextInsert = 0;
-  readonly inserted: number[] = [];
+  inserted: number[] = [];
   /** Indices this frame added (not repeats), to undo if the frame fails. */
   readonly added: number[] = [];
   private nodes = 0;
   private outBytes = 0;
+  private readonly maxDepth: number;
+  private readonly maxNodes: number;
+  private readonly maxStringBytes: number;
+  private readonly maxStanzaBytes: number;
+  /** A stateless frame gets its table on first use: most frames never insert or reference. */
+  private table: DecoderTable | undefined = undefined;
+  /** The inherited namespace whose element-id memo row was used last (kept across frames). */
+  private lastNs: string | undefined = undefined;
+  private lastRow: Int32Array = NO_ROW;
+  /** Results of `qualified()`, to return two strings without an object. */
+  private qNs = "";
+  private qName = "";
 
   constructor(
-    bytes: Uint8Array,
     private readonly dict: StaticDictionary,
     private readonly limits: CodecLimits,
-    private readonly table: DecoderTable,
     private readonly defaultNs: string,
+    private readonly cache: DictionaryMemo,
   ) {
-    this.r = new CborReader(bytes);
+    super(NO_BYTES);
+    this.maxDepth = limits.maxDepth;
+    this.maxNodes = limits.maxNodes;
+    this.maxStringBytes = limits.maxStringBytes;
+    this.maxStanzaBytes = limits.maxStanzaBytes;
+  }
+
+  /**
+   * Starts on a frame. A decoder reuses one reader: building one per frame (about twenty fields) was
+   * a tenth of bench codec decode (tools/scratch-speed2.ts dec). Decoding is synchronous, so one frame
+   * is in progress at a time.
+   */
+  begin(bytes: Uint8Array, table: DecoderTable | undefined): void {
+    this.data = bytes;
+    this.pos = 0;
+    this.nextInsert = 0;
+    this.inserted = [];
+    this.added.length = 0;
+    this.nodes = 0;
+    this.outBytes = 0;
+    this.table = table;
+  }
+
+  /** Lets go of the frame and table (so a reused reader does not keep them alive). */
+  end(): void {
+    this.data = NO_BYTES;
+    this.table = undefined;
+  }
+
+  private tab(): DecoderTable {
+    if (this.table === undefined) this.table = new DecoderTable(this.limits);
+    return this.table;
+  }
+
+  /** Removes what this frame inserted (it failed). */
+  undo(): void {
+    if (this.table !== undefined) this.table.remove(this.added);
   }
 
   frame(): XElement {
-    if (this.r.data.length > this.limits.maxFrameBytes) {
-      throw new CodecError("LIMIT", 0, `frame of ${this.r.data.length} bytes exceeds maxFrameBytes`);
+    if (this.data.length > this.limits.maxFrameBytes) {
+      throw new CodecError("LIMIT", 0, `frame of ${this.data.length} bytes exceeds maxFrameBytes`);
     }
-    if (this.r.peekMajor() === MAJOR_UINT) this.nextInsert = this.r.head().value;
-    const head = this.r.head();
-    const stanza = this.elementItem(head, this.defaultNs, 1);
-    if (stanza === undefined) throw new CodecError("BAD_STRUCTURE", head.offset, "a frame holds one element");
-    if (!this.r.done) throw new CodecError("TRAILING_BYTES", this.r.pos, "bytes after the stanza");
+    if (this.peekMajor() === MAJOR_UINT) {
+      this.next();
+      this.nextInsert = this.arg;
+    }
+    this.next();
+    const offset = this.start;
+    const stanza = this.elementItem(this.defaultNs, 1);
+    if (stanza === undefined) throw new CodecError("BAD_STRUCTURE", offset, "a frame holds one element");
+    if (!this.done) throw new CodecError("TRAILING_BYTES", this.pos, "bytes after the stanza");
     return stanza;
   }
 
   private count(offset: number): void {
-    if (++this.nodes > this.limits.maxNodes)
-      throw new CodecError("LIMIT", offset, "more nodes than maxNodes");
+    if (++this.nodes > this.maxNodes) throw new CodecError("LIMIT", offset, "more nodes than maxNodes");
   }
 
-  private element(head: Head, inheritedNs: string, depth: number): XElement {
-    if (depth > this.limits.maxDepth) throw new CodecError("LIMIT", head.offset, "deeper than maxDepth");
-    if (head.value < 1) throw new CodecError("BAD_STRUCTURE", head.offset, "an element needs a name");
-    this.count(head.offset);
-    let remaining = head.value - 1;
-    const nameHead = this.r.head();
+  /** The element whose array head (`length` items, at `offset`) was just read. */
+  private element(length: number, offset: number, inheritedNs: string, depth: number): XElement {
+    if (depth > this.maxDepth) throw new CodecError("LIMIT", offset, "deeper than maxDepth");
+    if (length < 1) throw new CodecError("BAD_STRUCTURE", offset, "an element needs a name");
+    this.count(offset);
+    let remaining = length - 1;
+    this.next();
+    const nameMajor = this.major;
+    const nameArg = this.arg;
+    const nameOffset = this.start;
     let ns: string;
     let name: string;
     let qid: number | undefined;
     let attrs: XAttr[] = [];
-    const entry =
-      nameHead.major === MAJOR_NEGINT ? this.table.get(nameHead.value, nameHead.offset) : undefined;
+    // bench codec decode: one table lookup serves both the shape test and a string name.
+    const entry = nameMajor === MAJOR_NEGINT ? this.tab().get(nameArg, nameOffset) : undefined;
     if (typeof entry === "object") {
       if (entry.kind !== "shape")
-        throw new CodecError("BAD_STRUCTURE", nameHead.offset, "a subtree is not a name");
+        throw new CodecError("BAD_STRUCTURE", nameOffset, "a subtree is not a name");
       // A shape reference (FORMAT.md §6.3): the head comes from the table, a map overrides values.
-      ({ ns, name, qid } = entry);
+      ns = entry.ns;
+      name = entry.name;
+      qid = entry.qid;
       attrs = entry.attrs.slice();
-      if (remaining > 0 && this.r.peekMajor() === MAJOR_MAP) {
+      if (remaining > 0 && this.peekMajor() === MAJOR_MAP) {
         remaining--;
         this.overrides(entry, attrs);
       }
       let bytes = 0;
       for (const a of attrs) bytes += a.value.length;
-      this.spend(attrs.length, bytes, nameHead.offset);
+      this.spend(attrs.length, bytes, nameOffset);
     } else {
       let shapeIndex = -1;
-      let inner = nameHead;
-      if (nameHead.major === MAJOR_TAG && nameHead.value === Tags.SHAPE) {
-        shapeIndex = this.nextInsert++; // pre-order: numbered before the strings of its head (§6.1)
-        inner = this.r.head(); // the name, which may itself be a string insert
+      if (entry !== undefined) {
+        // A string reference as the name (what `name()` would read, without a second lookup).
+        ns = inheritedNs;
+        name = this.checkName(this.account(entry, nameOffset), nameOffset);
+        qid = undefined;
+      } else {
+        if (nameMajor === MAJOR_TAG && nameArg === Tags.SHAPE) {
+          shapeIndex = this.nextInsert++; // pre-order: numbered before the strings of its head (§6.1)
+          this.next(); // the name, which may itself be a string insert
+        }
+        const major = this.major;
+        if (major === MAJOR_UINT) {
+          const found = this.elementGlobal(this.arg, inheritedNs);
+          if (found === undefined)
+            throw new CodecError("UNKNOWN_ID", this.start, `no element ${this.arg} in the dictionary`);
+          const q = this.dict.qnames[found]!;
+          ns = q.ns;
+          name = q.name;
+          qid = found;
+        } else if (major === MAJOR_ARRAY) {
+          this.qualified();
+          ns = this.qNs;
+          name = this.qName;
+          qid = undefined;
+        } else {
+          ns = inheritedNs;
+          name = this.name();
+          qid = undefined;
+        }
       }
-      ({ ns, name, qid } = this.elementName(inner, inheritedNs));
-      const aids: (number | undefined)[] = [];
-      if (remaining > 0 && this.r.peekMajor() === MAJOR_MAP) {
+      let aids: (number | undefined)[] | undefined;
+      if (remaining > 0 && this.peekMajor() === MAJOR_MAP) {
         remaining--;
-        const map = this.r.head();
-        for (let i = 0; i < map.value; i++) {
-          this.count(this.r.pos);
-          const key = this.attributeName(qid);
-          const value = this.value(this.r.head(), { qid, aid: key.aid });
-          for (const a of attrs) {
-            if (a.ns === key.ns && a.name === key.name) {
-              throw new CodecError("BAD_STRUCTURE", map.offset, "duplicate attribute");
+        this.next();
+        const mapLength = this.arg;
+        const mapOffset = this.start;
+        if (shapeIndex >= 0) aids = [];
+        for (let i = 0; i < mapLength; i++) {
+          this.count(this.pos);
+          // The attribute name (FORMAT.md §3.2): a dictionary id, [namespace, name] or a Value.
+          this.next();
+          let keyNs: string;
+          let keyName: string;
+          let aid: number | undefined;
+          if (this.major === MAJOR_UINT) {
+            aid = this.attributeFromId(this.arg, qid);
+            if (aid === undefined)
+              throw new CodecError("UNKNOWN_ID", this.start, `no attribute ${this.arg} in the dictionary`);
+            const a = this.dict.attributes[aid]!;
+            keyNs = a.ns;
+            keyName = a.name;
+          } else if (this.major === MAJOR_ARRAY) {
+            this.qualified();
+            keyNs = this.qNs;
+            keyName = this.qName;
+          } else {
+            keyNs = "";
+            keyName = this.name();
+          }
+          this.next();
+          const value = this.value(qid, aid);
+          for (let j = 0; j < attrs.length; j++) {
+            const a = attrs[j]!;
+            if (a.name === keyName && a.ns === keyNs) {
+              throw new CodecError("BAD_STRUCTURE", mapOffset, "duplicate attribute");
             }
           }
-          attrs.push({ ns: key.ns, name: key.name, value });
-          aids.push(key.aid);
+          attrs.push({ ns: keyNs, name: keyName, value });
+          if (aids !== undefined) aids.push(aid);
         }
       }
       if (shapeIndex >= 0) {
-        if (attrs.length === 0)
-          throw new CodecError("BAD_STRUCTURE", nameHead.offset, "a shape needs attributes");
-        const shape: Shape = { kind: "shape", ns, name, qid, attrs, aids };
-        this.remember(shapeIndex, shape, nameHead.offset);
+        if (attrs.length === 0) throw new CodecError("BAD_STRUCTURE", nameOffset, "a shape needs attributes");
+        const shape: Shape = { kind: "shape", ns, name, qid, attrs, aids: aids ?? [] };
+        this.remember(shapeIndex, shape, nameOffset);
       }
     }
     const children: XNode[] = [];
     for (; remaining > 0; remaining--) {
-      const child = this.r.head();
-      const element = this.elementItem(child, ns, depth + 1); // counts itself
-      if (element) children.push(element);
-      else {
-        this.count(child.offset);
-        children.push(this.value(child, { qid, aid: -1 }));
+      this.next();
+      if (this.major === MAJOR_NEGINT) {
+        // bench codec decode: one lookup decides element or text (elementItem and value both looked up).
+        const childOffset = this.start;
+        const child = this.tab().get(this.arg, childOffset);
+        if (typeof child === "string") {
+          this.count(childOffset);
+          children.push(this.account(child, childOffset));
+        } else children.push(this.reference(child, childOffset, depth + 1));
+      } else if (this.major === MAJOR_ARRAY) {
+        // Direct recursion, not through elementItem: with the two mutually recursive, V8 sometimes
+        // inlined one into the other and the whole process ran 40% slower (bench codec decode).
+        children.push(this.element(this.arg, this.start, ns, depth + 1)); // counts itself
+      } else if (this.major === MAJOR_TAG && this.arg === Tags.SUBTREE) {
+        children.push(this.subtree(ns, depth + 1));
+      } else {
+        this.count(this.start);
+        children.push(this.value(qid, -1));
       }
     }
     return { kind: "element", ns, name, attrs, children };
   }
 
   /**
-   * An element in any of its forms (FORMAT.md §3, §6.3, §6.4), or undefined when `head` starts a text
-   * Value instead: an array; a subtree insert 13([…]); a bare reference to a shape (the element with no
-   * overrides and no children) or to a subtree (the whole element again).
+   * An element in any of its forms (FORMAT.md §3, §6.3, §6.4), or undefined when the head just read
+   * starts a text Value instead: an array; a subtree insert 13([…]); a bare reference to a shape (the
+   * element with no overrides and no children) or to a subtree (the whole element again).
    */
-  private elementItem(head: Head, inheritedNs: string, depth: number): XElement | undefined {
-    if (head.major === MAJOR_ARRAY) return this.element(head, inheritedNs, depth);
-    if (head.major === MAJOR_TAG && head.value === Tags.SUBTREE) {
-      const index = this.nextInsert++; // pre-order: numbered before everything inside (§6.1)
-      const inner = this.r.head();
-      if (inner.major !== MAJOR_ARRAY)
-        throw new CodecError("BAD_STRUCTURE", inner.offset, "a subtree wraps an element");
-      const element = this.element(inner, inheritedNs, depth);
-      const { nodes, bytes } = treeSize(element);
-      this.remember(index, { kind: "subtree", element, nodes, bytes }, head.offset);
-      return element;
-    }
-    if (head.major !== MAJOR_NEGINT) return undefined;
-    const entry = this.table.get(head.value, head.offset);
+  private elementItem(inheritedNs: string, depth: number): XElement | undefined {
+    const major = this.major;
+    const offset = this.start;
+    if (major === MAJOR_ARRAY) return this.element(this.arg, offset, inheritedNs, depth);
+    if (major === MAJOR_TAG && this.arg === Tags.SUBTREE) return this.subtree(inheritedNs, depth);
+    if (major !== MAJOR_NEGINT) return undefined;
+    const entry = this.tab().get(this.arg, offset);
     if (typeof entry === "string") return undefined;
-    if (depth > this.limits.maxDepth) throw new CodecError("LIMIT", head.offset, "deeper than maxDepth");
+    return this.reference(entry, offset, depth);
+  }
+
+  /** The subtree insert 13([…]) whose tag head was just read (FORMAT.md §6.4). */
+  private subtree(inheritedNs: string, depth: number): XElement {
+    const offset = this.start;
+    const index = this.nextInsert++; // pre-order: numbered before everything inside (§6.1)
+    this.next();
+    if (this.major !== MAJOR_ARRAY)
+      throw new CodecError("BAD_STRUCTURE", this.start, "a subtree wraps an element");
+    const element = this.element(this.arg, this.start, inheritedNs, depth);
+    const { nodes, bytes } = treeSize(element);
+    this.remember(index, { kind: "subtree", element, nodes, bytes }, offset);
+    return element;
+  }
+
+  /** A bare reference to a shape or subtree entry, as an element. */
+  private reference(entry: Shape | Subtree, offset: number, depth: number): XElement {
+    if (depth > this.maxDepth) throw new CodecError("LIMIT", offset, "deeper than maxDepth");
     if (entry.kind === "subtree") {
-      this.spend(entry.nodes, entry.bytes, head.offset);
+      this.spend(entry.nodes, entry.bytes, offset);
       return entry.element;
     }
     let bytes = 0;
     for (const a of entry.attrs) bytes += a.value.length;
-    this.spend(1 + entry.attrs.length, bytes, head.offset);
+    this.spend(1 + entry.attrs.length, bytes, offset);
     return { kind: "element", ns: entry.ns, name: entry.name, attrs: entry.attrs.slice(), children: [] };
   }
 
@@ -201,179 +382,244 @@ class FrameReader {
   private spend(nodes: number, bytes: number, offset: number): void {
     this.nodes += nodes;
     this.outBytes += bytes;
-    if (this.nodes > this.limits.maxNodes) throw new CodecError("LIMIT", offset, "more nodes than maxNodes");
-    if (this.outBytes > this.limits.maxStanzaBytes)
+    if (this.nodes > this.maxNodes) throw new CodecError("LIMIT", offset, "more nodes than maxNodes");
+    if (this.outBytes > this.maxStanzaBytes)
       throw new CodecError("LIMIT", offset, "stanza larger than maxStanzaBytes");
   }
 
   /** Applies a shape's override map {position: value} to `attrs` (a copy of the shape's attributes). */
   private overrides(shape: Shape, attrs: XAttr[]): void {
-    const map = this.r.head();
+    this.next();
+    const mapLength = this.arg;
     let previous = -1;
-    for (let i = 0; i < map.value; i++) {
-      const key = this.r.head();
+    for (let i = 0; i < mapLength; i++) {
+      this.next();
+      const position = this.arg;
       // Positions ascend strictly: no duplicates, and one canonical form per element.
-      if (key.major !== MAJOR_UINT || key.value >= attrs.length || key.value <= previous) {
-        throw new CodecError("BAD_STRUCTURE", key.offset, "bad shape override position");
+      if (this.major !== MAJOR_UINT || position >= attrs.length || position <= previous) {
+        throw new CodecError("BAD_STRUCTURE", this.start, "bad shape override position");
       }
-      previous = key.value;
-      const a = attrs[key.value]!;
-      attrs[key.value] = {
-        ns: a.ns,
-        name: a.name,
-        value: this.value(this.r.head(), { qid: shape.qid, aid: shape.aids[key.value] }),
-      };
+      previous = position;
+      const a = attrs[position]!;
+      this.next();
+      attrs[position] = { ns: a.ns, name: a.name, value: this.value(shape.qid, shape.aids[position]) };
     }
   }
 
   private remember(index: number, entry: Entry, offset: number): void {
-    if (this.table.insert(index, entry, offset)) this.added.push(index);
+    if (this.tab().insert(index, entry, offset)) this.added.push(index);
     this.inserted.push(index);
   }
 
-  private elementName(
-    head: Head,
-    inheritedNs: string,
-  ): { ns: string; name: string; qid: number | undefined } {
-    if (head.major === MAJOR_UINT) {
-      const qid = this.dict.elementGlobal(head.value, inheritedNs);
-      if (qid === undefined)
-        throw new CodecError("UNKNOWN_ID", head.offset, `no element ${head.value} in the dictionary`);
-      const q = this.dict.qnames[qid]!;
-      return { ns: q.ns, name: q.name, qid };
-    }
-    if (head.major === MAJOR_ARRAY) return { ...this.qualified(head), qid: undefined };
-    return { ns: inheritedNs, name: this.name(head), qid: undefined };
-  }
-
-  private attributeName(qid: number | undefined): { ns: string; name: string; aid: number | undefined } {
-    const head = this.r.head();
-    if (head.major === MAJOR_UINT) {
-      const aid = this.dict.attributeFromId(head.value, qid);
-      if (aid === undefined)
-        throw new CodecError("UNKNOWN_ID", head.offset, `no attribute ${head.value} in the dictionary`);
-      const a = this.dict.attributes[aid]!;
-      return { ns: a.ns, name: a.name, aid };
-    }
-    if (head.major === MAJOR_ARRAY) return { ...this.qualified(head), aid: undefined };
-    return { ns: "", name: this.name(head), aid: undefined };
-  }
-
-  /** [namespace, name]: namespace as a dictionary id or a string value. */
-  private qualified(head: Head): { ns: string; name: string } {
-    if (head.value !== 2)
-      throw new CodecError("BAD_STRUCTURE", head.offset, "a qualified name is [namespace, name]");
-    const nsHead = this.r.head();
+  /** [namespace, name] whose array head was just read: namespace as a dictionary id or a string value. */
+  private qualified(): void {
+    if (this.arg !== 2)
+      throw new CodecError("BAD_STRUCTURE", this.start, "a qualified name is [namespace, name]");
+    this.next();
     let ns: string;
-    if (nsHead.major === MAJOR_UINT) {
-      const found = this.dict.namespaces[nsHead.value];
-      if (found === undefined)
-        throw new CodecError("UNKNOWN_ID", nsHead.offset, `no namespace ${nsHead.value}`);
+    if (this.major === MAJOR_UINT) {
+      const found = this.dict.namespaces[this.arg];
+      if (found === undefined) throw new CodecError("UNKNOWN_ID", this.start, `no namespace ${this.arg}`);
       ns = found;
-    } else ns = this.value(nsHead, null);
-    return { ns, name: this.name(this.r.head()) };
+    } else ns = this.value(null, undefined);
+    this.next();
+    this.qName = this.name();
+    this.qNs = ns;
   }
 
-  private name(head: Head): string {
-    const name = this.value(head, null);
-    if (name === "") throw new CodecError("BAD_STRUCTURE", head.offset, "empty name");
+  /** The name whose head was just read. */
+  private name(): string {
+    const offset = this.start;
+    return this.checkName(this.value(null, undefined), offset);
+  }
+
+  private checkName(name: string, offset: number): string {
+    if (name === "") throw new CodecError("BAD_STRUCTURE", offset, "empty name");
     return name;
   }
 
   /**
-   * A Value item (FORMAT.md §5): the string it stands for. `qid`/`aid` give the context of value ids;
-   * `qid` null means no static ids are allowed here (names, namespaces, JID parts).
+   * The Value item (FORMAT.md §5) whose head was just read: the string it stands for. `qid`/`aid` give
+   * the context of value ids.
    */
-  private value(head: Head, ctx: ValueContext | null): string {
-    const s = this.valueOf(head, ctx);
+  private value(qid: number | undefined | null, aid: number | undefined): string {
+    const offset = this.start;
+    return this.account(this.rawValue(qid, aid), offset);
+  }
+
+  /** Counts a value's text against the string and stanza limits. */
+  private account(s: string, offset: number): string {
     // Typed values and JIDs are rendered, not read: their text counts against the limit too.
-    if (s.length > this.limits.maxStringBytes / 3 && utf8Length(s) > this.limits.maxStringBytes) {
-      throw new CodecError("LIMIT", head.offset, "string longer than maxStringBytes");
+    if (s.length > this.maxStringBytes / 3 && utf8Length(s) > this.maxStringBytes) {
+      throw new CodecError("LIMIT", offset, "string longer than maxStringBytes");
     }
     this.outBytes += s.length;
-    if (this.outBytes > this.limits.maxStanzaBytes)
-      throw new CodecError("LIMIT", head.offset, "stanza larger than maxStanzaBytes");
+    if (this.outBytes > this.maxStanzaBytes)
+      throw new CodecError("LIMIT", offset, "stanza larger than maxStanzaBytes");
     return s;
   }
 
-  private valueOf(head: Head, ctx: ValueContext | null): string {
-    switch (head.major) {
+  private rawValue(qid: number | undefined | null, aid: number | undefined): string {
+    const offset = this.start;
+    const arg = this.arg;
+    switch (this.major) {
       case MAJOR_UINT: {
-        if (ctx === null)
-          throw new CodecError("BAD_STRUCTURE", head.offset, "no dictionary value allowed here");
-        const v = this.dict.valueFromId(head.value, ctx.qid, ctx.aid);
-        if (v === undefined)
-          throw new CodecError("UNKNOWN_ID", head.offset, `no value ${head.value} in the dictionary`);
+        if (qid === null) throw new CodecError("BAD_STRUCTURE", offset, "no dictionary value allowed here");
+        const v = this.dict.valueFromId(arg, qid, aid);
+        if (v === undefined) throw new CodecError("UNKNOWN_ID", offset, `no value ${arg} in the dictionary`);
         return v;
       }
       case MAJOR_NEGINT: {
-        const entry = this.table.get(head.value, head.offset);
+        const entry = this.tab().get(arg, offset);
         if (typeof entry !== "string")
-          throw new CodecError("BAD_STRUCTURE", head.offset, "a shape where a string belongs");
+          throw new CodecError("BAD_STRUCTURE", offset, "a shape where a string belongs");
         return entry;
       }
       case MAJOR_TEXT:
-        return this.r.text(head, this.limits.maxStringBytes);
-      case MAJOR_BYTES: {
-        const packed = this.r.body(head, this.limits.maxStringBytes);
-        const out = huffmanScratch(packed.length, this.limits.maxStringBytes);
-        const n = this.dict.huffman.decode(packed, head.offset + 1, out);
-        return decodeUtf8(out.subarray(0, n), head.offset);
-      }
+        return this.nextText(this.maxStringBytes);
+      case MAJOR_BYTES:
+        return this.literal(offset);
       case MAJOR_TAG:
-        return this.tagged(head, ctx);
+        return this.tagged(qid, aid);
       case MAJOR_SIMPLE:
-        if (head.value === SIMPLE_TRUE) return "true";
-        if (head.value === SIMPLE_FALSE) return "false";
-        throw new CodecError("BAD_STRUCTURE", head.offset, `simple value ${head.value} is not a string`);
+        if (arg === SIMPLE_TRUE) return "true";
+        if (arg === SIMPLE_FALSE) return "false";
+        throw new CodecError("BAD_STRUCTURE", offset, `simple value ${arg} is not a string`);
       default:
-        throw new CodecError("BAD_STRUCTURE", head.offset, "an element, map or array where a string belongs");
+        throw new CodecError("BAD_STRUCTURE", offset, "an element, map or array where a string belongs");
     }
   }
 
-  private tagged(head: Head, ctx: ValueContext | null): string {
-    switch (head.value) {
+  /** `dict.elementGlobal`, memoised for small ids (DictionaryMemo.elements). */
+  private elementGlobal(id: number, inheritedNs: string): number | undefined {
+    if (id >= SMALL_IDS) return this.dict.elementGlobal(id, inheritedNs);
+    let row = this.lastRow;
+    if (inheritedNs !== this.lastNs) {
+      // Siblings share the inherited namespace: one Map lookup per run of them.
+      const held = this.cache.elements.get(inheritedNs);
+      if (held !== undefined) row = held;
+      else if (this.dict.namespaceId(inheritedNs) === undefined)
+        return this.dict.elementGlobal(id, inheritedNs);
+      else {
+        // Only dictionary namespaces get a row: a frame's own namespace strings must not grow the memo.
+        row = new Int32Array(SMALL_IDS);
+        this.cache.elements.set(inheritedNs, row);
+      }
+      this.lastNs = inheritedNs;
+      this.lastRow = row;
+    }
+    const known = row[id]!;
+    if (known > 0) return known - 1;
+    const found = this.dict.elementGlobal(id, inheritedNs);
+    if (found !== undefined) row[id] = found + 1;
+    return found;
+  }
+
+  /** `dict.attributeFromId`, memoised for small ids (DictionaryMemo.attributes). */
+  private attributeFromId(id: number, qid: number | undefined): number | undefined {
+    if (id >= SMALL_IDS) return this.dict.attributeFromId(id, qid);
+    const rows = this.cache.attributes;
+    const at = qid === undefined ? 0 : qid + 1;
+    let row = rows[at];
+    if (row !== undefined) {
+      const known = row[id]!;
+      if (known > 0) return known - 1;
+    }
+    const found = this.dict.attributeFromId(id, qid);
+    if (found !== undefined && at < rows.length) {
+      if (row === undefined) {
+        row = new Int32Array(SMALL_IDS);
+        rows[at] = row;
+      }
+      row[id] = found + 1;
+    }
+    return found;
+  }
+
+  /** The Huffman literal whose head (at `offset`) was just read. */
+  private literal(offset: number): string {
+    const from = this.skipBody(this.maxStringBytes);
+    const to = this.pos;
+    const data = this.data;
+    const length = to - from;
+    const cache = this.cache;
+    let slot = -1;
+    if (length <= CACHE_BYTES) {
+      // Length and the first and last four bytes: packed bits are dense, and a hit is verified below.
+      let h = length;
+      const headEnd = length < 8 ? to : from + 4;
+      for (let i = from; i < headEnd; i++) h = Math.imul(h ^ data[i]!, 0x01000193);
+      for (let i = length < 8 ? to : to - 4; i < to; i++) h = Math.imul(h ^ data[i]!, 0x01000193);
+      slot = (h ^ (h >>> 16)) & (CACHE_SLOTS - 1);
+      if (cache.lengths[slot] === length && cache.decoded[slot]! <= this.maxStringBytes) {
+        const packed = cache.packed;
+        const base = slot * CACHE_BYTES - from;
+        let i = from;
+        while (i < to && packed[base + i] === data[i]) i++;
+        if (i === to) return cache.texts[slot]!;
+      }
+    }
+    const out = huffmanScratch(length, this.maxStringBytes);
+    const n = this.dict.huffman.decode(data.subarray(from, to), offset + 1, out);
+    const text = decodeUtf8Range(out, 0, n, offset);
+    if (slot >= 0 && n <= CACHE_TEXT_BYTES) {
+      const packed = cache.packed;
+      const base = slot * CACHE_BYTES - from;
+      for (let i = from; i < to; i++) packed[base + i] = data[i]!; // a loop: `set` of a view cost more
+      cache.lengths[slot] = length;
+      cache.decoded[slot] = n;
+      cache.texts[slot] = text;
+    }
+    return text;
+  }
+
+  /** The tagged Value whose tag head was just read. */
+  private tagged(qid: number | undefined | null, aid: number | undefined): string {
+    const offset = this.start;
+    const tag = this.arg;
+    switch (tag) {
       case Tags.INSERT: {
         const index = this.nextInsert++;
-        const inner = this.r.head();
-        if (inner.major === MAJOR_TAG && inner.value === Tags.INSERT) {
-          throw new CodecError("BAD_STRUCTURE", inner.offset, "nested insert");
+        if (this.nextMajor() === MAJOR_TAG && this.arg === Tags.INSERT) {
+          throw new CodecError("BAD_STRUCTURE", this.start, "nested insert");
         }
-        const value = this.value(inner, ctx);
-        this.remember(index, value, head.offset);
+        const value = this.value(qid, aid);
+        this.remember(index, value, offset);
         return value;
       }
       case Tags.JID: {
-        const arr = this.r.head();
-        if (arr.major !== MAJOR_ARRAY || (arr.value !== 2 && arr.value !== 3)) {
-          throw new CodecError("BAD_STRUCTURE", arr.offset, "a JID is [local|null, domain, resource?]");
+        if (this.nextMajor() !== MAJOR_ARRAY || (this.arg !== 2 && this.arg !== 3)) {
+          throw new CodecError("BAD_STRUCTURE", this.start, "a JID is [local|null, domain, resource?]");
         }
-        const localHead = this.r.head();
-        const local =
-          localHead.major === MAJOR_SIMPLE && localHead.value === SIMPLE_NULL
-            ? null
-            : this.value(localHead, null);
-        const domain = this.value(this.r.head(), null);
-        const resource = arr.value === 3 ? this.value(this.r.head(), null) : null;
+        const parts = this.arg;
+        this.next();
+        const local = this.isSimple(SIMPLE_NULL) ? null : this.value(null, undefined);
+        this.next();
+        const domain = this.value(null, undefined);
+        let resource: string | null = null;
+        if (parts === 3) {
+          this.next();
+          resource = this.value(null, undefined);
+        }
         const out = joinJid({ local, domain, resource });
-        if (out.length > this.limits.maxStringBytes)
-          throw new CodecError("LIMIT", head.offset, "JID too long");
+        if (out.length > this.maxStringBytes) throw new CodecError("LIMIT", offset, "JID too long");
         return out;
       }
       case Tags.INTEGER:
         return renderInteger(this.integer());
       case Tags.DECIMAL: {
-        const arr = this.r.head();
-        if (arr.major !== MAJOR_ARRAY || arr.value !== 2)
-          throw new CodecError("BAD_STRUCTURE", arr.offset, "decimal is [e, m]");
+        const major = this.nextMajor();
+        const arrOffset = this.start;
+        if (major !== MAJOR_ARRAY || this.arg !== 2)
+          throw new CodecError("BAD_STRUCTURE", arrOffset, "decimal is [e, m]");
         const exponent = this.integer();
         const mantissa = this.integer();
         if (exponent > -1 || exponent < -15)
-          throw new CodecError("BAD_VALUE", arr.offset, "decimal exponent out of range");
+          throw new CodecError("BAD_VALUE", arrOffset, "decimal exponent out of range");
         return renderDecimal({ exponent, mantissa });
       }
       case Tags.PACKED_DECIMAL: {
-        const at = this.r.pos;
+        const at = this.pos;
         const x = this.integer();
         const scale = Math.abs(x) % 16;
         if (scale === 0) throw new CodecError("BAD_VALUE", at, "packed decimal without fraction digits");
@@ -384,38 +630,39 @@ class FrameReader {
       case Tags.EPOCH:
         return renderTimestamp({ seconds: this.seconds(), zone: null, fraction: 0, fractionDigits: 0 });
       case Tags.DATETIME: {
-        const arr = this.r.head();
-        if (arr.major !== MAJOR_ARRAY || (arr.value !== 2 && arr.value !== 4)) {
-          throw new CodecError(
-            "BAD_STRUCTURE",
-            arr.offset,
-            "datetime is [seconds, zone, fraction?, digits?]",
-          );
+        const major = this.nextMajor();
+        const arrOffset = this.start;
+        const parts = this.arg;
+        if (major !== MAJOR_ARRAY || (parts !== 2 && parts !== 4)) {
+          throw new CodecError("BAD_STRUCTURE", arrOffset, "datetime is [seconds, zone, fraction?, digits?]");
         }
         const seconds = this.seconds();
-        const zoneHead = this.r.head();
+        const zoneMajor = this.nextMajor();
+        const zoneArg = this.arg;
         let zone: number | null | false = null;
-        if (zoneHead.major === MAJOR_SIMPLE && zoneHead.value === SIMPLE_FALSE) zone = false;
-        else if (!(zoneHead.major === MAJOR_SIMPLE && zoneHead.value === SIMPLE_NULL)) {
-          zone = this.integerFrom(zoneHead);
+        if (zoneMajor === MAJOR_SIMPLE && zoneArg === SIMPLE_FALSE) zone = false;
+        else if (!(zoneMajor === MAJOR_SIMPLE && zoneArg === SIMPLE_NULL)) {
+          const zoneOffset = this.start;
+          zone = this.integerHere();
           if (Math.abs(zone) > 24 * 60)
-            throw new CodecError("BAD_VALUE", zoneHead.offset, "zone offset out of range");
+            throw new CodecError("BAD_VALUE", zoneOffset, "zone offset out of range");
         }
         let fraction = 0;
         let fractionDigits = 0;
-        if (arr.value === 4) {
+        if (parts === 4) {
           fraction = this.integer();
           fractionDigits = this.integer();
           if (fractionDigits < 1 || fractionDigits > 9 || fraction < 0 || fraction >= 10 ** fractionDigits) {
-            throw new CodecError("BAD_VALUE", arr.offset, "fraction out of range");
+            throw new CodecError("BAD_VALUE", arrOffset, "fraction out of range");
           }
         }
         return renderTimestamp({ seconds, zone, fraction, fractionDigits });
       }
       case Tags.DATE: {
-        const at = this.r.pos;
+        const at = this.pos;
         const days = this.integer();
-        if (Math.abs(days) > 3_000_000) throw new CodecError("BAD_VALUE", at, "date out of range");
+        if (days < -354_285 || days > 2_932_896)
+          throw new CodecError("BAD_VALUE", at, "date outside the years 1000-9999");
         return renderDate(days);
       }
       case Tags.BASE64:
@@ -423,29 +670,36 @@ class FrameReader {
       case Tags.BASE16:
         return renderHex(this.bytes());
       case Tags.UUID: {
-        const at = this.r.pos;
+        const at = this.pos;
         const bytes = this.bytes();
         if (bytes.length !== 16) throw new CodecError("BAD_VALUE", at, "a UUID has 16 bytes");
         return renderUuid(bytes);
       }
       default:
-        throw new CodecError("BAD_STRUCTURE", head.offset, `unknown tag ${head.value}`);
+        throw new CodecError("BAD_STRUCTURE", offset, `unknown tag ${tag}`);
     }
   }
 
-  private integer(): number {
-    return this.integerFrom(this.r.head());
+  /** Whether the head just read is the simple value `value`. */
+  private isSimple(value: number): boolean {
+    return this.major === MAJOR_SIMPLE && this.arg === value;
   }
 
-  private integerFrom(head: Head): number {
-    if (head.major === MAJOR_UINT) return head.value;
-    if (head.major === MAJOR_NEGINT) return -1 - head.value;
-    throw new CodecError("BAD_STRUCTURE", head.offset, "integer expected");
+  private integer(): number {
+    this.next();
+    return this.integerHere();
+  }
+
+  /** The integer whose head was just read. */
+  private integerHere(): number {
+    if (this.major === MAJOR_UINT) return this.arg;
+    if (this.major === MAJOR_NEGINT) return -1 - this.arg;
+    throw new CodecError("BAD_STRUCTURE", this.start, "integer expected");
   }
 
   /** Seconds within the years 1000-9999, so rendering stays four-digit and exact. */
   private seconds(): number {
-    const at = this.r.pos;
+    const at = this.pos;
     const s = this.integer();
     if (s < -30_610_224_000 || s > 253_402_300_799)
       throw new CodecError("BAD_VALUE", at, "time out of range");
@@ -453,11 +707,10 @@ class FrameReader {
   }
 
   private bytes(): Uint8Array {
-    const head = this.r.head();
-    if (head.major !== MAJOR_BYTES)
-      throw new CodecError("BAD_STRUCTURE", head.offset, "byte string expected");
-    const limit = Math.floor(this.limits.maxStringBytes / 2);
-    return this.r.body(head, limit);
+    this.next();
+    if (this.major !== MAJOR_BYTES) throw new CodecError("BAD_STRUCTURE", this.start, "byte string expected");
+    const from = this.skipBody(Math.floor(this.maxStringBytes / 2));
+    return this.data.subarray(from, this.pos);
   }
 }
 
@@ -465,35 +718,42 @@ abstract class FrameDecoder {
   protected readonly dict: StaticDictionary;
   protected readonly limits: CodecLimits;
   protected readonly defaultNs: string;
+  private readonly reader: FrameReader;
 
   constructor(options: CodecOptions = {}) {
     this.dict = options.dictionary ?? DICTIONARY_V1;
     this.limits = resolveLimits(options.limits);
     this.defaultNs = options.defaultNs ?? JABBER_CLIENT;
+    this.reader = new FrameReader(this.dict, this.limits, this.defaultNs, memoFor(this.dict));
   }
 
-  protected abstract tableFor(): DecoderTable;
+  /** The session table, or undefined for a fresh one per frame (made only if the frame needs it). */
+  protected abstract tableFor(): DecoderTable | undefined;
 
   decode(bytes: Uint8Array): DecodedFrame {
     if (!(bytes instanceof Uint8Array)) throw new CodecError("BAD_STRUCTURE", 0, "a frame is a byte array");
-    const table = this.tableFor();
-    const reader = new FrameReader(bytes, this.dict, this.limits, table, this.defaultNs);
+    const reader = this.reader;
+    reader.begin(bytes, this.tableFor());
     try {
       const stanza = reader.frame();
-      return { stanza, inserted: reader.inserted.sort((a, b) => a - b) };
+      const inserted = reader.inserted;
+      if (inserted.length > 1) inserted.sort((a, b) => a - b);
+      return { stanza, inserted };
     } catch (error) {
-      table.remove(reader.added);
+      reader.undo();
       if (error instanceof CodecError) throw error;
       // A bug, not an input problem; still reported as a CodecError so callers have one type to handle.
       throw new CodecError("BAD_STRUCTURE", 0, `internal: ${(error as Error).message}`);
+    } finally {
+      reader.end();
     }
   }
 }
 
 /** Decodes stand-alone frames (no session state). */
 export class StatelessDecoder extends FrameDecoder {
-  protected tableFor(): DecoderTable {
-    return new DecoderTable(this.limits);
+  protected tableFor(): undefined {
+    return undefined;
   }
 }
 

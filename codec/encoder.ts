@@ -1,12 +1,22 @@
 /**
- * Stanza tree → cxmpp frame (FORMAT.md). Builds the frame as plain values (arrays, Maps, Tags, strings,
- * numbers, byte arrays) and serialises them with cbor-x. In every string position it takes the cheapest
- * of: a contextual dictionary id, a session table reference, a typed binary value, UTF-8 text or a
- * Huffman literal — and inserts strings (and, in session mode, element shapes) worth remembering.
+ * Stanza tree → cxmpp frame (FORMAT.md). Writes the frame's CBOR directly into a growable byte buffer
+ * (RFC 8949 preferred serialization: shortest heads, definite lengths, attribute maps in document
+ * order). In every string position it takes the cheapest of: a contextual dictionary id, a session
+ * table reference, a typed binary value, UTF-8 text or a Huffman literal — and inserts strings (and, in
+ * session mode, element shapes) worth remembering.
+ *
+ * Performance notes (benchmark: tools/scratch-speed2.ts, StatelessEncoder over the visible corpus,
+ * compared with ltx's `parse` of the same XML). The encoder used to build an Item tree (arrays, Maps,
+ * cbor-x Tags) and serialise it with cbor-x; it now writes each value as soon as it is chosen, which
+ * the format allows because the order in which choices are made (and table indices assigned,
+ * FORMAT.md §6.1) is exactly the order in which the values appear in the frame. The bytes are the ones
+ * cbor-x wrote (the test vectors pin them). Everything about a string that does not depend on where it
+ * stands — UTF-8 length, dictionary value id, JID split, cheapest literal — is memoised per distinct
+ * string in a bounded literal memo (see `clearLiteralCache`).
  */
-import { Encoder, Tag } from "cbor-x";
 import { DICTIONARY_V1, type StaticDictionary } from "./dictionary/index.js";
 import { CodecError } from "./errors.js";
+import type { HuffmanCode } from "./huffman.js";
 import { type CodecLimits, resolveLimits } from "./limits.js";
 import { EncoderTable, type Shape, shapeKey, treeKey, treeSize, utf8Length } from "./table.js";
 import { JABBER_CLIENT, type XElement } from "./tree.js";
@@ -29,6 +39,11 @@ export interface CodecOptions {
   readonly limits?: Readonly<Partial<CodecLimits>>;
   /** Namespace the root inherits (the stream's default namespace). Default `jabber:client`. */
   readonly defaultNs?: string;
+  /**
+   * Whether the encoder may use the shared literal memo (see `clearLiteralCache`). Default true; false
+   * computes every literal afresh (same bytes, slower). Ignored by decoders.
+   */
+  readonly literalCache?: boolean;
 }
 
 export interface SessionCodecOptions extends CodecOptions {
@@ -45,46 +60,137 @@ export interface EncodedFrame {
   readonly inserted: readonly number[];
 }
 
-/** Where a value stands, for contextual value ids: element qname id and attribute id (-1: text). */
-interface ValueContext {
-  readonly qid: number | undefined;
-  readonly aid: number | undefined;
+// ---------------------------------------------------------------------------------------------------
+// CBOR writer. One output buffer shared by all encoders: encoding is synchronous and never re-entered,
+// so one is enough and a gateway with many sessions does not hold a work area per session. Grown on
+// demand; `encode` copies the finished frame out of it.
+
+let out = new Uint8Array(4096);
+let pos = 0;
+
+function grow(min: number): void {
+  let size = out.length * 2;
+  while (size < min) size *= 2;
+  const next = new Uint8Array(size);
+  next.set(out.subarray(0, pos));
+  out = next;
 }
-/** Positions where an unsigned integer means something else (names, namespaces, JID parts). */
-const NO_STATIC = null;
 
-type Item = number | bigint | string | Uint8Array | Tag | Item[] | Map<Item, Item> | boolean | null;
+/** A CBOR head (RFC 8949 §3): major type and argument, in the shortest form (preferred serialization). */
+function writeHead(major: number, n: number): void {
+  if (pos + 9 > out.length) grow(pos + 9);
+  const m = major << 5;
+  if (n < 24) out[pos++] = m | n;
+  else if (n < 256) {
+    out[pos++] = m | 24;
+    out[pos++] = n;
+  } else if (n < 65_536) {
+    out[pos++] = m | 25;
+    out[pos++] = n >>> 8;
+    out[pos++] = n & 0xff;
+  } else if (n < 4_294_967_296) {
+    out[pos++] = m | 26;
+    out[pos++] = n >>> 24;
+    out[pos++] = (n >>> 16) & 0xff;
+    out[pos++] = (n >>> 8) & 0xff;
+    out[pos++] = n & 0xff;
+  } else {
+    // Safe integers only (every caller's value is one): split into 32-bit halves.
+    const hi = Math.floor(n / 4_294_967_296);
+    const lo = n >>> 0;
+    out[pos++] = m | 27;
+    out[pos++] = hi >>> 24;
+    out[pos++] = (hi >>> 16) & 0xff;
+    out[pos++] = (hi >>> 8) & 0xff;
+    out[pos++] = hi & 0xff;
+    out[pos++] = lo >>> 24;
+    out[pos++] = (lo >>> 16) & 0xff;
+    out[pos++] = (lo >>> 8) & 0xff;
+    out[pos++] = lo & 0xff;
+  }
+}
 
-const cbor = new Encoder({
-  useRecords: false,
-  mapsAsObjects: false,
-  tagUint8Array: false,
-  variableMapSize: true,
-  structuredClone: false,
-  pack: false,
-} as ConstructorParameters<typeof Encoder>[0]);
+/** A safe integer as CBOR major type 0 or 1. */
+function writeInt(n: number): void {
+  if (n >= 0) writeHead(0, n);
+  else writeHead(1, -1 - n);
+}
+
+function writeByte(b: number): void {
+  if (pos >= out.length) grow(pos + 1);
+  out[pos++] = b;
+}
+
+function writeRaw(src: Uint8Array, length: number): void {
+  if (pos + length > out.length) grow(pos + length);
+  if (length < 16) for (let i = 0; i < length; i++) out[pos + i] = src[i]!;
+  else out.set(length === src.length ? src : src.subarray(0, length), pos);
+  pos += length;
+}
+
+function writeByteString(src: Uint8Array): void {
+  writeHead(2, src.length);
+  writeRaw(src, src.length);
+}
+
+/**
+ * Finished frames are handed out as views into shared 32 KiB slabs, as Node's Buffer pool does: a
+ * fresh Uint8Array of more than 64 bytes costs an off-heap backing store (~0.3-0.5 µs, over 10% of
+ * encode time in tools/scratch-speed2.ts). Each frame owns its own range, so frames never alias; the
+ * price is that a frame's `buffer` is the slab (mind `byteOffset`; do not transfer or detach it), and
+ * a retained frame keeps its slab alive.
+ */
+const SLAB_BYTES = 32_768;
+/** Larger frames get a buffer of their own. */
+const SLAB_MAX_FRAME = 1024;
+let slab = new Uint8Array(SLAB_BYTES);
+let slabPos = 0;
+
+/** A new array holding `out[from…to)` (a slab view for small frames). */
+function takeFrame(from: number, to: number): Uint8Array {
+  const length = to - from;
+  if (length > SLAB_MAX_FRAME) return out.slice(from, to);
+  if (slabPos + length > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    slabPos = 0;
+  }
+  const start = slabPos;
+  slabPos += length;
+  const target = slab;
+  for (let i = 0; i < length; i++) target[start + i] = out[from + i]!;
+  return target.subarray(start, start + length);
+}
+
+const CBOR_NULL = 0xf6;
+const CBOR_FALSE = 0xf4;
+const MAJOR_BYTES = 2;
+const MAJOR_TEXT = 3;
+const MAJOR_ARRAY = 4;
+const MAJOR_MAP = 5;
+const MAJOR_TAG = 6;
+
+// ---------------------------------------------------------------------------------------------------
+// Literals: the cheapest self-contained form of a string, and the literal memo.
+
 const textEncoder = new TextEncoder();
 
-// Scratch space shared by all encoders: encoding is synchronous, so one set is enough and a gateway
-// with many sessions does not hold a Huffman work area per session. Grown on demand.
+// Scratch space shared by all encoders (see the output buffer). Grown on demand.
 let scratchBytes = new Uint8Array(256);
 let scratchSymbols = new Uint16Array(256);
 let scratchCost = new Uint32Array(257);
 let scratchBack = new Uint16Array(257);
 
-/** UTF-8 of `s` in the shared scratch buffer (valid until the next call). */
-function utf8View(s: string): Uint8Array {
+/** UTF-8 of `s` into `scratchBytes` (valid until the next call); returns the byte length. */
+function utf8Into(s: string): number {
   const n = s.length;
   if (n * 3 > scratchBytes.length) scratchBytes = new Uint8Array(n * 3 + 64);
-  let i = 0;
-  for (; i < n; i++) {
+  const bytes = scratchBytes;
+  for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
-    if (c >= 0x80) break;
-    scratchBytes[i] = c;
+    if (c >= 0x80) return textEncoder.encodeInto(s, bytes).written;
+    bytes[i] = c;
   }
-  if (i === n) return scratchBytes.subarray(0, n);
-  const { written } = textEncoder.encodeInto(s, scratchBytes);
-  return scratchBytes.subarray(0, written);
+  return n;
 }
 
 function ensureSymbolScratch(n: number): void {
@@ -95,66 +201,441 @@ function ensureSymbolScratch(n: number): void {
   }
 }
 
-/** cbor-x writes integers beyond 32 bits as floats; a BigInt makes it write a 64-bit integer head. */
-function int(n: number): number | bigint {
-  return n >= 4_294_967_296 || n < -4_294_967_296 ? BigInt(n) : n;
+/**
+ * A text string as cbor-x wrote it, for byte-identical frames: strings under 64 UTF-16 units were
+ * converted code unit by code unit (a lone surrogate becomes its 3-byte form), longer ones with the
+ * platform's UTF-8 encoder (a lone surrogate becomes U+FFFD) — what `utf8Into` left in `scratchBytes`.
+ * Only non-ASCII strings under 64 units can differ, so only they take the slow path.
+ */
+function writeText(s: string, n: number): void {
+  const len = s.length;
+  if (n === len || len >= 0x40) {
+    writeHead(MAJOR_TEXT, n);
+    writeRaw(scratchBytes, n);
+    return;
+  }
+  let size = 0;
+  for (let i = 0; i < len; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) size += 1;
+    else if (c < 0x800) size += 2;
+    else if ((c & 0xfc00) === 0xd800 && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      size += 4;
+      i++;
+    } else size += 3;
+  }
+  writeHead(MAJOR_TEXT, size);
+  if (pos + size > out.length) grow(pos + size);
+  for (let i = 0; i < len; i++) {
+    let c = s.charCodeAt(i);
+    if (c < 0x80) out[pos++] = c;
+    else if (c < 0x800) {
+      out[pos++] = (c >> 6) | 0xc0;
+      out[pos++] = (c & 0x3f) | 0x80;
+    } else if ((c & 0xfc00) === 0xd800 && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      c = 0x10000 + ((c & 0x03ff) << 10) + (s.charCodeAt(i + 1) & 0x03ff);
+      i++;
+      out[pos++] = (c >> 18) | 0xf0;
+      out[pos++] = ((c >> 12) & 0x3f) | 0x80;
+      out[pos++] = ((c >> 6) & 0x3f) | 0x80;
+      out[pos++] = (c & 0x3f) | 0x80;
+    } else {
+      out[pos++] = (c >> 12) | 0xe0;
+      out[pos++] = ((c >> 6) & 0x3f) | 0x80;
+      out[pos++] = (c & 0x3f) | 0x80;
+    }
+  }
 }
+
+/** Values that change from stanza to stanza (numbers, times): never worth a table entry. */
+const VOLATILE = /^[-+0-9.:TZ]*$/;
+
+/**
+ * What the encoder knows about one distinct string, whatever position it stands in. Memoised: gateway
+ * traffic repeats JIDs, ids and values, and the stateless encoder meets every string twice (counting
+ * pass, then writing).
+ */
+class Lit {
+  /** Held by the memo (its per-frame count lives here) rather than made for one use. */
+  cached: boolean;
+  /** UTF-8 length (table and limit accounting). */
+  readonly size: number;
+  /** Global dictionary value id, -1 when the string is not a dictionary value. */
+  readonly g: number;
+  /** The literal's CBOR item and its size as the cost rule counts it; undefined until computed. */
+  bytes: Uint8Array | undefined = undefined;
+  cost = 0;
+  /** splitJid of the string; null until computed. */
+  jid: JidParts | undefined | null = null;
+  /** VOLATILE.test of the string: -1 until computed, else 0 or 1. */
+  volatile = -1;
+  /** Last frame that looked this entry up: the memo never evicts an entry the current frame uses. */
+  used = 0;
+  /** Clock bit (second chance before eviction). */
+  ref = false;
+  /** Stateless encoder: occurrences in frame `countFrame`. */
+  countFrame = 0;
+  count = 0;
+  /** Evicted from the memo (or the memo was cleared): a holder must look the string up again. */
+  dead = false;
+  /**
+   * The memoised Lits of the JID parts [local, domain, resource], held to skip their lookups (a JID
+   * meets its parts up to three times per frame). Only cached Lits are held; see `FrameEncoder.part`.
+   */
+  parts: [Lit | undefined, Lit | undefined, Lit | undefined] | undefined = undefined;
+
+  constructor(
+    readonly value: string,
+    dict: StaticDictionary,
+    cached: boolean,
+  ) {
+    this.cached = cached;
+    this.size = utf8Length(value);
+    this.g = dict.valueGlobal(value) ?? -1;
+  }
+}
+
+function jidOf(lit: Lit): JidParts | undefined {
+  if (lit.jid === null) lit.jid = splitJid(lit.value);
+  return lit.jid;
+}
+
+function isVolatile(lit: Lit): boolean {
+  if (lit.volatile < 0) lit.volatile = VOLATILE.test(lit.value) ? 1 : 0;
+  return lit.volatile === 1;
+}
+
+/** Entries of each literal memo: enough for a gateway's working set of JIDs, ids and values. */
+const MEMO_ENTRIES = 4096;
+/** Longest string (UTF-16 units) memoised: longer ones are message bodies that rarely recur. */
+const MEMO_MAX_CHARS = 64;
+
+/** Bumped by `clearLiteralCache`: a memo from an older epoch empties itself before its next frame. */
+let memoEpoch = 0;
+/** Frames encoded so far, by any encoder (a frame's identity for the memo and the repeat counts). */
+let frameCounter = 0;
+
+/**
+ * A bounded map string → Lit with clock (second chance) eviction, one per dictionary (values, ids and
+ * Huffman literals depend on it).
+ */
+class LiteralMemo {
+  private readonly map = new Map<string, Lit>();
+  private readonly ring: Lit[] = [];
+  private hand = 0;
+  private epoch = memoEpoch;
+  /** A frame during which every entry was in use: it adds no more entries. */
+  private fullFrame = 0;
+
+  constructor(
+    private readonly dict: StaticDictionary,
+    private readonly capacity: number,
+  ) {}
+
+  /** Called at the start of each frame. */
+  sync(): void {
+    if (this.epoch === memoEpoch) return;
+    this.epoch = memoEpoch;
+    for (const lit of this.ring) lit.dead = true;
+    this.map.clear();
+    this.ring.length = 0;
+    this.hand = 0;
+  }
+
+  get(value: string, frame: number): Lit {
+    if (value.length > MEMO_MAX_CHARS) return new Lit(value, this.dict, false);
+    const hit = this.map.get(value);
+    if (hit !== undefined) {
+      hit.used = frame;
+      hit.ref = true;
+      return hit;
+    }
+    const lit = new Lit(value, this.dict, true);
+    lit.used = frame;
+    if (!this.admit(lit, frame)) lit.cached = false;
+    return lit;
+  }
+
+  private admit(lit: Lit, frame: number): boolean {
+    const capacity = this.capacity;
+    if (capacity === 0 || this.fullFrame === frame) return false;
+    if (this.ring.length < capacity) {
+      this.ring.push(lit);
+      this.map.set(lit.value, lit);
+      return true;
+    }
+    // Two sweeps clear every second-chance bit, so an evictable entry is found if there is one.
+    for (let steps = 0; steps < 2 * capacity; steps++) {
+      const victim = this.ring[this.hand]!;
+      if (victim.used !== frame) {
+        if (victim.ref) victim.ref = false;
+        else {
+          this.map.delete(victim.value);
+          victim.dead = true;
+          this.ring[this.hand] = lit;
+          this.map.set(lit.value, lit);
+          this.hand = (this.hand + 1) % capacity;
+          return true;
+        }
+      }
+      this.hand = (this.hand + 1) % capacity;
+    }
+    // Everything is used by this frame (a stanza of over 4,096 distinct short strings): such a string
+    // stays uncached for the rest of the frame, consistently (nothing is evicted mid-frame).
+    this.fullFrame = frame;
+    return false;
+  }
+}
+
+/** A copy of `a` with room for at least `extra` more entries. */
+function grownInt32(a: Int32Array, extra = 1): Int32Array {
+  const next = new Int32Array(Math.max(a.length * 2, a.length + extra));
+  next.set(a);
+  return next;
+}
+
+const memos = new WeakMap<StaticDictionary, LiteralMemo>();
+
+function memoFor(dict: StaticDictionary, enabled: boolean): LiteralMemo {
+  if (!enabled) return new LiteralMemo(dict, 0);
+  let memo = memos.get(dict);
+  if (memo === undefined) {
+    memo = new LiteralMemo(dict, MEMO_ENTRIES);
+    memos.set(dict, memo);
+  }
+  return memo;
+}
+
+/**
+ * Empties the literal memo of every encoder (before their next frame). Output bytes never depend on
+ * it; benchmarks call it to measure cold encoding (tools/scratch-speed2.ts reports cold and warm).
+ */
+export function clearLiteralCache(): void {
+  memoEpoch++;
+}
+
+/**
+ * Computes `lit.bytes` and `lit.cost`: the cheapest self-contained form of the string (ties go to the
+ * earlier candidate). Written at the current end of the output buffer, copied out, then dropped.
+ */
+function computeLiteral(lit: Lit, huffman: HuffmanCode): void {
+  const start = pos;
+  lit.cost = writeLiteral(lit.value, huffman);
+  lit.bytes = out.slice(start, pos);
+  pos = start;
+}
+
+const TEXT = 0;
+const HUFFMAN = 1;
+
+/** Writes the cheapest form of `value`; returns its cost (its size in bytes). */
+function writeLiteral(value: string, huffman: HuffmanCode): number {
+  const n = utf8Into(value);
+  let kind = TEXT;
+  let cost = headSize(n) + n;
+  let hcount = 0;
+  let hsize = 0;
+  if (n > 1) {
+    ensureSymbolScratch(n);
+    hcount = huffman.planInto(scratchBytes, n, scratchSymbols, scratchCost, scratchBack);
+    hsize = (scratchCost[n]! + 7) >>> 3;
+    const hcost = headSize(hsize) + hsize;
+    if (hcost < cost) {
+      kind = HUFFMAN;
+      cost = hcost;
+    }
+  }
+  const c0 = value.charCodeAt(0);
+  if ((c0 >= 48 && c0 <= 57) || c0 === 45) {
+    const i = parseInteger(value);
+    if (i !== undefined && 1 + headSize(i) < cost) {
+      writeHead(MAJOR_TAG, Tags.INTEGER);
+      writeInt(i);
+      return 1 + headSize(i);
+    }
+    const d = i === undefined ? parseDecimal(value) : undefined;
+    if (d) {
+      const scale = -d.exponent;
+      const packed = Math.abs(d.mantissa) * 16 + scale;
+      if (scale < 16 && Number.isSafeInteger(packed)) {
+        const x = d.mantissa < 0 ? -packed : packed;
+        const c = 1 + headSize(x);
+        if (c < cost) {
+          writeHead(MAJOR_TAG, Tags.PACKED_DECIMAL);
+          writeInt(x);
+          return c;
+        }
+      } else {
+        const c = 2 + headSize(d.exponent) + headSize(d.mantissa);
+        if (c < cost) {
+          writeHead(MAJOR_TAG, Tags.DECIMAL);
+          writeHead(MAJOR_ARRAY, 2);
+          writeInt(d.exponent);
+          writeInt(d.mantissa);
+          return c;
+        }
+      }
+    }
+    if (n >= 10) {
+      const t = parseTimestamp(value);
+      if (t) {
+        if (t.zone === null && t.fractionDigits === 0) {
+          const c = 1 + headSize(t.seconds);
+          if (c < cost) {
+            writeHead(MAJOR_TAG, Tags.EPOCH);
+            writeInt(t.seconds);
+            return c;
+          }
+        } else {
+          let c = 2 + headSize(t.seconds) + (typeof t.zone === "number" ? headSize(t.zone) : 1);
+          if (t.fractionDigits > 0) c += headSize(t.fraction) + 1;
+          if (c < cost) {
+            writeHead(MAJOR_TAG, Tags.DATETIME);
+            writeHead(MAJOR_ARRAY, t.fractionDigits > 0 ? 4 : 2);
+            writeInt(t.seconds);
+            if (t.zone === null) writeByte(CBOR_NULL);
+            else if (t.zone === false) writeByte(CBOR_FALSE);
+            else writeInt(t.zone);
+            if (t.fractionDigits > 0) {
+              writeInt(t.fraction);
+              writeInt(t.fractionDigits);
+            }
+            return c;
+          }
+        }
+      }
+      const days = n === 10 ? parseDate(value) : undefined;
+      if (days !== undefined && 2 + headSize(days) < cost) {
+        writeHead(MAJOR_TAG, Tags.DATE);
+        writeInt(days);
+        return 2 + headSize(days);
+      }
+    }
+  }
+  let blob: Uint8Array | undefined;
+  let blobTag = 0;
+  if (n >= 8) {
+    const hex = n % 2 === 0 ? parseHex(value) : undefined;
+    if (hex && 1 + headSize(hex.length) + hex.length < cost) {
+      blob = hex;
+      blobTag = Tags.BASE16;
+      cost = 1 + headSize(hex.length) + hex.length;
+    }
+    const uuid = n === 36 ? parseUuid(value) : undefined;
+    if (uuid && 19 < cost) {
+      writeHead(MAJOR_TAG, Tags.UUID);
+      writeByteString(uuid);
+      return 19;
+    }
+    const b64 = !hex && n % 4 === 0 ? parseBase64(value) : undefined;
+    if (b64 && 1 + headSize(b64.length) + b64.length < cost) {
+      blob = b64;
+      blobTag = Tags.BASE64;
+      cost = 1 + headSize(b64.length) + b64.length;
+    }
+  }
+  if (blob) {
+    writeHead(MAJOR_TAG, blobTag);
+    writeByteString(blob);
+  } else if (kind === HUFFMAN) {
+    writeHead(MAJOR_BYTES, hsize);
+    if (pos + hsize > out.length) grow(pos + hsize);
+    pos = huffman.emit(scratchSymbols, hcount, out, pos);
+  } else writeText(value, n);
+  return cost;
+}
+
+// ---------------------------------------------------------------------------------------------------
 
 /** Largest subtree (elements + attributes + texts) worth a table entry; larger ones rarely recur whole. */
 const SUBTREE_MAX_NODES = 16;
 
-/** Values that change from stanza to stanza (numbers, times): never worth a table entry. */
-const VOLATILE = /^[-+0-9.:TZ]*$/;
+/** A known shape an element reuses, with how many attribute values differ from it. */
+interface ShapeMatch {
+  readonly index: number;
+  readonly shape: Shape;
+  readonly diffs: number;
+}
 
 /** Shared machinery of the stateless and session encoders. */
 abstract class FrameEncoder {
   protected readonly dict: StaticDictionary;
   protected readonly limits: CodecLimits;
   protected readonly defaultNs: string;
+  private readonly memo: LiteralMemo;
+  /** Identity of the frame being built (see `frameCounter`). */
+  protected frame = 0;
   /** Strings inserted by the frame being built (referenceable later in the same frame). */
-  private frameInserts = new Map<string, number>();
+  private readonly frameInserts = new Map<string, number>();
   /** Shapes inserted by the frame being built. */
-  private frameShapes = new Map<string, Array<{ index: number; shape: Shape }>>();
+  private readonly frameShapes = new Map<string, Array<{ index: number; shape: Shape }>>();
   /** Subtrees inserted by the frame being built. */
   private readonly frameTrees = new Map<string, number>();
   /** Depth of subtree inserts being written: subtrees inside them are not inserted again. */
   private insideSubtree = 0;
   private inserted: number[] = [];
   private nodes = 0;
+  /**
+   * Stateless mode: what the counting pass (`StatelessEncoder.countStrings`) looked up, in document
+   * order, so that writing does not look it up again — the dictionary and memo lookups were each done
+   * twice per string and made ~25% of encode time (tools/scratch-speed2.ts). Per element: its global
+   * qname id (-1: none) in `qids`; slots [namespace, name], then [name, namespace, value] per attribute
+   * in `slots` (undefined where the string is not written), then one slot per text child as the
+   * children come; per attribute its global id (-1: none) in `aids`. Reused from frame to frame.
+   */
+  protected planned = false;
+  protected qids: Int32Array = new Int32Array(64);
+  protected aids: Int32Array = new Int32Array(64);
+  protected readonly slots: (Lit | undefined)[] = [];
+  protected qidCount = 0;
+  protected aidCount = 0;
+  protected slotCount = 0;
+  private qidCursor = 0;
+  private aidCursor = 0;
+  private slotCursor = 0;
 
   constructor(options: CodecOptions = {}) {
     this.dict = options.dictionary ?? DICTIONARY_V1;
     this.limits = resolveLimits(options.limits);
     this.defaultNs = options.defaultNs ?? JABBER_CLIENT;
+    this.memo = memoFor(this.dict, options.literalCache !== false);
   }
 
   protected abstract get table(): EncoderTable;
-  /** Whether `value` (not yet referenceable, `cost` bytes as a literal) should be inserted now. */
-  protected abstract shouldInsert(value: string, cost: number): boolean;
-  /** Whether to write a JID as parts (so that shared domains/locals become references). */
-  protected abstract shouldSplitJid(jid: JidParts): boolean;
+  /** Whether `lit` (not yet referenceable, `cost` bytes as a literal) should be inserted now. */
+  protected abstract shouldInsert(lit: Lit, cost: number): boolean;
+  /** Whether to write JID `lit` as parts (so that shared domains/locals become references). */
+  protected abstract shouldSplitJid(lit: Lit, jid: JidParts): boolean;
   /** Session mode: frames name their insert base and element shapes are remembered. */
   protected abstract get sessionMode(): boolean;
 
   encode(stanza: XElement): EncodedFrame {
-    this.frameInserts.clear();
-    this.frameShapes.clear();
-    this.frameTrees.clear();
+    this.frame = ++frameCounter;
+    this.memo.sync();
+    // Map.clear allocates a fresh backing store even when the map is empty: skip it then (GC time).
+    if (this.frameInserts.size > 0) this.frameInserts.clear();
+    if (this.frameShapes.size > 0) this.frameShapes.clear();
+    if (this.frameTrees.size > 0) this.frameTrees.clear();
+    this.insideSubtree = 0;
     this.inserted = [];
     this.nodes = 0;
+    pos = 0;
     const base = this.table.nextIndex;
+    this.qidCount = this.aidCount = this.slotCount = 0;
+    this.qidCursor = this.aidCursor = this.slotCursor = 0;
     this.prepare(stanza);
-    const root = this.elementArray(stanza, this.defaultNs, 1);
-    const body = cbor.encode(root) as Uint8Array;
+    this.elementArray(stanza, this.defaultNs, 1);
     let bytes: Uint8Array;
     if (this.sessionMode && this.inserted.length > 0) {
-      const prefix = cbor.encode(base) as Uint8Array;
-      bytes = new Uint8Array(prefix.length + body.length);
-      bytes.set(prefix, 0);
-      bytes.set(body, prefix.length);
+      // The insert base goes first (FORMAT.md §6.1): write the body again after it.
+      const end = pos;
+      writeHead(0, base);
+      writeRaw(out, end);
+      bytes = takeFrame(end, pos);
     } else {
-      bytes = Uint8Array.from(body); // cbor-x returns a view of its reused buffer
+      bytes = takeFrame(0, pos);
     }
+    pos = 0;
     if (bytes.length > this.limits.maxFrameBytes) {
       throw new CodecError("LIMIT", bytes.length, `frame of ${bytes.length} bytes exceeds maxFrameBytes`);
     }
@@ -164,24 +645,54 @@ abstract class FrameEncoder {
   /** Hook before a frame is built (the stateless encoder counts repeats). */
   protected prepare(_stanza: XElement): void {}
 
+  /** What the encoder knows about `value` (memoised). */
+  protected lit(value: string): Lit {
+    return this.memo.get(value, this.frame);
+  }
+
+  /** The Lit of part `k` (0 local, 1 domain, 2 resource) of JID `lit`, whose text is `value`. */
+  protected part(lit: Lit, k: 0 | 1 | 2, value: string): Lit {
+    const held = lit.parts?.[k];
+    if (held !== undefined && !held.dead) {
+      held.used = this.frame;
+      held.ref = true;
+      return held;
+    }
+    const part = this.memo.get(value, this.frame);
+    // Hold only memoised Lits: an uncached one stands for no entry, and the next lookup may find one.
+    if (part.cached && lit.cached) {
+      if (lit.parts === undefined) lit.parts = [undefined, undefined, undefined];
+      lit.parts[k] = part;
+    }
+    return part;
+  }
+
   /**
    * An element in session mode may be a reference to an identical earlier subtree, or become one
    * (FORMAT.md §6.4); otherwise it is written as an array.
    */
-  private element(e: XElement, inheritedNs: string, depth: number): Item {
-    if (!this.sessionMode || depth < 2 || e.children.length === 0)
-      return this.elementArray(e, inheritedNs, depth);
+  private element(e: XElement, inheritedNs: string, depth: number): void {
+    if (!this.sessionMode || depth < 2 || e.children.length === 0) {
+      this.elementArray(e, inheritedNs, depth);
+      return;
+    }
     const key = treeKey(e);
     const known = this.table.subtree(key) ?? this.frameTrees.get(key);
     if (known !== undefined) {
       const size = treeSize(e);
       this.nodes += size.nodes;
-      return -1 - known;
+      writeInt(-1 - known);
+      return;
     }
-    if (this.insideSubtree > 0) return this.elementArray(e, inheritedNs, depth);
+    if (this.insideSubtree > 0) {
+      this.elementArray(e, inheritedNs, depth);
+      return;
+    }
     const size = treeSize(e);
-    if (size.nodes > SUBTREE_MAX_NODES || !this.table.canInsert(size.bytes))
-      return this.elementArray(e, inheritedNs, depth);
+    if (size.nodes > SUBTREE_MAX_NODES || !this.table.canInsert(size.bytes)) {
+      this.elementArray(e, inheritedNs, depth);
+      return;
+    }
     // Pre-order numbering (FORMAT.md §6.1): the subtree is numbered before anything inside it.
     const index = this.table.insert(
       { kind: "subtree", element: e, nodes: size.nodes, bytes: size.bytes },
@@ -192,68 +703,124 @@ abstract class FrameEncoder {
     this.frameTrees.set(key, index);
     this.insideSubtree++;
     try {
-      return new Tag(this.elementArray(e, inheritedNs, depth), Tags.SUBTREE);
+      writeHead(MAJOR_TAG, Tags.SUBTREE);
+      this.elementArray(e, inheritedNs, depth);
     } finally {
       this.insideSubtree--;
     }
   }
 
   /** The element as an array, or as a bare shape reference when it is exactly a known shape (§6.3). */
-  private elementArray(e: XElement, inheritedNs: string, depth: number): Item {
+  private elementArray(e: XElement, inheritedNs: string, depth: number): void {
     if (depth > this.limits.maxDepth) throw new CodecError("LIMIT", 0, "stanza deeper than maxDepth");
     if (e.name === "") throw new CodecError("UNENCODABLE", 0, "element with an empty name");
-    this.nodes += 1 + e.attrs.length + e.children.length;
+    const attrs = e.attrs;
+    const children = e.children;
+    this.nodes += 1 + attrs.length + children.length;
     if (this.nodes > this.limits.maxNodes)
       throw new CodecError("LIMIT", 0, "stanza has more nodes than maxNodes");
-    const attrs = e.attrs;
     for (let i = 1; i < attrs.length; i++) {
+      const a = attrs[i]!;
       for (let j = 0; j < i; j++) {
-        if (attrs[i]!.name === attrs[j]!.name && attrs[i]!.ns === attrs[j]!.ns) {
-          throw new CodecError("UNENCODABLE", 0, `duplicate attribute '${attrs[i]!.name}'`);
+        if (a.name === attrs[j]!.name && a.ns === attrs[j]!.ns) {
+          throw new CodecError("UNENCODABLE", 0, `duplicate attribute '${a.name}'`);
         }
       }
     }
-    const qid = this.dict.qnameGlobal(e.ns, e.name);
-    const out: Item[] = [];
-    const shape = this.sessionMode && attrs.length > 0 ? this.shape(e, qid) : undefined;
-    if (typeof shape === "object") {
-      if (!shape.overrides && e.children.length === 0) return -1 - shape.index;
-      out.push(-1 - shape.index);
-      if (shape.overrides) out.push(shape.overrides);
-    } else {
-      const name = this.elementName(e, qid, inheritedNs);
-      out.push(shape === "inserted" ? new Tag(name, Tags.SHAPE) : name);
-      if (attrs.length > 0) {
-        const map = new Map<Item, Item>();
-        for (const a of attrs) {
-          if (a.name === "") throw new CodecError("UNENCODABLE", 0, "attribute with an empty name");
-          const aid = this.dict.attributeGlobal(a.ns, a.name);
-          const key =
-            aid !== undefined
-              ? this.dict.attributeId(aid, qid)
-              : a.ns === ""
-                ? this.string(a.name, NO_STATIC)
-                : [this.namespace(a.ns), this.string(a.name, NO_STATIC)];
-          map.set(key, this.string(a.value, { qid, aid }));
+    let qid: number | undefined;
+    let slot = -1;
+    let aidBase = -1;
+    if (this.planned) {
+      const q = this.qids[this.qidCursor++]!;
+      qid = q < 0 ? undefined : q;
+      slot = this.slotCursor;
+      this.slotCursor += 2 + 3 * attrs.length;
+      aidBase = this.aidCursor;
+      this.aidCursor += attrs.length;
+    } else qid = this.dict.qnameGlobal(e.ns, e.name);
+    // Array length up front: empty text children are not written.
+    let written = 0;
+    for (let i = 0; i < children.length; i++) if (children[i] !== "") written++;
+    let newShape = false;
+    if (this.sessionMode && attrs.length > 0) {
+      const shape = this.shape(e, qid);
+      if (typeof shape === "object") {
+        if (shape.diffs === 0 && children.length === 0) {
+          writeInt(-1 - shape.index);
+          return;
         }
-        out.push(map);
+        writeHead(MAJOR_ARRAY, 1 + (shape.diffs > 0 ? 1 : 0) + written);
+        writeInt(-1 - shape.index);
+        if (shape.diffs > 0) {
+          const known = shape.shape;
+          writeHead(MAJOR_MAP, shape.diffs);
+          for (let i = 0; i < attrs.length; i++) {
+            const value = attrs[i]!.value;
+            if (known.attrs[i]!.value !== value) {
+              writeInt(i);
+              this.string(this.lit(value), true, known.qid, known.aids[i]);
+            }
+          }
+        }
+        this.children(e, qid, depth);
+        return;
+      }
+      newShape = shape === "inserted";
+    }
+    writeHead(MAJOR_ARRAY, 1 + (attrs.length > 0 ? 1 : 0) + written);
+    if (newShape) writeHead(MAJOR_TAG, Tags.SHAPE);
+    this.elementName(e, qid, inheritedNs, slot);
+    if (attrs.length > 0) {
+      // Keys are distinct (duplicates were rejected above), so the map has one entry per attribute.
+      writeHead(MAJOR_MAP, attrs.length);
+      for (let i = 0; i < attrs.length; i++) {
+        const a = attrs[i]!;
+        if (a.name === "") throw new CodecError("UNENCODABLE", 0, "attribute with an empty name");
+        let aid: number | undefined;
+        if (aidBase >= 0) {
+          const g = this.aids[aidBase + i]!;
+          aid = g < 0 ? undefined : g;
+        } else aid = this.dict.attributeGlobal(a.ns, a.name);
+        const at = slot + 2 + 3 * i;
+        if (aid !== undefined) writeInt(this.dict.attributeId(aid, qid));
+        else if (a.ns === "") this.string(this.slotLit(at, a.name), false, undefined, undefined);
+        else {
+          writeHead(MAJOR_ARRAY, 2);
+          this.namespace(a.ns, at + 1);
+          this.string(this.slotLit(at, a.name), false, undefined, undefined);
+        }
+        this.string(this.slotLit(at + 2, a.value), true, qid, aid);
       }
     }
-    const textContext: ValueContext = { qid, aid: -1 };
-    for (const child of e.children) {
-      if (typeof child === "string") {
-        if (child !== "") out.push(this.string(child, textContext));
-      } else {
-        out.push(this.element(child, e.ns, depth + 1));
-      }
-    }
-    return out;
+    this.children(e, qid, depth);
   }
 
-  private elementName(e: XElement, qid: number | undefined, inheritedNs: string): Item {
-    if (qid !== undefined) return this.dict.elementId(qid, inheritedNs);
-    if (e.ns === inheritedNs) return this.string(e.name, NO_STATIC);
-    return [this.namespace(e.ns), this.string(e.name, NO_STATIC)];
+  private children(e: XElement, qid: number | undefined, depth: number): void {
+    const children = e.children;
+    for (let i = 0; i < children.length; i++) {
+      const child = children[i]!;
+      if (typeof child === "string") {
+        const at = this.planned ? this.slotCursor++ : -1;
+        if (child !== "") this.string(this.slotLit(at, child), true, qid, -1);
+      } else {
+        this.element(child, e.ns, depth + 1);
+      }
+    }
+  }
+
+  private elementName(e: XElement, qid: number | undefined, inheritedNs: string, slot: number): void {
+    if (qid !== undefined) writeInt(this.dict.elementId(qid, inheritedNs));
+    else if (e.ns === inheritedNs) this.string(this.slotLit(slot + 1, e.name), false, undefined, undefined);
+    else {
+      writeHead(MAJOR_ARRAY, 2);
+      this.namespace(e.ns, slot);
+      this.string(this.slotLit(slot + 1, e.name), false, undefined, undefined);
+    }
+  }
+
+  /** The Lit the counting pass left in slot `at` (-1: none), else a lookup. */
+  private slotLit(at: number, value: string): Lit {
+    return (at >= 0 ? this.slots[at] : undefined) ?? this.memo.get(value, this.frame);
   }
 
   /**
@@ -261,10 +828,7 @@ abstract class FrameEncoder {
    * overridden, or "inserted" when this element's head becomes a new shape (its index is taken now,
    * before the strings inside the head: pre-order numbering, §6.1), or undefined to write it plainly.
    */
-  private shape(
-    e: XElement,
-    qid: number | undefined,
-  ): { index: number; overrides?: Map<Item, Item> } | "inserted" | undefined {
+  private shape(e: XElement, qid: number | undefined): ShapeMatch | "inserted" | undefined {
     const key = shapeKey(e.ns, e.name, e.attrs);
     let best: { index: number; shape: Shape } | undefined;
     let bestDiffs = Number.POSITIVE_INFINITY;
@@ -282,15 +846,7 @@ abstract class FrameEncoder {
     }
     // Overriding costs a position and a value per attribute: worth it while at most half differ.
     if (best && bestDiffs * 2 <= e.attrs.length) {
-      if (bestDiffs === 0) return { index: best.index };
-      const overrides = new Map<Item, Item>();
-      for (let i = 0; i < e.attrs.length; i++) {
-        const value = e.attrs[i]!.value;
-        if (best.shape.attrs[i]!.value !== value) {
-          overrides.set(i, this.string(value, { qid: best.shape.qid, aid: best.shape.aids[i] }));
-        }
-      }
-      return { index: best.index, overrides };
+      return { index: best.index, shape: best.shape, diffs: bestDiffs };
     }
     // A head whose every value changes each time (a timestamp, a sequence number) never recurs.
     if (e.attrs.every((a) => VOLATILE.test(a.value))) return undefined;
@@ -313,129 +869,77 @@ abstract class FrameEncoder {
     return "inserted";
   }
 
-  private namespace(ns: string): Item {
+  private namespace(ns: string, slot: number): void {
     const id = this.dict.namespaceId(ns);
-    return id !== undefined ? id : this.string(ns, NO_STATIC);
+    if (id !== undefined) writeInt(id);
+    else this.string(this.slotLit(slot, ns), false, undefined, undefined);
   }
 
   /** Reference to `value` if the peer can resolve one (acknowledged, or inserted earlier in this frame). */
-  protected reference(value: string): number | undefined {
+  protected reference(value: string, _lit: Lit): number | undefined {
     const acked = this.table.lookup(value);
     return acked !== undefined ? acked : this.frameInserts.get(value);
   }
 
-  /** Encodes a string in a Value position, with contextual value ids unless `context` is NO_STATIC. */
-  protected string(value: string, context: ValueContext | null, insertable = true): Item {
-    if (value.length > this.limits.maxStringBytes || utf8Length(value) > this.limits.maxStringBytes) {
+  /**
+   * Writes a string in a Value position: with contextual value ids for element `qid` and attribute `aid`
+   * (-1: text) when `statics`, else never as a dictionary value (names, namespaces, JID parts).
+   */
+  protected string(
+    lit: Lit,
+    statics: boolean,
+    qid: number | undefined,
+    aid: number | undefined,
+    insertable = true,
+  ): void {
+    const value = lit.value;
+    const max = this.limits.maxStringBytes;
+    if (value.length > max || lit.size > max)
       throw new CodecError("LIMIT", 0, "string longer than maxStringBytes");
+    if (statics && lit.g >= 0) {
+      writeInt(this.dict.valueIdOf(lit.g, qid, aid));
+      return;
     }
-    if (context !== NO_STATIC) {
-      const id = this.dict.valueId(value, context.qid, context.aid);
-      if (id !== undefined) return id;
+    const ref = this.reference(value, lit);
+    if (ref !== undefined) {
+      writeInt(-1 - ref);
+      return;
     }
-    const ref = this.reference(value);
-    if (ref !== undefined) return -1 - ref;
-    const split = value.length > 3 ? splitJid(value) : undefined;
-    const jid = split && this.shouldSplitJid(split) ? split : undefined;
-    const literal = jid ? undefined : this.literal(value);
-    const cost = literal ? literal.cost : value.length + 2;
-    const size = utf8Length(value);
+    const split = value.length > 3 ? jidOf(lit) : undefined;
+    const jid = split && this.shouldSplitJid(lit, split) ? split : undefined;
+    let cost: number;
+    if (jid) cost = value.length + 2;
+    else {
+      if (lit.bytes === undefined) computeLiteral(lit, this.dict.huffman);
+      cost = lit.cost;
+    }
+    const size = lit.size;
     const insert =
       insertable &&
       size <= this.limits.maxEntryBytes &&
-      !VOLATILE.test(value) &&
-      this.shouldInsert(value, cost) &&
+      !isVolatile(lit) &&
+      this.shouldInsert(lit, cost) &&
       this.table.canInsert(size);
     // Pre-order numbering (FORMAT.md §6.1): the outer insert is numbered before its parts.
     if (insert) {
       const index = this.table.insert(value, size);
       this.inserted.push(index);
       if (!this.frameInserts.has(value)) this.frameInserts.set(value, index);
+      writeHead(MAJOR_TAG, Tags.INSERT);
     }
-    let item: Item;
     if (jid) {
-      const parts: Item[] = [
-        jid.local === null ? null : this.string(jid.local, NO_STATIC),
-        this.string(jid.domain, NO_STATIC),
-      ];
+      writeHead(MAJOR_TAG, Tags.JID);
+      writeHead(MAJOR_ARRAY, jid.resource === null ? 2 : 3);
+      if (jid.local === null) writeByte(CBOR_NULL);
+      else this.string(this.part(lit, 0, jid.local), false, undefined, undefined);
+      this.string(this.part(lit, 1, jid.domain), false, undefined, undefined);
       // Resources rarely recur apart from their full JID, which is inserted whole.
-      if (jid.resource !== null) parts.push(this.string(jid.resource, NO_STATIC, !this.sessionMode));
-      item = new Tag(parts, Tags.JID);
-    } else item = literal!.item;
-    return insert ? new Tag(item, Tags.INSERT) : item;
-  }
-
-  /** The cheapest self-contained form of `value`; ties go to the earlier candidate. */
-  private literal(value: string): { item: Item; cost: number } {
-    const bytes = utf8View(value);
-    const n = bytes.length;
-    let item: Item = value;
-    let cost = headSize(n) + n;
-    if (n > 1) {
-      ensureSymbolScratch(n);
-      const plan = this.dict.huffman.plan(bytes, scratchSymbols, scratchCost, scratchBack);
-      const hcost = headSize(plan.size) + plan.size;
-      if (hcost < cost) {
-        const out = new Uint8Array(plan.size);
-        this.dict.huffman.emit(scratchSymbols, plan.count, out, 0);
-        item = out;
-        cost = hcost;
-      }
+      if (jid.resource !== null)
+        this.string(this.part(lit, 2, jid.resource), false, undefined, undefined, !this.sessionMode);
+    } else {
+      const bytes = lit.bytes!;
+      writeRaw(bytes, bytes.length);
     }
-    const c0 = value.charCodeAt(0);
-    if ((c0 >= 48 && c0 <= 57) || c0 === 45) {
-      const i = parseInteger(value);
-      if (i !== undefined && 1 + headSize(i) < cost)
-        return { item: new Tag(int(i), Tags.INTEGER), cost: 1 + headSize(i) };
-      const d = i === undefined ? parseDecimal(value) : undefined;
-      if (d) {
-        const scale = -d.exponent;
-        const packed = Math.abs(d.mantissa) * 16 + scale;
-        if (scale < 16 && Number.isSafeInteger(packed)) {
-          const x = d.mantissa < 0 ? -packed : packed;
-          const c = 1 + headSize(x);
-          if (c < cost) return { item: new Tag(int(x), Tags.PACKED_DECIMAL), cost: c };
-        } else {
-          const c = 2 + headSize(d.exponent) + headSize(d.mantissa);
-          if (c < cost) return { item: new Tag([d.exponent, int(d.mantissa)], Tags.DECIMAL), cost: c };
-        }
-      }
-      if (n >= 10) {
-        const t = parseTimestamp(value);
-        if (t) {
-          if (t.zone === null && t.fractionDigits === 0) {
-            const c = 1 + headSize(t.seconds);
-            if (c < cost) return { item: new Tag(int(t.seconds), Tags.EPOCH), cost: c };
-          } else {
-            const parts: Item[] = [int(t.seconds), t.zone];
-            let c = 2 + headSize(t.seconds) + (typeof t.zone === "number" ? headSize(t.zone) : 1);
-            if (t.fractionDigits > 0) {
-              parts.push(t.fraction, t.fractionDigits);
-              c += headSize(t.fraction) + 1;
-            }
-            if (c < cost) return { item: new Tag(parts, Tags.DATETIME), cost: c };
-          }
-        }
-        const days = n === 10 ? parseDate(value) : undefined;
-        if (days !== undefined && 2 + headSize(days) < cost)
-          return { item: new Tag(days, Tags.DATE), cost: 2 + headSize(days) };
-      }
-    }
-    if (n >= 8) {
-      const hex = n % 2 === 0 ? parseHex(value) : undefined;
-      if (hex && 1 + headSize(hex.length) + hex.length < cost) {
-        item = new Tag(hex, Tags.BASE16);
-        cost = 1 + headSize(hex.length) + hex.length;
-      }
-      const uuid = n === 36 ? parseUuid(value) : undefined;
-      if (uuid && 19 < cost) return { item: new Tag(uuid, Tags.UUID), cost: 19 };
-      const b64 = !hex && n % 4 === 0 ? parseBase64(value) : undefined;
-      if (b64 && 1 + headSize(b64.length) + b64.length < cost) {
-        item = new Tag(b64, Tags.BASE64);
-        cost = 1 + headSize(b64.length) + b64.length;
-      }
-    }
-    return { item, cost };
   }
 }
 
@@ -444,7 +948,8 @@ abstract class FrameEncoder {
  * frame-local table on first use and referenced afterwards.
  */
 export class StatelessEncoder extends FrameEncoder {
-  private frameTable: EncoderTable;
+  private readonly frameTable: EncoderTable;
+  /** Repeat counts of strings the memo does not hold (memoised ones count in their Lit). */
   private readonly repeats = new Map<string, number>();
 
   constructor(options: CodecOptions = {}) {
@@ -460,57 +965,100 @@ export class StatelessEncoder extends FrameEncoder {
   }
 
   protected override prepare(stanza: XElement): void {
-    this.frameTable = new EncoderTable(this.limits);
-    this.repeats.clear();
+    this.frameTable.reset();
+    if (this.repeats.size > 0) this.repeats.clear();
+    this.planned = true;
     this.countStrings(stanza, this.defaultNs);
   }
 
-  private seen(s: string): void {
-    this.repeats.set(s, (this.repeats.get(s) ?? 0) + 1);
+  private seen(lit: Lit): Lit {
+    if (!lit.cached) this.repeats.set(lit.value, (this.repeats.get(lit.value) ?? 0) + 1);
+    else if (lit.countFrame === this.frame) lit.count++;
+    else {
+      lit.countFrame = this.frame;
+      lit.count = 1;
+    }
+    return lit;
   }
 
-  private seenValue(s: string, qid: number | undefined, aid: number | undefined): void {
-    if (this.dict.valueId(s, qid, aid) !== undefined) return;
-    this.seen(s);
-    const jid = s.length > 3 ? splitJid(s) : undefined;
+  private countOf(lit: Lit): number {
+    if (!lit.cached) return this.repeats.get(lit.value) ?? 0;
+    return lit.countFrame === this.frame ? lit.count : 0;
+  }
+
+  private seenValue(s: string): Lit {
+    const lit = this.lit(s);
+    // A dictionary value is written as its id in every context: it is never a literal.
+    if (lit.g >= 0) return lit;
+    this.seen(lit);
+    const jid = s.length > 3 ? jidOf(lit) : undefined;
     if (jid) {
-      this.seen(jid.domain);
-      if (jid.local !== null) this.seen(jid.local);
-      if (jid.resource !== null) this.seen(jid.resource);
+      this.seen(this.part(lit, 1, jid.domain));
+      if (jid.local !== null) this.seen(this.part(lit, 0, jid.local));
+      if (jid.resource !== null) this.seen(this.part(lit, 2, jid.resource));
     }
+    return lit;
   }
 
-  /** Counts the strings a frame will write, so that only repeated ones are inserted. */
+  /**
+   * Counts the strings a frame will write, so that only repeated ones are inserted, and records what it
+   * looked up for the writing pass (see `planned`).
+   */
   private countStrings(e: XElement, inheritedNs: string): void {
-    const qid = this.dict.qnameGlobal(e.ns, e.name);
+    const dict = this.dict;
+    const attrs = e.attrs;
+    const qid = dict.qnameGlobal(e.ns, e.name);
+    if (this.qidCount >= this.qids.length) this.qids = grownInt32(this.qids);
+    this.qids[this.qidCount++] = qid === undefined ? -1 : qid;
+    if (this.aidCount + attrs.length > this.aids.length) this.aids = grownInt32(this.aids, attrs.length);
+    const slots = this.slots;
+    const base = this.slotCount;
+    const end = base + 2 + 3 * attrs.length;
+    for (let k = base; k < end; k++) slots[k] = undefined;
+    this.slotCount = end;
     if (qid === undefined) {
-      if (e.ns !== inheritedNs && this.dict.namespaceId(e.ns) === undefined) this.seen(e.ns);
-      this.seen(e.name);
+      if (e.ns !== inheritedNs && dict.namespaceId(e.ns) === undefined)
+        slots[base] = this.seen(this.lit(e.ns));
+      slots[base + 1] = this.seen(this.lit(e.name));
     }
-    for (const a of e.attrs) {
-      const aid = this.dict.attributeGlobal(a.ns, a.name);
+    for (let i = 0; i < attrs.length; i++) {
+      const a = attrs[i]!;
+      const aid = dict.attributeGlobal(a.ns, a.name);
+      this.aids[this.aidCount++] = aid === undefined ? -1 : aid;
+      const at = base + 2 + 3 * i;
       if (aid === undefined) {
-        this.seen(a.name);
-        if (a.ns !== "" && this.dict.namespaceId(a.ns) === undefined) this.seen(a.ns);
+        slots[at] = this.seen(this.lit(a.name));
+        if (a.ns !== "" && dict.namespaceId(a.ns) === undefined) slots[at + 1] = this.seen(this.lit(a.ns));
       }
-      this.seenValue(a.value, qid, aid);
+      slots[at + 2] = this.seenValue(a.value);
     }
-    for (const c of e.children) {
-      if (typeof c === "string") this.seenValue(c, qid, -1);
+    const children = e.children;
+    for (let i = 0; i < children.length; i++) {
+      const c = children[i]!;
+      if (typeof c === "string") slots[this.slotCount++] = this.seenValue(c);
       else this.countStrings(c, e.ns);
     }
   }
 
-  protected shouldInsert(value: string, cost: number): boolean {
-    return cost > 2 && (this.repeats.get(value) ?? 0) >= 2;
+  /**
+   * Only strings seen twice can have been inserted by this frame, and the frame table holds nothing
+   * else: a single occurrence skips the lookups.
+   */
+  protected override reference(value: string, lit: Lit): number | undefined {
+    return this.countOf(lit) < 2 ? undefined : super.reference(value, lit);
   }
 
-  protected shouldSplitJid(jid: JidParts): boolean {
-    return this.reusable(jid.domain) || this.reusable(jid.local) || this.reusable(jid.resource);
+  protected shouldInsert(lit: Lit, cost: number): boolean {
+    return cost > 2 && this.countOf(lit) >= 2;
   }
 
-  private reusable(s: string | null): boolean {
-    return s !== null && ((this.repeats.get(s) ?? 0) >= 2 || this.reference(s) !== undefined);
+  /** When a part repeats in this frame (a single occurrence cannot be referenced: see `reference`). */
+  protected shouldSplitJid(lit: Lit, jid: JidParts): boolean {
+    return (
+      this.countOf(this.part(lit, 1, jid.domain)) >= 2 ||
+      (jid.local !== null && this.countOf(this.part(lit, 0, jid.local)) >= 2) ||
+      (jid.resource !== null && this.countOf(this.part(lit, 2, jid.resource)) >= 2)
+    );
   }
 }
 
@@ -543,11 +1091,11 @@ export class SessionEncoder extends FrameEncoder {
     return this.sessionTable.pendingCount;
   }
 
-  protected shouldInsert(_value: string, cost: number): boolean {
+  protected shouldInsert(_lit: Lit, cost: number): boolean {
     return cost > 2;
   }
 
-  protected shouldSplitJid(_jid: JidParts): boolean {
+  protected shouldSplitJid(_lit: Lit, _jid: JidParts): boolean {
     return true;
   }
 }

@@ -27,7 +27,7 @@ function plainLengths(weights: readonly number[]): number[] {
   const order = weights.map((_, i) => i).sort((a, b) => weights[a]! - weights[b]! || b - a);
   const parent = new Int32Array(2 * n).fill(-1);
   const weight = new Float64Array(2 * n);
-  order.forEach((s, i) => void (weight[i] = weights[s]!));
+  for (let i = 0; i < n; i++) weight[i] = weights[order[i]!]!;
   let leaf = 0;
   let inner = n;
   let next = n;
@@ -44,7 +44,7 @@ function plainLengths(weights: readonly number[]): number[] {
   const depth = new Int32Array(2 * n);
   for (let i = 2 * n - 3; i >= 0; i--) depth[i] = depth[parent[i]!]! + 1;
   const lengths = new Array<number>(n).fill(0);
-  order.forEach((s, i) => void (lengths[s] = Math.max(1, depth[i]!)));
+  for (let i = 0; i < n; i++) lengths[order[i]!] = Math.max(1, depth[i]!);
   return lengths;
 }
 
@@ -57,8 +57,20 @@ export class HuffmanCode {
   private readonly codes: Uint32Array;
   private readonly lengths: Uint8Array;
   private readonly tokens: readonly Uint8Array[];
-  /** Tokens by their first two bytes (b0 * 256 + b1), longest first. */
-  private readonly buckets = new Map<number, number[]>();
+  /**
+   * Tokens by their first two bytes, flat: the tokens starting with bytes b0 b1 are
+   * `bucketTokens[bucketStart[k]…bucketStart[k + 1]]` with k = b0 * 256 + b1, longest first. A typed
+   * array lookup instead of a Map bucket per string position: `plan` was ~18% of encode time in
+   * tools/scratch-speed2.ts (StatelessEncoder over the visible corpus).
+   */
+  private readonly bucketStart = new Uint16Array(65_537);
+  /** Bit k set when bucket k is not empty: 8 KiB that stay in cache, unlike the 128 KiB of starts. */
+  private readonly pairMask = new Uint8Array(8192);
+  private readonly bucketTokens: Uint16Array;
+  /** All token bytes back to back; token t is `tokenBytes[tokenOffset[t]…+tokenLength[t]]`. */
+  private readonly tokenBytes: Uint8Array;
+  private readonly tokenOffset: Uint32Array;
+  private readonly tokenLength: Uint16Array;
   private readonly sorted: Uint16Array;
   private readonly countPerLength: Uint16Array;
   private readonly maxLength: number;
@@ -70,15 +82,36 @@ export class HuffmanCode {
     if (n !== 257 + tokens.length) throw new RangeError("Huffman lengths must cover bytes, tokens and EOS");
     this.eos = n - 1;
     this.tokens = tokens.map((t) => utf8.encode(t));
+    const buckets = new Map<number, number[]>();
     this.tokens.forEach((t, i) => {
       if (t.length < 2) return;
       const key = t[0]! * 256 + t[1]!;
-      const list = this.buckets.get(key) ?? [];
+      const list = buckets.get(key) ?? [];
       list.push(i);
-      this.buckets.set(key, list);
+      buckets.set(key, list);
     });
-    for (const list of this.buckets.values())
-      list.sort((a, b) => this.tokens[b]!.length - this.tokens[a]!.length);
+    // Stable sort: among tokens of equal length the earlier one comes first (the tie-break of `plan`).
+    for (const list of buckets.values()) list.sort((a, b) => this.tokens[b]!.length - this.tokens[a]!.length);
+    const flat: number[] = [];
+    for (let key = 0; key < 65_536; key++) {
+      this.bucketStart[key] = flat.length;
+      const list = buckets.get(key);
+      if (list === undefined) continue;
+      this.pairMask[key >>> 3]! |= 1 << (key & 7);
+      for (const t of list) flat.push(t);
+    }
+    this.bucketStart[65_536] = flat.length;
+    this.bucketTokens = Uint16Array.from(flat);
+    this.tokenOffset = new Uint32Array(this.tokens.length);
+    this.tokenLength = new Uint16Array(this.tokens.length);
+    let total = 0;
+    this.tokens.forEach((t, i) => {
+      this.tokenOffset[i] = total;
+      this.tokenLength[i] = t.length;
+      total += t.length;
+    });
+    this.tokenBytes = new Uint8Array(total);
+    this.tokens.forEach((t, i) => void this.tokenBytes.set(t, this.tokenOffset[i]!));
     this.lengths = Uint8Array.from(lengths);
     this.codes = new Uint32Array(n);
     this.maxLength = Math.max(...lengths);
@@ -123,37 +156,52 @@ export class HuffmanCode {
     back: Uint16Array,
   ): { count: number; size: number } {
     const n = bytes.length;
+    const count = this.planInto(bytes, n, symbols, cost, back);
+    return { count, size: (cost[n]! + 7) >>> 3 };
+  }
+
+  /**
+   * `plan` without allocating (the encoder's hot path): plans the first `n` bytes of `bytes` and returns
+   * the symbol count; the literal's size in bytes is then `(cost[n] + 7) >>> 3`. `cost` and `back` need
+   * n + 1 entries.
+   */
+  planInto(bytes: Uint8Array, n: number, symbols: Uint16Array, cost: Uint32Array, back: Uint16Array): number {
+    const lengths = this.lengths;
+    const bucketStart = this.bucketStart;
+    const pairMask = this.pairMask;
+    const bucketTokens = this.bucketTokens;
+    const tokenBytes = this.tokenBytes;
+    const tokenOffset = this.tokenOffset;
+    const tokenLength = this.tokenLength;
     cost[0] = 0;
     for (let i = 1; i <= n; i++) cost[i] = 0xffffffff;
+    // Relaxation order (byte first, then tokens longest first) and strict `<` fix the tie-breaks: the
+    // test vectors pin the resulting bytes.
     for (let i = 0; i < n; i++) {
       const here = cost[i]!;
       const b = bytes[i]!;
-      const single = here + this.lengths[b]!;
+      const single = here + lengths[b]!;
       if (single < cost[i + 1]!) {
         cost[i + 1] = single;
         back[i + 1] = b;
       }
-      if (i + 1 < n) {
-        const bucket = this.buckets.get(b * 256 + bytes[i + 1]!);
-        if (bucket !== undefined) {
-          for (const t of bucket) {
-            const tok = this.tokens[t]!;
-            const end = i + tok.length;
-            if (end > n) continue;
-            let match = true;
-            for (let k = 2; k < tok.length; k++) {
-              if (bytes[i + k] !== tok[k]) {
-                match = false;
-                break;
-              }
-            }
-            if (!match) continue;
-            const c = here + this.lengths[256 + t]!;
-            if (c < cost[end]!) {
-              cost[end] = c;
-              back[end] = 256 + t;
-            }
-          }
+      if (i + 1 >= n) continue;
+      const key = b * 256 + bytes[i + 1]!;
+      if ((pairMask[key >>> 3]! & (1 << (key & 7))) === 0) continue;
+      const last = bucketStart[key + 1]!;
+      for (let j = bucketStart[key]!; j < last; j++) {
+        const t = bucketTokens[j]!;
+        const len = tokenLength[t]!;
+        const end = i + len;
+        if (end > n) continue;
+        const off = tokenOffset[t]!;
+        let k = 2;
+        while (k < len && bytes[i + k] === tokenBytes[off + k]) k++;
+        if (k < len) continue;
+        const c = here + lengths[256 + t]!;
+        if (c < cost[end]!) {
+          cost[end] = c;
+          back[end] = 256 + t;
         }
       }
     }
@@ -162,28 +210,43 @@ export class HuffmanCode {
     for (let j = n; j > 0; ) {
       const s = back[j]!;
       symbols[count++] = s;
-      j -= s < 256 ? 1 : this.tokens[s - 256]!.length;
+      j -= s < 256 ? 1 : tokenLength[s - 256]!;
     }
     for (let a = 0, z = count - 1; a < z; a++, z--) {
       const t = symbols[a]!;
       symbols[a] = symbols[z]!;
       symbols[z] = t;
     }
-    return { count, size: (cost[n]! + 7) >>> 3 };
+    return count;
   }
 
   /** Writes `count` planned symbols into `out` at `offset`; returns the end offset. */
   emit(symbols: Uint16Array, count: number, out: Uint8Array, offset: number): number {
+    const lengths = this.lengths;
+    const codes = this.codes;
+    // Codes are at most 32 bits long in theory but the model caps them far lower (maxLength); whole
+    // codes go into the accumulator while they fit beside the < 8 pending bits, else 8 bits at a time.
+    const whole = this.maxLength <= 24;
     let acc = 0;
     let nbits = 0;
     let o = offset;
     for (let i = 0; i < count; i++) {
       const s = symbols[i]!;
-      let len = this.lengths[s]!;
-      const code = this.codes[s]!;
+      let len = lengths[s]!;
+      const code = codes[s]!;
+      if (whole) {
+        acc = (acc << len) | code;
+        nbits += len;
+        while (nbits >= 8) {
+          nbits -= 8;
+          out[o++] = (acc >>> nbits) & 0xff;
+        }
+        acc &= (1 << nbits) - 1;
+        continue;
+      }
       // Emit MSB first, at most 8 bits at a time so `acc` stays small.
       while (len > 0) {
-        const take = len < 8 ? len : 8;
+        const take = Math.min(len, 8);
         len -= take;
         acc = (acc << take) | ((code >>> len) & ((1 << take) - 1));
         nbits += take;

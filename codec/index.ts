@@ -5,6 +5,7 @@ export { diagnostic } from "./diagnostic.js";
 export { DICTIONARY_V1, type DictionaryData, StaticDictionary } from "./dictionary/index.js";
 export {
   type CodecOptions,
+  clearLiteralCache,
   type EncodedFrame,
   type SessionCodecOptions,
   SessionEncoder,

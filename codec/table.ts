@@ -101,12 +101,35 @@ export class EncoderTable {
   private readonly ackedTrees = new Map<string, number>();
   /** Index → entry for inserts not yet acknowledged. */
   private readonly pending = new Map<number, Entry>();
+  /** Tree keys of pending subtree inserts (computed once by the encoder). */
+  private readonly pendingKeys = new Map<number, string>();
+
+  /** Strings both peers know from the start (copied: the caller's array may change later). */
+  private readonly aliases: readonly string[];
 
   constructor(
     private readonly limits: CodecLimits,
     aliases: readonly string[] = [],
   ) {
-    aliases.forEach((alias, i) => void (this.acked.has(alias) || this.acked.set(alias, i)));
+    this.aliases = aliases.slice();
+    this.next = 0;
+    this.reset();
+  }
+
+  /**
+   * Back to the state right after construction. The stateless encoder reuses one table per encoder
+   * instead of building five Maps per frame (tools/scratch-speed2.ts).
+   */
+  reset(): void {
+    // Map.clear allocates a new backing store even for an empty map: only clear what holds something.
+    if (this.acked.size > 0) this.acked.clear();
+    if (this.ackedShapes.size > 0) this.ackedShapes.clear();
+    if (this.ackedTrees.size > 0) this.ackedTrees.clear();
+    if (this.pending.size > 0) this.pending.clear();
+    if (this.pendingKeys.size > 0) this.pendingKeys.clear();
+    this.bytes = 0;
+    const aliases = this.aliases;
+    for (let i = 0; i < aliases.length; i++) if (!this.acked.has(aliases[i]!)) this.acked.set(aliases[i]!, i);
     this.next = aliases.length;
   }
 
@@ -139,9 +162,6 @@ export class EncoderTable {
     if (key !== undefined) this.pendingKeys.set(index, key);
     return index;
   }
-
-  /** Tree keys of pending subtree inserts (computed once by the encoder). */
-  private readonly pendingKeys = new Map<number, string>();
 
   /** The peer decoded the frame that carried these inserts: they may be referenced from now on. */
   acknowledge(indices: Iterable<number>): void {
