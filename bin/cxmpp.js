@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-// Thin launcher: run the compiled CLI when `npm run build` has produced it, else the TypeScript
-// sources through tsx (a dev dependency), so `npx cxmpp …` works straight from a checkout.
-import { existsSync } from "node:fs";
+// Thin launcher: runs the TypeScript sources through tsx, so `cxmpp …` always runs the code in this
+// checkout (a compiled copy could be stale) and finds ../shared beside it.
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -12,14 +11,7 @@ process.stdout.on("error", (error) => {
 });
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const built = join(root, "dist", "gateway", "cli", "main.js");
-let entry;
-if (existsSync(built)) {
-  entry = built;
-} else {
-  const { register } = await import("tsx/esm/api");
-  register();
-  entry = join(root, "gateway", "cli", "main.ts");
-}
-const { main } = await import(pathToFileURL(entry).href);
+const { register } = await import("tsx/esm/api");
+register();
+const { main } = await import(pathToFileURL(join(root, "gateway", "cli", "main.ts")).href);
 process.exitCode = await main(process.argv.slice(2));

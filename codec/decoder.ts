@@ -99,6 +99,11 @@ const NO_BYTES = new Uint8Array(0);
 const NO_ROW = new Int32Array(SMALL_IDS);
 
 const memos = new WeakMap<StaticDictionary, DictionaryMemo>();
+
+/** Forgets what decoding remembered across frames (for cold measurements in bench codec). */
+export function clearDecodeMemo(dict: StaticDictionary = DICTIONARY_V1): void {
+  memos.delete(dict);
+}
 function memoFor(dict: StaticDictionary): DictionaryMemo {
   let memo = memos.get(dict);
   if (memo === undefined) {

@@ -1,6 +1,6 @@
 /** The pure stanza codec: XML stanza tree ⇄ compact frame. No I/O, no Node.js APIs. */
 
-export { type DecodedFrame, SessionDecoder, StatelessDecoder } from "./decoder.js";
+export { clearDecodeMemo, type DecodedFrame, SessionDecoder, StatelessDecoder } from "./decoder.js";
 export { diagnostic } from "./diagnostic.js";
 export { DICTIONARY_V1, type DictionaryData, StaticDictionary } from "./dictionary/index.js";
 export {

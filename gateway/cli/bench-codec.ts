@@ -13,6 +13,8 @@ import { performance } from "node:perf_hooks";
 import { constants, createDeflateRaw, deflateRawSync } from "node:zlib";
 import { parse as ltxParse } from "ltx";
 import {
+  clearDecodeMemo,
+  clearLiteralCache,
   normalize,
   SessionDecoder,
   SessionEncoder,
@@ -163,25 +165,27 @@ async function deflateStream(xmls: readonly string[]): Promise<number[]> {
   return sizes;
 }
 
-/** Median over rounds of a pass over the corpus; the first pass only warms the JIT. */
-function rate(rounds: number, stanzas: number, xmlBytes: number, pass: () => void): Rate {
+/** Seconds one pass takes. */
+function timed(pass: () => void): number {
+  const t0 = performance.now();
   pass();
-  const times: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const t0 = performance.now();
-    pass();
-    times.push((performance.now() - t0) / 1000);
-  }
-  times.sort((a, b) => a - b);
-  const t = times[Math.floor(times.length / 2)]!;
+  return (performance.now() - t0) / 1000;
+}
+
+function rateOf(times: number[], stanzas: number, xmlBytes: number): Rate {
+  const sorted = [...times].sort((a, b) => a - b);
+  const t = sorted[Math.floor(sorted.length / 2)]!;
   return { stanzas_per_s: Math.round(stanzas / t), mb_per_s: Math.round((xmlBytes / 1e6 / t) * 10) / 10 };
 }
 
 /**
- * Throughput of the stateless codec beside ltx parsing the same stanzas. All three are fed the
- * whitespace-normalised XML (or its tree), so MB/s counts the same XML bytes for each.
+ * Throughput of the stateless codec beside ltx parsing the same stanzas. All are fed the
+ * whitespace-normalised XML (or its tree), so MB/s counts the same XML bytes for each. Rounds interleave
+ * the measurements so that a busy machine slows all of them alike; the first rounds only warm the JIT.
+ * "Cold" clears the codec's literal memos before the pass, so every distinct string is encoded or decoded
+ * from scratch once per pass; "warm" keeps them, as a long-running gateway would.
  */
-function speed(results: readonly StanzaResult[], rounds = 7): SpeedSummary {
+function speed(results: readonly StanzaResult[], rounds = 9, warmup = 3): SpeedSummary {
   const ok = results.filter((r) => r.tree && "bytes" in r.stateless);
   const trees = ok.map((r) => r.tree!);
   const frames = ok.map((r) => (r.stateless as { bytes: Uint8Array }).bytes);
@@ -189,19 +193,46 @@ function speed(results: readonly StanzaResult[], rounds = 7): SpeedSummary {
   const xmlBytes = xmls.reduce((s, x) => s + Buffer.byteLength(x), 0);
   const enc = new StatelessEncoder();
   const dec = new StatelessDecoder();
+  const encodeAll = () => {
+    for (const t of trees) enc.encode(t);
+  };
+  const decodeAll = () => {
+    for (const f of frames) dec.decode(f);
+  };
+  const times = {
+    encode: [] as number[],
+    encodeWarm: [] as number[],
+    decode: [] as number[],
+    decodeWarm: [] as number[],
+    ltx: [] as number[],
+  };
+  for (let r = 0; r < warmup + rounds; r++) {
+    clearLiteralCache();
+    const encode = timed(encodeAll);
+    const encodeWarm = timed(encodeAll);
+    clearDecodeMemo();
+    const decode = timed(decodeAll);
+    const decodeWarm = timed(decodeAll);
+    const ltx = timed(() => {
+      for (const x of xmls) ltxParse(x);
+    });
+    if (r < warmup) continue;
+    times.encode.push(encode);
+    times.encodeWarm.push(encodeWarm);
+    times.decode.push(decode);
+    times.decodeWarm.push(decodeWarm);
+    times.ltx.push(ltx);
+  }
+  const n = ok.length;
   return {
     rounds,
-    stanzas: ok.length,
+    stanzas: n,
     xml_bytes: xmlBytes,
-    encode: rate(rounds, ok.length, xmlBytes, () => {
-      for (const t of trees) enc.encode(t);
-    }),
-    decode: rate(rounds, ok.length, xmlBytes, () => {
-      for (const f of frames) dec.decode(f);
-    }),
-    ltx_parse: rate(rounds, ok.length, xmlBytes, () => {
-      for (const x of xmls) ltxParse(x);
-    }),
+    encode: rateOf(times.encode, n, xmlBytes),
+    decode: rateOf(times.decode, n, xmlBytes),
+    encode_warm: rateOf(times.encodeWarm, n, xmlBytes),
+    decode_warm: rateOf(times.decodeWarm, n, xmlBytes),
+    ltx_parse: rateOf(times.ltx, n, xmlBytes),
   };
 }
 
