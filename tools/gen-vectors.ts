@@ -15,23 +15,50 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 /** Hand-picked stanzas, one per feature of the format. */
 const STATIC: Array<[string, string]> = [
   ["empty presence", "<presence xmlns='jabber:client'/>"],
-  ["message with body", "<message xmlns='jabber:client' to='juliet@example.com' type='chat'><body>Hi!</body></message>"],
-  ["iq with dictionary payload", "<iq xmlns='jabber:client' type='get' id='a1'><query xmlns='jabber:iq:roster'/></iq>"],
+  [
+    "message with body",
+    "<message xmlns='jabber:client' to='juliet@example.com' type='chat'><body>Hi!</body></message>",
+  ],
+  [
+    "iq with dictionary payload",
+    "<iq xmlns='jabber:client' type='get' id='a1'><query xmlns='jabber:iq:roster'/></iq>",
+  ],
   ["xml:lang attribute", "<message xmlns='jabber:client' xml:lang='en'><body>x</body></message>"],
-  ["unknown namespace and names", "<message xmlns='jabber:client'><x xmlns='urn:example:unknown' foo='bar'>baz</x></message>"],
+  [
+    "unknown namespace and names",
+    "<message xmlns='jabber:client'><x xmlns='urn:example:unknown' foo='bar'>baz</x></message>",
+  ],
   ["unknown element in the inherited namespace", "<iq xmlns='jabber:client' type='set'><gizmo/></iq>"],
-  ["namespaced attribute", "<message xmlns='jabber:client'><x xmlns='urn:a' xmlns:p='urn:b' p:q='1'/></message>"],
+  [
+    "namespaced attribute",
+    "<message xmlns='jabber:client'><x xmlns='urn:a' xmlns:p='urn:b' p:q='1'/></message>",
+  ],
   ["integer", "<message xmlns='jabber:client'><x xmlns='urn:a' n='123456'/></message>"],
   ["negative packed decimal", "<message xmlns='jabber:client'><x xmlns='urn:a' t='-12.75'/></message>"],
-  ["long decimal fraction", "<message xmlns='jabber:client'><x xmlns='urn:a' t='0.1234567890123456'/></message>"],
-  ["UTC timestamp", "<message xmlns='jabber:client'><delay xmlns='urn:xmpp:delay' stamp='2002-09-10T23:08:25Z'/></message>"],
-  ["timestamp with zone and fraction", "<message xmlns='jabber:client'><x xmlns='urn:a' t='2002-09-10T23:08:25.123-07:00'/></message>"],
-  ["timestamp without zone", "<message xmlns='jabber:client'><x xmlns='urn:a' t='2013-03-07T16:24:30'/></message>"],
+  [
+    "long decimal fraction",
+    "<message xmlns='jabber:client'><x xmlns='urn:a' t='0.1234567890123456'/></message>",
+  ],
+  [
+    "UTC timestamp",
+    "<message xmlns='jabber:client'><delay xmlns='urn:xmpp:delay' stamp='2002-09-10T23:08:25Z'/></message>",
+  ],
+  [
+    "timestamp with zone and fraction",
+    "<message xmlns='jabber:client'><x xmlns='urn:a' t='2002-09-10T23:08:25.123-07:00'/></message>",
+  ],
+  [
+    "timestamp without zone",
+    "<message xmlns='jabber:client'><x xmlns='urn:a' t='2013-03-07T16:24:30'/></message>",
+  ],
   ["date", "<message xmlns='jabber:client'><x xmlns='urn:a' d='1776-07-04'/></message>"],
   ["hex", "<message xmlns='jabber:client'><x xmlns='urn:a' h='a1b2c3d4e5f60718'/></message>"],
   ["base64", "<message xmlns='jabber:client'><x xmlns='urn:a'>SGVsbG8sIFdvcmxkIQ==</x></message>"],
   ["uuid", "<message xmlns='jabber:client' id='5b1f4bd6-5f0c-4e2e-9c5c-0a9d2b7b2f3a'/>"],
-  ["JID sharing a domain (in-frame inserts)", "<message xmlns='jabber:client' from='romeo@example.net/orchard' to='juliet@example.net/balcony'/>"],
+  [
+    "JID sharing a domain (in-frame inserts)",
+    "<message xmlns='jabber:client' from='romeo@example.net/orchard' to='juliet@example.net/balcony'/>",
+  ],
   ["non-ASCII text", "<message xmlns='jabber:client'><body>Grüße 👋</body></message>"],
   ["escaped characters", "<message xmlns='jabber:client'><body>a &lt;b&gt; &amp; 'c' \"d\"</body></message>"],
 ];
@@ -58,35 +85,73 @@ function sessionVector(name: string, aliases: string[], stanzas: Array<[string, 
 
 function main(): void {
   const enc = new StatelessEncoder();
-  const staticVectors = STATIC.map(([name, xml]) => ({ name, xml: toXml(parseXml(xml)), hex: hex(enc.encode(parseXml(xml)).bytes) }));
+  const staticVectors = STATIC.map(([name, xml]) => ({
+    name,
+    xml: toXml(parseXml(xml)),
+    hex: hex(enc.encode(parseXml(xml)).bytes),
+  }));
   // A few real stanzas from the corpus too (every 200th), so the vectors cover ordinary traffic.
   readCorpus("visible").forEach((e, i) => {
     if (i % 200 !== 0) return;
     const tree = parseXml(e.xml);
-    staticVectors.push({ name: `corpus visible #${i} (XEP-${e.xep})`, xml: toXml(tree), hex: hex(enc.encode(tree).bytes) });
+    staticVectors.push({
+      name: `corpus visible #${i} (XEP-${e.xep})`,
+      xml: toXml(tree),
+      hex: hex(enc.encode(tree).bytes),
+    });
   });
   const reading = (v: string, t: string): string =>
     `<message xmlns='jabber:client' to='sink@iot.example.org'><fields xmlns='urn:xmpp:iot:sensordata' seqnr='${t}'><node nodeId='n1'><timestamp value='2026-11-27T10:0${t}:00Z'><numeric name='Temperature' momentary='true' value='${v}' unit='°C'/></timestamp></node></fields></message>`;
   const sessions: SessionVector[] = [
-    sessionVector("telemetry with acknowledgements", ["sensor1@iot.example.org/a", "iot.example.org", "sink@iot.example.org"], [
-      [reading("21.5", "1"), true],
-      [reading("21.7", "2"), true],
-      [reading("21.6", "3"), true],
-    ]),
-    sessionVector("first acknowledgement lost: frame 2 carries what it needs", [], [
-      [reading("21.5", "1"), false],
-      [reading("21.7", "2"), true],
-      [reading("21.6", "3"), true],
-    ]),
-    sessionVector("iq exchange with shapes and subtrees", [], [
-      ["<iq xmlns='jabber:client' type='get' to='pubsub.example.org' id='q1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='princely_musings'/></pubsub></iq>", true],
-      ["<iq xmlns='jabber:client' type='get' to='pubsub.example.org' id='q2'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='princely_musings'/></pubsub></iq>", true],
-      ["<iq xmlns='jabber:client' type='set' to='pubsub.example.org' id='q3'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='princely_musings'/></pubsub></iq>", true],
-    ]),
+    sessionVector(
+      "telemetry with acknowledgements",
+      ["sensor1@iot.example.org/a", "iot.example.org", "sink@iot.example.org"],
+      [
+        [reading("21.5", "1"), true],
+        [reading("21.7", "2"), true],
+        [reading("21.6", "3"), true],
+      ],
+    ),
+    sessionVector(
+      "first acknowledgement lost: frame 2 carries what it needs",
+      [],
+      [
+        [reading("21.5", "1"), false],
+        [reading("21.7", "2"), true],
+        [reading("21.6", "3"), true],
+      ],
+    ),
+    sessionVector(
+      "iq exchange with shapes and subtrees",
+      [],
+      [
+        [
+          "<iq xmlns='jabber:client' type='get' to='pubsub.example.org' id='q1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='princely_musings'/></pubsub></iq>",
+          true,
+        ],
+        [
+          "<iq xmlns='jabber:client' type='get' to='pubsub.example.org' id='q2'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='princely_musings'/></pubsub></iq>",
+          true,
+        ],
+        [
+          "<iq xmlns='jabber:client' type='set' to='pubsub.example.org' id='q3'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='princely_musings'/></pubsub></iq>",
+          true,
+        ],
+      ],
+    ),
   ];
-  const header = { dictionary: DICTIONARY_V1.id, note: "generated by tools/gen-vectors.ts; see docs/FORMAT.md §9" };
-  writeFileSync(join(ROOT, "test/vectors/static.json"), `${JSON.stringify({ ...header, vectors: staticVectors }, null, 1)}\n`);
-  writeFileSync(join(ROOT, "test/vectors/session.json"), `${JSON.stringify({ ...header, sessions }, null, 1)}\n`);
+  const header = {
+    dictionary: DICTIONARY_V1.id,
+    note: "generated by tools/gen-vectors.ts; see docs/FORMAT.md §9",
+  };
+  writeFileSync(
+    join(ROOT, "test/vectors/static.json"),
+    `${JSON.stringify({ ...header, vectors: staticVectors }, null, 1)}\n`,
+  );
+  writeFileSync(
+    join(ROOT, "test/vectors/session.json"),
+    `${JSON.stringify({ ...header, sessions }, null, 1)}\n`,
+  );
   console.log(`${staticVectors.length} static vectors, ${sessions.length} sessions`);
 }
 
