@@ -1,0 +1,231 @@
+/**
+ * The exchange layer (RFC 7252 §5.3): tokens, and matching responses to requests — piggybacked in the
+ * ACK, or separate (CON/NON carrying the token). Server side: dispatches requests to one handler and
+ * sends its response piggybacked (CON) or as a NON (NON request). It knows nothing of resources,
+ * blocks or sessions (aiocoap's TokenManager has the same cut).
+ */
+import type { Logger, PeerAddress, Random } from "../interfaces.js";
+import type { TimerQueue } from "../timer-queue.js";
+import { ResponseTimeout } from "./errors.js";
+import type { CoapMessage, CoapOption } from "./message.js";
+import { type Incoming, isRequest, type MessageLayer } from "./message-layer.js";
+import { Code, codeClass, isCritical, KNOWN_OPTIONS, MessageType } from "./registry.js";
+
+export interface Request {
+  readonly code: number;
+  readonly options: readonly CoapOption[];
+  readonly payload: Uint8Array;
+  /** CON (reliable, default) or NON. */
+  readonly confirmable?: boolean;
+}
+
+export interface Response {
+  readonly code: number;
+  readonly options: readonly CoapOption[];
+  readonly payload: Uint8Array;
+}
+
+/** A request as the server handler sees it. */
+export interface ServerRequest extends Request {
+  readonly peer: PeerAddress;
+  readonly token: Uint8Array;
+  readonly messageId: number;
+  readonly confirmable: boolean;
+}
+
+export type RequestHandler = (request: ServerRequest) => Response | Promise<Response>;
+
+interface Waiting {
+  /** The first response resolves the request; with `notify`, later ones are notifications. */
+  readonly resolve: (response: CoapMessage) => void;
+  readonly reject: (error: Error) => void;
+  timer?: { cancel(): void };
+}
+
+export interface ExchangeOptions {
+  /** Token bytes for our requests: short tokens save bytes on a constrained link. Default 4. */
+  readonly tokenLength: number;
+  /** How long to wait for a separate response after an empty ACK or a NON request. */
+  readonly responseTimeoutMs: number;
+}
+
+export class ExchangeLayer {
+  private readonly waiting = new Map<string, Waiting>(); // key: peer + token hex
+  private handler: RequestHandler = () => ({ code: Code.NOT_FOUND, options: [], payload: new Uint8Array(0) });
+
+  constructor(
+    private readonly messages: MessageLayer,
+    private readonly timers: TimerQueue,
+    private readonly random: Random,
+    private readonly options: ExchangeOptions,
+    private readonly logger: Logger,
+  ) {
+    messages.onIncoming((incoming) => this.incoming(incoming));
+  }
+
+  /** The server side: one handler for every request that reaches this endpoint. */
+  handle(handler: RequestHandler): void {
+    this.handler = handler;
+  }
+
+  /** Sends a request and resolves with its response message. */
+  async request(peer: PeerAddress, request: Request): Promise<CoapMessage> {
+    const token = this.newToken(peer);
+    return this.exchange(peer, token, request);
+  }
+
+  /**
+   * Sends a request whose token stays registered: the first response resolves, every later response
+   * with the same token (Observe notifications, RFC 7641) goes to `notify`. `forget` unregisters it;
+   * a notification arriving afterwards is answered with RST, which cancels the observation.
+   */
+  async observe(
+    peer: PeerAddress,
+    request: Request,
+    notify: (response: CoapMessage) => void,
+  ): Promise<{ response: CoapMessage; forget: () => void }> {
+    const token = this.newToken(peer);
+    const response = await this.exchange(peer, token, request, notify);
+    return { response, forget: () => this.waiting.delete(tokenKey(peer, token)) };
+  }
+
+  private exchange(
+    peer: PeerAddress,
+    token: Uint8Array,
+    request: Request,
+    notify?: (response: CoapMessage) => void,
+  ): Promise<CoapMessage> {
+    const k = tokenKey(peer, token);
+    return new Promise<CoapMessage>((resolve, reject) => {
+      let settled = false;
+      const w: Waiting = {
+        resolve: (r) => {
+          if (settled) {
+            notify?.(r);
+            return;
+          }
+          settled = true;
+          w.timer?.cancel();
+          if (!notify) this.waiting.delete(k);
+          resolve(r);
+        },
+        reject: (e) => {
+          w.timer?.cancel();
+          this.waiting.delete(k);
+          reject(e);
+        },
+      };
+      this.waiting.set(k, w);
+      const message = { code: request.code, token, options: request.options, payload: request.payload };
+      const awaitSeparate = () => {
+        w.timer = this.timers.after(this.options.responseTimeoutMs, () =>
+          w.reject(new ResponseTimeout(`no response from ${peer}`)),
+        );
+      };
+      if (request.confirmable === false) {
+        this.messages.sendNonConfirmable(message, peer);
+        awaitSeparate();
+        return;
+      }
+      this.messages.sendConfirmable(message, peer).then(
+        (ack) => {
+          if (ack.code === Code.EMPTY)
+            awaitSeparate(); // separate response follows (§5.2.2)
+          else if (equalBytes(ack.token, token)) w.resolve(ack);
+          else w.reject(new Error("piggybacked response with a foreign token"));
+        },
+        (error: Error) => w.reject(error),
+      );
+    });
+  }
+
+  private newToken(peer: PeerAddress): Uint8Array {
+    for (;;) {
+      const token = new Uint8Array(this.options.tokenLength);
+      for (let i = 0; i < token.length; i += 4) {
+        const r = this.random.uint32();
+        for (let j = 0; j < 4 && i + j < token.length; j++) token[i + j] = (r >>> (8 * j)) & 0xff;
+      }
+      if (!this.waiting.has(tokenKey(peer, token))) return token;
+    }
+  }
+
+  private incoming(incoming: Incoming): void {
+    const { message, peer } = incoming;
+    if (isRequest(message.code)) {
+      this.serve(incoming);
+      return;
+    }
+    if (codeClass(message.code) >= 2) {
+      // A separate response or a notification (CON or NON with our token).
+      const w = this.waiting.get(tokenKey(peer, message.token));
+      if (!w) return incoming.reset(); // unknown token: reject (RFC 7252 §5.3.2)
+      incoming.acknowledge();
+      w.resolve(message);
+      return;
+    }
+    incoming.reset(); // reserved code classes (1, 6, 7)
+  }
+
+  /**
+   * Answers a request. A handler that returns its response directly is answered in the same turn (the
+   * ACK leaves before anything else happens); one that returns a promise is answered when it settles.
+   */
+  private serve(incoming: Incoming): void {
+    const { message, peer } = incoming;
+    const confirmable = message.type === MessageType.CON;
+    const reply = (response: Response) => {
+      if (confirmable) incoming.acknowledge(response);
+      else {
+        const { code, options, payload } = response;
+        this.messages.sendNonConfirmable({ code, token: message.token, options, payload }, peer);
+      }
+    };
+    const failed = (error: unknown) => {
+      this.logger.log("error", "coap.handler_failed", { peer, error: String(error) });
+      reply({ code: Code.INTERNAL_SERVER_ERROR, options: [], payload: new Uint8Array(0) });
+    };
+    const unknownCritical = message.options.find((o) => isCritical(o.number) && !KNOWN_OPTIONS.has(o.number));
+    if (unknownCritical) {
+      // RFC 7252 §5.4.1: an unrecognised critical option in a request gets 4.02 Bad Option.
+      return reply({
+        code: Code.BAD_OPTION,
+        options: [],
+        payload: new TextEncoder().encode(`option ${unknownCritical.number}`),
+      });
+    }
+    let result: Response | Promise<Response>;
+    try {
+      result = this.handler({
+        code: message.code,
+        options: message.options,
+        payload: message.payload,
+        peer,
+        token: message.token,
+        messageId: message.messageId,
+        confirmable,
+      });
+    } catch (error) {
+      return failed(error);
+    }
+    if (result instanceof Promise) result.then(reply, failed);
+    else reply(result);
+  }
+
+  /** Open client exchanges (requests awaiting a response, and observations). */
+  get open(): number {
+    return this.waiting.size;
+  }
+}
+
+function tokenKey(peer: PeerAddress, token: Uint8Array): string {
+  let hex = "";
+  for (const b of token) hex += (b < 16 ? "0" : "") + b.toString(16);
+  return `${peer}#${hex}`;
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

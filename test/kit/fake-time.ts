@@ -1,0 +1,73 @@
+/**
+ * A fake clock that is also a Scheduler: time moves only when a test says so, and due tasks run in
+ * deadline order (then in the order they were scheduled), so loss tests are deterministic.
+ */
+import type { Cancellable, Clock, Random, Scheduler } from "../../src/core/interfaces.js";
+import { seededRandom } from "./seeded-random.js";
+
+interface Task {
+  at: number;
+  seq: number;
+  run: () => void;
+  cancelled: boolean;
+}
+
+export class FakeTime implements Clock, Scheduler {
+  private time = 0;
+  private seq = 0;
+  private tasks: Task[] = [];
+
+  now(): number {
+    return this.time;
+  }
+
+  schedule(delayMs: number, run: () => void): Cancellable {
+    const task: Task = { at: this.time + Math.max(0, delayMs), seq: this.seq++, run, cancelled: false };
+    this.tasks.push(task);
+    return { cancel: () => void (task.cancelled = true) };
+  }
+
+  /** Advances the clock by `ms`, running every task that falls due on the way. */
+  advance(ms: number): void {
+    const end = this.time + ms;
+    for (;;) {
+      const due = this.nextDue(end);
+      if (!due) break;
+      this.time = due.at;
+      due.cancelled = true;
+      due.run();
+    }
+    this.time = end;
+  }
+
+  /** Runs tasks until none is pending (or `limitMs` of fake time has passed). */
+  runAll(limitMs = 10 * 60_000): void {
+    const end = this.time + limitMs;
+    for (;;) {
+      const due = this.nextDue(end);
+      if (!due) return;
+      this.time = due.at;
+      due.cancelled = true;
+      due.run();
+    }
+  }
+
+  get pending(): number {
+    return this.tasks.filter((t) => !t.cancelled).length;
+  }
+
+  private nextDue(end: number): Task | undefined {
+    this.tasks = this.tasks.filter((t) => !t.cancelled);
+    let best: Task | undefined;
+    for (const t of this.tasks) {
+      if (t.at > end) continue;
+      if (!best || t.at < best.at || (t.at === best.at && t.seq < best.seq)) best = t;
+    }
+    return best;
+  }
+}
+
+export function fakeRandom(seed: number): Random {
+  const next = seededRandom(seed);
+  return { uint32: () => Math.floor(next() * 4_294_967_296) };
+}
