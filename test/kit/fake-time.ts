@@ -24,7 +24,11 @@ export class FakeTime implements Clock, Scheduler {
   schedule(delayMs: number, run: () => void): Cancellable {
     const task: Task = { at: this.time + Math.max(0, delayMs), seq: this.seq++, run, cancelled: false };
     this.tasks.push(task);
-    return { cancel: () => void (task.cancelled = true) };
+    return {
+      cancel: () => {
+        task.cancelled = true;
+      },
+    };
   }
 
   /** Advances the clock by `ms`, running every task that falls due on the way. */

@@ -159,7 +159,10 @@ export class ExchangeLayer {
     if (codeClass(message.code) >= 2) {
       // A separate response or a notification (CON or NON with our token).
       const w = this.waiting.get(tokenKey(peer, message.token));
-      if (!w) return incoming.reset(); // unknown token: reject (RFC 7252 §5.3.2)
+      if (!w) {
+        incoming.reset(); // unknown token: reject (RFC 7252 §5.3.2)
+        return;
+      }
       incoming.acknowledge();
       w.resolve(message);
       return;
@@ -188,11 +191,12 @@ export class ExchangeLayer {
     const unknownCritical = message.options.find((o) => isCritical(o.number) && !KNOWN_OPTIONS.has(o.number));
     if (unknownCritical) {
       // RFC 7252 §5.4.1: an unrecognised critical option in a request gets 4.02 Bad Option.
-      return reply({
+      reply({
         code: Code.BAD_OPTION,
         options: [],
         payload: new TextEncoder().encode(`option ${unknownCritical.number}`),
       });
+      return;
     }
     let result: Response | Promise<Response>;
     try {
@@ -206,7 +210,8 @@ export class ExchangeLayer {
         confirmable,
       });
     } catch (error) {
-      return failed(error);
+      failed(error);
+      return;
     }
     if (result instanceof Promise) result.then(reply, failed);
     else reply(result);

@@ -209,9 +209,10 @@ export class MessageLayer {
     switch (message.type) {
       case MessageType.ACK:
       case MessageType.RST:
-        return this.matchReply(message, peer);
+        this.matchReply(message, peer);
+        break;
       default:
-        return this.incoming(message, peer);
+        this.incoming(message, peer);
     }
   }
 
