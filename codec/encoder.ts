@@ -305,8 +305,13 @@ function isVolatile(lit: Lit): boolean {
   return lit.volatile === 1;
 }
 
-/** Entries of each literal memo: enough for a gateway's working set of JIDs, ids and values. */
-const MEMO_ENTRIES = 4096;
+/**
+ * Entries of each literal memo: enough for a gateway's working set of JIDs, ids and values. It was
+ * 4096, below the ~5,000 distinct short strings of the visible corpus: clock eviction over a cyclic
+ * stream then missed on most lookups even when "warm" (warm encode +35% in tools/scratch-speed4.ts at
+ * 16384). An entry is ~200-300 bytes, so a full memo holds a few MB.
+ */
+const MEMO_ENTRIES = 16384;
 /** Longest string (UTF-16 units) memoised: longer ones are message bodies that rarely recur. */
 const MEMO_MAX_CHARS = 64;
 
@@ -515,19 +520,25 @@ function writeLiteral(value: string, huffman: HuffmanCode): number {
   let blob: Uint8Array | undefined;
   let blobTag = 0;
   if (n >= 8) {
-    const hex = n % 2 === 0 ? parseHex(value) : undefined;
+    // Binary forms are parsed only when their size (a lower bound for base64) could beat `cost`: most
+    // strings are shorter as Huffman literals, and the parses showed in cold profiles
+    // (tools/scratch-speed4.ts). A string that is hex is base64 too, but 3n/4 bytes lose to n/2 ones,
+    // so skipping the hex parse never lets base64 win where it did not.
+    const half = n >>> 1;
+    const hex = n % 2 === 0 && 1 + headSize(half) + half < cost ? parseHex(value) : undefined;
     if (hex && 1 + headSize(hex.length) + hex.length < cost) {
       blob = hex;
       blobTag = Tags.BASE16;
       cost = 1 + headSize(hex.length) + hex.length;
     }
-    const uuid = n === 36 ? parseUuid(value) : undefined;
-    if (uuid && 19 < cost) {
+    const uuid = n === 36 && 19 < cost ? parseUuid(value) : undefined;
+    if (uuid) {
       writeHead(MAJOR_TAG, Tags.UUID);
       writeByteString(uuid);
       return 19;
     }
-    const b64 = !hex && n % 4 === 0 ? parseBase64(value) : undefined;
+    const least = (n >>> 2) * 3 - 2;
+    const b64 = !hex && n % 4 === 0 && 1 + headSize(least) + least < cost ? parseBase64(value) : undefined;
     if (b64 && 1 + headSize(b64.length) + b64.length < cost) {
       blob = b64;
       blobTag = Tags.BASE64;

@@ -58,18 +58,20 @@ export class HuffmanCode {
   private readonly lengths: Uint8Array;
   private readonly tokens: readonly Uint8Array[];
   /**
-   * Tokens by their first two bytes, flat: the tokens starting with bytes b0 b1 are
-   * `bucketTokens[bucketStart[k]…bucketStart[k + 1]]` with k = b0 * 256 + b1, longest first. A typed
-   * array lookup instead of a Map bucket per string position: `plan` was ~18% of encode time in
-   * tools/scratch-speed2.ts (StatelessEncoder over the visible corpus).
+   * The tokens (of 2+ bytes) as a trie, flat. `plan` used to scan every token sharing the first two
+   * bytes (up to 140 for `ur`, i.e. `urn:…`) at each string position; the trie walks each position once
+   * along the bytes that match, which cut planInto's share of cold encode time in tools/scratch-speed4.ts.
+   * Node 0 is the root; `pairNode[b0 * 256 + b1]` is the node after two bytes (0: no token starts so);
+   * node v's children are `childNode[childStart[v]…childStart[v + 1]]`, labelled `childByte`, ascending;
+   * `terminal[v]` is 1 + the token ending at v (0: none).
    */
-  private readonly bucketStart = new Uint16Array(65_537);
-  /** Bit k set when bucket k is not empty: 8 KiB that stay in cache, unlike the 128 KiB of starts. */
+  private readonly pairNode = new Uint16Array(65_536);
+  /** Bit k set when `pairNode[k]` is not 0: 8 KiB that stay in cache, unlike the 128 KiB table. */
   private readonly pairMask = new Uint8Array(8192);
-  private readonly bucketTokens: Uint16Array;
-  /** All token bytes back to back; token t is `tokenBytes[tokenOffset[t]…+tokenLength[t]]`. */
-  private readonly tokenBytes: Uint8Array;
-  private readonly tokenOffset: Uint32Array;
+  private readonly childStart: Uint32Array;
+  private readonly childByte: Uint8Array;
+  private readonly childNode: Uint32Array;
+  private readonly terminal: Uint16Array;
   private readonly tokenLength: Uint16Array;
   private readonly sorted: Uint16Array;
   private readonly countPerLength: Uint16Array;
@@ -82,36 +84,51 @@ export class HuffmanCode {
     if (n !== 257 + tokens.length) throw new RangeError("Huffman lengths must cover bytes, tokens and EOS");
     this.eos = n - 1;
     this.tokens = tokens.map((t) => utf8.encode(t));
-    const buckets = new Map<number, number[]>();
+    // Build the trie with Map children, then flatten it (children by ascending byte).
+    const kids: Map<number, number>[] = [new Map()];
+    const ends: number[] = [0];
     this.tokens.forEach((t, i) => {
       if (t.length < 2) return;
-      const key = t[0]! * 256 + t[1]!;
-      const list = buckets.get(key) ?? [];
-      list.push(i);
-      buckets.set(key, list);
+      let v = 0;
+      for (const b of t) {
+        let c = kids[v]!.get(b);
+        if (c === undefined) {
+          c = kids.length;
+          kids.push(new Map());
+          ends.push(0);
+          kids[v]!.set(b, c);
+        }
+        v = c;
+      }
+      // Equal tokens: the cheapest wins, the earliest on a tie (what scanning them in order with a
+      // strict `<` chose).
+      const held = ends[v]!;
+      if (held === 0 || lengths[256 + i]! < lengths[256 + held - 1]!) ends[v] = i + 1;
     });
-    // Stable sort: among tokens of equal length the earlier one comes first (the tie-break of `plan`).
-    for (const list of buckets.values()) list.sort((a, b) => this.tokens[b]!.length - this.tokens[a]!.length);
-    const flat: number[] = [];
-    for (let key = 0; key < 65_536; key++) {
-      this.bucketStart[key] = flat.length;
-      const list = buckets.get(key);
-      if (list === undefined) continue;
-      this.pairMask[key >>> 3]! |= 1 << (key & 7);
-      for (const t of list) flat.push(t);
+    const nodes = kids.length;
+    if (nodes >= 65_536) throw new RangeError("too many Huffman token bytes");
+    this.childStart = new Uint32Array(nodes + 1);
+    this.childByte = new Uint8Array(nodes);
+    this.childNode = new Uint32Array(nodes);
+    this.terminal = Uint16Array.from(ends);
+    let edge = 0;
+    for (let v = 0; v < nodes; v++) {
+      this.childStart[v] = edge;
+      for (const [b, c] of [...kids[v]!].sort((x, y) => x[0] - y[0])) {
+        this.childByte[edge] = b;
+        this.childNode[edge++] = c;
+      }
     }
-    this.bucketStart[65_536] = flat.length;
-    this.bucketTokens = Uint16Array.from(flat);
-    this.tokenOffset = new Uint32Array(this.tokens.length);
+    this.childStart[nodes] = edge;
+    for (const [b0, v1] of kids[0]!) {
+      for (const [b1, v2] of kids[v1]!) {
+        const key = b0 * 256 + b1;
+        this.pairNode[key] = v2;
+        this.pairMask[key >>> 3]! |= 1 << (key & 7);
+      }
+    }
     this.tokenLength = new Uint16Array(this.tokens.length);
-    let total = 0;
-    this.tokens.forEach((t, i) => {
-      this.tokenOffset[i] = total;
-      this.tokenLength[i] = t.length;
-      total += t.length;
-    });
-    this.tokenBytes = new Uint8Array(total);
-    this.tokens.forEach((t, i) => void this.tokenBytes.set(t, this.tokenOffset[i]!));
+    for (let i = 0; i < this.tokens.length; i++) this.tokenLength[i] = this.tokens[i]!.length;
     this.lengths = Uint8Array.from(lengths);
     this.codes = new Uint32Array(n);
     this.maxLength = Math.max(...lengths);
@@ -167,16 +184,18 @@ export class HuffmanCode {
    */
   planInto(bytes: Uint8Array, n: number, symbols: Uint16Array, cost: Uint32Array, back: Uint16Array): number {
     const lengths = this.lengths;
-    const bucketStart = this.bucketStart;
+    const pairNode = this.pairNode;
     const pairMask = this.pairMask;
-    const bucketTokens = this.bucketTokens;
-    const tokenBytes = this.tokenBytes;
-    const tokenOffset = this.tokenOffset;
+    const childStart = this.childStart;
+    const childByte = this.childByte;
+    const childNode = this.childNode;
+    const terminal = this.terminal;
     const tokenLength = this.tokenLength;
     cost[0] = 0;
     for (let i = 1; i <= n; i++) cost[i] = 0xffffffff;
-    // Relaxation order (byte first, then tokens longest first) and strict `<` fix the tie-breaks: the
-    // test vectors pin the resulting bytes.
+    // Relaxation order (byte first, then the tokens starting here) and strict `<` fix the tie-breaks:
+    // the test vectors pin the resulting bytes. Tokens starting at one position end at distinct
+    // positions, so the order among them does not matter.
     for (let i = 0; i < n; i++) {
       const here = cost[i]!;
       const b = bytes[i]!;
@@ -188,21 +207,25 @@ export class HuffmanCode {
       if (i + 1 >= n) continue;
       const key = b * 256 + bytes[i + 1]!;
       if ((pairMask[key >>> 3]! & (1 << (key & 7))) === 0) continue;
-      const last = bucketStart[key + 1]!;
-      for (let j = bucketStart[key]!; j < last; j++) {
-        const t = bucketTokens[j]!;
-        const len = tokenLength[t]!;
-        const end = i + len;
-        if (end > n) continue;
-        const off = tokenOffset[t]!;
-        let k = 2;
-        while (k < len && bytes[i + k] === tokenBytes[off + k]) k++;
-        if (k < len) continue;
-        const c = here + lengths[256 + t]!;
-        if (c < cost[end]!) {
-          cost[end] = c;
-          back[end] = 256 + t;
+      let v = pairNode[key]!;
+      let end = i + 2;
+      for (;;) {
+        const t = terminal[v]!;
+        if (t !== 0) {
+          const c = here + lengths[255 + t]!;
+          if (c < cost[end]!) {
+            cost[end] = c;
+            back[end] = 255 + t;
+          }
         }
+        if (end >= n) break;
+        const next = bytes[end]!;
+        const last = childStart[v + 1]!;
+        let e = childStart[v]!;
+        while (e < last && childByte[e]! < next) e++;
+        if (e === last || childByte[e] !== next) break;
+        v = childNode[e]!;
+        end++;
       }
     }
     // Walk back from the end to recover the path, then reverse it in place.

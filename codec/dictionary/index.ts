@@ -39,12 +39,21 @@ export interface QName {
 
 /** One context list: local ids first, then the global list. */
 class Context {
+  /** The list as an Int32Array, for lists of up to SCAN_MAX ids (else undefined: use `index`). */
+  private readonly scan: Int32Array | undefined;
   readonly index = new Map<number, number>();
   constructor(readonly ids: readonly number[]) {
     ids.forEach((id, i) => void (this.index.has(id) || this.index.set(id, i)));
+    this.scan = ids.length <= SCAN_MAX ? Int32Array.from(ids) : undefined;
   }
   /** Contextual id of global id `g`. */
   encode(g: number): number {
+    const scan = this.scan;
+    if (scan !== undefined) {
+      // First occurrence, as `index` holds it.
+      for (let i = 0; i < scan.length; i++) if (scan[i] === g) return i;
+      return scan.length + g;
+    }
     const local = this.index.get(g);
     return local !== undefined ? local : this.ids.length + g;
   }
@@ -53,6 +62,12 @@ class Context {
     return c < this.ids.length ? this.ids[c]! : c - this.ids.length;
   }
 }
+
+/**
+ * Context lists up to this long are searched linearly: most hold 1-5 ids, and a scan of a few ints
+ * beats a Map lookup per element, attribute and value id (tools/scratch-speed4.ts).
+ */
+const SCAN_MAX = 16;
 
 const EMPTY = new Context([]);
 
@@ -77,9 +92,10 @@ export class StaticDictionary {
   private readonly attrIndex = new Map<string, Map<string, number>>();
   private readonly valueIndex = new Map<string, number>();
   private readonly nsContexts: Context[];
-  private readonly attrContexts = new Map<number, Context>();
+  /** By global qname id (arrays rather than Maps: one lookup per element in the encoder's hot path). */
+  private readonly attrContexts: (Context | undefined)[] = [];
   private readonly valueContexts = new Map<number, Context>();
-  private readonly textContexts = new Map<number, Context>();
+  private readonly textContexts: (Context | undefined)[] = [];
   /**
    * One-entry caches of the last namespace looked up, by the lookups the encoder makes per element
    * and attribute (tools/scratch-speed2.ts: ~12% of encode time went to hashing namespace URIs). A
@@ -110,10 +126,14 @@ export class StaticDictionary {
     this.attributes.forEach((a, i) => void nested(this.attrIndex, a.ns, a.name, i));
     data.values.forEach((v, i) => void (this.valueIndex.has(v) || this.valueIndex.set(v, i)));
     this.nsContexts = data.namespaces.map((_, i) => new Context(data.nsElements?.[i] ?? []));
-    for (const [qid, aids] of data.elementAttrs ?? []) this.attrContexts.set(qid, new Context(aids));
+    for (let q = 0; q < this.qnames.length; q++) {
+      this.attrContexts.push(undefined);
+      this.textContexts.push(undefined);
+    }
+    for (const [qid, aids] of data.elementAttrs ?? []) this.attrContexts[qid] = new Context(aids);
     for (const [qid, aid, vids] of data.attrValues ?? [])
       this.valueContexts.set(qid * 65_536 + aid, new Context(vids));
-    for (const [qid, vids] of data.textValues ?? []) this.textContexts.set(qid, new Context(vids));
+    for (const [qid, vids] of data.textValues ?? []) this.textContexts[qid] = new Context(vids);
   }
 
   namespaceId(ns: string): number | undefined {
@@ -158,11 +178,11 @@ export class StaticDictionary {
   }
 
   attributeId(aid: number, qid: number | undefined): number {
-    return (qid === undefined ? EMPTY : (this.attrContexts.get(qid) ?? EMPTY)).encode(aid);
+    return (qid === undefined ? EMPTY : (this.attrContexts[qid] ?? EMPTY)).encode(aid);
   }
 
   attributeFromId(id: number, qid: number | undefined): number | undefined {
-    const g = (qid === undefined ? EMPTY : (this.attrContexts.get(qid) ?? EMPTY)).decode(id);
+    const g = (qid === undefined ? EMPTY : (this.attrContexts[qid] ?? EMPTY)).decode(id);
     return g < this.attributes.length ? g : undefined;
   }
 
@@ -195,7 +215,7 @@ export class StaticDictionary {
 
   private valueContext(qid: number | undefined, aid: number | undefined): Context {
     if (qid === undefined) return EMPTY;
-    if (aid === undefined || aid < 0) return this.textContexts.get(qid) ?? EMPTY;
+    if (aid === undefined || aid < 0) return this.textContexts[qid] ?? EMPTY;
     return this.valueContexts.get(qid * 65_536 + aid) ?? EMPTY;
   }
 }
