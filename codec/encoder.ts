@@ -1097,6 +1097,19 @@ export class SessionEncoder extends FrameEncoder {
     this.sessionTable.acknowledge(inserted);
   }
 
+  /**
+   * A frame that references only acknowledged entries and inserts nothing, so the peer can decode it
+   * whether or not it arrives, and in any order (NON telemetry, docs/PROTOCOL.md §3).
+   */
+  encodeUnsequenced(stanza: XElement): EncodedFrame {
+    this.sessionTable.frozen = true;
+    try {
+      return this.encode(stanza);
+    } finally {
+      this.sessionTable.frozen = false;
+    }
+  }
+
   /** Inserts not yet acknowledged (in flight or lost). */
   get pendingInserts(): number {
     return this.sessionTable.pendingCount;

@@ -145,12 +145,16 @@ export class EncoderTable {
     return this.ackedShapes.get(key);
   }
 
+  /** While set, nothing is inserted (frames that may be lost or reordered freely: NON telemetry). */
+  frozen = false;
+
   get nextIndex(): number {
     return this.next;
   }
 
   /** True when an entry of `size` bytes still fits the limits the decoder enforces. */
   canInsert(size: number): boolean {
+    if (this.frozen) return false;
     return this.next < this.limits.maxTableEntries && this.bytes + size <= this.limits.maxTableBytes;
   }
 

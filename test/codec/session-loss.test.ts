@@ -15,7 +15,7 @@ import {
   sameInfoset,
   type XElement,
 } from "../../codec/index.js";
-import { toXml } from "../../gateway/xml/stanza-xml.js";
+import { parseXml, toXml } from "../../gateway/xml/stanza-xml.js";
 import { describeError, loadCorpus } from "../kit/corpus.js";
 import { seededRandom } from "../kit/seeded-random.js";
 
@@ -229,5 +229,29 @@ describe("QPACK rule in lockstep", () => {
     expect(decoder.tableSize).toBe(size);
     encoder.acknowledge(b.inserted);
     expect(sameInfoset(decoder.decode(encoder.encode(stanza()).bytes).stanza, stanza())).toBe(true);
+  });
+});
+
+describe("unsequenced frames (NON telemetry)", () => {
+  it("insert nothing, use acknowledged entries, and decode in any order or not at all", () => {
+    const reading = (v: string) =>
+      parseXml(
+        `<message xmlns='jabber:client' to='sink@iot.example.org'><x xmlns='urn:example:t' unit='Cel' v='${v}'/></message>`,
+      );
+    const enc = new SessionEncoder();
+    const dec = new SessionDecoder();
+    const first = enc.encode(reading("20.5"));
+    enc.acknowledge(dec.decode(first.bytes).inserted);
+    const frames = ["20.6", "20.7", "20.8"].map((v) => enc.encodeUnsequenced(reading(v)));
+    for (const f of frames) expect(f.inserted).toEqual([]);
+    // Smaller than the first frame: the acknowledged entries are referenced.
+    for (const f of frames) expect(f.bytes.length).toBeLessThan(first.bytes.length);
+    const before = dec.tableSize;
+    for (const i of [2, 0]) {
+      const d = dec.decode(frames[i]!.bytes); // frame 1 is "lost", the others arrive reordered
+      expect(d.inserted).toEqual([]);
+      expect(sameInfoset(d.stanza, reading(["20.6", "20.7", "20.8"][i]!))).toBe(true);
+    }
+    expect(dec.tableSize).toBe(before);
   });
 });
