@@ -48,3 +48,8 @@ export interface Logger {
 
 /** A logger that drops everything (the default where none is given). */
 export const silentLogger: Logger = { log: () => {} };
+
+/** HMAC-SHA-256 (RFC 2104), injected: Node.js has node:crypto, an embedded engine brings its own. */
+export interface Mac {
+  hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
+}

@@ -1,0 +1,97 @@
+/**
+ * Devices the gateway knows: identity, key, JID, allowed peers. Issue "sleeping nodes, durable state,
+ * provisioning" replaces the in-memory directory with the durable store; the interface stays.
+ */
+import { readFileSync } from "node:fs";
+
+export interface Device {
+  /** The PSK identity / connect identity. */
+  readonly identity: string;
+  readonly key: Uint8Array;
+  /** Bare JID, `name@domain`. */
+  readonly jid: string;
+  /** Bare JIDs the node talks to; they become codec aliases (FORMAT.md §6). */
+  readonly peers: readonly string[];
+  readonly revoked?: boolean;
+}
+
+export interface DeviceDirectory {
+  find(identity: string): Device | undefined;
+  /** The device whose bare JID is `jid`, for routing. */
+  byJid(jid: string): Device | undefined;
+}
+
+export class DeviceConfigError extends Error {
+  override readonly name = "DeviceConfigError";
+}
+
+export class MemoryDevices implements DeviceDirectory {
+  private readonly byIdentity = new Map<string, Device>();
+  private readonly byBareJid = new Map<string, Device>();
+
+  constructor(devices: readonly Device[] = []) {
+    for (const d of devices) this.add(d);
+  }
+
+  add(device: Device): void {
+    if (this.byIdentity.has(device.identity))
+      throw new DeviceConfigError(`duplicate identity '${device.identity}'`);
+    if (this.byBareJid.has(device.jid)) throw new DeviceConfigError(`duplicate JID '${device.jid}'`);
+    this.byIdentity.set(device.identity, device);
+    this.byBareJid.set(device.jid, device);
+  }
+
+  find(identity: string): Device | undefined {
+    return this.byIdentity.get(identity);
+  }
+
+  byJid(jid: string): Device | undefined {
+    return this.byBareJid.get(jid);
+  }
+
+  get size(): number {
+    return this.byIdentity.size;
+  }
+
+  /** Reads `[{identity, key_hex, jid, peers?}]` from a JSON file, with errors that name the entry. */
+  static fromFile(path: string): MemoryDevices {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(path, "utf8"));
+    } catch (error) {
+      throw new DeviceConfigError(`cannot read devices file ${path}: ${(error as Error).message}`);
+    }
+    if (!Array.isArray(raw)) throw new DeviceConfigError(`${path}: expected a JSON array of devices`);
+    return new MemoryDevices(raw.map((entry, i) => parseDevice(entry, `${path}[${i}]`)));
+  }
+}
+
+export function parseDevice(entry: unknown, where: string): Device {
+  if (typeof entry !== "object" || entry === null)
+    throw new DeviceConfigError(`${where}: expected an object`);
+  const e = entry as Record<string, unknown>;
+  const str = (k: string): string => {
+    const v = e[k];
+    if (typeof v !== "string" || v === "")
+      throw new DeviceConfigError(`${where}.${k}: expected a non-empty string`);
+    return v;
+  };
+  const keyHex = str("key_hex");
+  if (!/^(?:[0-9a-fA-F]{2}){16,64}$/.test(keyHex)) {
+    throw new DeviceConfigError(`${where}.key_hex: expected 16-64 bytes of hex`);
+  }
+  const jid = str("jid");
+  if (!/^[^@/\s]+@[^@/\s]+$/.test(jid))
+    throw new DeviceConfigError(`${where}.jid: expected a bare JID name@domain`);
+  const peers = e.peers ?? [];
+  if (!Array.isArray(peers) || !peers.every((p) => typeof p === "string")) {
+    throw new DeviceConfigError(`${where}.peers: expected an array of JIDs`);
+  }
+  return {
+    identity: str("identity"),
+    key: Uint8Array.from(Buffer.from(keyHex, "hex")),
+    jid,
+    peers: peers as string[],
+    ...(e.revoked === true ? { revoked: true } : {}),
+  };
+}

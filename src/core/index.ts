@@ -1,0 +1,44 @@
+/** The portable core: CoAP stack and cxmpp session layer. No Node.js APIs. */
+export { CoapEndpoint, type EndpointOptions, maxTransmitWait } from "./coap/endpoint.js";
+export { EndpointClosed, ResetByPeer, ResponseTimeout, RetransmitsExceeded } from "./coap/errors.js";
+export type { Request, RequestHandler, Response, ServerRequest } from "./coap/exchange-layer.js";
+export {
+  CoapFormatError,
+  type CoapMessage,
+  type CoapOption,
+  findOption,
+  optionUint,
+  parseMessage,
+  pathOptions,
+  serializeMessage,
+  stringOption,
+  uintOption,
+  uriPath,
+  uriQueries,
+} from "./coap/message.js";
+export {
+  Code,
+  ContentFormat,
+  codeString,
+  DEFAULT_TRANSMISSION,
+  MessageType,
+  OptionNumber,
+  type TransmissionParameters,
+} from "./coap/registry.js";
+export {
+  type Cancellable,
+  type Clock,
+  type DatagramTransport,
+  type Logger,
+  type LogLevel,
+  type Mac,
+  type PeerAddress,
+  peerAddress,
+  type Random,
+  type Scheduler,
+  silentLogger,
+} from "./interfaces.js";
+export { SessionFormatError } from "./session/cbor.js";
+export { NodeClient, type NodeClientOptions, SessionError } from "./session/node-client.js";
+export * as protocol from "./session/protocol.js";
+export { TimerQueue } from "./timer-queue.js";

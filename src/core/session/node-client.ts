@@ -1,0 +1,336 @@
+/**
+ * The tiny-node side of a cxmpp session (docs/PROTOCOL.md §3): connect with proof of the device key,
+ * send stanzas reliably (CON, exactly once, in order) or as telemetry (NON), receive the gateway's
+ * downlink piggybacked on responses or pushed, and resume after losing the session. Portable: it sees
+ * only a CoapEndpoint, a clock and a MAC; the same code runs on Node.js and on an embedded engine.
+ *
+ * Reliability is end to end: a stanza counts as sent when the gateway's `h` covers its sequence
+ * number (the gateway answers only once the frame is stored), like XEP-0198. CoAP retransmission
+ * covers single losses; a failed exchange is retried by the pump with the same sequence numbers and
+ * the same frame bytes, and the gateway drops what it already stored.
+ */
+import {
+  DICTIONARY_V1,
+  type EncodedFrame,
+  SessionDecoder,
+  SessionEncoder,
+  type StaticDictionary,
+  type XElement,
+} from "../../../codec/index.js";
+import type { CoapEndpoint } from "../coap/endpoint.js";
+import { type CoapMessage, findOption, pathOptions, uintOption } from "../coap/message.js";
+import { Code, ContentFormat, codeString, OptionNumber } from "../coap/registry.js";
+import { type Logger, type Mac, type PeerAddress, silentLogger } from "../interfaces.js";
+import {
+  type ConnectResponse,
+  decodeConnectResponse,
+  decodeDownlink,
+  encodeConnectRequest,
+  encodeUplink,
+  Paths,
+  PROOF_BYTES,
+  proofInput,
+} from "./protocol.js";
+
+export class SessionError extends Error {
+  override readonly name = "SessionError";
+}
+
+export interface NodeClientOptions {
+  readonly endpoint: CoapEndpoint;
+  readonly gateway: PeerAddress;
+  readonly identity: string;
+  readonly key: Uint8Array;
+  readonly mac: Mac;
+  readonly dictionary?: StaticDictionary;
+  readonly logger?: Logger;
+  /** Seconds the node sleeps between wake-ups; absent: always on. Sent with every uplink. */
+  readonly wake?: number;
+  /** Largest uplink payload (frames are batched up to it). Default 256 bytes. */
+  readonly maxPayload?: number;
+  /** Delay before the pump retries after a failed exchange. Default 1 s, doubling to 60 s. */
+  readonly retryDelayMs?: number;
+}
+
+interface Outgoing {
+  readonly stanza: XElement;
+  frame: EncodedFrame;
+  seq: number;
+  readonly done: () => void;
+  readonly failed: (error: Error) => void;
+}
+
+export class NodeClient {
+  private session: ConnectResponse | undefined;
+  private encoder: SessionEncoder | undefined;
+  private decoder: SessionDecoder | undefined;
+  private readonly outbox: Outgoing[] = [];
+  private nextSeq = 1;
+  private h = 0;
+  /** Downlink frames received in order. */
+  private received = 0;
+  private pumping = false;
+  private retryMs: number;
+  private retryTimer: { cancel(): void } | undefined;
+  private handler: (stanza: XElement) => void = () => {};
+  private readonly logger: Logger;
+  private readonly dictionary: StaticDictionary;
+  private closed = false;
+
+  constructor(private readonly options: NodeClientOptions) {
+    this.logger = options.logger ?? silentLogger;
+    this.dictionary = options.dictionary ?? DICTIONARY_V1;
+    this.retryMs = options.retryDelayMs ?? 1000;
+  }
+
+  /** The node's full JID, once connected. */
+  get jid(): string | undefined {
+    return this.session?.jid;
+  }
+
+  get connected(): boolean {
+    return this.session !== undefined;
+  }
+
+  /** Stanzas waiting for the gateway's acknowledgement. */
+  get unacknowledged(): number {
+    return this.outbox.length;
+  }
+
+  onStanza(handler: (stanza: XElement) => void): void {
+    this.handler = handler;
+  }
+
+  /**
+   * Connects (or resumes, with the resume token of an earlier session): proves possession of the
+   * device key with an HMAC over the gateway's nonce (carried in the Echo option, RFC 9175 §2).
+   */
+  async connect(): Promise<ConnectResponse> {
+    const request = {
+      identity: this.options.identity,
+      dictionary: this.dictionary.id,
+      ...(this.session ? { resume: this.session.resume } : {}),
+      ...(this.options.wake !== undefined ? { wake: this.options.wake } : {}),
+    };
+    let echo: Uint8Array | undefined;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const proof = echo
+        ? this.options.mac.hmacSha256(this.options.key, proofInput(echo, request)).subarray(0, PROOF_BYTES)
+        : undefined;
+      const response = await this.options.endpoint.exchanges.request(this.options.gateway, {
+        code: Code.POST,
+        options: [
+          ...pathOptions(Paths.CONNECT),
+          uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION),
+          ...(echo ? [{ number: OptionNumber.ECHO, value: echo }] : []),
+        ],
+        payload: encodeConnectRequest({ ...request, ...(proof ? { proof } : {}) }),
+      });
+      if (response.code === Code.CREATED || response.code === Code.CHANGED) {
+        return this.established(decodeConnectResponse(response.payload));
+      }
+      const challenge = findOption(response, OptionNumber.ECHO);
+      if (response.code === Code.UNAUTHORIZED && challenge && !echo) {
+        echo = challenge.value;
+        continue;
+      }
+      throw new SessionError(`connect refused: ${codeString(response.code)} ${text(response)}`);
+    }
+    throw new SessionError("connect refused: the gateway did not accept the proof");
+  }
+
+  /**
+   * Every connect starts the codec tables afresh in both directions (docs/PROTOCOL.md §3.2): after a
+   * reboot the node has lost them, and the gateway cannot tell. Stanzas the gateway already stored
+   * (h) are done; the rest are renumbered from h + 1 and encoded again with the new tables.
+   */
+  private established(s: ConnectResponse): ConnectResponse {
+    const resumed = this.session !== undefined && this.session.session === s.session;
+    this.session = s;
+    this.encoder = new SessionEncoder({ dictionary: this.dictionary, aliases: s.aliases });
+    this.decoder = new SessionDecoder({ dictionary: this.dictionary, aliases: s.aliases });
+    this.received = s.delivered;
+    if (resumed) this.acknowledgeUpTo(s.h);
+    this.h = s.h;
+    this.nextSeq = s.h + 1;
+    for (const o of this.outbox) {
+      o.seq = this.nextSeq++;
+      o.frame = this.encoder.encode(o.stanza);
+    }
+    this.logger.log("info", "session.connected", { jid: s.jid, session: s.session, h: s.h, resumed });
+    this.kick();
+    return s;
+  }
+
+  /**
+   * Sends a stanza reliably: resolves once the gateway has stored it (its `h` covers the frame).
+   * The node's own JID is stamped by the gateway; leave `from` out.
+   */
+  send(stanza: XElement): Promise<void> {
+    if (!this.session || !this.encoder) return Promise.reject(new SessionError("not connected"));
+    const encoder = this.encoder;
+    return new Promise((done, failed) => {
+      const frame = encoder.encode(stanza);
+      this.outbox.push({ stanza, frame, seq: this.nextSeq++, done, failed });
+      this.kick();
+    });
+  }
+
+  /**
+   * Sends a stanza as telemetry: one NON message, no retransmission, no acknowledgement; the frame
+   * inserts nothing into the codec tables, so losing it costs nothing later (FORMAT.md §6.5).
+   */
+  sendTelemetry(stanza: XElement): void {
+    if (!this.session || !this.encoder) throw new SessionError("not connected");
+    const frame = this.encoder.encodeUnsequenced(stanza);
+    const payload = encodeUplink({
+      seq: 0,
+      ack: this.received,
+      ...(this.options.wake !== undefined ? { wake: this.options.wake } : {}),
+      frames: [frame.bytes],
+    });
+    this.options.endpoint.exchanges
+      .request(this.options.gateway, {
+        code: Code.POST,
+        options: pathOptions(Paths.UPLINK),
+        payload,
+        confirmable: false,
+      })
+      .then(
+        (response) => this.handleDownlink(response),
+        () => {}, // telemetry: a lost reading is not an error
+      );
+  }
+
+  /** Asks for downlink now (a wake-up with nothing to send). */
+  async poll(): Promise<void> {
+    if (!this.session) throw new SessionError("not connected");
+    await this.exchange([]);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.retryTimer?.cancel();
+    for (const o of this.outbox.splice(0)) o.failed(new SessionError("client closed"));
+  }
+
+  private kick(): void {
+    if (this.pumping || this.closed || !this.session) return;
+    if (this.outbox.length === 0) return;
+    this.pumping = true;
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      while (!this.closed && this.outbox.length > 0) {
+        const batch: Outgoing[] = [];
+        let size = 8;
+        for (const o of this.outbox) {
+          if (batch.length > 0 && size + o.frame.bytes.length + 3 > (this.options.maxPayload ?? 256)) break;
+          batch.push(o);
+          size += o.frame.bytes.length + 3;
+        }
+        await this.exchange(batch);
+        this.retryMs = this.options.retryDelayMs ?? 1000;
+      }
+    } catch (error) {
+      this.logger.log("warn", "session.uplink_failed", { error: String(error), retryMs: this.retryMs });
+      const delay = this.retryMs;
+      this.retryMs = Math.min(this.retryMs * 2, 60_000);
+      this.retryTimer = this.options.endpoint.timers.after(delay, () => {
+        this.retryTimer = undefined;
+        this.pumping = false;
+        this.kick();
+      });
+      return;
+    }
+    this.pumping = false;
+  }
+
+  /** One POST /u carrying `batch` (possibly empty: a poll); processes the response. */
+  private async exchange(batch: readonly Outgoing[]): Promise<void> {
+    const first = batch[0];
+    const payload = encodeUplink({
+      seq: first ? first.seq : this.nextSeq,
+      ack: this.received,
+      ...(this.options.wake !== undefined ? { wake: this.options.wake } : {}),
+      frames: batch.map((o) => o.frame.bytes),
+    });
+    const response = await this.options.endpoint.exchanges.request(this.options.gateway, {
+      code: Code.POST,
+      options: pathOptions(Paths.UPLINK),
+      payload,
+    });
+    if (response.code === Code.UNAUTHORIZED) {
+      // The gateway does not know this session (it restarted without it, or the session expired).
+      await this.connect();
+      return;
+    }
+    if (response.code === Code.BAD_REQUEST && response.payload.length > 0) {
+      // The gateway could not decode frame h + 1: it stored up to h. Give that stanza up (it would fail
+      // again) and renumber the rest; the gateway rolled its tables back, so their frames stay valid.
+      const { h } = decodeDownlink(response.payload);
+      this.acknowledgeUpTo(h);
+      const bad = this.outbox.shift();
+      if (bad) {
+        bad.failed(new SessionError(`the gateway could not decode frame ${h + 1}`));
+        for (const o of this.outbox) o.seq--;
+        this.nextSeq--;
+      }
+      return;
+    }
+    if (response.code !== Code.CHANGED) {
+      throw new SessionError(`uplink refused: ${codeString(response.code)} ${text(response)}`);
+    }
+    if (response.payload.length === 0) {
+      const last = batch[batch.length - 1];
+      if (last) this.acknowledgeUpTo(last.seq);
+      return;
+    }
+    const down = decodeDownlink(response.payload);
+    this.acknowledgeUpTo(down.h);
+    this.deliver(down.dseq, down.frames);
+    if (down.more) await this.exchange([]); // drain the mailbox in the following exchanges
+  }
+
+  private acknowledgeUpTo(h: number): void {
+    if (h > this.h) this.h = h;
+    while (this.outbox.length > 0 && this.outbox[0]!.seq <= this.h) {
+      const o = this.outbox.shift()!;
+      this.encoder?.acknowledge(o.frame.inserted);
+      o.done();
+    }
+  }
+
+  /** Downlink frames in order; a duplicate (seq already received) is skipped, never decoded twice. */
+  private deliver(dseq: number, frames: readonly Uint8Array[]): void {
+    frames.forEach((bytes, i) => {
+      const seq = dseq + i;
+      if (seq !== this.received + 1) return;
+      const { stanza } = this.decoder!.decode(bytes);
+      this.received = seq;
+      try {
+        this.handler(stanza);
+      } catch (error) {
+        this.logger.log("error", "session.handler_failed", { error: String(error) });
+      }
+    });
+  }
+
+  /** For a poll response and pushes (Observe notifications): the same downlink processing. */
+  handleDownlink(message: CoapMessage): void {
+    if (message.payload.length === 0) return;
+    const down = decodeDownlink(message.payload);
+    this.acknowledgeUpTo(down.h);
+    this.deliver(down.dseq, down.frames);
+  }
+}
+
+function text(m: CoapMessage): string {
+  try {
+    return new TextDecoder().decode(m.payload);
+  } catch {
+    return "";
+  }
+}
