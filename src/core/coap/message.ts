@@ -164,24 +164,24 @@ export function readUint(value: Uint8Array): number {
 }
 
 /** The first option with `number`, or undefined. */
-export function findOption(m: CoapMessage, number: number): CoapOption | undefined {
+export function findOption(m: Pick<CoapMessage, "options">, number: number): CoapOption | undefined {
   return m.options.find((o) => o.number === number);
 }
 
-export function optionUint(m: CoapMessage, number: number): number | undefined {
+export function optionUint(m: Pick<CoapMessage, "options">, number: number): number | undefined {
   const o = findOption(m, number);
   return o ? readUint(o.value) : undefined;
 }
 
 /** Uri-Path segments joined with '/', no leading slash (e.g. ".well-known/core"). */
-export function uriPath(m: CoapMessage): string {
+export function uriPath(m: Pick<CoapMessage, "options">): string {
   return m.options
     .filter((o) => o.number === 11)
     .map((o) => fromUtf8.decode(o.value))
     .join("/");
 }
 
-export function uriQueries(m: CoapMessage): string[] {
+export function uriQueries(m: Pick<CoapMessage, "options">): string[] {
   return m.options.filter((o) => o.number === 15).map((o) => fromUtf8.decode(o.value));
 }
 
