@@ -54,7 +54,7 @@ export function harness(names: string[], conditions: LinkConditions = {}, seed =
     clock: time,
     outbound: (s) => outbound.push(s),
   });
-  gatewayEndpoint.exchanges.handle(gateway.handle);
+  gatewayEndpoint.handle(gateway.handle);
   let n = 0;
   return {
     time,

@@ -2,30 +2,55 @@
  * A CoAP endpoint: the layers stacked on one datagram transport (Californium draws its stack the same
  * way, in the file that assembles it):
  *
- *        request() / observe()            handle(handler)
- *                 │                              ▲
- *        ┌────────┴──────────────────────────────┴────────┐
- *        │ ExchangeLayer   tokens, request/response        │
- *        ├─────────────────────────────────────────────────┤
- *        │ MessageLayer    MIDs, CON/NON/ACK/RST, dedup,   │
- *        │                 retransmission, NSTART          │
- *        ├─────────────────────────────────────────────────┤
- *        │ DatagramTransport (UDP, DTLS, in-memory)        │
- *        └─────────────────────────────────────────────────┘
+ *     request()          observe()              notify()        handle(handler)
+ *        │                   │                     │                  ▲
+ *  ┌─────┴──────────┐ ┌──────┴─────────┐ ┌─────────┴──────────────────┴─────────┐
+ *  │ BlockwiseClient│ │ ObserveClient  │ │ ObserveServer   observers, sequence  │
+ *  │ Block1 out,    │ │ §3.4 ordering, │ │                 numbers, NON / CON   │
+ *  │ Block2 in      │ │ cancel         │ ├──────────────────────────────────────┤
+ *  │ (RFC 7959)     │ │ (RFC 7641)     │ │ BlockwiseServer Block1 reassembly,   │
+ *  │                │ │                │ │                 Block2 from a copy   │
+ *  ├────────────────┴─┴────────────────┴─┴──────────────────────────────────────┤
+ *  │ ExchangeLayer   tokens, request/response matching                          │
+ *  ├────────────────────────────────────────────────────────────────────────────┤
+ *  │ MessageLayer    MIDs, CON/NON/ACK/RST, dedup, retransmission, NSTART       │
+ *  ├────────────────────────────────────────────────────────────────────────────┤
+ *  │ DatagramTransport (UDP, DTLS, in-memory)                                   │
+ *  └────────────────────────────────────────────────────────────────────────────┘
  *
- * One TimerQueue serves every timer of the endpoint; clock, random and scheduler are injected.
+ * A request handed to `handle` passes BlockwiseServer (whole bodies in, blocks out), then
+ * ObserveServer (registration), then the application handler. Notifications skip the ExchangeLayer:
+ * they are responses with the observer's token, sent by the MessageLayer. One TimerQueue serves every
+ * timer of the endpoint; clock, random and scheduler are injected.
  */
 import {
   type Clock,
   type DatagramTransport,
   type Logger,
+  type PeerAddress,
   type Random,
   type Scheduler,
   silentLogger,
 } from "../interfaces.js";
 import { TimerQueue } from "../timer-queue.js";
-import { ExchangeLayer, type ExchangeOptions } from "./exchange-layer.js";
+import { BlockwiseClient, type BlockwiseOptions, BlockwiseServer, DEFAULT_BLOCKWISE } from "./blockwise.js";
+import {
+  ExchangeLayer,
+  type ExchangeOptions,
+  type Request,
+  type RequestHandler,
+  type Response,
+} from "./exchange-layer.js";
+import type { CoapMessage } from "./message.js";
 import { MessageLayer } from "./message-layer.js";
+import {
+  DEFAULT_OBSERVE_SERVER,
+  type Observation,
+  ObserveClient,
+  type ObserveRequestOptions,
+  ObserveServer,
+  type ObserveServerOptions,
+} from "./observe.js";
 import { DEFAULT_TRANSMISSION, type TransmissionParameters } from "./registry.js";
 
 export interface EndpointOptions {
@@ -36,6 +61,9 @@ export interface EndpointOptions {
   readonly logger?: Logger;
   readonly transmission?: Readonly<Partial<TransmissionParameters>>;
   readonly exchange?: Readonly<Partial<ExchangeOptions>>;
+  /** Block size and limits (RFC 7959); assemblies expire after EXCHANGE_LIFETIME unless set. */
+  readonly blockwise?: Readonly<Partial<BlockwiseOptions>>;
+  readonly observe?: Readonly<Partial<ObserveServerOptions>>;
 }
 
 export class CoapEndpoint {
@@ -43,6 +71,11 @@ export class CoapEndpoint {
   readonly messages: MessageLayer;
   readonly exchanges: ExchangeLayer;
   readonly transmission: TransmissionParameters;
+  readonly blockwise: BlockwiseOptions;
+  readonly blockServer: BlockwiseServer;
+  readonly blockClient: BlockwiseClient;
+  readonly observers: ObserveServer;
+  readonly observations: ObserveClient;
 
   constructor(options: EndpointOptions) {
     const logger = options.logger ?? silentLogger;
@@ -66,6 +99,46 @@ export class CoapEndpoint {
       ...options.exchange,
     };
     this.exchanges = new ExchangeLayer(this.messages, this.timers, options.random, exchange, logger);
+    this.blockwise = {
+      ...DEFAULT_BLOCKWISE,
+      assemblyLifetimeMs: this.transmission.exchangeLifetimeMs,
+      ...options.blockwise,
+    };
+    if (!Number.isInteger(this.blockwise.szx) || this.blockwise.szx < 0 || this.blockwise.szx > 6)
+      throw new RangeError(`block szx ${this.blockwise.szx} is not 0-6 (RFC 7959 §2.2)`);
+    this.blockServer = new BlockwiseServer(this.timers, options.clock, this.blockwise);
+    this.blockClient = new BlockwiseClient(this.exchanges, options.random, this.blockwise);
+    this.observers = new ObserveServer(
+      this.messages,
+      { ...DEFAULT_OBSERVE_SERVER, ...options.observe },
+      logger,
+    );
+    this.observations = new ObserveClient(this.exchanges, options.clock);
+  }
+
+  /** The server side: `handler` sees whole request bodies; large responses go out block-wise. */
+  handle(handler: RequestHandler): void {
+    this.exchanges.handle(this.blockServer.wrap(this.observers.wrap(handler)));
+  }
+
+  /** Sends a request, block-wise when its body or its response exceeds one block (RFC 7959). */
+  request(peer: PeerAddress, request: Request): Promise<CoapMessage> {
+    return this.blockClient.request(peer, request);
+  }
+
+  /** Observes `path` on `peer` (RFC 7641); notifications arrive in order, older ones dropped. */
+  observe(
+    peer: PeerAddress,
+    path: string,
+    onNotification: (notification: CoapMessage) => void,
+    options?: ObserveRequestOptions,
+  ): Promise<Observation> {
+    return this.observations.observe(peer, path, onNotification, options);
+  }
+
+  /** Notifies every observer of `path` (RFC 7641 §4.2); returns how many there are. */
+  notify(path: string, response: Response, options?: { readonly confirmable?: boolean }): number {
+    return this.observers.notify(path, response, options);
   }
 
   close(): void {

@@ -83,10 +83,20 @@ export class ExchangeLayer {
     peer: PeerAddress,
     request: Request,
     notify: (response: CoapMessage) => void,
-  ): Promise<{ response: CoapMessage; forget: () => void }> {
+  ): Promise<{ response: CoapMessage; token: Uint8Array; forget: () => void }> {
     const token = this.newToken(peer);
     const response = await this.exchange(peer, token, request, notify);
-    return { response, forget: () => this.waiting.delete(tokenKey(peer, token)) };
+    return { response, token, forget: () => this.waiting.delete(tokenKey(peer, token)) };
+  }
+
+  /**
+   * Sends a request with a token the caller chose, e.g. the token of a forgotten observation to
+   * deregister it with GET Observe=1 (RFC 7641 §3.6). The token must not be in use.
+   */
+  requestWithToken(peer: PeerAddress, token: Uint8Array, request: Request): Promise<CoapMessage> {
+    if (this.waiting.has(tokenKey(peer, token)))
+      return Promise.reject(new Error("token still in use by an open exchange"));
+    return this.exchange(peer, token, request);
   }
 
   private exchange(

@@ -117,7 +117,7 @@ export class NodeClient {
       const proof = echo
         ? this.options.mac.hmacSha256(this.options.key, proofInput(echo, request)).subarray(0, PROOF_BYTES)
         : undefined;
-      const response = await this.options.endpoint.exchanges.request(this.options.gateway, {
+      const response = await this.options.endpoint.request(this.options.gateway, {
         code: Code.POST,
         options: [
           ...pathOptions(Paths.CONNECT),
@@ -189,7 +189,7 @@ export class NodeClient {
       ...(this.options.wake !== undefined ? { wake: this.options.wake } : {}),
       frames: [frame.bytes],
     });
-    this.options.endpoint.exchanges
+    this.options.endpoint
       .request(this.options.gateway, {
         code: Code.POST,
         options: pathOptions(Paths.UPLINK),
@@ -257,7 +257,7 @@ export class NodeClient {
       ...(this.options.wake !== undefined ? { wake: this.options.wake } : {}),
       frames: batch.map((o) => o.frame.bytes),
     });
-    const response = await this.options.endpoint.exchanges.request(this.options.gateway, {
+    const response = await this.options.endpoint.request(this.options.gateway, {
       code: Code.POST,
       options: pathOptions(Paths.UPLINK),
       payload,

@@ -1,0 +1,428 @@
+/**
+ * Block-wise transfers (RFC 7959): bodies larger than one datagram, as Block1 (request body) and
+ * Block2 (response body) blocks. Two small classes, one per side:
+ *
+ * - `BlockwiseServer` wraps the request handler. It reassembles Block1 requests per
+ *   (peer, Uri-Path, Request-Tag) — never per token, because libcoap and others change the token on
+ *   every block (RFC 9175 §3.3) — and serves large responses block by block from a short-lived copy.
+ * - `BlockwiseClient` sits on the request path. It sends a large request body as Block1 blocks tagged
+ *   with a Request-Tag and fetches every Block2 block of a large response, returning one message.
+ *
+ * Neither knows about message ids, retransmission or Observe: each block is an ordinary exchange of
+ * the ExchangeLayer below, with its own token. Block-wise Observe notifications (§2.6) are not done.
+ */
+import type { Cancellable, Clock, PeerAddress, Random } from "../interfaces.js";
+import type { TimerQueue } from "../timer-queue.js";
+import type { ExchangeLayer, Request, RequestHandler, Response, ServerRequest } from "./exchange-layer.js";
+import {
+  type BlockValue,
+  blockOption,
+  blockSize,
+  type CoapMessage,
+  type CoapOption,
+  findOption,
+  optionUint,
+  readBlock,
+  uintOption,
+  uriPath,
+} from "./message.js";
+import { Code, codeClass, OptionNumber } from "./registry.js";
+
+export interface BlockwiseOptions {
+  /** Our block size exponent: blocks of 2^(szx + 4) bytes, 0 (16 B) … 6 (1024 B). Default 6. */
+  readonly szx: number;
+  /**
+   * Largest request body the server reassembles (beyond: 4.13 with Size1, RFC 7959 §2.9.3) and the
+   * largest response body the client collects. Default 16 KiB.
+   */
+  readonly maxBodyBytes: number;
+  /** How long an incomplete Block1 assembly is kept after its last block. Default EXCHANGE_LIFETIME. */
+  readonly assemblyLifetimeMs: number;
+  /** How long a response cut into Block2 blocks is kept for its later blocks. Default 60 s. */
+  readonly representationLifetimeMs: number;
+  /** Incomplete assemblies held at once; beyond that a new transfer gets 5.03. Default 64. */
+  readonly maxAssemblies: number;
+}
+
+export const DEFAULT_BLOCKWISE: Omit<BlockwiseOptions, "assemblyLifetimeMs"> = Object.freeze({
+  szx: 6,
+  maxBodyBytes: 16 * 1024,
+  representationLifetimeMs: 60_000,
+  maxAssemblies: 64,
+});
+
+/** A block-wise transfer the client cannot complete (bad block sequence, changed representation, too large). */
+export class BlockwiseError extends Error {
+  override readonly name = "BlockwiseError";
+}
+
+const EMPTY = new Uint8Array(0);
+
+// --- server ---------------------------------------------------------------------------------------
+
+interface Assembly {
+  readonly chunks: Uint8Array[];
+  length: number;
+  /** Offset and num of the last block taken, to answer a re-sent block again without taking it twice. */
+  lastOffset: number;
+  lastNum: number;
+  expires: number;
+}
+
+interface Representation {
+  readonly response: Response;
+  readonly etag: Uint8Array;
+  expires: number;
+}
+
+/**
+ * Server side of RFC 7959. Expired assemblies and representations are dropped by one periodic sweep
+ * on the endpoint's TimerQueue, not a timer each.
+ */
+export class BlockwiseServer {
+  private readonly assemblies = new Map<string, Assembly>();
+  private readonly representations = new Map<string, Representation>();
+  private sweep: Cancellable | undefined;
+
+  constructor(
+    private readonly timers: TimerQueue,
+    private readonly clock: Clock,
+    private readonly options: BlockwiseOptions,
+  ) {}
+
+  /** The handler the ExchangeLayer calls: blocks in, whole requests to `inner`, blocks out. */
+  wrap(inner: RequestHandler): RequestHandler {
+    return (request) => this.serve(request, inner);
+  }
+
+  /** Incomplete Block1 assemblies and cached Block2 representations held now. */
+  get held(): { assemblies: number; representations: number } {
+    return { assemblies: this.assemblies.size, representations: this.representations.size };
+  }
+
+  private serve(request: ServerRequest, inner: RequestHandler): Response | Promise<Response> {
+    const block2 = blockOf(request, OptionNumber.BLOCK2);
+    if (block2 && block2.num > 0) return this.laterBlock(request, block2, inner);
+    const block1 = blockOf(request, OptionNumber.BLOCK1);
+    if (!block1) return then(inner(request), (r) => this.cut(request, r, block2, 0));
+    const step = this.takeBlock(request, block1);
+    if ("response" in step) return step.response;
+    return then(inner(step.complete), (r) =>
+      // RFC 7959 §2.3: the response to the final block carries the Block1 option of that block.
+      this.cut(
+        request,
+        { ...r, options: [...r.options, blockOption(OptionNumber.BLOCK1, block1)] },
+        block2,
+        0,
+      ),
+    );
+  }
+
+  /** One Block1 block (RFC 7959 §2.3, §2.9): 2.31, an error, or the whole request. */
+  private takeBlock(
+    request: ServerRequest,
+    b: BlockValue,
+  ): { response: Response } | { complete: ServerRequest } {
+    const key = assemblyKey(request);
+    const size = blockSize(b.szx);
+    const offset = b.num * size;
+    if (b.more && request.payload.length !== size)
+      return {
+        response: status(Code.BAD_REQUEST, "a block other than the last must be full size (RFC 7959 §2.2)"),
+      };
+    let a = this.assemblies.get(key);
+    if (b.num === 0 && a) {
+      this.assemblies.delete(key); // block 0 starts the body afresh (RFC 9175 §3.4)
+      a = undefined;
+    }
+    if (a && b.more && offset === a.lastOffset && b.num === a.lastNum) return { response: this.proceed(b) };
+    if (offset !== (a?.length ?? 0)) {
+      // A gap, or a later block with no assembly started (e.g. expired): §2.9.2.
+      this.assemblies.delete(key);
+      return { response: status(Code.REQUEST_ENTITY_INCOMPLETE, "block does not continue the body") };
+    }
+    const announced = optionUint(request, OptionNumber.SIZE1) ?? 0;
+    if (
+      offset + request.payload.length > this.options.maxBodyBytes ||
+      announced > this.options.maxBodyBytes
+    ) {
+      this.assemblies.delete(key);
+      // §2.9.3: 4.13 with Size1 telling the largest body we take.
+      return {
+        response: {
+          code: Code.REQUEST_ENTITY_TOO_LARGE,
+          options: [uintOption(OptionNumber.SIZE1, this.options.maxBodyBytes)],
+          payload: EMPTY,
+        },
+      };
+    }
+    if (!b.more) {
+      this.assemblies.delete(key);
+      const payload = a
+        ? concat([...a.chunks, request.payload], offset + request.payload.length)
+        : request.payload;
+      const options = request.options.filter((o) => !BLOCK1_ONLY.has(o.number));
+      return { complete: { ...request, options, payload } };
+    }
+    if (!a) {
+      if (this.assemblies.size >= this.options.maxAssemblies)
+        return { response: status(Code.SERVICE_UNAVAILABLE, "too many block-wise transfers") };
+      a = { chunks: [], length: 0, lastOffset: 0, lastNum: 0, expires: 0 };
+      this.assemblies.set(key, a);
+    }
+    a.chunks.push(request.payload);
+    a.length += request.payload.length;
+    a.lastOffset = offset;
+    a.lastNum = b.num;
+    a.expires = this.clock.now() + this.options.assemblyLifetimeMs;
+    this.armSweep();
+    return { response: this.proceed(b) };
+  }
+
+  /** 2.31 Continue echoing the block taken (§2.3). */
+  private proceed(b: BlockValue): Response {
+    return { code: Code.CONTINUE, options: [blockOption(OptionNumber.BLOCK1, b)], payload: EMPTY };
+  }
+
+  /** A request for Block2 num > 0: from the kept copy, else (safe methods only) computed again. */
+  private laterBlock(
+    request: ServerRequest,
+    b: BlockValue,
+    inner: RequestHandler,
+  ): Response | Promise<Response> {
+    const kept = this.representations.get(representationKey(request));
+    if (kept && kept.expires > this.clock.now()) {
+      kept.expires = this.clock.now() + this.options.representationLifetimeMs;
+      return this.slice(kept, b);
+    }
+    if (request.code !== Code.GET && request.code !== Code.FETCH)
+      return status(Code.REQUEST_ENTITY_INCOMPLETE, "the response to this request is gone");
+    const options = request.options.filter((o) => o.number !== OptionNumber.BLOCK2);
+    return then(inner({ ...request, options }), (r) => this.cut(request, r, b, b.num));
+  }
+
+  /**
+   * A response larger than one block is kept and its block `num` returned (block 0 normally). The
+   * block size is ours, or smaller when the request asked for smaller (early negotiation, §2.4).
+   */
+  private cut(
+    request: ServerRequest,
+    response: Response,
+    asked: BlockValue | undefined,
+    num: number,
+  ): Response {
+    const szx = Math.min(this.options.szx, asked?.szx ?? this.options.szx);
+    if (response.payload.length <= blockSize(szx) && num === 0) return response;
+    // An ETag lets the client notice the representation changing between blocks (§2.4).
+    const etag = findOption(response, OptionNumber.ETAG)?.value ?? fnv1a(response.payload);
+    const kept: Representation = {
+      response,
+      etag,
+      expires: this.clock.now() + this.options.representationLifetimeMs,
+    };
+    this.representations.set(representationKey(request), kept);
+    this.armSweep();
+    return this.slice(kept, { num, more: false, szx: asked?.szx ?? szx });
+  }
+
+  private slice(kept: Representation, asked: BlockValue): Response {
+    const { response, etag } = kept;
+    const szx = Math.min(this.options.szx, asked.szx);
+    // A client asking with larger blocks than ours gets ours; its num is rescaled (§2.4).
+    const num = asked.num * 2 ** (asked.szx - szx);
+    const size = blockSize(szx);
+    const offset = num * size;
+    const total = response.payload.length;
+    if (offset >= total && num > 0) return status(Code.BAD_REQUEST, "block beyond the end of the body");
+    const more = offset + size < total;
+    const options: CoapOption[] = [
+      ...response.options.filter((o) => !BLOCK2_OWN.has(o.number)),
+      { number: OptionNumber.ETAG, value: etag },
+      blockOption(OptionNumber.BLOCK2, { num, more, szx }),
+    ];
+    if (num === 0) options.push(uintOption(OptionNumber.SIZE2, total)); // §4: the whole size up front
+    return { code: response.code, options, payload: response.payload.subarray(offset, offset + size) };
+  }
+
+  private armSweep(): void {
+    if (this.sweep) return;
+    const period = Math.max(
+      1_000,
+      Math.min(this.options.assemblyLifetimeMs, this.options.representationLifetimeMs) / 4,
+    );
+    this.sweep = this.timers.after(period, () => {
+      this.sweep = undefined;
+      const now = this.clock.now();
+      for (const [k, a] of this.assemblies) if (a.expires <= now) this.assemblies.delete(k);
+      for (const [k, r] of this.representations) if (r.expires <= now) this.representations.delete(k);
+      if (this.assemblies.size + this.representations.size > 0) this.armSweep();
+    });
+  }
+}
+
+/** Options that describe the Block1 transfer, not the reassembled request. */
+const BLOCK1_ONLY: ReadonlySet<number> = new Set([
+  OptionNumber.BLOCK1,
+  OptionNumber.SIZE1,
+  OptionNumber.REQUEST_TAG,
+]);
+/** Options the Block2 server sets itself on every block. */
+const BLOCK2_OWN: ReadonlySet<number> = new Set([OptionNumber.BLOCK2, OptionNumber.SIZE2, OptionNumber.ETAG]);
+
+/** RFC 9175 §3.3: blocks belong together by endpoint, resource and Request-Tag (absent = empty tag). */
+function assemblyKey(r: ServerRequest): string {
+  const tag = findOption(r, OptionNumber.REQUEST_TAG)?.value;
+  return `${r.peer}\u0000${r.code}\u0000${uriPath(r)}\u0000${tag ? hex(tag) : "-"}`;
+}
+
+function representationKey(r: ServerRequest): string {
+  return `${r.peer}\u0000${uriPath(r)}`;
+}
+
+// --- client ---------------------------------------------------------------------------------------
+
+/** Client side of RFC 7959: large request bodies go out as Block1, large responses come back whole. */
+export class BlockwiseClient {
+  constructor(
+    private readonly exchanges: ExchangeLayer,
+    private readonly random: Random,
+    private readonly options: BlockwiseOptions,
+  ) {}
+
+  async request(peer: PeerAddress, request: Request): Promise<CoapMessage> {
+    const first =
+      request.payload.length > blockSize(this.options.szx)
+        ? await this.upload(peer, request)
+        : await this.exchanges.request(peer, { ...request, options: this.earlyBlock2(request.options) });
+    return this.download(peer, request, first);
+  }
+
+  /**
+   * Block1 (§2.5): one block per exchange, each with a fresh token and the same Request-Tag
+   * (RFC 9175 §3), Size1 on the first. A 2.31 may ask for smaller blocks (late negotiation, §2.5).
+   */
+  private async upload(peer: PeerAddress, request: Request): Promise<CoapMessage> {
+    const body = request.payload;
+    const tag: CoapOption = { number: OptionNumber.REQUEST_TAG, value: this.newTag() };
+    const base = request.options.filter((o) => !BLOCK_OPTIONS.has(o.number));
+    let szx = this.options.szx;
+    let offset = 0;
+    for (;;) {
+      const size = blockSize(szx);
+      const num = offset / size;
+      const end = Math.min(offset + size, body.length);
+      const more = end < body.length;
+      const options = [...base, tag, blockOption(OptionNumber.BLOCK1, { num, more, szx })];
+      if (num === 0) options.push(uintOption(OptionNumber.SIZE1, body.length));
+      const block = { ...request, options: more ? options : this.earlyBlock2(options) };
+      const response = await this.exchanges.request(peer, { ...block, payload: body.subarray(offset, end) });
+      // The last block's response is the response; anything but 2.31 before it ends the transfer.
+      if (!more || response.code !== Code.CONTINUE) return response;
+      const echoed = blockOf(response, OptionNumber.BLOCK1);
+      if (echoed && echoed.szx < szx) szx = echoed.szx;
+      offset = end;
+    }
+  }
+
+  /** Block2 (§2.4): follow M=1 with the same request and Block2 num = next, until M=0. */
+  private async download(peer: PeerAddress, request: Request, first: CoapMessage): Promise<CoapMessage> {
+    let block = blockOf(first, OptionNumber.BLOCK2);
+    if (!block?.more) return first;
+    if (block.num !== 0) throw new BlockwiseError(`first response block is ${block.num}, not 0`);
+    const etag = findOption(first, OptionNumber.ETAG)?.value;
+    const base = request.options.filter(
+      (o) => !BLOCK_OPTIONS.has(o.number) && o.number !== OptionNumber.OBSERVE,
+    );
+    const parts = [first.payload];
+    let length = first.payload.length;
+    while (block.more) {
+      const next = length / blockSize(block.szx);
+      const options = [...base, blockOption(OptionNumber.BLOCK2, { num: next, more: false, szx: block.szx })];
+      const r = await this.exchanges.request(peer, { ...request, options, payload: EMPTY });
+      if (codeClass(r.code) !== 2) return r; // the server gave up mid-way: the caller sees why
+      const got = blockOf(r, OptionNumber.BLOCK2);
+      if (!got || got.num * blockSize(got.szx) !== length)
+        throw new BlockwiseError(`expected the block at offset ${length}`);
+      const tag = findOption(r, OptionNumber.ETAG)?.value;
+      if (etag && (!tag || !equalBytes(tag, etag)))
+        throw new BlockwiseError("the representation changed during the transfer (ETag)");
+      length += r.payload.length;
+      if (length > this.options.maxBodyBytes)
+        throw new BlockwiseError(`response body beyond ${this.options.maxBodyBytes} bytes`);
+      parts.push(r.payload);
+      block = got;
+    }
+    const options = first.options.filter(
+      (o) => o.number !== OptionNumber.BLOCK2 && o.number !== OptionNumber.SIZE2,
+    );
+    return { ...first, options, payload: concat(parts, length) };
+  }
+
+  /**
+   * Early negotiation (§2.4): when our blocks are smaller than the 1024-byte default, say so in the
+   * request, so the server never sends a response block our link cannot carry.
+   */
+  private earlyBlock2(options: readonly CoapOption[]): readonly CoapOption[] {
+    if (this.options.szx >= 6 || options.some((o) => o.number === OptionNumber.BLOCK2)) return options;
+    return [...options, blockOption(OptionNumber.BLOCK2, { num: 0, more: false, szx: this.options.szx })];
+  }
+
+  private newTag(): Uint8Array {
+    const r = this.random.uint32();
+    return Uint8Array.of(r >>> 24, (r >>> 16) & 0xff, (r >>> 8) & 0xff, r & 0xff);
+  }
+}
+
+const BLOCK_OPTIONS: ReadonlySet<number> = new Set([
+  OptionNumber.BLOCK1,
+  OptionNumber.BLOCK2,
+  OptionNumber.SIZE1,
+  OptionNumber.SIZE2,
+  OptionNumber.REQUEST_TAG,
+]);
+
+// --- helpers --------------------------------------------------------------------------------------
+
+/** A Block1/Block2 option of a message, or undefined when absent or malformed. */
+export function blockOf(m: Pick<CoapMessage, "options">, number: number): BlockValue | undefined {
+  const o = findOption(m, number);
+  return o ? readBlock(o.value) : undefined;
+}
+
+/** Applies `f` now for a direct result (the ACK then leaves in the same turn), later for a promise. */
+function then<T>(result: T | Promise<T>, f: (value: T) => T): T | Promise<T> {
+  return result instanceof Promise ? result.then(f) : f(result);
+}
+
+function status(code: number, reason: string): Response {
+  return { code, options: [], payload: new TextEncoder().encode(reason) };
+}
+
+function concat(parts: readonly Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let pos = 0;
+  for (const p of parts) {
+    out.set(p, pos);
+    pos += p.length;
+  }
+  return out;
+}
+
+/** FNV-1a, 32 bits: a cheap, portable ETag for a representation (collisions only cost a refetch). */
+function fnv1a(data: Uint8Array): Uint8Array {
+  let h = 0x811c9dc5;
+  for (const b of data) h = Math.imul(h ^ b, 0x01000193);
+  return Uint8Array.of(h >>> 24, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff);
+}
+
+function hex(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += (b < 16 ? "0" : "") + b.toString(16);
+  return s;
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
