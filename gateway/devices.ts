@@ -53,6 +53,10 @@ export class MemoryDevices implements DeviceDirectory {
     return this.byIdentity.size;
   }
 
+  all(): Device[] {
+    return [...this.byIdentity.values()];
+  }
+
   /** Reads `[{identity, key_hex, jid, peers?}]` from a JSON file, with errors that name the entry. */
   static fromFile(path: string): MemoryDevices {
     let raw: unknown;

@@ -49,6 +49,8 @@ export interface GatewayServiceOptions {
   readonly maxDownlinkBytes?: number;
   /** Stanzas addressed outside this gateway. */
   readonly outbound?: (stanza: XElement) => void;
+  /** Pushes a representation to the observers of a path (the endpoint's Observe notify). */
+  readonly push?: (path: string, response: Response) => number;
 }
 
 export interface GatewayStats {
@@ -104,6 +106,8 @@ export class GatewayService {
       if (path === protocol.Paths.CORE && request.code === Code.GET) return this.core();
       if (path === protocol.Paths.CONNECT && request.code === Code.POST) return this.connect(request);
       if (path === protocol.Paths.UPLINK && request.code === Code.POST) return this.uplink(request);
+      if (path.startsWith(`${protocol.Paths.DOWNLINK}/`) && request.code === Code.GET)
+        return this.downlink(request, path);
       if (([protocol.Paths.CORE, protocol.Paths.CONNECT, protocol.Paths.UPLINK] as string[]).includes(path)) {
         return respond(Code.METHOD_NOT_ALLOWED, `${path} does not take this method`);
       }
@@ -240,6 +244,14 @@ export class GatewayService {
   private uplink(request: ServerRequest): Response {
     const session = this.byPeer.get(request.peer);
     if (!session) return respond(Code.UNAUTHORIZED, "no session: connect first");
+    const current = this.options.devices.find(session.device.identity);
+    if (!current || current.revoked) {
+      // Revoked (or removed) while connected: refused at once, and the session ends.
+      this.byPeer.delete(request.peer);
+      if (session.peer === request.peer) session.peer = undefined;
+      this.logger.log("warn", "gateway.revoked", { jid: session.jid });
+      return respond(Code.FORBIDDEN, "device revoked");
+    }
     this.stats.bytesIn += request.payload.length;
     const u = protocol.decodeUplink(request.payload);
     session.lastSeen = this.options.clock.now();
@@ -283,6 +295,32 @@ export class GatewayService {
     return this.downlinkResponse(session, complete);
   }
 
+  /**
+   * GET /d/<session>, observed by always-on nodes (RFC 7641): the waiting downlink now, and a
+   * notification whenever more arrives. The node acknowledges with its next uplink (`ack`).
+   */
+  private downlink(request: ServerRequest, path: string): Response {
+    const session = this.byPeer.get(request.peer);
+    if (!session || path !== `${protocol.Paths.DOWNLINK}/${session.id}`) {
+      return respond(Code.UNAUTHORIZED, "no such session at this address");
+    }
+    return this.representation(session, Code.CONTENT);
+  }
+
+  private representation(session: NodeSession, code: number): Response {
+    const pending = session.pending(this.options.maxDownlinkBytes ?? 512);
+    return {
+      code,
+      options: [uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION)],
+      payload: protocol.encodeDownlink({
+        h: session.h,
+        dseq: pending.dseq,
+        more: pending.more,
+        frames: pending.frames,
+      }),
+    };
+  }
+
   /** 2.04 with the waiting downlink; empty when everything was stored and nothing waits. */
   private downlinkResponse(session: NodeSession, complete: boolean): Response {
     const pending = session.pending(this.options.maxDownlinkBytes ?? 512);
@@ -318,6 +356,11 @@ export class GatewayService {
     const target = device ? (this.byIdentity.get(device.identity) ?? this.newSession(device)) : undefined;
     if (target) {
       target.enqueue(stanza);
+      if (target.peer !== undefined)
+        this.options.push?.(
+          `${protocol.Paths.DOWNLINK}/${target.id}`,
+          this.representation(target, Code.CONTENT),
+        );
       return;
     }
     const from = attr(stanza, "from");

@@ -167,3 +167,26 @@ describe("cxmpp session under loss", () => {
     expect(h.gateway.stats.duplicateFrames).toBeGreaterThan(0); // retransmissions really happened
   }, 120_000);
 });
+
+describe("cxmpp session: push to always-on nodes", () => {
+  it("an observing node gets a stanza as soon as it is routed, and acknowledges it with an empty uplink", async () => {
+    const h = harness(["sensor1", "display1"]);
+    const sensor = h.node("sensor1");
+    const display = h.node("display1");
+    const got: XElement[] = [];
+    display.onStanza((s) => got.push(s));
+    const c = Promise.all([sensor.connect(), display.connect()]);
+    await h.settle(300);
+    await c;
+    const observing = display.observeDownlink();
+    await h.settle(200);
+    await observing;
+    const sent = sensor.send(msg(`display1@${DOMAIN}`, "21.5 °C"));
+    await h.settle(300);
+    await sent;
+    expect(got.map(bodyOf)).toEqual(["21.5 °C"]); // no poll: pushed by an Observe notification
+    await h.settle(300);
+    expect(h.gateway.session("display1")?.mailbox).toHaveLength(0); // acknowledged
+    expect(h.gateway.session("display1")?.delivered).toBe(1);
+  });
+});

@@ -53,6 +53,7 @@ export function harness(names: string[], conditions: LinkConditions = {}, seed =
     random: fakeRandom(seed + 2000),
     clock: time,
     outbound: (s) => outbound.push(s),
+    push: (path, response) => gatewayEndpoint.notify(path, response),
   });
   gatewayEndpoint.handle(gateway.handle);
   let n = 0;

@@ -202,6 +202,22 @@ export class NodeClient {
       );
   }
 
+  /**
+   * For an always-on node: observe the session's downlink resource (RFC 7641), so stanzas arrive as
+   * soon as the gateway has them; each push is acknowledged with an empty uplink.
+   */
+  async observeDownlink(): Promise<{ cancel(): Promise<void> }> {
+    if (!this.session) throw new SessionError("not connected");
+    const path = `${Paths.DOWNLINK}/${this.session.session}`;
+    const observation = await this.options.endpoint.observe(this.options.gateway, path, (notification) => {
+      const before = this.received;
+      this.handleDownlink(notification);
+      if (this.received > before) this.poll().catch(() => {}); // the acknowledgement; a loss is retried later
+    });
+    this.handleDownlink(observation.response);
+    return { cancel: () => observation.cancel() };
+  }
+
   /** Asks for downlink now (a wake-up with nothing to send). */
   async poll(): Promise<void> {
     if (!this.session) throw new SessionError("not connected");
