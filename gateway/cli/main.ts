@@ -5,6 +5,14 @@
 import { Command, CommanderError } from "commander";
 import { runCodecBench } from "./bench-codec.js";
 import { runDecode } from "./decode.js";
+import { runGateway } from "./gateway-command.js";
+import { runNodeRun, runNodeSend } from "./node-command.js";
+import {
+  runProvisionAdd,
+  runProvisionList,
+  runProvisionRevoke,
+  runProvisionShow,
+} from "./provision-command.js";
 
 export async function main(argv: readonly string[]): Promise<number> {
   let code = 0;
@@ -14,6 +22,81 @@ export async function main(argv: readonly string[]): Promise<number> {
     .version("0.1.0")
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+  program
+    .command("gateway")
+    .description("run the gateway: CoAP on UDP for nodes, local routing (federation comes later)")
+    .option("--listen <host:port>", "CoAP address (env CXMPP_LISTEN)", undefined)
+    .option("--domain <domain>", "XMPP domain of the nodes (env CXMPP_DOMAIN; default iot.localhost)")
+    .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
+    .option("--log-level <level>", "debug | info | warn | error (env CXMPP_LOG_LEVEL)")
+    .action(async (opts) => {
+      code = await runGateway(opts);
+    });
+
+  const provision = program.command("provision").description("register devices and write their device files");
+  provision
+    .command("add")
+    .description("register a device; print or write its device file")
+    .argument("<name>", "device name: its identity and the local part of its JID")
+    .option("--allow <jid>", "a peer the node talks to (repeatable)", collect)
+    .option("--out <file>", "write the device file here instead of printing it")
+    .option("--domain <domain>", "XMPP domain (env CXMPP_DOMAIN; default iot.localhost)")
+    .option("--gateway <host:port>", "gateway address for the device file (default 127.0.0.1:5683)")
+    .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
+    .action((name: string, opts) => {
+      code = runProvisionAdd(name, opts);
+    });
+  provision
+    .command("list")
+    .description("list registered devices")
+    .option("--json", "as JSON")
+    .option("--data-dir <dir>", "state directory")
+    .action((opts) => {
+      code = runProvisionList(opts);
+    });
+  provision
+    .command("show")
+    .description("show one device (with its key)")
+    .argument("<name>")
+    .option("--json", "as JSON: identity, key_hex, jid, peers, revoked")
+    .option("--data-dir <dir>", "state directory")
+    .action((name: string, opts) => {
+      code = runProvisionShow(name, opts);
+    });
+  provision
+    .command("revoke")
+    .description("revoke a device: refused at its next exchange")
+    .argument("<name>")
+    .option("--data-dir <dir>", "state directory")
+    .action((name: string, opts) => {
+      code = runProvisionRevoke(name, opts);
+    });
+
+  const node = program.command("node").description("a simulated node on UDP");
+  node
+    .command("run")
+    .description("connect and print every stanza received, one line of XML each, until Ctrl-C")
+    .requiredOption("--device <file>", "device file from `cxmpp provision add`")
+    .option("--poll <seconds>", "ask for downlink this often (default 2)")
+    .option("--wake <seconds>", "announce this sleep interval to the gateway")
+    .option("--log-level <level>", "debug | info | warn | error")
+    .action(async (opts) => {
+      code = await runNodeRun(opts);
+    });
+  node
+    .command("send")
+    .description("send one message; exit 0 only when acknowledged end to end")
+    .requiredOption("--device <file>", "device file from `cxmpp provision add`")
+    .requiredOption("--to <jid>", "recipient")
+    .requiredOption("--body <text>", "message text")
+    .option("--timeout <seconds>", "give up after this long (default 30)")
+    .option("--log-level <level>", "debug | info | warn | error")
+    .action(async (opts) => {
+      code = await runNodeSend(opts);
+    });
 
   program
     .command("decode")

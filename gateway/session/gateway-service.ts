@@ -203,7 +203,7 @@ export class GatewayService {
       resume !== undefined &&
       session.peer !== undefined &&
       equal(resume, session.resume);
-    if (session && session.peer) this.byPeer.delete(session.peer);
+    if (session?.peer) this.byPeer.delete(session.peer);
     if (!session) {
       session = this.newSession(device);
     } else if (!resumed && session.peer !== undefined) {

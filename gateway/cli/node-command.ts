@@ -1,0 +1,142 @@
+/** `cxmpp node run|send`: a simulated node on real UDP, from a device file. */
+import { el, type XElement } from "../../codec/index.js";
+import { NodeClient, type PeerAddress } from "../../src/core/index.js";
+import { consoleLogger, createUdpEndpoint, nodeMac, type UdpEndpoint } from "../../src/node/index.js";
+import { readDeviceFile } from "../data-dir.js";
+import { toXml } from "../xml/stanza-xml.js";
+
+interface Connected {
+  readonly client: NodeClient;
+  readonly udp: UdpEndpoint;
+}
+
+async function connectNode(deviceFile: string, logLevel: string, wake?: number): Promise<Connected> {
+  const device = readDeviceFile(deviceFile);
+  const logger = consoleLogger(logLevel as "info", {
+    base: { component: "node", identity: device.identity },
+  });
+  const udp = await createUdpEndpoint({
+    host: hostFor(device.gateway),
+    logger,
+    exchange: { tokenLength: 1 }, // one outstanding request at a time: a 1-byte token is enough
+  });
+  const client = new NodeClient({
+    endpoint: udp.endpoint,
+    gateway: device.gateway as PeerAddress,
+    identity: device.identity,
+    key: Uint8Array.from(Buffer.from(device.key_hex, "hex")),
+    mac: nodeMac,
+    logger,
+    ...(wake !== undefined ? { wake } : {}),
+  });
+  try {
+    await client.connect();
+  } catch (error) {
+    await udp.close();
+    throw error;
+  }
+  return { client, udp };
+}
+
+/** Bind next to the gateway: loopback for a loopback gateway, so no traffic leaves the machine. */
+function hostFor(gateway: string): string {
+  if (gateway.startsWith("127.")) return "127.0.0.1";
+  if (gateway.startsWith("[::1]")) return "::1";
+  return gateway.startsWith("[") ? "::" : "0.0.0.0";
+}
+
+export interface NodeSendOptions {
+  readonly device: string;
+  readonly to: string;
+  readonly body: string;
+  readonly timeout?: string;
+  readonly logLevel?: string;
+}
+
+/** Sends one message and exits 0 only when the gateway acknowledged it end to end. */
+export async function runNodeSend(opts: NodeSendOptions): Promise<number> {
+  const timeoutMs = Number(opts.timeout ?? 30) * 1000;
+  let connected: Connected;
+  try {
+    connected = await connectNode(opts.device, opts.logLevel ?? "warn");
+  } catch (error) {
+    process.stderr.write(`cxmpp node send: ${(error as Error).message}\n`);
+    return 1;
+  }
+  const stanza = el(
+    "jabber:client",
+    "message",
+    { to: opts.to, type: "chat" },
+    el("jabber:client", "body", {}, opts.body),
+  );
+  try {
+    await Promise.race([
+      connected.client.send(stanza),
+      new Promise((_, reject) =>
+        setTimeout(
+          () => reject(new Error(`no acknowledgement within ${timeoutMs / 1000} s`)),
+          timeoutMs,
+        ).unref(),
+      ),
+    ]);
+    process.stdout.write(`acknowledged: ${toXml(stanza)}\n`);
+    return 0;
+  } catch (error) {
+    process.stderr.write(`cxmpp node send: ${(error as Error).message}\n`);
+    return 1;
+  } finally {
+    connected.client.close();
+    await connected.udp.close();
+  }
+}
+
+export interface NodeRunOptions {
+  readonly device: string;
+  readonly poll?: string;
+  readonly wake?: string;
+  readonly logLevel?: string;
+}
+
+/** Connects and prints every stanza it receives as one line of XML on stdout, until SIGINT/SIGTERM. */
+export async function runNodeRun(opts: NodeRunOptions): Promise<number> {
+  const pollMs = Number(opts.poll ?? 2) * 1000;
+  if (!Number.isFinite(pollMs) || pollMs <= 0) {
+    process.stderr.write("cxmpp node run: --poll must be a positive number of seconds\n");
+    return 2;
+  }
+  let connected: Connected;
+  try {
+    connected = await connectNode(
+      opts.device,
+      opts.logLevel ?? "info",
+      opts.wake === undefined ? undefined : Number(opts.wake),
+    );
+  } catch (error) {
+    process.stderr.write(`cxmpp node run: ${(error as Error).message}\n`);
+    return 1;
+  }
+  const { client, udp } = connected;
+  client.onStanza((stanza: XElement) => process.stdout.write(`${toXml(stanza)}\n`));
+  process.stderr.write(`connected as ${client.jid}\n`);
+  let polling = false;
+  const timer = setInterval(() => {
+    if (polling) return;
+    polling = true;
+    client.poll().then(
+      () => {
+        polling = false;
+      },
+      () => {
+        polling = false;
+      },
+    );
+  }, pollMs);
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", () => resolve());
+    process.once("SIGTERM", () => resolve());
+  });
+  clearInterval(timer);
+  client.close();
+  await udp.close();
+  return 0;
+}

@@ -1,0 +1,12 @@
+/** Node.js adapters for the portable core (BRIEF.md: src/node). */
+export { createUdpEndpoint, type UdpEndpoint, type UdpEndpointOptions } from "./endpoint.js";
+export { nodeMac } from "./mac.js";
+export {
+  type ConsoleLoggerOptions,
+  consoleLogger,
+  cryptoRandom,
+  systemClock,
+  type TimerSchedulerOptions,
+  timerScheduler,
+} from "./runtime.js";
+export { parsePeerAddress, UdpTransport, type UdpTransportOptions } from "./udp-transport.js";

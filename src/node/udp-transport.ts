@@ -1,0 +1,186 @@
+/**
+ * A `DatagramTransport` over node:dgram. One socket, bound to one address; peers are spelled as the
+ * core spells them (`peerAddress(host, port)`: `127.0.0.1:5683`, `[::1]:5683`).
+ *
+ * Network conditions never throw: a send that the kernel refuses (EPERM under an nftables OUTPUT drop,
+ * EHOSTUNREACH, ENETUNREACH, a peer string that is not an address) is logged and the datagram is lost,
+ * exactly as the core expects of a datagram service. Socket errors are logged, never raised.
+ */
+import { createSocket, type Socket } from "node:dgram";
+import { isIP } from "node:net";
+import {
+  type DatagramTransport,
+  type Logger,
+  type PeerAddress,
+  peerAddress,
+  silentLogger,
+} from "../core/interfaces.js";
+
+export interface UdpTransportOptions {
+  readonly logger?: Logger;
+  /** Let the process exit while the socket is open (e.g. a CLI that ends when its work is done). */
+  readonly unref?: boolean;
+  /** SO_RCVBUF / SO_SNDBUF in bytes, when the defaults are too small for a burst. */
+  readonly recvBufferSize?: number;
+  readonly sendBufferSize?: number;
+}
+
+/** Splits `host:port` / `[v6]:port` into its parts; undefined when it is not such a string. */
+export function parsePeerAddress(peer: string): { host: string; port: number } | undefined {
+  let host: string;
+  let portText: string;
+  if (peer.startsWith("[")) {
+    const close = peer.indexOf("]:");
+    if (close < 0) return undefined;
+    host = peer.slice(1, close);
+    portText = peer.slice(close + 2);
+  } else {
+    const colon = peer.lastIndexOf(":");
+    if (colon <= 0) return undefined;
+    host = peer.slice(0, colon);
+    portText = peer.slice(colon + 1);
+  }
+  if (!/^\d{1,5}$/.test(portText)) return undefined;
+  const port = Number(portText);
+  if (port < 1 || port > 65_535 || isIP(host) === 0) return undefined;
+  return { host, port };
+}
+
+export class UdpTransport implements DatagramTransport {
+  /** Binds a new socket (udp6 for an IPv6 host, udp4 otherwise); port 0 picks an ephemeral port. */
+  static async bind(host: string, port: number, options: UdpTransportOptions = {}): Promise<UdpTransport> {
+    const transport = new UdpTransport(isIP(host) === 6 ? "udp6" : "udp4", options);
+    await transport.listen(host, port);
+    return transport;
+  }
+
+  private readonly socket: Socket;
+  private readonly logger: Logger;
+  private handler: (data: Uint8Array, peer: PeerAddress) => void = () => {};
+  private state: "new" | "bound" | "closed" = "new";
+  private boundHost = "";
+  private boundPort = 0;
+  private readonly closedPromise: Promise<void>;
+  /** Datagrams handed to the kernel, refused by it (or unsendable), and received. */
+  readonly stats = { sent: 0, sendErrors: 0, received: 0 };
+
+  private constructor(
+    readonly family: "udp4" | "udp6",
+    private readonly options: UdpTransportOptions,
+  ) {
+    this.logger = options.logger ?? silentLogger;
+    this.socket = createSocket({ type: family, ipv6Only: family === "udp6" ? false : undefined });
+    this.closedPromise = new Promise((resolve) => this.socket.once("close", () => resolve()));
+    this.socket.on("message", (msg, rinfo) => {
+      this.stats.received++;
+      // A plain Uint8Array view (no copy): the core must not depend on Buffer semantics.
+      const data = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
+      this.handler(data, peerAddress(rinfo.address, rinfo.port));
+    });
+    this.socket.on("error", (error) => {
+      this.logger.log("error", "udp.socket_error", { local: this.localLabel(), error: String(error) });
+    });
+  }
+
+  private listen(host: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const failed = (error: Error) => {
+        this.state = "closed";
+        try {
+          this.socket.close();
+        } catch {
+          // already closed
+        }
+        reject(error);
+      };
+      this.socket.once("error", failed);
+      this.socket.bind({ address: host, port, exclusive: true }, () => {
+        this.socket.off("error", failed);
+        this.state = "bound";
+        const address = this.socket.address();
+        this.boundHost = address.address;
+        this.boundPort = address.port;
+        if (this.options.recvBufferSize) this.socket.setRecvBufferSize(this.options.recvBufferSize);
+        if (this.options.sendBufferSize) this.socket.setSendBufferSize(this.options.sendBufferSize);
+        if (this.options.unref) this.socket.unref();
+        this.logger.log("debug", "udp.bound", { local: this.localLabel() });
+        resolve();
+      });
+    });
+  }
+
+  /** The bound IP address (as the kernel reports it). */
+  get host(): string {
+    return this.boundHost;
+  }
+
+  /** The bound port (the ephemeral one when bound with port 0). */
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** This socket's own address as a peer would see it. */
+  get address(): PeerAddress {
+    return peerAddress(this.boundHost, this.boundPort);
+  }
+
+  get closed(): boolean {
+    return this.state === "closed";
+  }
+
+  /** Resolves once the socket has closed. */
+  whenClosed(): Promise<void> {
+    return this.closedPromise;
+  }
+
+  send(data: Uint8Array, peer: PeerAddress): void {
+    if (this.state !== "bound") {
+      this.dropped(peer, data, "socket not open");
+      return;
+    }
+    const target = parsePeerAddress(peer);
+    if (!target) {
+      this.dropped(peer, data, "not a host:port address");
+      return;
+    }
+    try {
+      this.socket.send(data, target.port, target.host, (error) => {
+        if (error) this.dropped(peer, data, String(error));
+      });
+      this.stats.sent++;
+    } catch (error) {
+      this.dropped(peer, data, String(error));
+    }
+  }
+
+  onReceive(handler: (data: Uint8Array, peer: PeerAddress) => void): void {
+    this.handler = handler;
+  }
+
+  close(): void {
+    if (this.state === "closed") return;
+    const wasBound = this.state === "bound";
+    this.state = "closed";
+    this.handler = () => {};
+    if (!wasBound) return;
+    try {
+      this.socket.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  private dropped(peer: PeerAddress, data: Uint8Array, reason: string): void {
+    this.stats.sendErrors++;
+    this.logger.log("warn", "udp.send_failed", {
+      local: this.localLabel(),
+      peer,
+      bytes: data.length,
+      reason,
+    });
+  }
+
+  private localLabel(): string {
+    return this.state === "new" ? "(unbound)" : peerAddress(this.boundHost, this.boundPort);
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * vitest globalSetup: makes sure the third-party peers the interop tests talk to are on this machine
+ * (PEERS.md): libcoap's `coap-client-notls` (Debian `libcoap3-bin`), `nft` (`nftables`) and `ip`
+ * (`iproute2`). When a command is missing it installs the Debian packages (we run as root here and in
+ * CI); when everything is present it does nothing. If it cannot install, it fails with a clear error.
+ */
+import { execFileSync } from "node:child_process";
+
+const NEEDED: ReadonlyArray<{ command: string; pkg: string }> = [
+  { command: "coap-client-notls", pkg: "libcoap3-bin" },
+  { command: "nft", pkg: "nftables" },
+  { command: "ip", pkg: "iproute2" },
+];
+
+function present(command: string): boolean {
+  try {
+    execFileSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function run(args: string[]): void {
+  execFileSync(args[0]!, args.slice(1), {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    timeout: 600_000,
+  });
+}
+
+export default function setup(): void {
+  const missing = NEEDED.filter((n) => !present(n.command));
+  if (missing.length === 0) return;
+  const what = missing.map((m) => `${m.command} (${m.pkg})`).join(", ");
+  if (process.getuid?.() !== 0)
+    throw new Error(
+      `test peers missing: ${what}; run as root or: apt-get install -y ${NEEDED.map((n) => n.pkg).join(" ")}`,
+    );
+  try {
+    run(["apt-get", "update"]);
+    run(["apt-get", "install", "-y", ...NEEDED.map((n) => n.pkg)]);
+  } catch (error) {
+    const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim() ?? "";
+    throw new Error(`could not install test peers (${what}) with apt-get: ${String(error)}\n${stderr}`);
+  }
+  const still = NEEDED.filter((n) => !present(n.command));
+  if (still.length > 0)
+    throw new Error(`apt-get ran but these are still missing: ${still.map((s) => s.command).join(", ")}`);
+}
