@@ -2,7 +2,7 @@
  * XML text ⇄ codec tree. Parsing uses ltx through `@xmpp/xml` (the parser xmpp.js uses on the wire);
  * namespace prefixes are resolved here so that the codec only ever sees (namespace, local name) pairs.
  */
-import { type Element, parse } from "ltx";
+import { Element, parse } from "ltx";
 import {
   JABBER_CLIENT,
   normalize,
@@ -120,6 +120,41 @@ export function fromLtx(
     }
   }
   return { kind: "element", ns, name, attrs, children };
+}
+
+/**
+ * Converts the codec tree into an ltx / `@xmpp/xml` element, the form xmpp.js sends and receives (the
+ * XEP-0114 component link). Namespaces become `xmlns` where they change and generated prefixes for
+ * namespaced attributes, as in `toXml`.
+ */
+export function toElement(element: XElement, parentNs = ""): Element {
+  const attrs: Record<string, string> = {};
+  if (element.ns !== parentNs) attrs.xmlns = element.ns;
+  let declared: Map<string, string> | undefined;
+  for (const a of element.attrs) {
+    if (a.ns === "") attrs[a.name] = a.value;
+    else if (a.ns === XML_NS) attrs[`xml:${a.name}`] = a.value;
+    else {
+      declared ??= new Map();
+      let prefix = declared.get(a.ns);
+      if (prefix === undefined) {
+        prefix = `ns${declared.size + 1}`;
+        declared.set(a.ns, prefix);
+        attrs[`xmlns:${prefix}`] = a.ns;
+      }
+      attrs[`${prefix}:${a.name}`] = a.value;
+    }
+  }
+  const out = new Element(element.name, attrs);
+  for (const child of element.children) {
+    if (typeof child === "string") out.children.push(child);
+    else {
+      const c = toElement(child, element.ns);
+      c.parent = out;
+      out.children.push(c);
+    }
+  }
+  return out;
 }
 
 function escapeText(text: string): string {

@@ -1,7 +1,7 @@
 /** XML text ⇄ codec tree (gateway/xml/stanza-xml.ts). */
 import { describe, expect, it } from "vitest";
 import { el, JABBER_CLIENT, sameInfoset, type XElement, XML_NS } from "../../codec/index.js";
-import { parseXml, toXml, XmlError } from "../../gateway/xml/stanza-xml.js";
+import { fromLtx, parseXml, toElement, toXml, XmlError } from "../../gateway/xml/stanza-xml.js";
 
 const child = (e: XElement, i: number): XElement => {
   const c = e.children[i];
@@ -157,5 +157,18 @@ describe("malformed XML throws XmlError", () => {
     // ltx stores attributes in a plain object and would drop it silently: a typed error instead.
     expect(() => parseXml("<a __proto__='x'/>")).toThrow(XmlError);
     expect(({} as Record<string, unknown>).x).toBeUndefined();
+  });
+});
+
+describe("codec tree ⇄ ltx / @xmpp/xml elements (the component link's form)", () => {
+  it("round-trips through ltx elements: namespaces, prefixed attributes, xml:lang, text", () => {
+    const xml =
+      "<message xmlns='jabber:client' to='a@b.c' xml:lang='en'><body>hi &amp; bye</body><x xmlns='urn:a' xmlns:p='urn:b' p:q='1'><y/></x></message>";
+    const tree = parseXml(xml);
+    const element = toElement(tree);
+    expect(element.attrs.xmlns).toBe("jabber:client");
+    expect(sameInfoset(fromLtx(element), tree)).toBe(true);
+    // And through ltx's own serialiser and parser, as the XMPP server would see it.
+    expect(sameInfoset(parseXml(element.toString()), tree)).toBe(true);
   });
 });
