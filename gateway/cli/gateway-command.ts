@@ -21,6 +21,8 @@ export interface GatewayCommandOptions {
 
 export interface RunningGateway {
   readonly address: string;
+  /** Devices registered when it started. */
+  readonly devices: number;
   readonly service: GatewayService;
   stop(): Promise<void>;
 }
@@ -70,7 +72,7 @@ export async function startGateway(opts: GatewayCommandOptions): Promise<Running
     devices: devices.size,
     dictionary: DICTIONARY_V1.id,
   });
-  return { address, service, stop: () => udp.close() };
+  return { address, devices: devices.size, service, stop: () => udp.close() };
 }
 
 export async function runGateway(opts: GatewayCommandOptions): Promise<number> {
@@ -82,6 +84,11 @@ export async function runGateway(opts: GatewayCommandOptions): Promise<number> {
     return 2;
   }
   process.stdout.write(`cxmpp gateway listening on coap://${running.address} (Ctrl-C to stop)\n`);
+  if (running.devices === 0) {
+    process.stdout.write(
+      "no devices yet: register one with `cxmpp provision add NAME --out NAME.json`, then `cxmpp node run --device NAME.json`\n",
+    );
+  }
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once("SIGINT", stop);
