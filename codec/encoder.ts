@@ -14,6 +14,15 @@
  * stands — UTF-8 length, dictionary value id, JID split, cheapest literal — is memoised per distinct
  * string in a bounded literal memo (see `clearLiteralCache`).
  */
+import {
+  MAJOR_ARRAY,
+  MAJOR_BYTES,
+  MAJOR_MAP,
+  MAJOR_TAG,
+  MAJOR_TEXT,
+  SIMPLE_FALSE,
+  SIMPLE_NULL,
+} from "./cbor-reader.js";
 import { DICTIONARY_V1, type StaticDictionary } from "./dictionary/index.js";
 import { CodecError } from "./errors.js";
 import type { HuffmanCode } from "./huffman.js";
@@ -161,13 +170,8 @@ function takeFrame(from: number, to: number): Uint8Array {
   return target.subarray(start, start + length);
 }
 
-const CBOR_NULL = 0xf6;
-const CBOR_FALSE = 0xf4;
-const MAJOR_BYTES = 2;
-const MAJOR_TEXT = 3;
-const MAJOR_ARRAY = 4;
-const MAJOR_MAP = 5;
-const MAJOR_TAG = 6;
+const CBOR_NULL = 0xe0 | SIMPLE_NULL;
+const CBOR_FALSE = 0xe0 | SIMPLE_FALSE;
 
 // ---------------------------------------------------------------------------------------------------
 // Literals: the cheapest self-contained form of a string, and the literal memo.

@@ -307,7 +307,8 @@ export class GatewayService {
     return this.representation(session, Code.CONTENT);
   }
 
-  private representation(session: NodeSession, code: number): Response {
+  /** The waiting downlink as a response: `[h, dseq, more?]` and up to maxDownlinkBytes of frames. */
+  private representation(session: NodeSession, code: number): Response & { readonly frames: number } {
     const pending = session.pending(this.options.maxDownlinkBytes ?? 512);
     return {
       code,
@@ -318,25 +319,17 @@ export class GatewayService {
         more: pending.more,
         frames: pending.frames,
       }),
+      frames: pending.frames.length,
     };
   }
 
   /** 2.04 with the waiting downlink; empty when everything was stored and nothing waits. */
   private downlinkResponse(session: NodeSession, complete: boolean): Response {
-    const pending = session.pending(this.options.maxDownlinkBytes ?? 512);
-    if (complete && pending.frames.length === 0)
+    if (complete && session.mailbox.length === 0)
       return { code: Code.CHANGED, options: [], payload: new Uint8Array(0) };
-    this.stats.stanzasOut += pending.frames.length;
-    return {
-      code: Code.CHANGED,
-      options: [uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION)],
-      payload: protocol.encodeDownlink({
-        h: session.h,
-        dseq: pending.dseq,
-        more: pending.more,
-        frames: pending.frames,
-      }),
-    };
+    const response = this.representation(session, Code.CHANGED);
+    this.stats.stanzasOut += response.frames;
+    return response;
   }
 
   /**
