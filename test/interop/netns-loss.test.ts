@@ -1,11 +1,16 @@
 /**
  * Real kernel packet loss (PEERS.md "Packet loss"): two fresh network namespaces joined by a veth pair
  * (198.18.0.1/30 ↔ 198.18.0.2/30, addresses that exist only inside them), an nftables INPUT rule in
- * each dropping 30% of UDP datagrams, our CoAP server process in one namespace and a client process
- * sending 300 CON requests in the other. Every request must complete, and reach the server's handler
- * exactly once. A second test has the client namespace's nftables OUTPUT chain refuse a send (sendto
- * fails with EPERM) and checks UdpTransport logs and drops it instead of throwing. Needs root (CI and
- * this machine run as root). Namespaces and processes are removed in afterAll, also on failure.
+ * each dropping 30% of UDP datagrams. Three tests:
+ * - the cxmpp gateway (GatewayService on a UDP endpoint in the server namespace) and a process with
+ *   three NodeClients in the client namespace, each sending 200 CON stanzas: every stanza reaches the
+ *   gateway's `outbound` exactly once and in order, and every send resolves;
+ * - our plain CoAP server process and a client process sending 300 CON requests: every request
+ *   completes and reaches the server's handler exactly once;
+ * - the client namespace's nftables OUTPUT chain refuses a send (sendto fails with EPERM): UdpTransport
+ *   logs and drops it instead of throwing.
+ * Needs root (CI and this machine run as root). Namespaces and processes are removed in afterAll, also
+ * on failure.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -29,6 +34,18 @@ const LOSS_PERCENT = 30;
 // prompt. P(a request fails) = 0.51^19 ≈ 2.8·10⁻⁶, ≈ 0.08% for all 300; the chance that the slowest
 // request needs more than ~80 s (0.25 · 1.25 · 2^18 ms) is about the same. Typically the run takes < 1 s.
 const TRANSMISSION = { ackTimeoutMs: 0.25, ackRandomFactor: 1.5, maxRetransmit: 18, nstart: 32 };
+
+// The gateway test: 3 nodes × 200 CON stanzas. A NodeClient queues its stanzas at once and its pump
+// sends them in batches (≤ 256-byte uplinks), one exchange at a time per node (~40 per node). The ACK
+// timeout is 25 ms (the veth round trip is ~0.1 ms) and maxRetransmit 4, so an exchange fails with
+// p = 0.51^5 ≈ 3.5% after at most 25 · 1.5 · 31 ≈ 1.2 s: a run has a few such failures, and the
+// NodeClient retries them itself after RETRY_DELAY_MS (doubling while they keep failing) with the
+// same sequence numbers — the gateway skips frames ≤ h, so nothing arrives twice. Typically 3–8 s.
+const NODES = ["n1", "n2", "n3"];
+const PER_NODE = 200;
+const GATEWAY_PORT = 5684;
+const NODE_TRANSMISSION = { ackTimeoutMs: 25, ackRandomFactor: 1.5, maxRetransmit: 4 };
+const RETRY_DELAY_MS = 100;
 
 const processes: ChildProcess[] = [];
 const created: string[] = [];
@@ -169,6 +186,87 @@ afterAll(async () => {
 });
 
 describe("CoAP over a real lossy link (network namespaces, nftables 30% drop each way)", () => {
+  it(`cxmpp: ${NODES.length} NodeClients × ${PER_NODE} CON stanzas reach the GatewayService exactly once and in order`, async () => {
+    const before = { server: counters(NS_SERVER), client: counters(NS_CLIENT) };
+    const gateway = nodeIn(NS_SERVER, "netns-gateway.ts", [
+      SERVER_IP,
+      String(GATEWAY_PORT),
+      JSON.stringify(NODE_TRANSMISSION),
+      NODES.join(","),
+    ]);
+    const ready = await nextJsonLine(gateway, 20_000);
+    expect(ready).toEqual({ ready: true, address: `${SERVER_IP}:${GATEWAY_PORT}` });
+
+    const nodes = nodeIn(NS_CLIENT, "netns-nodes.ts", [
+      SERVER_IP,
+      String(GATEWAY_PORT),
+      CLIENT_IP,
+      NODES.join(","),
+      String(PER_NODE),
+      JSON.stringify(NODE_TRANSMISSION),
+      String(RETRY_DELAY_MS),
+    ]);
+    const summary = (await nextJsonLine(nodes, 100_000)) as {
+      nodes: Array<{
+        name: string;
+        resolved: number;
+        failed: string[];
+        connectAttempts: number;
+        pumpRetries: number;
+        retransmissions: number;
+        sent: number;
+      }>;
+      elapsedMs: number;
+    };
+
+    const report = nextJsonLine(gateway, 10_000);
+    gateway.stdin!.write("report\n");
+    const seen = (await report) as {
+      received: Record<string, number[]>;
+      strays: string[];
+      stats: { stanzasIn: number; duplicateFrames: number; badFrames: number; connects: number };
+      dedupHits: number;
+    };
+    const after = { server: counters(NS_SERVER), client: counters(NS_CLIENT) };
+    const loss = {
+      server: {
+        seen: after.server.seen - before.server.seen,
+        dropped: after.server.dropped - before.server.dropped,
+      },
+      client: {
+        seen: after.client.seen - before.client.seen,
+        dropped: after.client.dropped - before.client.dropped,
+      },
+    };
+    console.log(
+      JSON.stringify({
+        nodes: summary,
+        gateway: { stats: seen.stats, dedupHits: seen.dedupHits, strays: seen.strays.length },
+        nft: loss,
+      }),
+    );
+
+    const expected = Array.from({ length: PER_NODE }, (_, k) => k);
+    for (const n of summary.nodes) {
+      expect(n.failed).toEqual([]);
+      expect(n.resolved).toBe(PER_NODE);
+    }
+    expect(summary.nodes.map((n) => n.name).sort()).toEqual([...NODES].sort());
+    for (const name of NODES) expect(seen.received[name]).toEqual(expected); // exactly once, in order
+    expect(seen.strays).toEqual([]);
+    expect(seen.stats.stanzasIn).toBe(NODES.length * PER_NODE);
+    expect(seen.stats.badFrames).toBe(0);
+    // The kernel really dropped about 30% each way (~150–300 datagrams per side: bounds at ±4σ), and
+    // the loss was really repaired, by CoAP retransmission and CoAP deduplication at the gateway.
+    for (const side of [loss.server, loss.client]) {
+      expect(side.seen).toBeGreaterThan(100);
+      expect(side.dropped / side.seen).toBeGreaterThan(0.15);
+      expect(side.dropped / side.seen).toBeLessThan(0.45);
+    }
+    expect(summary.nodes.reduce((a, n) => a + n.retransmissions, 0)).toBeGreaterThan(0);
+    expect(seen.dedupHits).toBeGreaterThan(0);
+  }, 120_000);
+
   it(`${COUNT} CON requests all complete, each reaching the server exactly once`, async () => {
     const server = nodeIn(NS_SERVER, "netns-server.ts", [
       SERVER_IP,
