@@ -96,13 +96,15 @@ export class EncoderTable {
   /** Acknowledged strings and the index the peer holds each at. */
   private readonly acked = new Map<string, number>();
   /** Acknowledged shapes by key. */
-  private readonly ackedShapes = new Map<string, Array<{ index: number; shape: Shape }>>();
+  // Shapes, subtrees and their keys are created on first use: an idle session never needs them, and a
+  // gateway holds an encoder per session (bench session, memory per idle session).
+  private ackedShapes: Map<string, Array<{ index: number; shape: Shape }>> | undefined;
   /** Acknowledged subtrees by treeKey. */
-  private readonly ackedTrees = new Map<string, number>();
+  private ackedTrees: Map<string, number> | undefined;
   /** Index → entry for inserts not yet acknowledged. */
   private readonly pending = new Map<number, Entry>();
   /** Tree keys of pending subtree inserts (computed once by the encoder). */
-  private readonly pendingKeys = new Map<number, string>();
+  private pendingKeys: Map<number, string> | undefined;
 
   /** Strings both peers know from the start (copied: the caller's array may change later). */
   private readonly aliases: readonly string[];
@@ -123,10 +125,10 @@ export class EncoderTable {
   reset(): void {
     // Map.clear allocates a new backing store even for an empty map: only clear what holds something.
     if (this.acked.size > 0) this.acked.clear();
-    if (this.ackedShapes.size > 0) this.ackedShapes.clear();
-    if (this.ackedTrees.size > 0) this.ackedTrees.clear();
+    this.ackedShapes = undefined;
+    this.ackedTrees = undefined;
     if (this.pending.size > 0) this.pending.clear();
-    if (this.pendingKeys.size > 0) this.pendingKeys.clear();
+    this.pendingKeys = undefined;
     this.bytes = 0;
     const aliases = this.aliases;
     for (let i = 0; i < aliases.length; i++) if (!this.acked.has(aliases[i]!)) this.acked.set(aliases[i]!, i);
@@ -138,11 +140,11 @@ export class EncoderTable {
   }
 
   subtree(key: string): number | undefined {
-    return this.ackedTrees.get(key);
+    return this.ackedTrees?.get(key);
   }
 
   shapes(key: string): readonly { index: number; shape: Shape }[] | undefined {
-    return this.ackedShapes.get(key);
+    return this.ackedShapes?.get(key);
   }
 
   /** While set, nothing is inserted (frames that may be lost or reordered freely: NON telemetry). */
@@ -163,7 +165,7 @@ export class EncoderTable {
     const index = this.next++;
     this.bytes += size;
     this.pending.set(index, entry);
-    if (key !== undefined) this.pendingKeys.set(index, key);
+    if (key !== undefined) (this.pendingKeys ??= new Map()).set(index, key);
     return index;
   }
 
@@ -176,14 +178,16 @@ export class EncoderTable {
       if (typeof entry === "string") {
         if (!this.acked.has(entry)) this.acked.set(entry, index);
       } else if (entry.kind === "subtree") {
-        const key = this.pendingKeys.get(index);
-        this.pendingKeys.delete(index);
-        if (key !== undefined && !this.ackedTrees.has(key)) this.ackedTrees.set(key, index);
+        const key = this.pendingKeys?.get(index);
+        this.pendingKeys?.delete(index);
+        const trees = (this.ackedTrees ??= new Map());
+        if (key !== undefined && !trees.has(key)) trees.set(key, index);
       } else {
         const key = shapeKey(entry.ns, entry.name, entry.attrs);
-        const list = this.ackedShapes.get(key) ?? [];
+        const shapes = (this.ackedShapes ??= new Map());
+        const list = shapes.get(key) ?? [];
         list.push({ index, shape: entry });
-        this.ackedShapes.set(key, list);
+        shapes.set(key, list);
       }
     }
   }

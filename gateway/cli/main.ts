@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { runCodecBench } from "./bench-codec.js";
+import { runSessionBench } from "./bench-session.js";
 import { runDecode } from "./decode.js";
 import { runGateway } from "./gateway-command.js";
 import { runNodeRun, runNodeSend } from "./node-command.js";
@@ -121,6 +122,23 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--no-speed", "skip the throughput measurement")
     .action(async (opts) => {
       code = await runCodecBench(opts);
+    });
+
+  bench
+    .command("session")
+    .description(
+      "the session layer over real UDP on loopback: throughput, gateway CPU, delivery under loss, bytes on air, memory per session, with the Paho MQTT-SN anchors beside",
+    )
+    .option("--nodes <n>", "simulated nodes, 1-5000 (default 10)")
+    .option("--stanzas <m>", "stanzas per node (default 100)")
+    .option("--loss <p>", "drop probability per direction, 0 ≤ p < 1, through a seeded UDP relay (default 0)")
+    .option("--seed <n>", "seed of the loss relay and the readings (default 1)")
+    .option("--telemetry", "send NON telemetry instead of reliable CON stanzas")
+    .option("--ack-timeout <ms>", "CoAP ACK timeout when --loss > 0 (default 100)")
+    .option("--json", "print one JSON object (with --suite: {suite: [...], memory, elapsed_s})")
+    .option("--suite", "run the standard suite (also the default when no other option is given)")
+    .action(async (opts) => {
+      code = await runSessionBench(opts);
     });
 
   try {

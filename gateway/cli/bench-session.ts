@@ -1,0 +1,931 @@
+/**
+ * `cxmpp bench session`: the session layer end to end over real UDP on loopback — a real gateway
+ * (GatewayService on a CoapEndpoint) and N simulated nodes (NodeClient, one UDP socket each), with the
+ * Paho MQTT-SN and node-coap anchors printed beside our figures (BRIEF.md, "Targets").
+ *
+ * How it measures:
+ * - The gateway runs in a CHILD PROCESS (this same file, forked with the tsx loader), so its CPU figure
+ *   is clean: `cpu_us_per_stanza` is the child's process.cpuUsage() (user + system, every thread: UDP
+ *   receive and send, CoAP parsing and deduplication, HMAC, codec, routing, timers, GC) between the
+ *   moment every node is connected and the moment the last stanza is acknowledged, divided by the
+ *   stanzas delivered. It is the figure to hold beside Paho's 62–89 µs of CPU per QoS-1 message and its
+ *   acknowledgement. The nodes run in this process; `gateway_cpu_share` (gateway CPU / wall time) says
+ *   whether the gateway was the bottleneck (near 1) or the node side was (well below 1).
+ * - Each node sends M stanzas one after the other, each awaited (CON: `send()` resolves when the
+ *   gateway's `h` covers it, i.e. it was routed; `--telemetry`: one NON each, the next after the NON
+ *   response or a timeout). Every stanza is an XEP-0323 fields message with one numeric reading and the
+ *   node's sequence number in `seqnr`, to `sink@elsewhere.example` (outside the gateway's domain, so it
+ *   reaches the GatewayService `outbound` callback, where the child counts delivered, duplicates and
+ *   out-of-order per node). lost = sent − delivered after the drain.
+ * - `--loss P` puts a seeded relay (lossy-relay.ts) between the nodes and the gateway that drops each
+ *   datagram with probability P in each direction. Transmission parameters for loopback then: ACK
+ *   timeout 100 ms (`--ack-timeout`), MAX_RETRANSMIT 4 (without loss the RFC defaults, 2 s and 4).
+ *   NodeClient retries an exchange that ran out of retransmissions itself (after 100 ms, same sequence
+ *   number), so reliable delivery must stay at 100%. MAX_RETRANSMIT 8 would also deliver everything,
+ *   but at 30% loss half the exchanges fail each round trip and the doubling back-off makes single
+ *   stanzas wait a minute; 4 plus the client's retry bounds that wait to a few seconds.
+ * - Bytes on air: UDP payload bytes of every datagram a node sends (counted at its transport) and of
+ *   every datagram the gateway sends towards it (counted at the node's transport, or at the relay where
+ *   it enters, before the loss decision), between the start of a stanza and its acknowledgement. Beside
+ *   it, MQTT-SN for the same reading as a plain string (`temperature=21.5°C`, 19 bytes): QoS 1 = PUBLISH
+ *   (7-byte header + payload) + PUBACK (7 bytes); QoS 0 (beside --telemetry) = the PUBLISH alone.
+ * - RSS per idle session (suite): a fresh child with --expose-gc creates sessions through the
+ *   GatewayService's real connect path (POST /c, the 4.01 Echo challenge, then the proof) by calling
+ *   `service.handle` with synthetic requests from distinct fake peer addresses, no sockets. Devices are
+ *   provisioned before the baseline; rss and heapUsed are read after a full GC before and after. The
+ *   CoAP endpoint's per-exchange deduplication state is not included: it expires after EXCHANGE_LIFETIME,
+ *   so an idle session does not hold it.
+ *
+ * Without options (or with `--suite`) the standard suite runs: throughput at 1, 100 and 1,000 nodes,
+ * delivery at 0, 10 and 30% loss, bytes on air (CON and NON) and memory at 10,000 idle sessions.
+ * Any of --nodes, --stanzas, --loss, --telemetry or --json without --suite runs one configuration.
+ *
+ * Contract of `--json` for one configuration (other tools read it): ONE JSON object on stdout with at
+ * least sent, delivered, duplicates, out_of_order, lost, stanzas_per_s, bytes_on_air_median,
+ * cpu_us_per_stanza, nodes, loss, retransmissions, elapsed_s. `--suite --json` prints one object
+ * `{suite: [...those objects], memory}`. Exit code 1 when a reliable run does not deliver every stanza
+ * exactly once and in order (the output is still printed), or on an error.
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { createRequire } from "node:module";
+import { resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { attr, DICTIONARY_V1, el, type XElement } from "../../codec/index.js";
+import {
+  CoapEndpoint,
+  Code,
+  ContentFormat,
+  type DatagramTransport,
+  type Logger,
+  NodeClient,
+  OptionNumber,
+  type PeerAddress,
+  pathOptions,
+  protocol,
+  type Random,
+  type ServerRequest,
+  type TransmissionParameters,
+  uintOption,
+} from "../../src/core/index.js";
+import {
+  createUdpEndpoint,
+  cryptoRandom,
+  nodeMac,
+  systemClock,
+  timerScheduler,
+  UdpTransport,
+} from "../../src/node/index.js";
+import { MemoryDevices } from "../devices.js";
+import { GatewayService } from "../session/gateway-service.js";
+import { LossyRelay, seededUniform } from "./lossy-relay.js";
+
+export interface SessionBenchOptions {
+  /** Commander hands over strings; numbers are accepted too. */
+  readonly nodes?: string | number;
+  readonly stanzas?: string | number;
+  readonly loss?: string | number;
+  readonly seed?: string | number;
+  readonly json?: boolean;
+  readonly telemetry?: boolean;
+  readonly suite?: boolean;
+  /** ACK timeout in ms when loss > 0 (default 100). */
+  readonly ackTimeout?: string | number;
+}
+
+/** One configuration, as `runOne` takes it. */
+export interface SessionRunConfig {
+  readonly nodes: number;
+  readonly stanzas: number;
+  readonly loss: number;
+  readonly seed: number;
+  readonly telemetry: boolean;
+  readonly ackTimeoutMs: number;
+}
+
+export const SINK = "sink@elsewhere.example";
+const DOMAIN = "iot.bench.example";
+const SENSORDATA = "urn:xmpp:iot:sensordata";
+const CHILD_FLAG = "--cxmpp-bench-session-child";
+const MAX_NODES = 5_000;
+const RECV_BUFFER = 2 ** 21;
+
+/** BRIEF.md anchors, printed beside our figures. */
+export const ANCHORS = Object.freeze({
+  paho_cpu_us_per_qos1: [62, 89] as const,
+  paho_cpu_us_per_qos0: 50,
+  paho_msgs_per_s_at_100_clients: 13_000,
+  paho_kb_per_client: 0.85,
+  paho_max_clients: 1_020,
+  node_coap_us_per_request: [120, 150] as const,
+  mqtt_sn_qos1_bytes_20b_payload: 34,
+  target_stanzas_per_s_at_1000_nodes: 5_000,
+  target_kb_per_idle_session_issue: 2,
+  target_kb_per_idle_session_brief: 1,
+  target_bytes_ratio_issue: 2,
+  target_bytes_ratio_brief: 1.5,
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Shared between both processes: devices and readings are derived from (index, seed).
+
+function deviceKey(i: number, seed: number): Uint8Array {
+  return Uint8Array.from(
+    createHmac("sha256", `cxmpp-bench-${seed}`).update(String(i)).digest().subarray(0, 16),
+  );
+}
+
+const identityOf = (i: number): string => `node${i}`;
+
+function benchDevices(n: number, seed: number): MemoryDevices {
+  const devices = new MemoryDevices();
+  for (let i = 0; i < n; i++)
+    devices.add({
+      identity: identityOf(i),
+      key: deviceKey(i, seed),
+      jid: `${identityOf(i)}@${DOMAIN}`,
+      peers: [SINK],
+    });
+  return devices;
+}
+
+interface Reading {
+  readonly stanza: XElement;
+  /** The same reading as an MQTT-SN application would publish it: `name=value unit`. */
+  readonly plainBytes: number;
+}
+
+const T0 = Date.UTC(2025, 5, 1, 12, 0, 0);
+
+/** An XEP-0323 fields message with one numeric reading; `seqnr` carries the node's sequence number. */
+function reading(node: number, seq: number, random: () => number): Reading {
+  const value = (15 + random() * 15).toFixed(1);
+  const timestamp = new Date(T0 + seq * 60_000).toISOString().replace(".000Z", "Z");
+  const stanza = el(
+    "jabber:client",
+    "message",
+    { to: SINK },
+    el(
+      SENSORDATA,
+      "fields",
+      { seqnr: String(seq), done: "true" },
+      el(
+        SENSORDATA,
+        "node",
+        { nodeId: identityOf(node) },
+        el(
+          SENSORDATA,
+          "timestamp",
+          { value: timestamp },
+          el(SENSORDATA, "numeric", { name: "temperature", momentary: "true", value, unit: "°C" }),
+        ),
+      ),
+    ),
+  );
+  return { stanza, plainBytes: Buffer.byteLength(`temperature=${value}°C`) };
+}
+
+function transmissionFor(
+  c: Pick<SessionRunConfig, "loss" | "ackTimeoutMs">,
+): Partial<TransmissionParameters> {
+  return c.loss > 0
+    ? { ackTimeoutMs: c.ackTimeoutMs, maxRetransmit: 4 }
+    : { ackTimeoutMs: 2_000, maxRetransmit: 4 };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The child process: the gateway (role "gateway") or the memory measurement (role "memory").
+
+type ChildRequest = { readonly id: number; readonly type: "mark" | "report" };
+
+interface GatewayReport {
+  readonly cpuUs: number;
+  readonly wallMs: number;
+  readonly delivered: number;
+  readonly duplicates: number;
+  readonly outOfOrder: number;
+  readonly stats: Record<string, number>;
+  readonly endpoint: Record<string, number>;
+  readonly rss: number;
+}
+
+async function gatewayChild(config: SessionRunConfig): Promise<void> {
+  const udp = await createUdpEndpoint({
+    host: "127.0.0.1",
+    transmission: transmissionFor(config),
+    udp: { recvBufferSize: RECV_BUFFER, sendBufferSize: RECV_BUFFER },
+  });
+  // Per node: the sequence numbers seen and the highest one.
+  const seen = new Map<string, { set: Set<number>; max: number }>();
+  let delivered = 0;
+  let duplicates = 0;
+  let outOfOrder = 0;
+  const service = new GatewayService({
+    devices: benchDevices(config.nodes, config.seed),
+    domain: DOMAIN,
+    mac: nodeMac,
+    random: cryptoRandom,
+    clock: systemClock,
+    outbound: (stanza) => {
+      const from = attr(stanza, "from") ?? "";
+      const fields = stanza.children.find((c): c is XElement => typeof c !== "string" && c.name === "fields");
+      const seq = Number(fields ? attr(fields, "seqnr") : Number.NaN);
+      let node = seen.get(from);
+      if (!node) {
+        node = { set: new Set(), max: 0 };
+        seen.set(from, node);
+      }
+      if (node.set.has(seq)) {
+        duplicates++;
+        return;
+      }
+      node.set.add(seq);
+      delivered++;
+      if (seq < node.max) outOfOrder++;
+      else node.max = seq;
+    },
+    push: (path, response) => udp.endpoint.notify(path, response),
+  });
+  udp.endpoint.handle(service.handle);
+  let cpu0 = process.cpuUsage();
+  let wall0 = performance.now();
+  process.on("message", (m: ChildRequest) => {
+    if (m.type === "mark") {
+      cpu0 = process.cpuUsage();
+      wall0 = performance.now();
+      process.send?.({ id: m.id });
+    } else if (m.type === "report") {
+      const cpu = process.cpuUsage(cpu0);
+      const report: GatewayReport = {
+        cpuUs: cpu.user + cpu.system,
+        wallMs: performance.now() - wall0,
+        delivered,
+        duplicates,
+        outOfOrder,
+        stats: { ...service.stats },
+        endpoint: { ...udp.endpoint.messages.stats },
+        rss: process.memoryUsage().rss,
+      };
+      process.send?.({ id: m.id, report });
+    }
+  });
+  process.on("disconnect", () => {
+    void udp.close().finally(() => process.exit(0));
+  });
+  process.send?.({ id: 0, port: udp.transport.port });
+}
+
+export interface MemoryReport {
+  readonly sessions: number;
+  readonly connected: number;
+  readonly gc: boolean;
+  readonly rss_bytes_per_session: number;
+  readonly heap_bytes_per_session: number;
+  readonly rss_total_mb: number;
+}
+
+/** Sessions through the real connect path (4.01 + Echo, then the proof), without sockets. */
+async function memoryChild(sessions: number, seed: number): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const warmup = 100;
+  const devices = benchDevices(sessions + warmup, seed);
+  const service = new GatewayService({
+    devices,
+    domain: DOMAIN,
+    mac: nodeMac,
+    random: cryptoRandom,
+    clock: systemClock,
+  });
+  let mid = 0;
+  let connected = 0;
+  const request = (peer: PeerAddress, payload: Uint8Array, echo?: Uint8Array): ServerRequest => ({
+    code: Code.POST,
+    options: [
+      ...pathOptions(protocol.Paths.CONNECT),
+      uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION),
+      ...(echo ? [{ number: OptionNumber.ECHO, value: echo }] : []),
+    ],
+    payload,
+    peer,
+    token: Uint8Array.of(mid & 0xff),
+    messageId: mid++ & 0xffff,
+    confirmable: true,
+  });
+  const connect = async (i: number) => {
+    const peer = `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}:5683` as PeerAddress;
+    const c = { identity: identityOf(i), dictionary: DICTIONARY_V1.id };
+    const challenge = await service.handle(request(peer, protocol.encodeConnectRequest(c)));
+    const echo = challenge.options.find((o) => o.number === OptionNumber.ECHO)?.value;
+    if (challenge.code !== Code.UNAUTHORIZED || !echo) return;
+    const proof = nodeMac
+      .hmacSha256(deviceKey(i, seed), protocol.proofInput(echo, c))
+      .subarray(0, protocol.PROOF_BYTES);
+    const done = await service.handle(request(peer, protocol.encodeConnectRequest({ ...c, proof }), echo));
+    if (done.code === Code.CREATED) connected++;
+  };
+  for (let i = sessions; i < sessions + warmup; i++) await connect(i);
+  const settle = () => {
+    for (let k = 0; k < 3; k++) gc?.();
+  };
+  settle();
+  const before = process.memoryUsage();
+  for (let i = 0; i < sessions; i++) await connect(i);
+  settle();
+  const after = process.memoryUsage();
+  const report: MemoryReport = {
+    sessions,
+    connected: connected - warmup,
+    gc: gc !== undefined,
+    rss_bytes_per_session: Math.round((after.rss - before.rss) / sessions),
+    heap_bytes_per_session: Math.round((after.heapUsed - before.heapUsed) / sessions),
+    rss_total_mb: round(after.rss / 2 ** 20, 1),
+  };
+  process.send?.({ id: 0, memory: report });
+  process.on("disconnect", () => process.exit(0));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The parent process: children, nodes, relay, figures.
+
+type Reply = Record<string, unknown> & { readonly id: number };
+
+interface Child {
+  readonly process: ChildProcess;
+  /** The child's first message (its port, or the memory report). */
+  readonly first: Promise<Reply>;
+  call(type: ChildRequest["type"]): Promise<Reply>;
+  stop(): Promise<void>;
+}
+
+const HERE = fileURLToPath(import.meta.url);
+
+function spawnChild(role: "gateway" | "memory", config: unknown): Child {
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+  const child = fork(HERE, [CHILD_FLAG, role, JSON.stringify(config)], {
+    execArgv: ["--import", tsx, "--expose-gc"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
+  let nextId = 1;
+  const exited = new Promise<void>((done) => child.once("exit", () => done()));
+  const failAll = (error: Error) => {
+    for (const w of waiting.values()) w.reject(error);
+    waiting.clear();
+  };
+  child.on("message", (m: Reply) => {
+    const w = waiting.get(m.id);
+    waiting.delete(m.id);
+    w?.resolve(m);
+  });
+  child.once("error", (error) => failAll(error));
+  child.once("exit", (code, signal) => failAll(new Error(`the ${role} process ended (${signal ?? code})`)));
+  const first = new Promise<Reply>((resolve, reject) => waiting.set(0, { resolve, reject }));
+  return {
+    process: child,
+    first,
+    call(type) {
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        waiting.set(id, { resolve, reject });
+        child.send({ id, type } satisfies ChildRequest);
+      });
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      if (child.connected) child.disconnect();
+      const timer = setTimeout(() => child.kill("SIGKILL"), 3_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+interface SimNode {
+  readonly index: number;
+  readonly client: NodeClient;
+  readonly endpoint: CoapEndpoint;
+  readonly transport: UdpTransport;
+  /** UDP payload bytes on air for this node so far (both directions). */
+  bytes: number;
+  /** Resolved by the next datagram the node receives (telemetry pacing). */
+  waiter: (() => void) | undefined;
+}
+
+function seededRandom(seed: number): Random {
+  const u = seededUniform(seed);
+  return { uint32: () => Math.floor(u() * 4_294_967_296) };
+}
+
+async function createNode(
+  index: number,
+  gateway: PeerAddress,
+  config: SessionRunConfig,
+  countDown: boolean,
+  logger: Logger,
+): Promise<SimNode> {
+  const transport = await UdpTransport.bind("127.0.0.1", 0, { recvBufferSize: 2 ** 18 });
+  const node = { index, transport, bytes: 0, waiter: undefined } as Partial<SimNode> as SimNode;
+  // Counts UDP payload bytes per node: everything it sends, and (without relay) everything it receives.
+  const counted: DatagramTransport = {
+    send(data, peer) {
+      node.bytes += data.length;
+      transport.send(data, peer);
+    },
+    onReceive(handler) {
+      transport.onReceive((data, peer) => {
+        if (countDown) node.bytes += data.length;
+        handler(data, peer);
+        const waiter = node.waiter;
+        node.waiter = undefined;
+        waiter?.();
+      });
+    },
+    close: () => transport.close(),
+  };
+  const endpoint = new CoapEndpoint({
+    transport: counted,
+    clock: systemClock,
+    scheduler: timerScheduler(),
+    random: seededRandom(config.seed * 7_919 + index),
+    transmission: transmissionFor(config),
+    exchange: { tokenLength: 1 }, // as `cxmpp node`: one outstanding request at a time
+  });
+  const client = new NodeClient({
+    endpoint,
+    gateway,
+    identity: identityOf(index),
+    key: deviceKey(index, config.seed),
+    mac: nodeMac,
+    logger,
+    retryDelayMs: config.loss > 0 ? 100 : 1_000,
+  });
+  return Object.assign(node, { endpoint, client });
+}
+
+const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
+
+async function connectWithRetry(client: NodeClient, deadline: number): Promise<void> {
+  for (;;) {
+    try {
+      await client.connect();
+      return;
+    } catch (error) {
+      if (performance.now() > deadline) throw error;
+      await sleep(50);
+    }
+  }
+}
+
+export interface SessionRunResult {
+  readonly mode: "reliable" | "telemetry";
+  readonly nodes: number;
+  readonly stanzas_per_node: number;
+  readonly loss: number;
+  readonly seed: number;
+  /** nodes × stanzas; `sent` is smaller only when the drain deadline stopped the run. */
+  readonly planned: number;
+  readonly sent: number;
+  readonly delivered: number;
+  readonly duplicates: number;
+  readonly out_of_order: number;
+  readonly lost: number;
+  readonly elapsed_s: number;
+  readonly stanzas_per_s: number;
+  readonly cpu_us_per_stanza: number;
+  readonly gateway_cpu_share: number;
+  /** 1e6 / cpu_us_per_stanza: what one core of gateway could route if the nodes kept up. */
+  readonly gateway_bound_stanzas_per_s: number;
+  readonly retransmissions: number;
+  readonly exchange_retries: number;
+  readonly bytes_on_air_median: number;
+  readonly bytes_on_air_p95: number;
+  readonly mqtt_sn_payload_bytes_median: number;
+  readonly mqtt_sn_bytes_median: number;
+  readonly bytes_ratio_vs_mqtt_sn: number;
+  readonly ack_timeout_ms: number;
+  readonly max_retransmit: number;
+  readonly connect_s: number;
+  readonly relay: LossyRelay["stats"] | null;
+  readonly gateway: {
+    readonly stanzas_in: number;
+    readonly telemetry_in: number;
+    readonly duplicate_frames: number;
+    readonly coap_duplicates: number;
+    readonly rss_mb: number;
+  };
+  readonly anchors: typeof ANCHORS;
+}
+
+/** One configuration: a gateway child, N nodes (and a relay with loss), M stanzas each. */
+export async function runOne(config: SessionRunConfig): Promise<SessionRunResult> {
+  const gateway = spawnChild("gateway", config);
+  const nodes: SimNode[] = [];
+  let relay: LossyRelay | undefined;
+  try {
+    const port = Number((await gateway.first).port);
+    const direct = `127.0.0.1:${port}` as PeerAddress;
+    const byAddress = new Map<string, SimNode>();
+    if (config.loss > 0) {
+      relay = await LossyRelay.start(direct, {
+        loss: config.loss,
+        seed: config.seed,
+        onDatagram: (client, direction, bytes) => {
+          const node = direction === "down" ? byAddress.get(client) : undefined;
+          if (node) node.bytes += bytes;
+        },
+      });
+    }
+    const target = relay ? relay.address : direct;
+    let exchangeRetries = 0;
+    const logger: Logger = {
+      log: (_level, event) => {
+        if (event === "session.uplink_failed") exchangeRetries++;
+      },
+    };
+    for (let i = 0; i < config.nodes; i++) {
+      const node = await createNode(i, target, config, relay === undefined, logger);
+      nodes.push(node);
+      byAddress.set(node.transport.address, node);
+    }
+    const c0 = performance.now();
+    await Promise.all(nodes.map((n) => connectWithRetry(n.client, c0 + 60_000)));
+    const connectS = (performance.now() - c0) / 1000;
+    exchangeRetries = 0;
+    const retransmitted0 = nodes.reduce((s, n) => s + n.endpoint.messages.stats.retransmissions, 0);
+
+    let sent = 0;
+    const bytes: number[] = [];
+    const plain: number[] = [];
+    let stopped = false;
+    const total = config.nodes * config.stanzas;
+    const drainMs = 60_000 + total * (config.loss > 0 ? 50 : 5);
+    const nonTimeoutMs = config.loss > 0 ? 2 * config.ackTimeoutMs : 1_000;
+    const runNode = async (node: SimNode) => {
+      const random = seededUniform(config.seed * 100_003 + node.index);
+      for (let s = 1; s <= config.stanzas && !stopped; s++) {
+        const r = reading(node.index, s, random);
+        const before = node.bytes;
+        sent++;
+        plain.push(r.plainBytes);
+        if (config.telemetry) {
+          let timer: NodeJS.Timeout | undefined;
+          const answered = new Promise<void>((done) => {
+            node.waiter = done;
+            timer = setTimeout(done, nonTimeoutMs);
+          });
+          node.client.sendTelemetry(r.stanza);
+          await answered;
+          clearTimeout(timer);
+          node.waiter = undefined;
+        } else {
+          try {
+            await node.client.send(r.stanza);
+          } catch {
+            return; // closed at the drain deadline
+          }
+        }
+        bytes.push(node.bytes - before);
+      }
+    };
+    await gateway.call("mark");
+    const t0 = performance.now();
+    let deadline: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(nodes.map(runNode)),
+      new Promise<void>((done) => {
+        deadline = setTimeout(() => {
+          stopped = true;
+          for (const n of nodes) n.client.close();
+          done();
+        }, drainMs);
+      }),
+    ]);
+    clearTimeout(deadline);
+    const elapsed = (performance.now() - t0) / 1000;
+    if (config.telemetry) await sleep(100); // NON requests whose response was lost may still be queued
+    const report = (await gateway.call("report")).report as GatewayReport;
+
+    const retransmissions =
+      nodes.reduce((s, n) => s + n.endpoint.messages.stats.retransmissions, 0) - retransmitted0;
+    const onAir = median(bytes);
+    const payload = median(plain);
+    const mqtt = config.telemetry ? 7 + payload : 7 + payload + 7;
+    const delivered = report.delivered;
+    const transmission = { ...transmissionFor(config) };
+    return {
+      mode: config.telemetry ? "telemetry" : "reliable",
+      nodes: config.nodes,
+      stanzas_per_node: config.stanzas,
+      loss: config.loss,
+      seed: config.seed,
+      planned: total,
+      sent,
+      delivered,
+      duplicates: report.duplicates,
+      out_of_order: report.outOfOrder,
+      lost: sent - delivered,
+      elapsed_s: round(elapsed, 3),
+      stanzas_per_s: Math.round(delivered / elapsed),
+      cpu_us_per_stanza: delivered > 0 ? round(report.cpuUs / delivered, 1) : 0,
+      gateway_cpu_share: round(report.cpuUs / 1000 / report.wallMs, 2),
+      gateway_bound_stanzas_per_s: report.cpuUs > 0 ? Math.round((delivered * 1e6) / report.cpuUs) : 0,
+      retransmissions,
+      exchange_retries: exchangeRetries,
+      bytes_on_air_median: onAir,
+      bytes_on_air_p95: percentile(bytes, 0.95),
+      mqtt_sn_payload_bytes_median: payload,
+      mqtt_sn_bytes_median: mqtt,
+      bytes_ratio_vs_mqtt_sn: round(onAir / mqtt, 2),
+      ack_timeout_ms: transmission.ackTimeoutMs ?? 0,
+      max_retransmit: transmission.maxRetransmit ?? 0,
+      connect_s: round(connectS, 3),
+      relay: relay ? structuredClone(relay.stats) : null,
+      gateway: {
+        stanzas_in: report.stats.stanzasIn ?? 0,
+        telemetry_in: report.stats.telemetryIn ?? 0,
+        duplicate_frames: report.stats.duplicateFrames ?? 0,
+        coap_duplicates: report.endpoint.duplicates ?? 0,
+        rss_mb: round(report.rss / 2 ** 20, 1),
+      },
+      anchors: ANCHORS,
+    };
+  } finally {
+    for (const n of nodes) {
+      n.client.close();
+      n.endpoint.close();
+      n.transport.close();
+    }
+    await relay?.close();
+    await gateway.stop();
+  }
+}
+
+/** RSS and heap per idle session, in a fresh child with --expose-gc. */
+export async function runMemory(sessions: number, seed: number): Promise<MemoryReport> {
+  const child = spawnChild("memory", { sessions, seed });
+  try {
+    return (await child.first).memory as MemoryReport;
+  } finally {
+    await child.stop();
+  }
+}
+
+function median(xs: readonly number[]): number {
+  return percentile(xs, 0.5);
+}
+
+function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return 0;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Output.
+
+/** True when a run broke the guarantee of its mode (reliable: all, once, in order; NON: at most once). */
+function violated(r: SessionRunResult): boolean {
+  if (r.sent < r.planned) return true;
+  if (r.mode === "telemetry") return r.duplicates > 0;
+  return r.lost !== 0 || r.duplicates !== 0 || r.out_of_order !== 0;
+}
+
+const fmt = (x: number) => x.toLocaleString("en-US");
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: readonly string[]) =>
+    `  ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ")}`.trimEnd();
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}
+
+function bytesLine(r: SessionRunResult): string {
+  const kind =
+    r.mode === "telemetry"
+      ? "MQTT-SN QoS 0 (PUBLISH 7 + payload)"
+      : "MQTT-SN QoS 1 (PUBLISH 7 + payload + PUBACK 7)";
+  return (
+    `  ${r.mode === "telemetry" ? "NON telemetry" : "CON reliable "}: median ${r.bytes_on_air_median} B on air ` +
+    `(p95 ${r.bytes_on_air_p95}) vs ${kind} = ${r.mqtt_sn_bytes_median} B for a ${r.mqtt_sn_payload_bytes_median}-byte ` +
+    `reading → ${r.bytes_ratio_vs_mqtt_sn}×`
+  );
+}
+
+function formatOne(r: SessionRunResult): string {
+  const lines = [
+    `cxmpp bench session: ${r.nodes} node(s) × ${r.stanzas_per_node} stanzas, ${r.mode === "telemetry" ? "NON telemetry" : "CON reliable"}, loss ${r.loss * 100}% per direction, seed ${r.seed}`,
+    `  ${r.sent < r.planned ? `STOPPED AT THE DRAIN DEADLINE after ${fmt(r.sent)} of ${fmt(r.planned)};  ` : ""}sent ${fmt(r.sent)}  delivered ${fmt(r.delivered)}  duplicates ${r.duplicates}  out of order ${r.out_of_order}  lost ${r.lost}`,
+    `  ${fmt(r.stanzas_per_s)} stanzas/s over ${r.elapsed_s} s (connect ${r.connect_s} s); retransmissions ${r.retransmissions}, failed exchanges retried ${r.exchange_retries}`,
+    `  gateway CPU ${r.cpu_us_per_stanza} µs/stanza (busy ${Math.round(r.gateway_cpu_share * 100)}% of wall time; one core would route ${fmt(r.gateway_bound_stanzas_per_s)}/s)   Paho MQTT-SN: 62–89 µs per QoS-1 message, ~50 µs QoS 0; node-coap bare server 120–150 µs/request`,
+    bytesLine(r),
+    `    BRIEF anchor: 34 B for a 20-byte payload; targets ≤ ${ANCHORS.target_bytes_ratio_issue}× (issue), ≤ ${ANCHORS.target_bytes_ratio_brief}× (BRIEF)`,
+  ];
+  if (r.relay)
+    lines.push(
+      `  relay: up ${r.relay.up.received} in, ${r.relay.up.dropped} dropped; down ${r.relay.down.received} in, ${r.relay.down.dropped} dropped`,
+    );
+  return `${lines.join("\n")}\n`;
+}
+
+interface SuiteResult {
+  readonly throughput: SessionRunResult[];
+  readonly delivery: SessionRunResult[];
+  readonly telemetry: SessionRunResult;
+  readonly memory: MemoryReport;
+}
+
+function formatSuite(s: SuiteResult, seconds: number): string {
+  const tp = table(
+    ["0% loss, CON", "stanzas/s", "gw CPU µs/stanza", "gw busy", "gw-bound/s", "B on air", "anchor"],
+    s.throughput.map((r, i) => [
+      `${fmt(r.nodes)} node${r.nodes > 1 ? "s" : ""} × ${r.stanzas_per_node}`,
+      fmt(r.stanzas_per_s),
+      String(r.cpu_us_per_stanza),
+      `${Math.round(r.gateway_cpu_share * 100)}%`,
+      fmt(r.gateway_bound_stanzas_per_s),
+      String(r.bytes_on_air_median),
+      [
+        "Paho 62–89 µs CPU per QoS-1 msg; node-coap 120–150 µs/request",
+        "Paho ~13k msg/s at 100 clients",
+        "target ≥ 5,000 stanzas/s at 1,000 nodes (Paho: ≤ 1,020 clients)",
+      ][i] ?? "",
+    ]),
+  );
+  const dl = table(
+    [
+      "CON, loss per direction",
+      "sent",
+      "delivered",
+      "dup",
+      "out of order",
+      "lost",
+      "retrans",
+      "retried",
+      "s",
+      "µs/stanza",
+    ],
+    s.delivery.map((r) => [
+      `${r.nodes} nodes × ${r.stanzas_per_node}, ${Math.round(r.loss * 100)}%`,
+      fmt(r.sent),
+      fmt(r.delivered),
+      String(r.duplicates),
+      String(r.out_of_order),
+      String(r.lost),
+      fmt(r.retransmissions),
+      String(r.exchange_retries),
+      String(r.elapsed_s),
+      String(r.cpu_us_per_stanza),
+    ]),
+  );
+  const m = s.memory;
+  const reliable = s.throughput[0];
+  return [
+    `cxmpp bench session — suite (seed ${s.delivery[0]?.seed ?? 1}, ${round(seconds, 1)} s)`,
+    "",
+    "Throughput and gateway CPU (gateway in its own process; CPU = its user + system time / stanza)",
+    tp,
+    "",
+    "Delivery under loss (seeded relay; target: 100% exactly once, in order at 30% loss)",
+    dl,
+    "",
+    `Memory per idle session (${fmt(m.sessions)} sessions via the real connect path, gc ${m.gc ? "forced" : "not available"})`,
+    `  RSS ${fmt(m.rss_bytes_per_session)} B/session, heap ${fmt(m.heap_bytes_per_session)} B/session (gateway RSS ${m.rss_total_mb} MB)` +
+      `   Paho ~0.85 KB/client; target ≤ 2 KB (issue), ≤ 1 KB (BRIEF)`,
+    "",
+    "Bytes on air per telemetry reading (UDP payload, request + response; no DTLS)",
+    reliable ? bytesLine(reliable) : "",
+    bytesLine(s.telemetry),
+    `    BRIEF anchor: MQTT-SN QoS 1 = 34 B for a 20-byte payload; targets ≤ ${ANCHORS.target_bytes_ratio_issue}× (issue), ≤ ${ANCHORS.target_bytes_ratio_brief}× (BRIEF)`,
+    "",
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Entry point.
+
+function integer(
+  name: string,
+  value: string | number | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (value === undefined) return fallback;
+  const n = typeof value === "number" ? value : Number(value.trim());
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, not '${value}'`);
+  return n;
+}
+
+class UsageError extends Error {}
+
+function parse(opts: SessionBenchOptions): SessionRunConfig {
+  const loss =
+    opts.loss === undefined ? 0 : Number(typeof opts.loss === "string" ? opts.loss.trim() : opts.loss);
+  if (!Number.isFinite(loss) || loss < 0 || loss >= 1)
+    throw new UsageError(`--loss must be a probability in [0, 1), not '${opts.loss}'`);
+  return {
+    nodes: integer("nodes", opts.nodes, 10, 1, MAX_NODES),
+    stanzas: integer("stanzas", opts.stanzas, 100, 1, 1_000_000),
+    loss,
+    seed: integer("seed", opts.seed, 1, 0, 2 ** 31 - 1),
+    telemetry: opts.telemetry === true,
+    ackTimeoutMs: integer("ack-timeout", opts.ackTimeout, 100, 1, 60_000),
+  };
+}
+
+/** The standard suite; under a minute on a 2-core machine. */
+async function runSuite(base: SessionRunConfig, progress: (s: string) => void): Promise<SuiteResult> {
+  const run = async (c: Partial<SessionRunConfig>) => {
+    const config = { ...base, telemetry: false, loss: 0, ...c };
+    progress(
+      `  ${config.nodes} nodes × ${config.stanzas}${config.telemetry ? " NON" : ""}, loss ${config.loss * 100}%…`,
+    );
+    return runOne(config);
+  };
+  const throughput = [
+    await run({ nodes: 1, stanzas: 5_000 }),
+    await run({ nodes: 100, stanzas: 300 }),
+    await run({ nodes: 1_000, stanzas: 50 }),
+  ];
+  // 20 loopback nodes answer within a few ms: a 25 ms ACK timeout keeps the 30% run (where half the
+  // round trips fail) to seconds instead of minutes; the retransmission counts stay meaningful.
+  const lossy = { nodes: 20, stanzas: 100, ackTimeoutMs: 25 };
+  const delivery = [
+    await run({ ...lossy, loss: 0 }),
+    await run({ ...lossy, loss: 0.1 }),
+    await run({ ...lossy, loss: 0.3 }),
+  ];
+  const telemetry = await run({ nodes: 1, stanzas: 500, telemetry: true });
+  progress("  10,000 idle sessions…");
+  const memory = await runMemory(10_000, base.seed);
+  return { throughput, delivery, telemetry, memory };
+}
+
+async function run(opts: SessionBenchOptions): Promise<number> {
+  let config: SessionRunConfig;
+  try {
+    config = parse(opts);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`cxmpp bench session: ${error.message}\n`);
+    return 1;
+  }
+  const single =
+    opts.nodes !== undefined ||
+    opts.stanzas !== undefined ||
+    opts.loss !== undefined ||
+    opts.telemetry === true ||
+    opts.json === true;
+  if (opts.suite === true || !single) {
+    const t0 = performance.now();
+    const suite = await runSuite(config, (s) => {
+      if (!opts.json) process.stderr.write(`${s}\n`);
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    if (opts.json)
+      process.stdout.write(
+        `${JSON.stringify({ suite: [...suite.throughput, ...suite.delivery, suite.telemetry], memory: suite.memory, elapsed_s: round(seconds, 1) })}\n`,
+      );
+    else process.stdout.write(formatSuite(suite, seconds));
+    return [...suite.throughput, ...suite.delivery, suite.telemetry].some(violated) ? 1 : 0;
+  }
+  const result = await runOne(config);
+  process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : formatOne(result));
+  if (violated(result)) {
+    process.stderr.write(
+      `cxmpp bench session: ${result.mode} delivery guarantee broken: lost ${result.lost}, duplicates ${result.duplicates}, out of order ${result.out_of_order}\n`,
+    );
+    return 1;
+  }
+  return 0;
+}
+
+/** Entry point of `cxmpp bench session`; returns the exit code and never throws. */
+export async function runSessionBench(opts: SessionBenchOptions): Promise<number> {
+  try {
+    return await run(opts);
+  } catch (error) {
+    process.stderr.write(`cxmpp bench session: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}
+
+// When forked as the gateway or memory child (spawnChild), this file is the main module.
+if (process.send !== undefined && process.argv[2] === CHILD_FLAG && resolve(process.argv[1] ?? "") === HERE) {
+  const role = process.argv[3];
+  const config = JSON.parse(process.argv[4] ?? "{}");
+  const started = role === "memory" ? memoryChild(config.sessions, config.seed) : gatewayChild(config);
+  started.catch((error: unknown) => {
+    process.stderr.write(
+      `cxmpp bench session (${role}): ${error instanceof Error ? error.stack : String(error)}\n`,
+    );
+    process.exit(1);
+  });
+}

@@ -1,0 +1,76 @@
+/**
+ * `cxmpp bench session` on a small configuration: a real gateway (in a child process) and three nodes
+ * over real UDP on loopback, through the seeded 10% loss relay. Every reliable stanza must arrive
+ * exactly once and in order, and the JSON contract must hold.
+ */
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { runSessionBench } from "../../gateway/cli/bench-session.js";
+
+function captureStdout(): { text(): string } {
+  const chunks: string[] = [];
+  vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
+    chunks.push(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString());
+    return true;
+  });
+  return { text: () => chunks.join("") };
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe("cxmpp bench session", () => {
+  it("--nodes 3 --stanzas 50 --loss 0.1 --json: one JSON object, everything delivered once, in order", async () => {
+    const out = captureStdout();
+    const code = await runSessionBench({ nodes: "3", stanzas: "50", loss: "0.1", json: true, seed: "7" });
+    vi.restoreAllMocks();
+    const lines = out.text().trim().split("\n");
+    expect(lines).toHaveLength(1);
+    const r = JSON.parse(lines[0]!) as Record<string, unknown>;
+    for (const field of [
+      "sent",
+      "delivered",
+      "duplicates",
+      "out_of_order",
+      "lost",
+      "stanzas_per_s",
+      "bytes_on_air_median",
+      "cpu_us_per_stanza",
+      "nodes",
+      "loss",
+      "retransmissions",
+      "elapsed_s",
+    ]) {
+      expect(typeof r[field], field).toBe("number");
+    }
+    expect(r.nodes).toBe(3);
+    expect(r.loss).toBe(0.1);
+    expect(r.sent).toBe(150);
+    expect(r.delivered).toBe(r.sent);
+    expect(r.duplicates).toBe(0);
+    expect(r.out_of_order).toBe(0);
+    expect(r.lost).toBe(0);
+    expect(r.stanzas_per_s as number).toBeGreaterThan(0);
+    expect(r.cpu_us_per_stanza as number).toBeGreaterThan(0);
+    // A reliable reading costs at least its CoAP request and response on air.
+    expect(r.bytes_on_air_median as number).toBeGreaterThan(13);
+    // 10% loss per direction over 150 exchanges: some datagrams were dropped and retransmitted.
+    expect(r.retransmissions as number).toBeGreaterThan(0);
+    const relay = r.relay as { up: { dropped: number }; down: { dropped: number } };
+    expect(relay.up.dropped + relay.down.dropped).toBeGreaterThan(0);
+    expect(code).toBe(0);
+  });
+
+  it("refuses a bad option value with exit code 1 and a message, without throwing", async () => {
+    const err: string[] = [];
+    vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+      err.push(String(chunk));
+      return true;
+    });
+    expect(await runSessionBench({ nodes: "0", json: true })).toBe(1);
+    expect(await runSessionBench({ loss: "1.5", json: true })).toBe(1);
+    vi.restoreAllMocks();
+    expect(err.join("")).toMatch(/--nodes must be an integer/);
+    expect(err.join("")).toMatch(/--loss must be a probability/);
+  });
+});
