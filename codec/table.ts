@@ -165,7 +165,10 @@ export class EncoderTable {
     const index = this.next++;
     this.bytes += size;
     this.pending.set(index, entry);
-    if (key !== undefined) (this.pendingKeys ??= new Map()).set(index, key);
+    if (key !== undefined) {
+      this.pendingKeys ??= new Map();
+      this.pendingKeys.set(index, key);
+    }
     return index;
   }
 
@@ -180,14 +183,14 @@ export class EncoderTable {
       } else if (entry.kind === "subtree") {
         const key = this.pendingKeys?.get(index);
         this.pendingKeys?.delete(index);
-        const trees = (this.ackedTrees ??= new Map());
-        if (key !== undefined && !trees.has(key)) trees.set(key, index);
+        this.ackedTrees ??= new Map();
+        if (key !== undefined && !this.ackedTrees.has(key)) this.ackedTrees.set(key, index);
       } else {
         const key = shapeKey(entry.ns, entry.name, entry.attrs);
-        const shapes = (this.ackedShapes ??= new Map());
-        const list = shapes.get(key) ?? [];
+        this.ackedShapes ??= new Map();
+        const list = this.ackedShapes.get(key) ?? [];
         list.push({ index, shape: entry });
-        shapes.set(key, list);
+        this.ackedShapes.set(key, list);
       }
     }
   }
