@@ -92,6 +92,14 @@ class DictionaryMemo {
   constructor(dict: StaticDictionary) {
     this.attributes = new Array<Int32Array | undefined>(dict.qnames.length + 1).fill(undefined);
   }
+
+  /** Forgets everything, in place: readers shared by many decoders keep a reference to this memo. */
+  clear(): void {
+    this.lengths.fill(-1);
+    this.texts.fill("");
+    this.attributes.fill(undefined);
+    this.elements.clear();
+  }
 }
 
 const NO_BYTES = new Uint8Array(0);
@@ -102,7 +110,7 @@ const memos = new WeakMap<StaticDictionary, DictionaryMemo>();
 
 /** Forgets what decoding remembered across frames (for cold measurements in bench codec). */
 export function clearDecodeMemo(dict: StaticDictionary = DICTIONARY_V1): void {
-  memos.delete(dict);
+  memos.get(dict)?.clear();
 }
 function memoFor(dict: StaticDictionary): DictionaryMemo {
   let memo = memos.get(dict);
@@ -719,6 +727,22 @@ class FrameReader extends CborReader {
   }
 }
 
+/**
+ * Frame readers shared by decoders with the same dictionary, limits and default namespace: a reader
+ * holds only per-frame state (`begin` … `end`) and decoding is synchronous, while a gateway holds a
+ * decoder per session (bench session: memory per idle session).
+ */
+const readers = new WeakMap<StaticDictionary, WeakMap<CodecLimits, Map<string, FrameReader>>>();
+function readerFor(dict: StaticDictionary, limits: CodecLimits, defaultNs: string): FrameReader {
+  const byLimits = readers.get(dict) ?? new WeakMap<CodecLimits, Map<string, FrameReader>>();
+  readers.set(dict, byLimits);
+  const byNs = byLimits.get(limits) ?? new Map<string, FrameReader>();
+  byLimits.set(limits, byNs);
+  const reader = byNs.get(defaultNs) ?? new FrameReader(dict, limits, defaultNs, memoFor(dict));
+  byNs.set(defaultNs, reader);
+  return reader;
+}
+
 abstract class FrameDecoder {
   protected readonly dict: StaticDictionary;
   protected readonly limits: CodecLimits;
@@ -729,7 +753,7 @@ abstract class FrameDecoder {
     this.dict = options.dictionary ?? DICTIONARY_V1;
     this.limits = resolveLimits(options.limits);
     this.defaultNs = options.defaultNs ?? JABBER_CLIENT;
-    this.reader = new FrameReader(this.dict, this.limits, this.defaultNs, memoFor(this.dict));
+    this.reader = readerFor(this.dict, this.limits, this.defaultNs);
   }
 
   /** The session table, or undefined for a fresh one per frame (made only if the frame needs it). */

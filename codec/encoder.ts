@@ -397,6 +397,9 @@ class LiteralMemo {
 }
 
 /** A copy of `a` with room for at least `extra` more entries. */
+/** Shared empty start of the planning arrays; growing replaces it, nothing ever writes into it. */
+const NO_INTS = new Int32Array(0);
+
 function grownInt32(a: Int32Array, extra = 1): Int32Array {
   const next = new Int32Array(Math.max(a.length * 2, a.length + extra));
   next.set(a);
@@ -617,8 +620,8 @@ abstract class FrameEncoder {
    */
   protected planned = false;
   // Grown on demand: only the stateless counting pass fills them, and a session encoder stays small.
-  protected qids: Int32Array = new Int32Array(0);
-  protected aids: Int32Array = new Int32Array(0);
+  protected qids: Int32Array = NO_INTS;
+  protected aids: Int32Array = NO_INTS;
   protected readonly slots: (Lit | undefined)[] = [];
   protected qidCount = 0;
   protected aidCount = 0;

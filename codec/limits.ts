@@ -36,6 +36,9 @@ export const DEFAULT_LIMITS: CodecLimits = Object.freeze({
 });
 
 export function resolveLimits(partial: Readonly<Partial<CodecLimits>> | undefined): CodecLimits {
+  // The shared defaults when nothing is overridden: a gateway makes two codecs per session, and a copy
+  // each was memory per idle session for nothing (bench session).
+  if (partial === undefined || Object.keys(partial).length === 0) return DEFAULT_LIMITS;
   const limits = { ...DEFAULT_LIMITS, ...partial };
   for (const [key, value] of Object.entries(limits)) {
     if (!Number.isSafeInteger(value) || value < 1)

@@ -102,7 +102,7 @@ export class EncoderTable {
   /** Acknowledged subtrees by treeKey. */
   private ackedTrees: Map<string, number> | undefined;
   /** Index → entry for inserts not yet acknowledged. */
-  private readonly pending = new Map<number, Entry>();
+  private pending: Map<number, Entry> | undefined;
   /** Tree keys of pending subtree inserts (computed once by the encoder). */
   private pendingKeys: Map<number, string> | undefined;
 
@@ -127,7 +127,7 @@ export class EncoderTable {
     if (this.acked.size > 0) this.acked.clear();
     this.ackedShapes = undefined;
     this.ackedTrees = undefined;
-    if (this.pending.size > 0) this.pending.clear();
+    this.pending = undefined;
     this.pendingKeys = undefined;
     this.bytes = 0;
     const aliases = this.aliases;
@@ -164,6 +164,7 @@ export class EncoderTable {
   insert(entry: Entry, size: number, key?: string): number {
     const index = this.next++;
     this.bytes += size;
+    this.pending ??= new Map();
     this.pending.set(index, entry);
     if (key !== undefined) {
       this.pendingKeys ??= new Map();
@@ -175,9 +176,9 @@ export class EncoderTable {
   /** The peer decoded the frame that carried these inserts: they may be referenced from now on. */
   acknowledge(indices: Iterable<number>): void {
     for (const index of indices) {
-      const entry = this.pending.get(index);
+      const entry = this.pending?.get(index);
       if (entry === undefined) continue;
-      this.pending.delete(index);
+      this.pending?.delete(index);
       if (typeof entry === "string") {
         if (!this.acked.has(entry)) this.acked.set(entry, index);
       } else if (entry.kind === "subtree") {
@@ -197,7 +198,7 @@ export class EncoderTable {
 
   /** Entries assigned but not acknowledged (inserts in frames that are in flight or lost). */
   get pendingCount(): number {
-    return this.pending.size;
+    return this.pending?.size ?? 0;
   }
 }
 
