@@ -69,6 +69,7 @@ import {
   type TransmissionParameters,
   uintOption,
 } from "../../src/core/index.js";
+import { seededRandom } from "../../src/core/seeded-random.js";
 import {
   createUdpEndpoint,
   cryptoRandom,
@@ -79,7 +80,7 @@ import {
 } from "../../src/node/index.js";
 import { MemoryDevices } from "../devices.js";
 import { GatewayService } from "../session/gateway-service.js";
-import { LossyRelay, seededUniform } from "./lossy-relay.js";
+import { LossyRelay } from "./lossy-relay.js";
 
 export interface SessionBenchOptions {
   /** Commander hands over strings; numbers are accepted too. */
@@ -412,8 +413,8 @@ interface SimNode {
   waiter: (() => void) | undefined;
 }
 
-function seededRandom(seed: number): Random {
-  const u = seededUniform(seed);
+function seededCoreRandom(seed: number): Random {
+  const u = seededRandom(seed);
   return { uint32: () => Math.floor(u() * 4_294_967_296) };
 }
 
@@ -447,7 +448,7 @@ async function createNode(
     transport: counted,
     clock: systemClock,
     scheduler: timerScheduler(),
-    random: seededRandom(config.seed * 7_919 + index),
+    random: seededCoreRandom(config.seed * 7_919 + index),
     transmission: transmissionFor(config),
     exchange: { tokenLength: 1 }, // as `cxmpp node`: one outstanding request at a time
   });
@@ -562,7 +563,7 @@ export async function runOne(config: SessionRunConfig): Promise<SessionRunResult
     const drainMs = 60_000 + total * (config.loss > 0 ? 50 : 5);
     const nonTimeoutMs = config.loss > 0 ? 2 * config.ackTimeoutMs : 1_000;
     const runNode = async (node: SimNode) => {
-      const random = seededUniform(config.seed * 100_003 + node.index);
+      const random = seededRandom(config.seed * 100_003 + node.index);
       for (let s = 1; s <= config.stanzas && !stopped; s++) {
         const r = reading(node.index, s, random);
         const before = node.bytes;

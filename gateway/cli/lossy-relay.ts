@@ -9,6 +9,7 @@
  */
 import { createSocket, type Socket } from "node:dgram";
 import { type PeerAddress, peerAddress } from "../../src/core/index.js";
+import { seededRandom } from "../../src/core/seeded-random.js";
 import { parsePeerAddress } from "../../src/node/index.js";
 
 /** Large receive buffers: a stalled event loop must not add kernel drops to the seeded loss. */
@@ -36,18 +37,6 @@ export interface RelayDirectionStats {
   dropped: number;
   duplicated: number;
   forwarded: number;
-}
-
-/** mulberry32: a tiny seeded PRNG, uniform in [0, 1). */
-export function seededUniform(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 export class LossyRelay {
@@ -78,7 +67,7 @@ export class LossyRelay {
     const target = parsePeerAddress(server);
     if (!target) throw new RangeError(`not a host:port address: ${server}`);
     this.target = target;
-    this.random = seededUniform(options.seed);
+    this.random = seededRandom(options.seed);
     this.front.on("message", (data, from) => {
       const client = peerAddress(from.address, from.port);
       const up = this.upstreamFor(client, from.address, from.port);

@@ -38,6 +38,7 @@ export {
   type Scheduler,
   silentLogger,
 } from "./interfaces.js";
+export { seededRandom } from "./seeded-random.js";
 export { SessionFormatError } from "./session/cbor.js";
 export { NodeClient, type NodeClientOptions, SessionError } from "./session/node-client.js";
 export * as protocol from "./session/protocol.js";

@@ -1,11 +1,2 @@
-/** A tiny seeded PRNG (mulberry32) for reproducible simulations: same seed, same sequence. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+/** The core's seeded PRNG (mulberry32), re-exported for tests: same seed, same sequence. */
+export { seededRandom } from "../../src/core/seeded-random.js";
