@@ -17,7 +17,7 @@ import {
 } from "../../src/core/coap/message.js";
 import { Code, MessageType, OptionNumber } from "../../src/core/coap/registry.js";
 import type { PeerAddress } from "../../src/core/interfaces.js";
-import { FakeTime, fakeRandom } from "../kit/fake-time.js";
+import { drive, FakeTime, fakeRandom } from "../kit/fake-time.js";
 import { type LinkConditions, LossyNetwork } from "../kit/lossy-link.js";
 
 const CLIENT = "client:1" as PeerAddress;
@@ -59,37 +59,6 @@ function setup(conditions: LinkConditions = {}, seed = 1, client: Extra = {}, se
     },
     wire: () => net.log.filter((r) => !r.dropped).map((r) => ({ from: r.from, m: parseMessage(r.data) })),
   };
-}
-
-/**
- * Runs the fake clock until `p` settles: between due tasks the microtasks run, so an async client
- * (await per block) sends its next block before time moves on.
- */
-async function drive<T>(time: FakeTime, p: Promise<T>, limitMs = 48 * 3600_000): Promise<T> {
-  let done = false;
-  p.then(
-    () => {
-      done = true;
-    },
-    () => {
-      done = true;
-    },
-  );
-  const end = time.now() + limitMs;
-  for (;;) {
-    await new Promise((r) => setImmediate(r));
-    if (done) return p;
-    const at = nextDue(time);
-    if (at === undefined || at > end) return p;
-    time.advance(at - time.now());
-  }
-}
-
-function nextDue(time: FakeTime): number | undefined {
-  const tasks = (time as unknown as { tasks: Array<{ at: number; cancelled: boolean }> }).tasks;
-  let best: number | undefined;
-  for (const t of tasks) if (!t.cancelled && (best === undefined || t.at < best)) best = t.at;
-  return best;
 }
 
 const bytes = (n: number, seed = 7): Uint8Array =>

@@ -15,7 +15,7 @@ import {
 import { isNewer } from "../../src/core/coap/observe.js";
 import { Code, MessageType, OptionNumber } from "../../src/core/coap/registry.js";
 import type { PeerAddress } from "../../src/core/interfaces.js";
-import { FakeTime, fakeRandom } from "../kit/fake-time.js";
+import { drive, FakeTime, fakeRandom } from "../kit/fake-time.js";
 import { type LinkConditions, LossyNetwork } from "../kit/lossy-link.js";
 
 const CLIENT = "client:1" as PeerAddress;
@@ -46,29 +46,6 @@ function setup(conditions: LinkConditions = {}, seed = 1, server: Pick<EndpointO
   };
   const wire = () => net.log.map((r) => ({ from: r.from, dropped: r.dropped, m: parseMessage(r.data) }));
   return { time, net, client, server: s, got, onNotification, change, wire };
-}
-
-/** Runs the fake clock until `p` settles, letting microtasks run between due tasks. */
-async function drive<T>(time: FakeTime, p: Promise<T>, limitMs = 3600_000): Promise<T> {
-  let done = false;
-  p.then(
-    () => {
-      done = true;
-    },
-    () => {
-      done = true;
-    },
-  );
-  const end = time.now() + limitMs;
-  for (;;) {
-    await new Promise((r) => setImmediate(r));
-    if (done) return p;
-    const tasks = (time as unknown as { tasks: Array<{ at: number; cancelled: boolean }> }).tasks;
-    let at: number | undefined;
-    for (const t of tasks) if (!t.cancelled && (at === undefined || t.at < at)) at = t.at;
-    if (at === undefined || at > end) return p;
-    time.advance(at - time.now());
-  }
 }
 
 /** Advances the clock and lets continuations run. */

@@ -56,6 +56,13 @@ export class FakeTime implements Clock, Scheduler {
     }
   }
 
+  /** When the next pending task falls due, or undefined when none is pending. */
+  nextDueAt(): number | undefined {
+    let best: number | undefined;
+    for (const t of this.tasks) if (!t.cancelled && (best === undefined || t.at < best)) best = t.at;
+    return best;
+  }
+
   get pending(): number {
     return this.tasks.filter((t) => !t.cancelled).length;
   }
@@ -74,4 +81,28 @@ export class FakeTime implements Clock, Scheduler {
 export function fakeRandom(seed: number): Random {
   const next = seededRandom(seed);
   return { uint32: () => Math.floor(next() * 4_294_967_296) };
+}
+
+/**
+ * Runs the fake clock until `p` settles: between due tasks the microtasks run, so async code (an await
+ * per exchange or per block) takes its next step before time moves on.
+ */
+export async function drive<T>(time: FakeTime, p: Promise<T>, limitMs = 48 * 3600_000): Promise<T> {
+  let done = false;
+  p.then(
+    () => {
+      done = true;
+    },
+    () => {
+      done = true;
+    },
+  );
+  const end = time.now() + limitMs;
+  for (;;) {
+    await new Promise((r) => setImmediate(r));
+    if (done) return p;
+    const at = time.nextDueAt();
+    if (at === undefined || at > end) return p;
+    time.advance(at - time.now());
+  }
 }
