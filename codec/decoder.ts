@@ -201,6 +201,9 @@ class FrameReader extends CborReader {
     if (this.peekMajor() === MAJOR_UINT) {
       this.next();
       this.nextInsert = this.arg;
+    } else {
+      // No base: the encoder knew we hold every entry it assigned; insert after the last one we hold.
+      this.nextInsert = this.table?.nextIndex ?? 0;
     }
     this.next();
     const offset = this.start;

@@ -206,12 +206,15 @@ export class EncoderTable {
 export class DecoderTable {
   private readonly entries = new Map<number, Entry>();
   private bytes = 0;
+  /** One more than the highest index held: where a frame without an insert base starts inserting. */
+  private top = 0;
 
   constructor(
     private readonly limits: CodecLimits,
     aliases: readonly string[] = [],
   ) {
     aliases.forEach((alias, i) => void this.entries.set(i, alias));
+    this.top = aliases.length;
   }
 
   get(index: number, offset: number): Entry {
@@ -239,6 +242,7 @@ export class DecoderTable {
     }
     this.entries.set(index, entry);
     this.bytes += size;
+    if (index >= this.top) this.top = index + 1;
     return true;
   }
 
@@ -250,10 +254,19 @@ export class DecoderTable {
       this.entries.delete(index);
       this.bytes -= entrySize(entry);
     }
+    if (indices.length > 0) {
+      this.top = 0;
+      for (const k of this.entries.keys()) if (k >= this.top) this.top = k + 1;
+    }
   }
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** Where inserts of a frame without an explicit base start (FORMAT.md §3). */
+  get nextIndex(): number {
+    return this.top;
   }
 }
 

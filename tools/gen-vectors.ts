@@ -66,12 +66,19 @@ const STATIC: Array<[string, string]> = [
 interface SessionVector {
   name: string;
   aliases: string[];
+  /** SessionCodecOptions.implicitBase of the encoder (FORMAT.md §6.5). */
+  implicitBase: boolean;
   /** Frames in order; `ack` says whether the peer's acknowledgement reached the encoder before the next. */
   frames: Array<{ xml: string; hex: string; inserted: number[]; ack: boolean }>;
 }
 
-function sessionVector(name: string, aliases: string[], stanzas: Array<[string, boolean]>): SessionVector {
-  const enc = new SessionEncoder({ aliases });
+function sessionVector(
+  name: string,
+  aliases: string[],
+  stanzas: Array<[string, boolean]>,
+  implicitBase = false,
+): SessionVector {
+  const enc = new SessionEncoder({ aliases, implicitBase });
   const dec = new SessionDecoder({ aliases });
   const frames: SessionVector["frames"] = [];
   for (const [xml, ack] of stanzas) {
@@ -80,7 +87,7 @@ function sessionVector(name: string, aliases: string[], stanzas: Array<[string, 
     if (ack) enc.acknowledge(f.inserted);
     frames.push({ xml: toXml(parseXml(xml)), hex: hex(f.bytes), inserted: [...f.inserted], ack });
   }
-  return { name, aliases, frames };
+  return { name, aliases, implicitBase, frames };
 }
 
 function main(): void {
@@ -138,6 +145,17 @@ function main(): void {
           true,
         ],
       ],
+    ),
+    sessionVector(
+      "implicit insert base (the session layer's setting): left out while everything is acknowledged",
+      ["sensor1@iot.example.org/a", "iot.example.org", "sink@iot.example.org"],
+      [
+        [reading("21.5", "1"), true],
+        [reading("21.7", "2"), false],
+        [reading("21.6", "3"), true],
+        [reading("21.8", "4"), true],
+      ],
+      true,
     ),
   ];
   const header = {

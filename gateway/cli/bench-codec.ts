@@ -120,7 +120,9 @@ function measure(lines: ReturnType<typeof readCorpusLines>, anchors: Map<string,
     const key = xep === undefined ? "" : String(xep);
     let pair = sessions.get(key);
     if (!pair) {
-      pair = { enc: new SessionEncoder(), dec: new SessionDecoder() };
+      // As the session layer runs it: frames are decoded once each (PROTOCOL.md §3), so the base is
+      // left out while everything is acknowledged (FORMAT.md §6.5).
+      pair = { enc: new SessionEncoder({ implicitBase: true }), dec: new SessionDecoder() };
       sessions.set(key, pair);
     }
     const { enc } = pair;

@@ -55,7 +55,7 @@ export class NodeSession {
     private readonly dictionary: StaticDictionary = DICTIONARY_V1,
   ) {
     this.decoder = new SessionDecoder({ dictionary, aliases: this.aliases });
-    this.encoder = new SessionEncoder({ dictionary, aliases: this.aliases });
+    this.encoder = new SessionEncoder({ dictionary, aliases: this.aliases, implicitBase: true });
   }
 
   /** Codec aliases (FORMAT.md §6): the node's full JID, the gateway domain, its peers. */
@@ -69,7 +69,11 @@ export class NodeSession {
    */
   resetCodec(): void {
     this.decoder = new SessionDecoder({ dictionary: this.dictionary, aliases: this.aliases });
-    this.encoder = new SessionEncoder({ dictionary: this.dictionary, aliases: this.aliases });
+    this.encoder = new SessionEncoder({
+      dictionary: this.dictionary,
+      aliases: this.aliases,
+      implicitBase: true,
+    });
     this.nextDseq = this.delivered + 1;
     for (const q of this.mailbox) {
       q.seq = this.nextDseq++;

@@ -29,6 +29,7 @@ interface SessionFile {
   sessions: Array<{
     name: string;
     aliases: string[];
+    implicitBase?: boolean;
     frames: Array<{ xml: string; hex: string; inserted: number[]; ack: boolean }>;
   }>;
 }
@@ -56,7 +57,7 @@ describe("test vectors", () => {
   describe("session", () => {
     for (const s of sessionFile.sessions) {
       it(s.name, () => {
-        const encoder = new SessionEncoder({ aliases: s.aliases });
+        const encoder = new SessionEncoder({ aliases: s.aliases, implicitBase: s.implicitBase === true });
         const decoder = new SessionDecoder({ aliases: s.aliases });
         for (const f of s.frames) {
           const encoded = encoder.encode(parseXml(f.xml));

@@ -147,7 +147,11 @@ export class NodeClient {
   private established(s: ConnectResponse): ConnectResponse {
     const resumed = this.session !== undefined && this.session.session === s.session;
     this.session = s;
-    this.encoder = new SessionEncoder({ dictionary: this.dictionary, aliases: s.aliases });
+    this.encoder = new SessionEncoder({
+      dictionary: this.dictionary,
+      aliases: s.aliases,
+      implicitBase: true,
+    });
     this.decoder = new SessionDecoder({ dictionary: this.dictionary, aliases: s.aliases });
     this.received = s.delivered;
     if (resumed) this.acknowledgeUpTo(s.h);
