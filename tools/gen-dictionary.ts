@@ -12,7 +12,7 @@
  * Run: npm run gen:dict. The dictionary id is the first 8 bytes of SHA-256 over the canonical JSON.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { DictionaryData } from "../codec/dictionary/index.js";
@@ -119,6 +119,27 @@ function addSource(map: Map<string, Set<string>>, value: string, source: string)
   map.set(value, set);
 }
 
+/** Every tools/vocab/known-xeps*.json merged (namespaces, form fields and form types). */
+function knownVocabulary(): KnownVocab {
+  const merged: KnownVocab = { namespaces: {}, form_fields: [], form_types: [] };
+  const dir = join(ROOT, "tools/vocab");
+  for (const name of readdirSync(dir).sort()) {
+    if (!/^known-xeps.*\.json$/.test(name)) continue;
+    const part = JSON.parse(readFileSync(join(dir, name), "utf8")) as KnownVocab;
+    for (const [ns, v] of Object.entries(part.namespaces)) {
+      const into = merged.namespaces[ns] ?? {};
+      merged.namespaces[ns] = {
+        elements: [...(into.elements ?? []), ...(v.elements ?? [])],
+        attributes: [...(into.attributes ?? []), ...(v.attributes ?? [])],
+        values: [...(into.values ?? []), ...(v.values ?? [])],
+      };
+    }
+    merged.form_fields!.push(...(part.form_fields ?? []));
+    merged.form_types!.push(...(part.form_types ?? []));
+  }
+  return merged;
+}
+
 export interface BuiltDictionary {
   readonly id: string;
   readonly data: DictionaryData;
@@ -135,10 +156,7 @@ export function buildDictionary(
   visible: readonly CorpusEntry[],
   rfc: readonly CorpusEntry[],
 ): BuiltDictionary {
-  const knownPath = join(ROOT, "tools/vocab/known-xeps.json");
-  const known: KnownVocab = existsSync(knownPath)
-    ? (JSON.parse(readFileSync(knownPath, "utf8")) as KnownVocab)
-    : { namespaces: {} };
+  const known = knownVocabulary();
   const curated = JSON.parse(readFileSync(join(ROOT, "tools/vocab/values.json"), "utf8")) as string[];
 
   const nsCount = new Counter<string>();
