@@ -150,7 +150,7 @@ function writeByteString(src: Uint8Array): void {
 }
 
 /**
- * Finished frames are handed out as views into shared 32 KiB slabs, as Node's Buffer pool does: a
+ * Finished frames are handed out as views into shared 32 KiB slabs, as Node.js pools small buffers: a
  * fresh Uint8Array of more than 64 bytes costs an off-heap backing store (~0.3-0.5 µs, over 10% of
  * encode time in tools/scratch-speed2.ts). Each frame owns its own range, so frames never alias; the
  * price is that a frame's `buffer` is the slab (mind `byteOffset`; do not transfer or detach it), and
