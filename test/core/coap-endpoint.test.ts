@@ -231,3 +231,33 @@ describe("CoAP endpoint under loss", () => {
     expect(client.messages.stats.retransmissions).toBeGreaterThan(50);
   });
 });
+
+describe("No-Response (RFC 7967)", () => {
+  it("suppresses the classes the client is not interested in, and only those", () => {
+    const { time, net, server, handled } = setup();
+    const raw = net.transport(CLIENT);
+    const got: CoapMessage[] = [];
+    raw.onReceive((d) => got.push(parseMessage(d)));
+    const request = (mid: number, path: string, noResponse: number) =>
+      serializeMessage({
+        type: MessageType.NON,
+        code: Code.POST,
+        messageId: mid,
+        token: new Uint8Array(0),
+        options: [...pathOptions(path), uintOption(258, noResponse)],
+        payload: text(`p${mid}`),
+      });
+    server.exchanges.handle((req) => {
+      handled.push(str(req.payload));
+      return uriPath(req) === "bad"
+        ? { code: Code.BAD_REQUEST, options: [], payload: new Uint8Array(0) }
+        : { code: Code.CHANGED, options: [], payload: new Uint8Array(0) };
+    });
+    raw.send(request(1, "s", 2), SERVER); // 2.04 suppressed
+    raw.send(request(2, "bad", 2), SERVER); // 4.00 still sent
+    raw.send(request(3, "bad", 8), SERVER); // 4.00 suppressed
+    time.advance(10);
+    expect(handled).toEqual(["p1", "p2", "p3"]);
+    expect(got.map((m) => m.code)).toEqual([Code.BAD_REQUEST]);
+  });
+});

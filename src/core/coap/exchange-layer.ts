@@ -9,7 +9,7 @@ import type { TimerQueue } from "../timer-queue.js";
 import { ResponseTimeout } from "./errors.js";
 import type { CoapMessage, CoapOption } from "./message.js";
 import { type Incoming, isRequest, type MessageLayer } from "./message-layer.js";
-import { Code, codeClass, isCritical, KNOWN_OPTIONS, MessageType } from "./registry.js";
+import { Code, codeClass, isCritical, KNOWN_OPTIONS, MessageType, OptionNumber } from "./registry.js";
 
 export interface Request {
   readonly code: number;
@@ -188,6 +188,11 @@ export class ExchangeLayer {
     const { message, peer } = incoming;
     const confirmable = message.type === MessageType.CON;
     const reply = (response: Response) => {
+      if (suppressed(message, response.code)) {
+        // No-Response (RFC 7967 §2): the client is not interested in this class of answer.
+        if (confirmable) incoming.acknowledge();
+        return;
+      }
       if (confirmable) incoming.acknowledge(response);
       else {
         const { code, options, payload } = response;
@@ -231,6 +236,18 @@ export class ExchangeLayer {
   get open(): number {
     return this.waiting.size;
   }
+}
+
+/** RFC 7967 §2.1: bit 2 suppresses 2.xx, bit 8 4.xx, bit 16 5.xx responses. */
+function suppressed(request: CoapMessage, code: number): boolean {
+  const option = request.options.find((o) => o.number === OptionNumber.NO_RESPONSE);
+  if (!option) return false;
+  let mask = 0;
+  for (const b of option.value) mask = mask * 256 + b;
+  const cls = codeClass(code);
+  return (
+    (cls === 2 && (mask & 2) !== 0) || (cls === 4 && (mask & 8) !== 0) || (cls === 5 && (mask & 16) !== 0)
+  );
 }
 
 function tokenKey(peer: PeerAddress, token: Uint8Array): string {

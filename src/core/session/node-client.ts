@@ -76,6 +76,8 @@ export class NodeClient {
   private readonly logger: Logger;
   private readonly dictionary: StaticDictionary;
   private closed = false;
+  /** Whether a reading went reliably in this session (see sendTelemetry). */
+  private telemetryPrimed = false;
 
   constructor(private readonly options: NodeClientOptions) {
     this.logger = options.logger ?? silentLogger;
@@ -186,6 +188,15 @@ export class NodeClient {
    */
   sendTelemetry(stanza: XElement): void {
     if (!this.session || !this.encoder) throw new SessionError("not connected");
+    if (!this.telemetryPrimed) {
+      // The first reading goes reliably: its inserts, once acknowledged, are what later unsequenced
+      // frames reference. A session of NON frames alone would never build a table (FORMAT.md §6.5).
+      this.telemetryPrimed = true;
+      this.send(stanza).catch(() => {
+        this.telemetryPrimed = false;
+      });
+      return;
+    }
     const frame = this.encoder.encodeUnsequenced(stanza);
     const payload = encodeUplink({
       seq: 0,
@@ -193,17 +204,17 @@ export class NodeClient {
       ...(this.options.wake !== undefined ? { wake: this.options.wake } : {}),
       frames: [frame.bytes],
     });
-    this.options.endpoint
-      .request(this.options.gateway, {
+    // Fire and forget: No-Response for 2.xx (RFC 7967) so the gateway sends nothing back unless
+    // something is wrong, and no token, since no response is awaited.
+    this.options.endpoint.messages.sendNonConfirmable(
+      {
         code: Code.POST,
-        options: pathOptions(Paths.UPLINK),
+        token: new Uint8Array(0),
+        options: [...pathOptions(Paths.UPLINK), uintOption(OptionNumber.NO_RESPONSE, 2)],
         payload,
-        confirmable: false,
-      })
-      .then(
-        (response) => this.handleDownlink(response),
-        () => {}, // telemetry: a lost reading is not an error
-      );
+      },
+      this.options.gateway,
+    );
   }
 
   /**
