@@ -31,7 +31,7 @@ export interface Head {
 export class CborReader {
   pos = 0;
   // The head `next()` just read, as plain fields: the decoder reads one head per item, and an object
-  // per head was the largest allocation in `cxmpp bench codec` decode (tools/scratch-speed2.ts dec).
+  // per head was the largest allocation in `cxmpp bench codec` decode (cxmpp bench codec, decode).
   /** Major type of the last head read by `next()`. */
   major = 0;
   /** Its argument: a length, count, integer, tag number or simple value. */

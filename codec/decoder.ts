@@ -60,7 +60,7 @@ function huffmanScratch(packedBytes: number, limit: number): Uint8Array {
  * Huffman literals recently decoded with one dictionary, direct-mapped by a hash of the packed bytes.
  * Stanzas repeat the same domains, JIDs and names: on the corpus (one pass, in order) 71% of the
  * literals hit 1,024 slots, and a hit skips Huffman and UTF-8 decoding, the largest cost in bench codec
- * decode (tools/scratch-speed2.ts dec). Only literals that decoded without error are stored, so a hit
+ * decode (cxmpp bench codec, decode). Only literals that decoded without error are stored, so a hit
  * gives exactly what decoding would; one that decoded to more bytes than this decoder's maxStringBytes
  * is decoded again, to fail where it always did. Shared by the decoders of a dictionary (see
  * `memoFor`), so memory stays fixed however many sessions there are (about 300 KB at most, strings included).
@@ -124,7 +124,7 @@ function memoFor(dict: StaticDictionary): DictionaryMemo {
 /**
  * The decoding of one frame: cursor, insert counter and node budget. It is the cursor itself, and items
  * pass their head as the reader's `major`/`arg`/`start` fields or as plain numbers, never as objects:
- * allocation per item dominated bench codec decode (tools/scratch-speed2.ts dec).
+ * allocation per item dominated bench codec decode (cxmpp bench codec, decode).
  *
  * Value contexts (FORMAT.md §4.2) travel as two arguments: `qid` (null means no static ids are allowed
  * here: names, namespaces, JID parts) and `aid` (-1 is element text).
@@ -164,7 +164,7 @@ class FrameReader extends CborReader {
 
   /**
    * Starts on a frame. A decoder reuses one reader: building one per frame (about twenty fields) was
-   * a tenth of bench codec decode (tools/scratch-speed2.ts dec). Decoding is synchronous, so one frame
+   * a tenth of bench codec decode (cxmpp bench codec, decode). Decoding is synchronous, so one frame
    * is in progress at a time.
    */
   begin(bytes: Uint8Array, table: DecoderTable | undefined): void {

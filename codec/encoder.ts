@@ -5,7 +5,7 @@
  * table reference, a typed binary value, UTF-8 text or a Huffman literal — and inserts strings (and, in
  * session mode, element shapes) worth remembering.
  *
- * Performance notes (benchmark: tools/scratch-speed2.ts, StatelessEncoder over the visible corpus,
+ * Performance notes (benchmark: cxmpp bench codec, StatelessEncoder over the visible corpus,
  * compared with ltx's `parse` of the same XML). The encoder used to build an Item tree (arrays, Maps,
  * cbor-x Tags) and serialise it with cbor-x; it now writes each value as soon as it is chosen, which
  * the format allows because the order in which choices are made (and table indices assigned,
@@ -152,7 +152,7 @@ function writeByteString(src: Uint8Array): void {
 /**
  * Finished frames are handed out as views into shared 32 KiB slabs, as Node.js pools small buffers: a
  * fresh Uint8Array of more than 64 bytes costs an off-heap backing store (~0.3-0.5 µs, over 10% of
- * encode time in tools/scratch-speed2.ts). Each frame owns its own range, so frames never alias; the
+ * encode time in cxmpp bench codec). Each frame owns its own range, so frames never alias; the
  * price is that a frame's `buffer` is the slab (mind `byteOffset`; do not transfer or detach it), and
  * a retained frame keeps its slab alive.
  */
@@ -319,7 +319,7 @@ function isVolatile(lit: Lit): boolean {
 /**
  * Entries of each literal memo: enough for a gateway's working set of JIDs, ids and values. It was
  * 4096, below the ~5,000 distinct short strings of the visible corpus: clock eviction over a cyclic
- * stream then missed on most lookups even when "warm" (warm encode +35% in tools/scratch-speed4.ts at
+ * stream then missed on most lookups even when "warm" (warm encode +35% in cxmpp bench codec (cold and warm rounds) at
  * 16384). An entry is ~200-300 bytes, so a full memo holds a few MB.
  */
 const MEMO_ENTRIES = 16384;
@@ -427,7 +427,7 @@ function memoFor(dict: StaticDictionary, enabled: boolean): LiteralMemo {
 
 /**
  * Empties the literal memo of every encoder (before their next frame). Output bytes never depend on
- * it; benchmarks call it to measure cold encoding (tools/scratch-speed2.ts reports cold and warm).
+ * it; benchmarks call it to measure cold encoding (cxmpp bench codec reports cold and warm).
  */
 export function clearLiteralCache(): void {
   memoEpoch++;
@@ -536,7 +536,7 @@ function writeLiteral(value: string, huffman: HuffmanCode): number {
   if (n >= 8) {
     // Binary forms are parsed only when their size (a lower bound for base64) could beat `cost`: most
     // strings are shorter as Huffman literals, and the parses showed in cold profiles
-    // (tools/scratch-speed4.ts). A string that is hex is base64 too, but 3n/4 bytes lose to n/2 ones,
+    // (cxmpp bench codec (cold and warm rounds)). A string that is hex is base64 too, but 3n/4 bytes lose to n/2 ones,
     // so skipping the hex parse never lets base64 win where it did not.
     const half = n >>> 1;
     const hex = n % 2 === 0 && 1 + headSize(half) + half < cost ? parseHex(value) : undefined;
@@ -620,7 +620,7 @@ abstract class FrameEncoder {
   /**
    * Stateless mode: what the counting pass (`StatelessEncoder.countStrings`) looked up, in document
    * order, so that writing does not look it up again — the dictionary and memo lookups were each done
-   * twice per string and made ~25% of encode time (tools/scratch-speed2.ts). Per element: its global
+   * twice per string and made ~25% of encode time (cxmpp bench codec). Per element: its global
    * qname id (-1: none) in `qids`; slots [namespace, name], then [name, namespace, value] per attribute
    * in `slots` (undefined where the string is not written), then one slot per text child as the
    * children come; per attribute its global id (-1: none) in `aids`. Reused from frame to frame.

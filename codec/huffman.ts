@@ -60,7 +60,7 @@ export class HuffmanCode {
   /**
    * The tokens (of 2+ bytes) as a trie, flat. `plan` used to scan every token sharing the first two
    * bytes (up to 140 for `ur`, i.e. `urn:…`) at each string position; the trie walks each position once
-   * along the bytes that match, which cut planInto's share of cold encode time in tools/scratch-speed4.ts.
+   * along the bytes that match, which cut planInto's share of cold encode time in cxmpp bench codec (cold and warm rounds).
    * Node 0 is the root; `pairNode[b0 * 256 + b1]` is the node after two bytes (0: no token starts so);
    * node v's children are `childNode[childStart[v]…childStart[v + 1]]`, labelled `childByte`, ascending;
    * `terminal[v]` is 1 + the token ending at v (0: none).

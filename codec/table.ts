@@ -120,7 +120,7 @@ export class EncoderTable {
 
   /**
    * Back to the state right after construction. The stateless encoder reuses one table per encoder
-   * instead of building five Maps per frame (tools/scratch-speed2.ts).
+   * instead of building five Maps per frame (cxmpp bench codec).
    */
   reset(): void {
     // Map.clear allocates a new backing store even for an empty map: only clear what holds something.

@@ -65,7 +65,7 @@ class Context {
 
 /**
  * Context lists up to this long are searched linearly: most hold 1-5 ids, and a scan of a few ints
- * beats a Map lookup per element, attribute and value id (tools/scratch-speed4.ts).
+ * beats a Map lookup per element, attribute and value id (cxmpp bench codec (cold and warm rounds)).
  */
 const SCAN_MAX = 16;
 
@@ -98,7 +98,7 @@ export class StaticDictionary {
   private readonly textContexts: (Context | undefined)[] = [];
   /**
    * One-entry caches of the last namespace looked up, by the lookups the encoder makes per element
-   * and attribute (tools/scratch-speed2.ts: ~12% of encode time went to hashing namespace URIs). A
+   * and attribute (cxmpp bench codec: ~12% of encode time went to hashing namespace URIs). A
    * stanza's elements mostly share their namespace string — the parser hands children the parent's
    * string — so a hit is usually an identity comparison. They change no answer.
    */
@@ -198,7 +198,7 @@ export class StaticDictionary {
   /**
    * Global value id of `value` (undefined when it is not a dictionary value): with `valueIdOf`, the same
    * answer as `valueId` split in two, so that the encoder looks the string up once per distinct string
-   * (its literal memo) instead of once per occurrence and context (tools/scratch-speed2.ts).
+   * (its literal memo) instead of once per occurrence and context (cxmpp bench codec).
    */
   valueGlobal(value: string): number | undefined {
     return this.valueIndex.get(value);
