@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DICTIONARY_V1, el, type XElement } from "../../codec/index.js";
+import { DICTIONARY_V1, el, SessionEncoder, type XElement } from "../../codec/index.js";
 import { MemoryDevices } from "../../gateway/devices.js";
 import { GatewayService } from "../../gateway/session/gateway-service.js";
 import {
@@ -285,5 +285,63 @@ describe("raw datagrams → GatewayService", () => {
     );
     expect(bodyOf(outbound[before])).toBe("same session");
     await stillServesANode("after the bad uplink");
+  });
+});
+
+describe("libcoap carries cxmpp frames into a node's session", () => {
+  it("a frame POSTed by coap-client-notls from the node's address is routed, `from` stamped; a batch goes as 16-byte Block1", async () => {
+    const { client, udp } = await node();
+    const session = await client.connect();
+    const nodePort = udp.transport.port;
+    // The node's side of the codec after connect (fresh tables, as PROTOCOL.md §3.2 says).
+    const frames = new SessionEncoder({ aliases: session.aliases, implicitBase: true });
+    const message = (text: string) =>
+      el(
+        "jabber:client",
+        "message",
+        { to: "friend@elsewhere.example" },
+        el("jabber:client", "body", {}, text),
+      );
+    client.close();
+    await udp.close(); // libcoap takes over the node's address, to which the session is bound
+
+    const first = frames.encode(message("via libcoap"));
+    const one = join(dir, "uplink-1.bin");
+    await writeFile(
+      one,
+      protocol.encodeUplink({ seq: session.h + 1, ack: session.delivered, frames: [first.bytes] }),
+    );
+    const before = outbound.length;
+    await coapClient(["-p", String(nodePort), "-m", "post", "-f", one, `${base}/u`]);
+    expect(outbound.slice(before).map(bodyOf)).toEqual(["via libcoap"]);
+    expect(outbound[before]?.attrs.find((a) => a.name === "from")?.value).toBe(JID);
+    frames.acknowledge(first.inserted); // the empty 2.04 said: stored
+
+    const batch = ["one", "two", "three", "four"].map((t) => frames.encode(message(`block-wise ${t}`)));
+    const many = join(dir, "uplink-2.bin");
+    const payload = protocol.encodeUplink({
+      seq: session.h + 2,
+      ack: session.delivered,
+      frames: batch.map((f) => f.bytes),
+    });
+    expect(payload.length).toBeGreaterThan(48); // several 16-byte blocks
+    await writeFile(many, payload);
+    const { stdout, stderr } = await coapClient([
+      "-v",
+      "7",
+      "-p",
+      String(nodePort),
+      "-b",
+      "16",
+      "-m",
+      "post",
+      "-f",
+      many,
+      `${base}/u`,
+    ]);
+    expect(pdus(stdout + stderr).filter((l) => l.includes("Block1:")).length).toBeGreaterThanOrEqual(3);
+    expect(outbound.slice(before + 1).map(bodyOf)).toEqual(
+      ["one", "two", "three", "four"].map((t) => `block-wise ${t}`),
+    );
   });
 });
