@@ -5,11 +5,11 @@
  * docs/PROTOCOL.md §3 answer outsiders as documented, that hostile datagrams get the documented CoAP
  * error (§1 "Bad input") or are dropped, and that a NodeClient on real UDP is served afterwards.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DICTIONARY_V1, el, SessionEncoder, type XElement } from "../../codec/index.js";
+import { DICTIONARY_V1, el, SessionDecoder, SessionEncoder, type XElement } from "../../codec/index.js";
 import { MemoryDevices } from "../../gateway/devices.js";
 import { GatewayService } from "../../gateway/session/gateway-service.js";
 import {
@@ -24,6 +24,7 @@ import {
   serializeMessage,
   uintOption,
 } from "../../src/core/index.js";
+import { SessionReader } from "../../src/core/session/cbor.js";
 import {
   createUdpEndpoint,
   cryptoRandom,
@@ -343,5 +344,58 @@ describe("libcoap carries cxmpp frames into a node's session", () => {
     expect(outbound.slice(before + 1).map(bodyOf)).toEqual(
       ["one", "two", "three", "four"].map((t) => `block-wise ${t}`),
     );
+  });
+});
+
+describe("libcoap observes a node's downlink at the gateway", () => {
+  it("coap-client-notls -s on /d/<session> receives the pushed frames, which decode to the routed stanzas", async () => {
+    const { client, udp } = await node();
+    const session = await client.connect();
+    const nodePort = udp.transport.port;
+    client.close();
+    await udp.close(); // libcoap observes from the node's address, to which the session is bound
+    const out = join(dir, "observed.bin");
+    const observing = coapClient([
+      "-s",
+      "2",
+      "-p",
+      String(nodePort),
+      "-o",
+      out,
+      `${base}/d/${session.session}`,
+    ]);
+    await new Promise((r) => setTimeout(r, 500));
+    const push = (text: string) =>
+      gateway.route(
+        el(
+          "jabber:client",
+          "message",
+          { to: `${IDENTITY}@${DOMAIN}`, from: `other@${DOMAIN}/x` },
+          el("jabber:client", "body", {}, text),
+        ),
+      );
+    push("first push");
+    await new Promise((r) => setTimeout(r, 300));
+    push("second push");
+    await observing;
+    // libcoap appends every notification's payload: [h, dseq] then frames, again and again; each frame
+    // is decoded once, in sequence order, with the node's side of the codec.
+    const reader = new SessionReader(new Uint8Array(await readFile(out)));
+    const decoder = new SessionDecoder({ aliases: session.aliases });
+    const bodies: string[] = [];
+    let next = session.delivered + 1;
+    let seq = 0;
+    while (!reader.done) {
+      const item = reader.read();
+      if (Array.isArray(item)) seq = item[1] as number;
+      else if (item instanceof Uint8Array) {
+        if (seq === next) {
+          bodies.push(bodyOf(decoder.decode(item).stanza) ?? "");
+          next++;
+        }
+        seq++;
+      }
+    }
+    expect(bodies).toEqual(["first push", "second push"]);
   });
 });
