@@ -17,6 +17,7 @@ import {
   type Clock,
   Code,
   ContentFormat,
+  equalBytes,
   findOption,
   type Logger,
   type Mac,
@@ -25,6 +26,7 @@ import {
   protocol,
   type Random,
   type Response,
+  randomBytes,
   type ServerRequest,
   SessionFormatError,
   silentLogger,
@@ -142,14 +144,10 @@ export class GatewayService {
       !c.proof ||
       !issued ||
       issued.expires < this.options.clock.now() ||
-      !equal(echo.value, issued.nonce)
+      !equalBytes(echo.value, issued.nonce)
     ) {
       // Challenge with a fresh nonce in the Echo option (RFC 9175 §2.4): the proof must cover it.
-      const nonce = new Uint8Array(protocol.NONCE_BYTES);
-      for (let i = 0; i < nonce.length; i += 4) {
-        const r = this.options.random.uint32();
-        for (let j = 0; j < 4 && i + j < nonce.length; j++) nonce[i + j] = (r >>> (8 * j)) & 0xff;
-      }
+      const nonce = randomBytes(this.options.random, protocol.NONCE_BYTES);
       this.nonces.set(request.peer, { nonce, expires: this.options.clock.now() + NONCE_LIFETIME_MS });
       return {
         code: Code.UNAUTHORIZED,
@@ -202,7 +200,7 @@ export class GatewayService {
       session !== undefined &&
       resume !== undefined &&
       session.peer !== undefined &&
-      equal(resume, session.resume);
+      equalBytes(resume, session.resume);
     if (session?.peer) this.byPeer.delete(session.peer);
     if (!session) {
       session = this.newSession(device);
@@ -233,12 +231,7 @@ export class GatewayService {
   }
 
   private token(): Uint8Array {
-    const t = new Uint8Array(8);
-    for (let i = 0; i < 8; i += 4) {
-      const r = this.options.random.uint32();
-      for (let j = 0; j < 4; j++) t[i + j] = (r >>> (8 * j)) & 0xff;
-    }
-    return t;
+    return randomBytes(this.options.random, 8);
   }
 
   private uplink(request: ServerRequest): Response {
@@ -345,7 +338,7 @@ export class GatewayService {
       this.options.outbound?.(stanza);
       return;
     }
-    const device = this.options.devices.find(this.identityOf(bare));
+    const device = this.options.devices.byJid(bare);
     const target = device ? (this.byIdentity.get(device.identity) ?? this.newSession(device)) : undefined;
     if (target) {
       target.enqueue(stanza);
@@ -358,17 +351,14 @@ export class GatewayService {
     }
     const from = attr(stanza, "from");
     if (from === undefined || attr(stanza, "type") === "error") return; // never answer an error with one
-    const sender = this.byJid(from);
-    sender?.enqueue(errorReply(stanza, "cancel", "service-unavailable"));
+    this.sessionOf(from)?.enqueue(errorReply(stanza, "cancel", "service-unavailable"));
   }
 
-  private identityOf(bareJid: string): string {
-    return this.options.devices.byJid(bareJid)?.identity ?? "";
-  }
-
-  private byJid(full: string): NodeSession | undefined {
-    for (const s of this.byIdentity.values()) if (s.jid === full) return s;
-    return undefined;
+  /** The session whose full JID is `full`, through the device directory (no scan of all sessions). */
+  private sessionOf(full: string): NodeSession | undefined {
+    const device = this.options.devices.byJid(full.split("/")[0]!);
+    const session = device ? this.byIdentity.get(device.identity) : undefined;
+    return session?.jid === full ? session : undefined;
   }
 }
 
@@ -391,8 +381,4 @@ export function errorReply(stanza: XElement, type: string, condition: string): X
 
 function respond(code: number, message: string): Response {
   return { code, options: [], payload: encoder.encode(message) };
-}
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

@@ -1,4 +1,6 @@
 /** The portable core: CoAP stack and cxmpp session layer. No Node.js APIs. */
+
+export { equalBytes, randomBytes } from "./bytes.js";
 export { CoapEndpoint, type EndpointOptions, maxTransmitWait } from "./coap/endpoint.js";
 export { EndpointClosed, ResetByPeer, ResponseTimeout, RetransmitsExceeded } from "./coap/errors.js";
 export type { Request, RequestHandler, Response, ServerRequest } from "./coap/exchange-layer.js";

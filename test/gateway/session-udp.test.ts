@@ -16,6 +16,7 @@ import {
   type UdpEndpoint,
 } from "../../src/node/index.js";
 import { key } from "../kit/session-harness.js";
+import { bodyOf } from "../kit/stanzas.js";
 import { LossyUdpRelay, RECV_BUFFER } from "../node/lossy-udp-relay.js";
 
 const closers: Array<() => Promise<void>> = [];
@@ -25,11 +26,6 @@ afterAll(async () => {
 
 const DOMAIN = "iot.example.org";
 const transmission = { ackTimeoutMs: 15, maxRetransmit: 8 };
-
-function bodyOf(s: XElement): string {
-  const body = s.children.find((c) => typeof c !== "string" && c.name === "body");
-  return body && typeof body !== "string" ? String(body.children[0] ?? "") : "";
-}
 
 describe("cxmpp session over real UDP with 30% loss each way", () => {
   it("4 nodes × 500 CON stanzas: every one exactly once, in order, no codec desync", async () => {

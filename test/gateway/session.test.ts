@@ -6,13 +6,10 @@ import { describe, expect, it } from "vitest";
 import { attr, el, type XElement } from "../../codec/index.js";
 import { SessionError } from "../../src/core/index.js";
 import { DOMAIN, harness, key } from "../kit/session-harness.js";
+import { bodyOf } from "../kit/stanzas.js";
 
 const msg = (to: string, body: string): XElement =>
   el("jabber:client", "message", { to, type: "chat" }, el("jabber:client", "body", {}, body));
-const bodyOf = (s: XElement): string => {
-  const body = s.children.find((c) => typeof c !== "string" && c.name === "body");
-  return body && typeof body !== "string" ? String(body.children[0] ?? "") : "";
-};
 
 describe("cxmpp session: connect", () => {
   it("proves the device key over the gateway's nonce and gets the node's JID and aliases", async () => {

@@ -33,6 +33,7 @@ import {
   type UdpEndpoint,
 } from "../../src/node/index.js";
 import { key } from "../kit/session-harness.js";
+import { bodyOf } from "../kit/stanzas.js";
 import { Agent, coapClient, header, nodeCoap, pdus, rawExchange } from "./fixtures/peers.js";
 
 const DOMAIN = "iot.example.org";
@@ -93,11 +94,6 @@ async function node(): Promise<{ client: NodeClient; udp: UdpEndpoint }> {
     return udp.close();
   });
   return { client, udp };
-}
-
-function bodyOf(s: XElement | undefined): string | undefined {
-  const body = s?.children.find((c) => typeof c !== "string" && c.name === "body");
-  return body && typeof body !== "string" ? String(body.children[0] ?? "") : undefined;
 }
 
 /** A fresh NodeClient connects (Echo challenge, proof) and sends a stanza that reaches `outbound`. */

@@ -34,19 +34,17 @@ export class FakeTime implements Clock, Scheduler {
   /** Advances the clock by `ms`, running every task that falls due on the way. */
   advance(ms: number): void {
     const end = this.time + ms;
-    for (;;) {
-      const due = this.nextDue(end);
-      if (!due) break;
-      this.time = due.at;
-      due.cancelled = true;
-      due.run();
-    }
+    this.runUntil(end);
     this.time = end;
   }
 
   /** Runs tasks until none is pending (or `limitMs` of fake time has passed). */
   runAll(limitMs = 10 * 60_000): void {
-    const end = this.time + limitMs;
+    this.runUntil(this.time + limitMs);
+  }
+
+  /** Runs due tasks in deadline order up to `end`; the clock stops at the last task run. */
+  private runUntil(end: number): void {
     for (;;) {
       const due = this.nextDue(end);
       if (!due) return;

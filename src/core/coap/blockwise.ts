@@ -11,6 +11,7 @@
  * Neither knows about message ids, retransmission or Observe: each block is an ordinary exchange of
  * the ExchangeLayer below, with its own token. Block-wise Observe notifications (§2.6) are not done.
  */
+import { equalBytes } from "../bytes.js";
 import type { Cancellable, Clock, PeerAddress, Random } from "../interfaces.js";
 import type { TimerQueue } from "../timer-queue.js";
 import type { ExchangeLayer, Request, RequestHandler, Response, ServerRequest } from "./exchange-layer.js";
@@ -419,10 +420,4 @@ function hex(bytes: Uint8Array): string {
   let s = "";
   for (const b of bytes) s += (b < 16 ? "0" : "") + b.toString(16);
   return s;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

@@ -4,6 +4,7 @@
  * sends its response piggybacked (CON) or as a NON (NON request). It knows nothing of resources,
  * blocks or sessions (aiocoap's TokenManager has the same cut).
  */
+import { equalBytes, randomBytes } from "../bytes.js";
 import type { Logger, PeerAddress, Random } from "../interfaces.js";
 import type { TimerQueue } from "../timer-queue.js";
 import { ResponseTimeout } from "./errors.js";
@@ -151,11 +152,7 @@ export class ExchangeLayer {
 
   private newToken(peer: PeerAddress): Uint8Array {
     for (;;) {
-      const token = new Uint8Array(this.options.tokenLength);
-      for (let i = 0; i < token.length; i += 4) {
-        const r = this.random.uint32();
-        for (let j = 0; j < 4 && i + j < token.length; j++) token[i + j] = (r >>> (8 * j)) & 0xff;
-      }
+      const token = randomBytes(this.random, this.options.tokenLength);
       if (!this.waiting.has(tokenKey(peer, token))) return token;
     }
   }
@@ -254,10 +251,4 @@ function tokenKey(peer: PeerAddress, token: Uint8Array): string {
   let hex = "";
   for (const b of token) hex += (b < 16 ? "0" : "") + b.toString(16);
   return `${peer}#${hex}`;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

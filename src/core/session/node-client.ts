@@ -23,6 +23,7 @@ import { Code, ContentFormat, codeString, OptionNumber } from "../coap/registry.
 import { type Logger, type Mac, type PeerAddress, silentLogger } from "../interfaces.js";
 import {
   type ConnectResponse,
+  type Downlink,
   decodeConnectResponse,
   decodeDownlink,
   encodeConnectRequest,
@@ -319,10 +320,8 @@ export class NodeClient {
       if (last) this.acknowledgeUpTo(last.seq);
       return;
     }
-    const down = decodeDownlink(response.payload);
-    this.acknowledgeUpTo(down.h);
-    this.deliver(down.dseq, down.frames);
-    if (down.more) await this.exchange([]); // drain the mailbox in the following exchanges
+    const down = this.handleDownlink(response);
+    if (down?.more) await this.exchange([]); // drain the mailbox in the following exchanges
   }
 
   private acknowledgeUpTo(h: number): void {
@@ -349,12 +348,13 @@ export class NodeClient {
     });
   }
 
-  /** For a poll response and pushes (Observe notifications): the same downlink processing. */
-  handleDownlink(message: CoapMessage): void {
-    if (message.payload.length === 0) return;
+  /** Downlink in a response or a push (Observe notification): acknowledgements, then stanzas. */
+  handleDownlink(message: CoapMessage): Downlink | undefined {
+    if (message.payload.length === 0) return undefined;
     const down = decodeDownlink(message.payload);
     this.acknowledgeUpTo(down.h);
     this.deliver(down.dseq, down.frames);
+    return down;
   }
 }
 
