@@ -1,0 +1,477 @@
+/**
+ * The gateway's configuration: one JSON file, CXMPP_* environment variables and command-line flags,
+ * merged key by key (flags > env > file > defaults) and validated with one zod schema per key.
+ *
+ * Operators meet this code mostly through its errors, so every error is a ConfigError that names the
+ * key, where the bad value came from and what was expected, in one line (never a raw zod dump).
+ */
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { resolve } from "node:path";
+import { z } from "zod";
+
+/** A parsed `HOST:PORT`; IPv6 hosts are kept without their brackets. */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+export type Durability = "full" | "normal";
+
+/** `HOST:PORT` or `[IPV6]:PORT`, port 0..65535 (0 = pick a free port); undefined when malformed. */
+export function parseHostPort(text: string): HostPort | undefined {
+  const m = /^(?:\[([^\]\s]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  // Brackets are for IPv6 only; an unbracketed host with colons would be ambiguous, so the regex refuses it.
+  if (m[1] !== undefined && isIP(m[1]) !== 6) return undefined;
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+/** The inverse of parseHostPort: brackets IPv6 hosts again. */
+export function formatHostPort(address: HostPort): string {
+  return isIP(address.host) === 6 ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
+
+// --- one schema per key ---------------------------------------------------------------------------
+
+/** Values that switch an optional key off: "off", or "" (from env, "" counts as unset instead). */
+const isOff = (s: string) => s === "" || s === "off";
+
+const hostPort = z.string().refine((s) => parseHostPort(s) !== undefined);
+const domainName = z.string().regex(/^[^\s@/:[\]]{1,1023}$/);
+const nonEmpty = z.string().min(1);
+const optional = <T extends z.ZodType<unknown, string>>(inner: T) =>
+  z.union([
+    z
+      .string()
+      .refine(isOff)
+      .transform(() => undefined),
+    inner,
+  ]);
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.int().min(min).max(max);
+const xmppUrl = z.string().refine((s) => {
+  try {
+    const url = new URL(s);
+    return url.protocol === "xmpp:" && url.hostname !== "";
+  } catch {
+    return false;
+  }
+});
+
+interface KeySpec<S extends z.ZodType> {
+  readonly schema: S;
+  /** The value used when no source sets the key; it goes through the schema like any other. */
+  readonly fallback: unknown;
+  readonly description: string;
+  /** The default as the help shows it. */
+  readonly shown: string;
+  /** What a valid value looks like, for error messages: "expected …". */
+  readonly expected: string;
+  /** Environment and flag strings are read as integers first. */
+  readonly integer?: boolean;
+}
+
+const spec = <S extends z.ZodType>(s: KeySpec<S>) => s;
+const intSpec = (min: number, max: number | undefined, fallback: number, description: string) =>
+  spec({
+    schema: int(min, max),
+    fallback,
+    description,
+    shown: String(fallback),
+    expected: max === undefined ? `an integer ≥ ${min}` : `an integer from ${min} to ${max}`,
+    integer: true,
+  });
+
+const SPECS = {
+  listen: spec({
+    schema: hostPort.transform((s) => parseHostPort(s)!),
+    fallback: "127.0.0.1:5683",
+    description: "CoAP address for the nodes, HOST:PORT or [IPV6]:PORT",
+    shown: "127.0.0.1:5683",
+    expected: "HOST:PORT (port 0-65535, [::1]:PORT for IPv6)",
+  }),
+  domain: spec({
+    schema: domainName,
+    fallback: "iot.localhost",
+    description: "XMPP domain of the nodes: each node is name@domain",
+    shown: "iot.localhost",
+    expected: "a domain name (no spaces, '@', '/' or ':')",
+  }),
+  data_dir: spec({
+    schema: nonEmpty,
+    fallback: "./cxmpp-data",
+    description: "state directory (devices, sessions, mailboxes); relative to the working directory",
+    shown: "./cxmpp-data",
+    expected: "a directory path",
+  }),
+  log_level: spec({
+    schema: z.enum(["debug", "info", "warn", "error"]),
+    fallback: "info",
+    description: "debug | info | warn | error",
+    shown: "info",
+    expected: "one of debug, info, warn, error",
+  }),
+  metrics_listen: spec({
+    schema: optional(hostPort.transform((s) => parseHostPort(s)!)),
+    fallback: "off",
+    description: 'Prometheus /metrics address, HOST:PORT; "off" disables it',
+    shown: "off",
+    expected: 'HOST:PORT or "off"',
+  }),
+  xmpp_service: spec({
+    schema: optional(xmppUrl),
+    fallback: "off",
+    description: "the XMPP server's component (XEP-0114) address, xmpp://HOST:PORT; unset: local mode",
+    shown: "unset",
+    expected: 'an xmpp://HOST:PORT URL or "off"',
+  }),
+  xmpp_domain: spec({
+    schema: optional(domainName),
+    fallback: "off",
+    description: "component domain on the XMPP server",
+    shown: "the value of domain",
+    expected: "a domain name (no spaces, '@', '/' or ':')",
+  }),
+  xmpp_secret: spec({
+    schema: optional(nonEmpty),
+    fallback: "off",
+    description: "component secret shared with the XMPP server; required when xmpp_service is set",
+    shown: "unset",
+    expected: "a string",
+  }),
+  resource: spec({
+    schema: z.string().regex(/^\S{1,1023}$/),
+    fallback: "cxmpp",
+    description: "resource of the nodes' full JIDs (name@domain/resource)",
+    shown: "cxmpp",
+    expected: "a non-empty string without spaces",
+  }),
+  max_downlink_bytes: intSpec(16, 1024, 512, "largest frame sent to a node in one CoAP message"),
+  mailbox_max_stanzas: intSpec(1, undefined, 100, "stanzas kept in a sleeping node's mailbox"),
+  mailbox_max_bytes: intSpec(64, undefined, 16384, "bytes kept in a sleeping node's mailbox"),
+  mailbox_ttl_s: intSpec(1, undefined, 86400, "seconds a stanza waits in a mailbox before it is dropped"),
+  durability: spec({
+    schema: z.enum(["full", "normal"]),
+    fallback: "full",
+    description: "SQLite synchronous mode: full survives power loss, normal survives process crashes",
+    shown: "full",
+    expected: "full or normal",
+  }),
+  session_expiry_s: intSpec(60, undefined, 604800, "seconds a silent node's session is kept for resumption"),
+} as const;
+
+export type ConfigKey = keyof typeof SPECS;
+type Values = { -readonly [K in ConfigKey]: z.output<(typeof SPECS)[K]["schema"]> };
+
+export interface ConfigKeyInfo {
+  readonly description: string;
+  /** The default, as text. */
+  readonly default: string;
+  /** The environment variable that sets the key. */
+  readonly env: string;
+  /** The command-line flag name this key would have (`--data-dir`); the CLI decides which exist. */
+  readonly flag: string;
+}
+
+const envName = (key: string) => `CXMPP_${key.toUpperCase()}`;
+const flagName = (key: string) => `--${key.replaceAll("_", "-")}`;
+
+/** Every key, in help order, with its one-line description and default. */
+export const CONFIG_KEYS: Readonly<Record<ConfigKey, ConfigKeyInfo>> = Object.freeze(
+  Object.fromEntries(
+    Object.entries(SPECS).map(([key, s]) => [
+      key,
+      Object.freeze({ description: s.description, default: s.shown, env: envName(key), flag: flagName(key) }),
+    ]),
+  ) as Record<ConfigKey, ConfigKeyInfo>,
+);
+
+const KEYS = Object.keys(SPECS) as ConfigKey[];
+
+// --- the result ----------------------------------------------------------------------------------
+
+export interface GatewayConfig {
+  readonly listen: HostPort;
+  readonly domain: string;
+  /** Absolute. */
+  readonly dataDir: string;
+  readonly logLevel: LogLevel;
+  /** Undefined: no metrics endpoint. */
+  readonly metricsListen: HostPort | undefined;
+  /** Undefined: local mode (no federation). When set, xmppSecret is set too. */
+  readonly xmppService: string | undefined;
+  readonly xmppDomain: string;
+  readonly xmppSecret: string | undefined;
+  readonly resource: string;
+  readonly maxDownlinkBytes: number;
+  readonly mailboxMaxStanzas: number;
+  readonly mailboxMaxBytes: number;
+  readonly mailboxTtlS: number;
+  readonly durability: Durability;
+  readonly sessionExpiryS: number;
+  /** Where each value came from ("default", "file /etc/cxmpp.json", "env CXMPP_LISTEN", "flag --listen"). */
+  readonly sources: Readonly<Record<ConfigKey, string>>;
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  /** The offending key (possibly an unknown one); undefined when the whole file is at fault. */
+  readonly key: string | undefined;
+  /** "file /path", "env CXMPP_X", "flag --x" or "default". */
+  readonly source: string;
+
+  constructor(key: string | undefined, source: string, detail: string) {
+    super(`config: ${key === undefined ? source : `${key} (${source})`}: ${detail}`);
+    this.key = key;
+    this.source = source;
+  }
+}
+
+export interface LoadConfigOptions {
+  /** The JSON config file; relative to cwd. */
+  readonly file?: string;
+  /** Defaults to process.env. */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Command-line values by config key; undefined entries are ignored (flags not given). */
+  readonly flags?: Partial<Record<ConfigKey, string | number>>;
+  /** Defaults to process.cwd(). */
+  readonly cwd?: string;
+}
+
+interface Candidate {
+  readonly value: unknown;
+  /** As the operator wrote it, for error messages (env "-5" shows as "-5", not -5). */
+  readonly written: unknown;
+  readonly source: string;
+}
+
+/** Reads, merges and validates the configuration; throws ConfigError on anything wrong. */
+export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
+  const cwd = options.cwd ?? process.cwd();
+  const env = options.env ?? process.env;
+  const layers: Array<Partial<Record<ConfigKey, Candidate>>> = [
+    flagLayer(options.flags ?? {}),
+    envLayer(env),
+    options.file === undefined ? {} : fileLayer(resolve(cwd, options.file)),
+  ];
+
+  const values = {} as Record<ConfigKey, unknown>;
+  const sources = {} as Record<ConfigKey, string>;
+  for (const key of KEYS) {
+    const s: KeySpec<z.ZodType> = SPECS[key];
+    const chosen = layers.map((l) => l[key]).find((c) => c !== undefined) ?? {
+      value: s.fallback,
+      written: s.fallback,
+      source: "default",
+    };
+    const parsed = s.schema.safeParse(chosen.value);
+    if (!parsed.success) {
+      throw new ConfigError(key, chosen.source, `expected ${s.expected}, got ${shown(key, chosen.written)}`);
+    }
+    values[key] = parsed.data;
+    sources[key] = chosen.source;
+  }
+  const v = values as Values;
+
+  // Federation is on exactly when xmpp_service is set; without the secret the XMPP server would
+  // refuse the component handshake much later and less clearly, so refuse to start instead.
+  if (v.xmpp_service !== undefined && v.xmpp_secret === undefined) {
+    throw new ConfigError(
+      "xmpp_secret",
+      sources.xmpp_secret,
+      `required when xmpp_service is set (xmpp_service from ${sources.xmpp_service}); ` +
+        `set "xmpp_secret" in the config file or ${envName("xmpp_secret")}`,
+    );
+  }
+
+  return Object.freeze({
+    listen: Object.freeze(v.listen),
+    domain: v.domain,
+    dataDir: resolve(cwd, v.data_dir),
+    logLevel: v.log_level,
+    metricsListen: v.metrics_listen && Object.freeze(v.metrics_listen),
+    xmppService: v.xmpp_service,
+    xmppDomain: v.xmpp_domain ?? v.domain,
+    xmppSecret: v.xmpp_secret,
+    resource: v.resource,
+    maxDownlinkBytes: v.max_downlink_bytes,
+    mailboxMaxStanzas: v.mailbox_max_stanzas,
+    mailboxMaxBytes: v.mailbox_max_bytes,
+    mailboxTtlS: v.mailbox_ttl_s,
+    durability: v.durability,
+    sessionExpiryS: v.session_expiry_s,
+    sources: Object.freeze(sources),
+  });
+}
+
+function flagLayer(flags: Partial<Record<string, string | number>>): Partial<Record<ConfigKey, Candidate>> {
+  const layer: Partial<Record<ConfigKey, Candidate>> = {};
+  for (const [key, value] of Object.entries(flags)) {
+    if (value === undefined) continue;
+    // The CLI wiring passes these; an unknown one is a wiring slip, reported like a typo in the file.
+    if (!isKey(key)) throw unknownKey(key, `flag ${flagName(key)}`);
+    layer[key] = { value: fromText(key, value), written: value, source: `flag ${flagName(key)}` };
+  }
+  return layer;
+}
+
+/**
+ * Only known keys are read: other CXMPP_* variables belong to other commands. An empty variable counts
+ * as unset, the way shells and compose files leave one blank; use "off" to switch a feature off.
+ */
+function envLayer(env: NodeJS.ProcessEnv): Partial<Record<ConfigKey, Candidate>> {
+  const layer: Partial<Record<ConfigKey, Candidate>> = {};
+  for (const key of KEYS) {
+    const name = envName(key);
+    const value = Object.hasOwn(env, name) ? env[name] : undefined;
+    if (value === undefined || value === "") continue;
+    layer[key] = { value: fromText(key, value), written: value, source: `env ${name}` };
+  }
+  return layer;
+}
+
+function fileLayer(path: string): Partial<Record<ConfigKey, Candidate>> {
+  const source = `file ${path}`;
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    const why = e.code === "ENOENT" ? "no such file" : e.code === "EISDIR" ? "it is a directory" : e.message;
+    throw new ConfigError(undefined, source, `cannot read it: ${why}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text.replace(/^\uFEFF/, ""));
+  } catch (error) {
+    throw new ConfigError(
+      undefined,
+      source,
+      `invalid JSON${jsonErrorDetail(text, (error as Error).message)}`,
+    );
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new ConfigError(
+      undefined,
+      source,
+      `expected one JSON object ({"listen": "…", …}), got ${kind(raw)}`,
+    );
+  }
+  const layer: Partial<Record<ConfigKey, Candidate>> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (!isKey(key)) throw unknownKey(key, source);
+    layer[key] = { value, written: value, source };
+  }
+  return layer;
+}
+
+/** Strings from env and flags are typed only by their key: integer keys parse them, strictly. */
+function fromText(key: ConfigKey, value: string | number): unknown {
+  const integer = (SPECS[key] as KeySpec<z.ZodType>).integer === true;
+  if (integer && typeof value === "string" && /^-?\d+$/.test(value)) return Number(value);
+  return value;
+}
+
+function isKey(key: string): key is ConfigKey {
+  return Object.hasOwn(SPECS, key);
+}
+
+function unknownKey(key: string, source: string): ConfigError {
+  const near = closestKey(key);
+  const hint = near ? `did you mean "${near}"?` : `valid keys: ${KEYS.join(", ")}`;
+  return new ConfigError(key, source, `unknown key; ${hint}`);
+}
+
+/** The valid key a typo most likely meant: same key in another case style, else a small edit away. */
+function closestKey(key: string): ConfigKey | undefined {
+  const normal = key
+    .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
+    .toLowerCase()
+    .replaceAll("-", "_")
+    .replace(/^(cxmpp_|--)/, "");
+  if (isKey(normal)) return normal;
+  let best: ConfigKey | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const k of KEYS) {
+    const d = editDistance(normal, k);
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return bestDistance <= Math.max(2, Math.floor(normal.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + cost);
+    }
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+/** A value as the error shows it: JSON, shortened; the secret never. */
+function shown(key: ConfigKey, value: unknown): string {
+  if (key === "xmpp_secret") return kind(value);
+  const json = JSON.stringify(value) ?? String(value);
+  return json.length > 60 ? `${json.slice(0, 57)}...` : json;
+}
+
+function kind(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
+}
+
+/** V8 says "at position N" (Node 20) or "(line L column C)" (newer); operators count lines. */
+function jsonErrorDetail(text: string, message: string): string {
+  const lineCol = /\(line (\d+) column (\d+)\)/.exec(message);
+  const position = /at position (\d+)/.exec(message);
+  let where = "";
+  if (lineCol) where = ` at line ${lineCol[1]}, column ${lineCol[2]}`;
+  else if (position) where = ` at ${lineColumn(text, Number(position[1]))}`;
+  else if (/end of JSON input/.test(message)) where = ` at ${lineColumn(text, text.length)}`;
+  const what = message
+    .replace(/,? ".*" is not valid JSON$/s, "")
+    .replace(/ in JSON at position \d+.*$/s, "")
+    .replace(/ \(line \d+ column \d+\)$/, "");
+  return `${where}: ${what}`;
+}
+
+function lineColumn(text: string, offset: number): string {
+  const before = text.slice(0, offset).split("\n");
+  return `line ${before.length}, column ${before.at(-1)!.length + 1}`;
+}
+
+// --- help ----------------------------------------------------------------------------------------
+
+/** The block `cxmpp gateway --help` prints after its options, wrapped to 100 columns. */
+export function describeConfig(): string {
+  const indent = Math.max(...KEYS.map((k) => k.length)) + 4;
+  const lines = [
+    "Configuration: --config FILE names a JSON file holding one object with the keys below.",
+    "Each key can also be set by the environment variable CXMPP_<KEY> (CXMPP_DATA_DIR=/var/lib/cxmpp);",
+    'the value "off" switches metrics_listen and xmpp_service off.',
+    "Precedence: command-line flags > environment > file > defaults.",
+    "",
+  ];
+  for (const key of KEYS) {
+    const info = CONFIG_KEYS[key];
+    const words = `${info.description} (default: ${info.default})`.split(" ");
+    let line = `  ${key}`.padEnd(indent);
+    for (const word of words) {
+      if (line.trim().length > key.length && line.length + 1 + word.length > 100) {
+        lines.push(line.trimEnd());
+        line = "".padEnd(indent);
+      }
+      line += line.endsWith(" ") ? word : ` ${word}`;
+    }
+    lines.push(line);
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,294 @@
+/** The gateway's config: file, env and flags merged by precedence, and errors an operator can act on. */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  CONFIG_KEYS,
+  ConfigError,
+  type ConfigKey,
+  describeConfig,
+  formatHostPort,
+  type LoadConfigOptions,
+  loadConfig,
+  parseHostPort,
+} from "../../gateway/config.js";
+
+const dir = mkdtempSync(join(tmpdir(), "cxmpp-config-"));
+let files = 0;
+/** Writes text (or an object as JSON) to a fresh file and returns its absolute path. */
+function file(content: unknown): string {
+  const path = join(dir, `c${files++}.json`);
+  writeFileSync(path, typeof content === "string" ? content : JSON.stringify(content, null, 2));
+  return path;
+}
+
+/** The ConfigError loadConfig throws (fails the test when it does not throw one). */
+function failure(options: LoadConfigOptions): ConfigError {
+  try {
+    loadConfig({ env: {}, ...options });
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("loadConfig", () => {
+  it("runs on defaults alone (local mode, no metrics) and resolves the data dir against cwd", () => {
+    const c = loadConfig({ env: {}, cwd: "/srv/gw" });
+    expect(c).toMatchObject({
+      listen: { host: "127.0.0.1", port: 5683 },
+      domain: "iot.localhost",
+      dataDir: "/srv/gw/cxmpp-data",
+      logLevel: "info",
+      metricsListen: undefined,
+      xmppService: undefined,
+      xmppDomain: "iot.localhost",
+      xmppSecret: undefined,
+      resource: "cxmpp",
+      maxDownlinkBytes: 512,
+      mailboxMaxStanzas: 100,
+      mailboxMaxBytes: 16384,
+      mailboxTtlS: 86400,
+      durability: "full",
+      sessionExpiryS: 604800,
+    });
+    expect(c.sources.listen).toBe("default");
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.listen)).toBe(true);
+  });
+
+  it("reads every key from the file", () => {
+    const path = file({
+      listen: "[::1]:5684",
+      domain: "iot.example.org",
+      data_dir: "state",
+      log_level: "debug",
+      metrics_listen: "127.0.0.1:9464",
+      xmpp_service: "xmpp://127.0.0.1:15347",
+      xmpp_domain: "sensors.example.org",
+      xmpp_secret: "s3cret",
+      resource: "node",
+      max_downlink_bytes: 64,
+      mailbox_max_stanzas: 5,
+      mailbox_max_bytes: 64,
+      mailbox_ttl_s: 60,
+      durability: "normal",
+      session_expiry_s: 60,
+    });
+    const c = loadConfig({ file: path, env: {}, cwd: "/x" });
+    expect(c).toMatchObject({
+      listen: { host: "::1", port: 5684 },
+      domain: "iot.example.org",
+      dataDir: "/x/state",
+      logLevel: "debug",
+      metricsListen: { host: "127.0.0.1", port: 9464 },
+      xmppService: "xmpp://127.0.0.1:15347",
+      xmppDomain: "sensors.example.org",
+      xmppSecret: "s3cret",
+      resource: "node",
+      maxDownlinkBytes: 64,
+      mailboxMaxStanzas: 5,
+      mailboxMaxBytes: 64,
+      mailboxTtlS: 60,
+      durability: "normal",
+      sessionExpiryS: 60,
+    });
+    expect(c.sources.domain).toBe(`file ${path}`);
+  });
+
+  it("finds a relative file against cwd", () => {
+    const path = file({ domain: "rel.example" });
+    expect(loadConfig({ file: path.slice(dir.length + 1), cwd: dir, env: {} }).domain).toBe("rel.example");
+  });
+
+  it("lets env override the file, and flags override env", () => {
+    const path = file({ domain: "file.example", mailbox_ttl_s: 10, listen: "127.0.0.1:1" });
+    const env = { CXMPP_DOMAIN: "env.example", CXMPP_MAILBOX_TTL_S: "20", CXMPP_LISTEN: "127.0.0.1:2" };
+    const c = loadConfig({ file: path, env, flags: { listen: "127.0.0.1:3", mailbox_ttl_s: 30 } });
+    expect(c.domain).toBe("env.example");
+    expect(c.mailboxTtlS).toBe(30);
+    expect(c.listen.port).toBe(3);
+    expect(c.sources).toMatchObject({
+      domain: "env CXMPP_DOMAIN",
+      mailbox_ttl_s: "flag --mailbox-ttl-s",
+      listen: "flag --listen",
+    });
+    expect(loadConfig({ file: path, env }).mailboxTtlS).toBe(20);
+  });
+
+  it("skips flags that were not given, empty env vars and unrelated CXMPP_ variables", () => {
+    const c = loadConfig({
+      env: { CXMPP_DOMAIN: "", CXMPP_DEVICE: "x.json", CXMPP_LISTEN: "127.0.0.1:7" },
+      flags: { listen: undefined },
+    });
+    expect(c.domain).toBe("iot.localhost");
+    expect(c.listen.port).toBe(7);
+  });
+
+  it('switches metrics and federation off with "off", also over a file that turns them on', () => {
+    const path = file({ metrics_listen: "127.0.0.1:9464", xmpp_service: "xmpp://h:1", xmpp_secret: "s" });
+    const c = loadConfig({ file: path, env: { CXMPP_METRICS_LISTEN: "off", CXMPP_XMPP_SERVICE: "off" } });
+    expect(c.metricsListen).toBeUndefined();
+    expect(c.xmppService).toBeUndefined();
+    expect(loadConfig({ file: file({ metrics_listen: "" }), env: {} }).metricsListen).toBeUndefined();
+  });
+
+  it("defaults xmpp_domain to domain, wherever domain came from", () => {
+    expect(loadConfig({ env: { CXMPP_DOMAIN: "d.example" } }).xmppDomain).toBe("d.example");
+  });
+
+  it("names an unknown file key and suggests the closest valid one", () => {
+    const path = file({ domain: "x", mailbox_tll_s: 5 });
+    const e = failure({ file: path });
+    expect(e.key).toBe("mailbox_tll_s");
+    expect(e.source).toBe(`file ${path}`);
+    expect(e.message).toBe(
+      `config: mailbox_tll_s (file ${path}): unknown key; did you mean "mailbox_ttl_s"?`,
+    );
+    expect(failure({ file: file({ dataDir: "x" }) }).message).toContain('did you mean "data_dir"?');
+    expect(failure({ file: file({ zzzzzzzz: 1 }) }).message).toContain("valid keys: listen, domain,");
+  });
+
+  it("names key and source of a value of the wrong type in the file", () => {
+    const path = file({ mailbox_ttl_s: "5" });
+    const e = failure({ file: path });
+    expect(e.key).toBe("mailbox_ttl_s");
+    expect(e.message).toBe(`config: mailbox_ttl_s (file ${path}): expected an integer ≥ 1, got "5"`);
+    expect(failure({ file: file({ max_downlink_bytes: 2048 }) }).message).toContain(
+      "expected an integer from 16 to 1024, got 2048",
+    );
+    expect(failure({ file: file({ log_level: "loud" }) }).message).toContain(
+      'expected one of debug, info, warn, error, got "loud"',
+    );
+    expect(failure({ file: file({ listen: "::1:5683" }) }).key).toBe("listen");
+    expect(failure({ file: file({ xmpp_service: "http://h:1" }) }).key).toBe("xmpp_service");
+    expect(failure({ file: file({ mailbox_max_bytes: 12.5 }) }).key).toBe("mailbox_max_bytes");
+  });
+
+  it("parses numbers from env strictly and names the variable", () => {
+    const e = failure({ env: { CXMPP_MAILBOX_TTL_S: "abc" } });
+    expect(e.key).toBe("mailbox_ttl_s");
+    expect(e.source).toBe("env CXMPP_MAILBOX_TTL_S");
+    expect(e.message).toBe(
+      'config: mailbox_ttl_s (env CXMPP_MAILBOX_TTL_S): expected an integer ≥ 1, got "abc"',
+    );
+    for (const bad of ["12abc", " 12", "1e3", "0x10", "1.0", "-5", "99999999999999999999"]) {
+      expect(failure({ env: { CXMPP_MAILBOX_TTL_S: bad } }).message).toContain(`got ${JSON.stringify(bad)}`);
+    }
+    expect(loadConfig({ env: { CXMPP_SESSION_EXPIRY_S: "3600" } }).sessionExpiryS).toBe(3600);
+  });
+
+  it("names the flag of a bad flag value, and refuses a flag that is no key", () => {
+    const e = failure({ flags: { log_level: "verbose" } });
+    expect(e.source).toBe("flag --log-level");
+    expect(e.message).toContain("config: log_level (flag --log-level): expected one of");
+    const unknown = failure({ flags: { logLevel: "info" } as never });
+    expect(unknown.message).toContain('did you mean "log_level"?');
+  });
+
+  it("reports invalid JSON with line and column", () => {
+    const path = file('{\n  "domain": "x"\n  "listen": "127.0.0.1:1"\n}\n');
+    const e = failure({ file: path });
+    expect(e.key).toBeUndefined();
+    expect(e.source).toBe(`file ${path}`);
+    expect(e.message).toMatch(/^config: file .*: invalid JSON at line 3, column 3: Expected ',' or '}'/);
+    expect(failure({ file: file("") }).message).toContain("invalid JSON at line 1, column 1");
+    expect(failure({ file: file("[1]") }).message).toContain("expected one JSON object");
+  });
+
+  it("reports a missing or unreadable file", () => {
+    const path = join(dir, "absent.json");
+    const e = failure({ file: path });
+    expect(e.message).toBe(`config: file ${path}: cannot read it: no such file`);
+    expect(failure({ file: dir }).message).toContain("cannot read it: it is a directory");
+  });
+
+  it("requires xmpp_secret once xmpp_service is set, without echoing secrets", () => {
+    const e = failure({ env: { CXMPP_XMPP_SERVICE: "xmpp://127.0.0.1:15347" } });
+    expect(e.key).toBe("xmpp_secret");
+    expect(e.message).toContain("xmpp_secret");
+    expect(e.message).toContain(
+      "required when xmpp_service is set (xmpp_service from env CXMPP_XMPP_SERVICE)",
+    );
+    const ok = loadConfig({
+      env: { CXMPP_XMPP_SERVICE: "xmpp://127.0.0.1:15347", CXMPP_XMPP_SECRET: "pw" },
+    });
+    expect(ok.xmppSecret).toBe("pw");
+    const typed = failure({ file: file({ xmpp_secret: 12345678 }) });
+    expect(typed.message).toContain("got a number");
+    expect(typed.message).not.toContain("12345678");
+  });
+
+  it("never throws anything but ConfigError, whatever JSON object the file holds", () => {
+    const keys = Object.keys(CONFIG_KEYS);
+    const value = fc.oneof(
+      fc.jsonValue(),
+      fc.constantFrom("off", "", "127.0.0.1:1", "[::1]:80", "xmpp://h:1", "debug", "full", "x"),
+      fc.integer({ min: -10, max: 70000 }),
+    );
+    const known = fc.dictionary(fc.constantFrom(...keys), value);
+    const anyObject = fc.dictionary(fc.string(), fc.jsonValue());
+    fc.assert(
+      fc.property(fc.oneof(known, known, anyObject), (object) => {
+        const path = join(dir, "prop.json");
+        writeFileSync(path, JSON.stringify(object));
+        try {
+          const c = loadConfig({ file: path, env: {} });
+          expect(Object.isFrozen(c)).toBe(true);
+        } catch (error) {
+          if (!(error instanceof ConfigError)) throw error;
+          expect(error.message).toMatch(/^config: /);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("never throws anything but ConfigError, whatever strings env and flags hold", () => {
+    const keys = Object.keys(CONFIG_KEYS) as ConfigKey[];
+    fc.assert(
+      fc.property(fc.dictionary(fc.constantFrom(...keys), fc.string()), fc.boolean(), (values, asFlags) => {
+        const env = Object.fromEntries(
+          Object.entries(values).map(([k, v]) => [CONFIG_KEYS[k as ConfigKey].env, v]),
+        );
+        try {
+          loadConfig(asFlags ? { env: {}, flags: values } : { env });
+        } catch (error) {
+          if (!(error instanceof ConfigError)) throw error;
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("host:port", () => {
+  it("parses and formats IPv4, names and bracketed IPv6", () => {
+    expect(parseHostPort("[::1]:5683")).toEqual({ host: "::1", port: 5683 });
+    expect(parseHostPort("gw.local:0")).toEqual({ host: "gw.local", port: 0 });
+    for (const bad of ["::1:5683", "[gw]:1", "h:65536", "h:", ":1", "h :1", "h:1x"])
+      expect(parseHostPort(bad)).toBeUndefined();
+    expect(formatHostPort({ host: "::1", port: 1 })).toBe("[::1]:1");
+    expect(formatHostPort({ host: "127.0.0.1", port: 1 })).toBe("127.0.0.1:1");
+  });
+});
+
+describe("CONFIG_KEYS and describeConfig", () => {
+  it("describe every key with its default, env variable and flag", () => {
+    expect(CONFIG_KEYS.mailbox_ttl_s).toEqual({
+      description: expect.any(String),
+      default: "86400",
+      env: "CXMPP_MAILBOX_TTL_S",
+      flag: "--mailbox-ttl-s",
+    });
+    const help = describeConfig();
+    for (const [key, info] of Object.entries(CONFIG_KEYS)) {
+      expect(help).toMatch(new RegExp(`^  ${key} `, "m"));
+      expect(help.replace(/\s+/g, " ")).toContain(`default: ${info.default})`);
+    }
+    expect(Math.max(...help.split("\n").map((l) => l.length))).toBeLessThanOrEqual(100);
+  });
+});
