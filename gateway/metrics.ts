@@ -1,0 +1,280 @@
+/**
+ * Prometheus metrics for the gateway, on a Registry of their own (not prom-client's global default, so
+ * tests and embedders can run several gateways in one process without name clashes).
+ *
+ * Two kinds of numbers, two ways in:
+ * - Events (stanzas, bytes, retransmissions, drops, connects) are counters the gateway bumps through
+ *   the small methods of GatewayMetrics, right where the event happens.
+ * - States (sessions, awake/asleep nodes, queue depths, federation link) are gauges read from a
+ *   MetricsSource at scrape time, so they can never drift from the truth the gateway already holds.
+ *
+ * `startMetricsServer` serves the registry as `GET /metrics` over node:http.
+ */
+import { createServer, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { formatHostPort, type HostPort, parseHostPort } from "./config.js";
+
+/** What the gateway knows at any moment; called on every scrape, so keep each call cheap. */
+export interface MetricsSource {
+  /** Sessions held (awake or asleep). */
+  sessions(): number;
+  awake(): number;
+  asleep(): number;
+  /** Stanzas queued in all mailboxes together. */
+  mailboxDepth(): number;
+  /** Stanzas waiting in the durable outbox for the XMPP server. */
+  outboxDepth(): number;
+  federationUp(): boolean;
+}
+
+/** One stanza's size as a cxmpp frame (the CoAP payload) and as XML (UTF-8, no whitespace between tags). */
+export interface FrameSizes {
+  readonly onAir: number;
+  readonly asXml: number;
+}
+
+export type MailboxDropReason = "full" | "ttl" | "coalesced";
+
+export interface GatewayMetricsOptions {
+  /** Can also be bound later with bind(); until then the state gauges read 0. */
+  readonly source?: MetricsSource;
+  /** Node.js process metrics (process_*, nodejs_*: CPU, memory, event loop lag); default true. */
+  readonly processMetrics?: boolean;
+}
+
+const PATHS = ["node", "federation"] as const;
+const DIRECTIONS = ["uplink", "downlink"] as const;
+const DROP_REASONS: readonly MailboxDropReason[] = ["full", "ttl", "coalesced"];
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private source: MetricsSource | undefined;
+
+  private readonly stanzasIn = this.counter("cxmpp_stanzas_in_total", "stanzas received", ["path"], PATHS);
+  private readonly stanzasOut = this.counter("cxmpp_stanzas_out_total", "stanzas sent", ["path"], PATHS);
+  private readonly bytesOnAir = this.counter(
+    "cxmpp_bytes_on_air_total",
+    "cxmpp frame bytes of the stanzas to and from nodes, once per stanza (no CoAP headers, no retransmissions)",
+    ["direction"],
+    DIRECTIONS,
+  );
+  private readonly bytesAsXml = this.counter(
+    "cxmpp_bytes_as_xml_total",
+    "the same stanzas' size as XML",
+    ["direction"],
+    DIRECTIONS,
+  );
+  private readonly bytesSaved = this.counter(
+    "cxmpp_codec_bytes_saved_total",
+    "bytes the codec saved over XML (per stanza, never below 0)",
+    ["direction"],
+    DIRECTIONS,
+  );
+  private readonly retransmissions = this.counter(
+    "cxmpp_retransmissions_total",
+    "confirmable CoAP messages sent again for want of an ACK",
+  );
+  private readonly duplicates = this.counter(
+    "cxmpp_duplicate_frames_total",
+    "frames received again and answered from the dedup cache",
+  );
+  private readonly badFrames = this.counter(
+    "cxmpp_bad_frames_total",
+    "frames that failed to decode or were refused",
+  );
+  private readonly tableMisses = this.counter(
+    "cxmpp_table_misses_total",
+    "frames referring to a session string table entry the receiver did not hold",
+  );
+  private readonly mailboxDrops = this.counter(
+    "cxmpp_mailbox_dropped_total",
+    "stanzas dropped from mailboxes: full, expired (ttl) or replaced by a newer one (coalesced)",
+    ["reason"],
+    DROP_REASONS,
+  );
+  private readonly connects = this.counter("cxmpp_connects_total", "session connects accepted");
+  private readonly refused = this.counter("cxmpp_connects_refused_total", "session connects refused");
+
+  constructor(options: GatewayMetricsOptions = {}) {
+    this.source = options.source;
+    this.snapshot("cxmpp_sessions", "sessions held, awake or asleep", (s) => s.sessions());
+    this.snapshot("cxmpp_nodes_awake", "nodes with an awake session", (s) => s.awake());
+    this.snapshot("cxmpp_nodes_asleep", "nodes with a sleeping session", (s) => s.asleep());
+    this.snapshot("cxmpp_mailbox_depth", "stanzas queued in all mailboxes", (s) => s.mailboxDepth());
+    this.snapshot("cxmpp_outbox_depth", "stanzas waiting for the XMPP server", (s) => s.outboxDepth());
+    this.snapshot("cxmpp_federation_up", "1 when the XMPP server link is up", (s) =>
+      s.federationUp() ? 1 : 0,
+    );
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Connects the state gauges to the gateway (which usually exists only after its metrics). */
+  bind(source: MetricsSource): void {
+    this.source = source;
+  }
+
+  /** A stanza from a node. */
+  uplink(sizes: FrameSizes): void {
+    this.stanzasIn.inc({ path: "node" });
+    this.frame("uplink", sizes);
+  }
+
+  /** A stanza to a node (routed locally or from the XMPP server). */
+  downlink(sizes: FrameSizes): void {
+    this.stanzasOut.inc({ path: "node" });
+    this.frame("downlink", sizes);
+  }
+
+  /** A stanza from the XMPP server. */
+  fromFederation(): void {
+    this.stanzasIn.inc({ path: "federation" });
+  }
+
+  /** A stanza handed to the XMPP server. */
+  toFederation(): void {
+    this.stanzasOut.inc({ path: "federation" });
+  }
+
+  retransmission(): void {
+    this.retransmissions.inc();
+  }
+
+  duplicateFrame(): void {
+    this.duplicates.inc();
+  }
+
+  badFrame(): void {
+    this.badFrames.inc();
+  }
+
+  tableMiss(): void {
+    this.tableMisses.inc();
+  }
+
+  mailboxDropped(reason: MailboxDropReason, stanzas = 1): void {
+    this.mailboxDrops.inc({ reason }, stanzas);
+  }
+
+  connect(): void {
+    this.connects.inc();
+  }
+
+  connectRefused(): void {
+    this.refused.inc();
+  }
+
+  /** The exposition text, gauges read from the source now. */
+  scrape(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  private frame(direction: (typeof DIRECTIONS)[number], sizes: FrameSizes): void {
+    this.bytesOnAir.inc({ direction }, sizes.onAir);
+    this.bytesAsXml.inc({ direction }, sizes.asXml);
+    // A counter cannot go down; a stanza the codec made larger (rare, tiny ones) saves nothing.
+    this.bytesSaved.inc({ direction }, Math.max(0, sizes.asXml - sizes.onAir));
+  }
+
+  /** A counter whose label values all show from the first scrape, at 0, so rate() works at once. */
+  private counter(
+    name: string,
+    help: string,
+    labels: readonly string[] = [],
+    values: readonly string[] = [],
+  ) {
+    const c = new Counter({ name, help, labelNames: labels, registers: [this.registry] });
+    const label = labels[0];
+    if (label === undefined) c.inc(0);
+    else for (const v of values) c.inc({ [label]: v }, 0);
+    return c;
+  }
+
+  private snapshot(name: string, help: string, read: (source: MetricsSource) => number): void {
+    const metrics = this;
+    new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.set(metrics.source ? read(metrics.source) : 0);
+      },
+    });
+  }
+}
+
+export interface MetricsServer {
+  /** HOST:PORT actually bound (the real port when 0 was asked for). */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+/** Serves `GET /metrics`; resolves once listening, rejects with a clear Error when it cannot bind. */
+export async function startMetricsServer(
+  metrics: GatewayMetrics,
+  listen: string | HostPort,
+): Promise<MetricsServer> {
+  const at = typeof listen === "string" ? parseHostPort(listen) : listen;
+  if (!at) throw new Error(`metrics: expected HOST:PORT to listen on, got "${String(listen)}"`);
+  const wanted = formatHostPort(at);
+
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path !== "/metrics") return reply(res, 404, "not found: metrics are at /metrics\n");
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.setHeader("Allow", "GET, HEAD");
+      return reply(res, 405, "method not allowed: use GET\n");
+    }
+    metrics.scrape().then(
+      (text) => {
+        res.writeHead(200, { "Content-Type": metrics.contentType });
+        res.end(text);
+      },
+      // A source callback that throws spoils one scrape, not the gateway.
+      (error: unknown) => reply(res, 500, `scrape failed: ${(error as Error).message}\n`),
+    );
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const failed = (error: NodeJS.ErrnoException) =>
+      reject(new Error(`metrics: cannot listen on ${wanted}: ${bindProblem(error)}`, { cause: error }));
+    server.once("error", failed);
+    server.listen(at.port, at.host, () => {
+      server.off("error", failed);
+      resolve();
+    });
+  });
+
+  const bound = server.address() as AddressInfo;
+  return {
+    address: formatHostPort({ host: bound.address, port: bound.port }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Scrapers keep connections alive; without this, close() would wait for them to time out.
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function reply(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { "Content-Type": "text/plain; charset=utf-8" });
+  res.end(text);
+}
+
+function bindProblem(error: NodeJS.ErrnoException): string {
+  switch (error.code) {
+    case "EADDRINUSE":
+      return "the address is already in use (EADDRINUSE)";
+    case "EACCES":
+      return "permission denied (EACCES; ports below 1024 need privileges)";
+    case "EADDRNOTAVAIL":
+      return "no such local address (EADDRNOTAVAIL)";
+    default:
+      return error.message;
+  }
+}

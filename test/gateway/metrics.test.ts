@@ -1,0 +1,201 @@
+/** Gateway metrics as Prometheus sees them: scraped over real HTTP on loopback and parsed. */
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  GatewayMetrics,
+  type MetricsServer,
+  type MetricsSource,
+  startMetricsServer,
+} from "../../gateway/metrics.js";
+
+/** Prometheus text format → `name{labels}` → value (comments dropped). */
+function parse(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const m = /^(\S+?(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (!m) throw new Error(`unparsable sample line: ${line}`);
+    samples.set(m[1]!, Number(m[2]));
+  }
+  return samples;
+}
+
+const servers: MetricsServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+async function serve(metrics: GatewayMetrics): Promise<MetricsServer> {
+  const server = await startMetricsServer(metrics, "127.0.0.1:0");
+  servers.push(server);
+  return server;
+}
+
+async function scrape(server: MetricsServer): Promise<Map<string, number>> {
+  const res = await fetch(`http://${server.address}/metrics`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+  return parse(await res.text());
+}
+
+describe("GatewayMetrics over /metrics", () => {
+  it("shows every counter at 0 from the start and counts events", async () => {
+    const metrics = new GatewayMetrics({ processMetrics: false });
+    const server = await serve(metrics);
+    expect(server.address).toMatch(/^127\.0\.0\.1:\d+$/);
+
+    const before = await scrape(server);
+    for (const name of [
+      'cxmpp_stanzas_in_total{path="node"}',
+      'cxmpp_stanzas_out_total{path="federation"}',
+      'cxmpp_bytes_on_air_total{direction="uplink"}',
+      'cxmpp_mailbox_dropped_total{reason="coalesced"}',
+      "cxmpp_retransmissions_total",
+      "cxmpp_connects_refused_total",
+    ])
+      expect(before.get(name), name).toBe(0);
+
+    metrics.uplink({ onAir: 14, asXml: 120 });
+    metrics.uplink({ onAir: 20, asXml: 200 });
+    metrics.downlink({ onAir: 30, asXml: 25 });
+    metrics.fromFederation();
+    metrics.toFederation();
+    metrics.toFederation();
+    metrics.retransmission();
+    metrics.duplicateFrame();
+    metrics.badFrame();
+    metrics.tableMiss();
+    metrics.mailboxDropped("ttl", 3);
+    metrics.mailboxDropped("full");
+    metrics.connect();
+    metrics.connect();
+    metrics.connectRefused();
+
+    const after = await scrape(server);
+    expect(
+      Object.fromEntries(
+        [...after].filter(([k]) => k.startsWith("cxmpp_") && !/depth|nodes_|sessions|_up/.test(k)),
+      ),
+    ).toEqual({
+      'cxmpp_stanzas_in_total{path="node"}': 2,
+      'cxmpp_stanzas_in_total{path="federation"}': 1,
+      'cxmpp_stanzas_out_total{path="node"}': 1,
+      'cxmpp_stanzas_out_total{path="federation"}': 2,
+      'cxmpp_bytes_on_air_total{direction="uplink"}': 34,
+      'cxmpp_bytes_on_air_total{direction="downlink"}': 30,
+      'cxmpp_bytes_as_xml_total{direction="uplink"}': 320,
+      'cxmpp_bytes_as_xml_total{direction="downlink"}': 25,
+      'cxmpp_codec_bytes_saved_total{direction="uplink"}': 286,
+      'cxmpp_codec_bytes_saved_total{direction="downlink"}': 0,
+      cxmpp_retransmissions_total: 1,
+      cxmpp_duplicate_frames_total: 1,
+      cxmpp_bad_frames_total: 1,
+      cxmpp_table_misses_total: 1,
+      'cxmpp_mailbox_dropped_total{reason="full"}': 1,
+      'cxmpp_mailbox_dropped_total{reason="ttl"}': 3,
+      'cxmpp_mailbox_dropped_total{reason="coalesced"}': 0,
+      cxmpp_connects_total: 2,
+      cxmpp_connects_refused_total: 1,
+    });
+  });
+
+  it("reads the state gauges from the source at each scrape", async () => {
+    const state = { sessions: 5, awake: 2, asleep: 3, mailbox: 7, outbox: 4, up: false };
+    const source: MetricsSource = {
+      sessions: () => state.sessions,
+      awake: () => state.awake,
+      asleep: () => state.asleep,
+      mailboxDepth: () => state.mailbox,
+      outboxDepth: () => state.outbox,
+      federationUp: () => state.up,
+    };
+    const metrics = new GatewayMetrics({ processMetrics: false });
+    const server = await serve(metrics);
+    expect((await scrape(server)).get("cxmpp_sessions")).toBe(0);
+
+    metrics.bind(source);
+    const first = await scrape(server);
+    expect([
+      first.get("cxmpp_sessions"),
+      first.get("cxmpp_nodes_awake"),
+      first.get("cxmpp_nodes_asleep"),
+      first.get("cxmpp_mailbox_depth"),
+      first.get("cxmpp_outbox_depth"),
+      first.get("cxmpp_federation_up"),
+    ]).toEqual([5, 2, 3, 7, 4, 0]);
+
+    Object.assign(state, { awake: 3, asleep: 2, mailbox: 0, outbox: 0, up: true });
+    const second = await scrape(server);
+    expect(second.get("cxmpp_nodes_awake")).toBe(3);
+    expect(second.get("cxmpp_mailbox_depth")).toBe(0);
+    expect(second.get("cxmpp_federation_up")).toBe(1);
+  });
+
+  it("includes the Node.js process metrics unless told not to", async () => {
+    const samples = await scrape(await serve(new GatewayMetrics()));
+    expect(samples.has("process_cpu_user_seconds_total")).toBe(true);
+    expect(samples.has("cxmpp_sessions")).toBe(true);
+  });
+
+  it("keeps each instance's numbers apart (own registry, not the global one)", async () => {
+    const a = new GatewayMetrics({ processMetrics: false });
+    const b = new GatewayMetrics({ processMetrics: false });
+    a.connect();
+    expect(parse(await b.scrape()).get("cxmpp_connects_total")).toBe(0);
+    expect(parse(await a.scrape()).get("cxmpp_connects_total")).toBe(1);
+  });
+
+  it("answers 500 when the source throws, and keeps serving", async () => {
+    const metrics = new GatewayMetrics({ processMetrics: false });
+    let broken = true;
+    metrics.bind({
+      sessions: () => {
+        if (broken) throw new Error("registry gone");
+        return 1;
+      },
+      awake: () => 0,
+      asleep: () => 0,
+      mailboxDepth: () => 0,
+      outboxDepth: () => 0,
+      federationUp: () => false,
+    });
+    const server = await serve(metrics);
+    const res = await fetch(`http://${server.address}/metrics`);
+    expect(res.status).toBe(500);
+    expect(await res.text()).toContain("registry gone");
+    broken = false;
+    expect((await scrape(server)).get("cxmpp_sessions")).toBe(1);
+  });
+});
+
+describe("startMetricsServer", () => {
+  it("answers 404 off /metrics and 405 to anything but GET", async () => {
+    const server = await serve(new GatewayMetrics({ processMetrics: false }));
+    const base = `http://${server.address}`;
+    const missing = await fetch(`${base}/`);
+    expect(missing.status).toBe(404);
+    expect(await missing.text()).toContain("/metrics");
+    expect((await fetch(`${base}/metricsx`)).status).toBe(404);
+    const post = await fetch(`${base}/metrics`, { method: "POST", body: "x" });
+    expect(post.status).toBe(405);
+    expect(post.headers.get("allow")).toBe("GET, HEAD");
+    expect((await fetch(`${base}/metrics`, { method: "DELETE" })).status).toBe(405);
+    expect((await fetch(`${base}/metrics?name[]=x`)).status).toBe(200);
+  });
+
+  it("fails with an Error naming the address when the port is taken", async () => {
+    const metrics = new GatewayMetrics({ processMetrics: false });
+    const first = await serve(metrics);
+    await expect(startMetricsServer(metrics, first.address)).rejects.toThrow(
+      `metrics: cannot listen on ${first.address}: the address is already in use (EADDRINUSE)`,
+    );
+    await expect(startMetricsServer(metrics, "nonsense")).rejects.toThrow(/expected HOST:PORT/);
+  });
+
+  it("closes while a scraper still holds a keep-alive connection", async () => {
+    const metrics = new GatewayMetrics({ processMetrics: false });
+    const server = await startMetricsServer(metrics, { host: "127.0.0.1", port: 0 });
+    await scrape(server);
+    await server.close();
+    await expect(fetch(`http://${server.address}/metrics`)).rejects.toThrow();
+  });
+});
