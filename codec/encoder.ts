@@ -27,7 +27,7 @@ import { DICTIONARY_V1, type StaticDictionary } from "./dictionary/index.js";
 import { CodecError } from "./errors.js";
 import type { HuffmanCode } from "./huffman.js";
 import { type CodecLimits, resolveLimits } from "./limits.js";
-import { EncoderTable, type Shape, shapeKey, treeKey, treeSize, utf8Length } from "./table.js";
+import { EncoderTable, type Entry, type Shape, shapeKey, treeKey, treeSize, utf8Length } from "./table.js";
 import { JABBER_CLIENT, type XElement } from "./tree.js";
 import {
   type JidParts,
@@ -1153,6 +1153,28 @@ export class SessionEncoder extends FrameEncoder {
     } finally {
       this.sessionTable.frozen = false;
     }
+  }
+
+  /**
+   * The entries a frame just inserted (by index, from `EncodedFrame.inserted`): what a gateway saves
+   * beside the frame so that `restore` can rebuild this encoder after a restart.
+   */
+  entries(indices: readonly number[]): Entry[] {
+    return indices.map((index) => {
+      const entry = this.sessionTable.pendingEntry(index);
+      if (entry === undefined) throw new CodecError("UNKNOWN_REF", 0, `entry ${index} is not pending`);
+      return entry;
+    });
+  }
+
+  /**
+   * Rebuilds the table from saved inserts, in index order, with whether the peer acknowledged each:
+   * the encoder then writes exactly what the one that saved them would have written.
+   */
+  restore(
+    saved: Iterable<{ readonly index: number; readonly entry: Entry; readonly acknowledged: boolean }>,
+  ): void {
+    for (const s of saved) this.sessionTable.restore(s.index, s.entry, s.acknowledged);
   }
 
   /** Inserts not yet acknowledged (in flight or lost). */

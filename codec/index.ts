@@ -13,6 +13,7 @@ export {
 } from "./encoder.js";
 export { CodecError, type CodecErrorCode } from "./errors.js";
 export { type CodecLimits, DEFAULT_LIMITS, MAX_DEPTH } from "./limits.js";
+export type { Entry as TableEntry, Shape, Subtree } from "./table.js";
 export {
   attr,
   el,

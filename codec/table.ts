@@ -196,6 +196,24 @@ export class EncoderTable {
     }
   }
 
+  /** The entry a pending (not yet acknowledged) insert holds, to persist it with its frame. */
+  pendingEntry(index: number): Entry | undefined {
+    return this.pending?.get(index);
+  }
+
+  /**
+   * Re-creates an insert from a saved copy (a gateway restarting from its store): indices must come
+   * in the order they were first assigned, so the table ends up exactly as it was.
+   */
+  restore(index: number, entry: Entry, acknowledged: boolean): void {
+    if (index !== this.next) {
+      throw new CodecError("TABLE_CONFLICT", 0, `restore expected entry ${this.next}, got ${index}`);
+    }
+    const key = typeof entry !== "string" && entry.kind === "subtree" ? treeKey(entry.element) : undefined;
+    this.insert(entry, entrySize(entry), key);
+    if (acknowledged) this.acknowledge([index]);
+  }
+
   /** Entries assigned but not acknowledged (inserts in frames that are in flight or lost). */
   get pendingCount(): number {
     return this.pending?.size ?? 0;

@@ -1,89 +1,17 @@
 /**
  * Where the gateway keeps its state, found the same way by every command: `--data-dir`, else
- * CXMPP_DATA_DIR, else ./cxmpp-data. (The durable store of the sleeping-nodes issue lives here too.)
+ * CXMPP_DATA_DIR, else ./cxmpp-data; and the device file a builder flashes onto a node.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
-import {
-  type Device,
-  DeviceConfigError,
-  type DeviceDirectory,
-  MemoryDevices,
-  parseDevice,
-} from "./devices.js";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { encodeSequence, SessionReader, type Value } from "../src/core/index.js";
+import { DeviceConfigError, parseDevice } from "./devices.js";
 
 export function dataDir(flag?: string): string {
   return resolve(flag ?? process.env.CXMPP_DATA_DIR ?? "cxmpp-data");
 }
 
-export function devicesPath(dir: string): string {
-  return join(dir, "devices.json");
-}
-
-export function loadDevices(dir: string): MemoryDevices {
-  const path = devicesPath(dir);
-  return existsSync(path) ? MemoryDevices.fromFile(path) : new MemoryDevices();
-}
-
-/**
- * The devices file, re-read when it changes: `cxmpp provision add|revoke` take effect on a running
- * gateway at its next lookup, without a restart.
- */
-export class FileDevices implements DeviceDirectory {
-  private devices: MemoryDevices;
-  private stamp: number;
-
-  constructor(private readonly dir: string) {
-    this.devices = loadDevices(dir);
-    this.stamp = this.mtime();
-  }
-
-  private mtime(): number {
-    try {
-      return statSync(devicesPath(this.dir)).mtimeMs;
-    } catch {
-      return 0;
-    }
-  }
-
-  private fresh(): MemoryDevices {
-    const now = this.mtime();
-    if (now !== this.stamp) {
-      this.stamp = now;
-      this.devices = loadDevices(this.dir);
-    }
-    return this.devices;
-  }
-
-  find(identity: string): Device | undefined {
-    return this.fresh().find(identity);
-  }
-
-  byJid(jid: string): Device | undefined {
-    return this.fresh().byJid(jid);
-  }
-
-  get size(): number {
-    return this.fresh().size;
-  }
-}
-
-/** Writes the device list atomically (a crash leaves the old file or the new one, never half). */
-export function saveDevices(dir: string, devices: readonly Device[]): void {
-  mkdirSync(dir, { recursive: true });
-  const path = devicesPath(dir);
-  const json = devices.map((d) => ({
-    identity: d.identity,
-    key_hex: Buffer.from(d.key).toString("hex"),
-    jid: d.jid,
-    peers: d.peers,
-    ...(d.revoked ? { revoked: true } : {}),
-  }));
-  writeFileSync(`${path}.tmp`, `${JSON.stringify(json, null, 2)}\n`);
-  renameSync(`${path}.tmp`, path);
-}
-
-/** The few bytes a builder flashes onto a node (JSON view). */
+/** The few bytes a builder flashes onto a node, as humans see them (the JSON view). */
 export interface DeviceFile {
   readonly gateway: string;
   readonly identity: string;
@@ -92,11 +20,53 @@ export interface DeviceFile {
   readonly dictionary: string;
 }
 
+/**
+ * The device file on flash (docs/PROTOCOL.md §5): one CBOR map with small integer keys,
+ * {0: gateway "HOST:PORT", 1: identity, 2: key (bytes), 3: JID, 4: dictionary id}; 60-70 bytes.
+ */
+export function encodeDeviceFile(d: DeviceFile): Uint8Array {
+  return encodeSequence([
+    new Map<number, Value>([
+      [0, d.gateway],
+      [1, d.identity],
+      [2, Uint8Array.from(Buffer.from(d.key_hex, "hex"))],
+      [3, d.jid],
+      [4, d.dictionary],
+    ]),
+  ]);
+}
+
+function decodeCborDeviceFile(bytes: Uint8Array, path: string): Record<string, unknown> {
+  let m: Value;
+  try {
+    const r = new SessionReader(bytes);
+    m = r.read();
+    if (!r.done) throw new Error("bytes after the map");
+  } catch (error) {
+    throw new DeviceConfigError(`${path}: not a device file (${(error as Error).message})`);
+  }
+  if (!(m instanceof Map)) throw new DeviceConfigError(`${path}: not a device file (expected a CBOR map)`);
+  const key = m.get(2);
+  return {
+    gateway: m.get(0),
+    identity: m.get(1),
+    key_hex: key instanceof Uint8Array ? Buffer.from(key).toString("hex") : undefined,
+    jid: m.get(3),
+    dictionary: m.get(4),
+  };
+}
+
+/** Reads a device file, CBOR or its JSON view (a JSON file starts with "{"). */
 export function readDeviceFile(path: string): DeviceFile {
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(path, "utf8"));
+    const bytes = readFileSync(path);
+    raw =
+      bytes[0] === 0x7b
+        ? JSON.parse(bytes.toString("utf8"))
+        : decodeCborDeviceFile(Uint8Array.from(bytes), path);
   } catch (error) {
+    if (error instanceof DeviceConfigError) throw error;
     throw new DeviceConfigError(`cannot read device file ${path}: ${(error as Error).message}`);
   }
   const d = parseDevice(raw, path);

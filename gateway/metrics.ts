@@ -36,6 +36,27 @@ export interface FrameSizes {
 
 export type MailboxDropReason = "full" | "ttl" | "coalesced";
 
+/** Cumulative counts kept by the gateway, for syncTotals. */
+export interface Totals {
+  readonly stanzasFromNodes: number;
+  readonly stanzasToNodes: number;
+  readonly stanzasFromFederation: number;
+  readonly stanzasToFederation: number;
+  readonly bytesUp: number;
+  readonly xmlUp: number;
+  readonly bytesDown: number;
+  readonly xmlDown: number;
+  readonly retransmissions: number;
+  readonly duplicateFrames: number;
+  readonly badFrames: number;
+  readonly tableMisses: number;
+  readonly mailboxFull: number;
+  readonly mailboxExpired: number;
+  readonly mailboxCoalesced: number;
+  readonly connects: number;
+  readonly refusedConnects: number;
+}
+
 export interface GatewayMetricsOptions {
   /** Can also be bound later with bind(); until then the state gauges read 0. */
   readonly source?: MetricsSource;
@@ -163,6 +184,55 @@ export class GatewayMetrics {
   connectRefused(): void {
     this.refused.inc();
   }
+
+  /**
+   * Brings the counters up to cumulative totals the gateway keeps itself (its stats object), adding
+   * what changed since the last call: the hot path only bumps plain numbers, the registry follows.
+   */
+  syncTotals(t: Totals): void {
+    const last = this.lastTotals;
+    const d = (k: keyof Totals) => Math.max(0, t[k] - last[k]);
+    this.stanzasIn.inc({ path: "node" }, d("stanzasFromNodes"));
+    this.stanzasOut.inc({ path: "node" }, d("stanzasToNodes"));
+    this.stanzasIn.inc({ path: "federation" }, d("stanzasFromFederation"));
+    this.stanzasOut.inc({ path: "federation" }, d("stanzasToFederation"));
+    this.bytesOnAir.inc({ direction: "uplink" }, d("bytesUp"));
+    this.bytesAsXml.inc({ direction: "uplink" }, d("xmlUp"));
+    this.bytesSaved.inc({ direction: "uplink" }, Math.max(0, d("xmlUp") - d("bytesUp")));
+    this.bytesOnAir.inc({ direction: "downlink" }, d("bytesDown"));
+    this.bytesAsXml.inc({ direction: "downlink" }, d("xmlDown"));
+    this.bytesSaved.inc({ direction: "downlink" }, Math.max(0, d("xmlDown") - d("bytesDown")));
+    this.retransmissions.inc(d("retransmissions"));
+    this.duplicates.inc(d("duplicateFrames"));
+    this.badFrames.inc(d("badFrames"));
+    this.tableMisses.inc(d("tableMisses"));
+    this.mailboxDrops.inc({ reason: "full" }, d("mailboxFull"));
+    this.mailboxDrops.inc({ reason: "ttl" }, d("mailboxExpired"));
+    this.mailboxDrops.inc({ reason: "coalesced" }, d("mailboxCoalesced"));
+    this.connects.inc(d("connects"));
+    this.refused.inc(d("refusedConnects"));
+    this.lastTotals = { ...t };
+  }
+
+  private lastTotals: Totals = {
+    stanzasFromNodes: 0,
+    stanzasToNodes: 0,
+    stanzasFromFederation: 0,
+    stanzasToFederation: 0,
+    bytesUp: 0,
+    xmlUp: 0,
+    bytesDown: 0,
+    xmlDown: 0,
+    retransmissions: 0,
+    duplicateFrames: 0,
+    badFrames: 0,
+    tableMisses: 0,
+    mailboxFull: 0,
+    mailboxExpired: 0,
+    mailboxCoalesced: 0,
+    connects: 0,
+    refusedConnects: 0,
+  };
 
   /** The exposition text, gauges read from the source now. */
   scrape(): Promise<string> {

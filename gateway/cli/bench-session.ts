@@ -229,6 +229,7 @@ async function gatewayChild(config: SessionRunConfig): Promise<void> {
     random: cryptoRandom,
     clock: systemClock,
     outbound: (stanza) => {
+      if (stanza.name === "presence") return; // the gateway shows each node's presence to its peers
       const from = attr(stanza, "from") ?? "";
       const fields = stanza.children.find((c): c is XElement => typeof c !== "string" && c.name === "fields");
       const seq = Number(fields ? attr(fields, "seqnr") : Number.NaN);

@@ -1,5 +1,8 @@
-/** `cxmpp gateway`: the border-router program on UDP, until SIGTERM/SIGINT. */
-import { DICTIONARY_V1, type XElement } from "../../codec/index.js";
+/**
+ * `cxmpp gateway`: the border-router program on UDP, until SIGTERM/SIGINT. Settings from the config
+ * file, CXMPP_<KEY> and flags (gateway/cli/settings.ts); state in the store of the data directory.
+ */
+import { DICTIONARY_V1 } from "../../codec/index.js";
 import type { Response } from "../../src/core/index.js";
 import {
   consoleLogger,
@@ -8,85 +11,171 @@ import {
   nodeMac,
   systemClock,
 } from "../../src/node/index.js";
-import { dataDir, FileDevices } from "../data-dir.js";
+import { ConfigError, formatHostPort, type GatewayConfig } from "../config.js";
+import { GatewayMetrics, type MetricsServer, startMetricsServer } from "../metrics.js";
 import { GatewayService } from "../session/gateway-service.js";
-import { toXml } from "../xml/stanza-xml.js";
+import { openStore, type Store, StoreError } from "../store/index.js";
+import { settings } from "./settings.js";
 
 export interface GatewayCommandOptions {
+  readonly config?: string;
   readonly listen?: string;
   readonly domain?: string;
   readonly dataDir?: string;
   readonly logLevel?: string;
+  readonly metricsListen?: string;
 }
 
 export interface RunningGateway {
   readonly address: string;
+  readonly config: GatewayConfig;
   /** Devices registered when it started. */
   readonly devices: number;
   readonly service: GatewayService;
+  readonly store: Store;
+  readonly metrics: GatewayMetrics;
+  readonly metricsAddress: string | undefined;
   stop(): Promise<void>;
 }
 
-/** Starts the gateway; resolves once it listens. */
-export async function startGateway(opts: GatewayCommandOptions): Promise<RunningGateway> {
-  const listen = opts.listen ?? process.env.CXMPP_LISTEN ?? "127.0.0.1:5683";
-  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(listen);
-  if (!m) throw new Error(`--listen: expected HOST:PORT, got '${listen}'`);
-  const host = m[1]!.replace(/^\[|\]$/g, "");
-  const port = Number(m[2]);
-  const domain = opts.domain ?? process.env.CXMPP_DOMAIN ?? "iot.localhost";
-  const level = (opts.logLevel ?? process.env.CXMPP_LOG_LEVEL ?? "info") as
-    | "debug"
-    | "info"
-    | "warn"
-    | "error";
-  if (!["debug", "info", "warn", "error"].includes(level))
-    throw new Error(`--log-level: unknown level '${level}'`);
-  const logger = consoleLogger(level, { base: { component: "gateway" } });
-  const dir = dataDir(opts.dataDir);
-  const devices = new FileDevices(dir);
-  const udp = await createUdpEndpoint({ host, port, logger });
+/** How often mailboxes expire, sleeping nodes are noticed and metrics catch up. */
+const TICK_MS = 1000;
+
+/** Starts the gateway from resolved settings; resolves once it listens. */
+export async function startGateway(config: GatewayConfig): Promise<RunningGateway> {
+  const logger = consoleLogger(config.logLevel, { base: { component: "gateway" } });
+  const store = openStore(config.dataDir, { durability: config.durability });
+  let udp: Awaited<ReturnType<typeof createUdpEndpoint>>;
+  try {
+    udp = await createUdpEndpoint({ host: config.listen.host, port: config.listen.port, logger });
+  } catch (error) {
+    store.close();
+    throw new Error(`cannot listen on ${formatHostPort(config.listen)}: ${(error as Error).message}`);
+  }
   let push: ((path: string, response: Response) => number) | undefined;
   const service = new GatewayService({
     push: (path, response) => push?.(path, response) ?? 0,
-    devices,
-    domain,
+    devices: store.devices,
+    journal: store.journal,
+    domain: config.domain,
+    resource: config.resource,
+    maxDownlinkBytes: config.maxDownlinkBytes,
+    mailbox: {
+      maxStanzas: config.mailboxMaxStanzas,
+      maxBytes: config.mailboxMaxBytes,
+      ttlMs: config.mailboxTtlS * 1000,
+    },
+    sessionExpiryMs: config.sessionExpiryS * 1000,
     mac: nodeMac,
     random: cryptoRandom,
     clock: systemClock,
     logger,
-    // Federation comes with the XEP-0114 issue; until then stanzas for other domains are logged.
-    outbound: (stanza: XElement) =>
-      logger.log("info", "gateway.outbound", {
-        to: stanza.attrs.find((a) => a.name === "to")?.value,
-        xml: toXml(stanza),
-      }),
   });
+  store.batch.onFailure = (error) => {
+    logger.log("error", "gateway.store_batch_failed", { error: error.message });
+    service.reload();
+  };
   udp.endpoint.handle(service.handle);
   push = (path, response) => udp.endpoint.notify(path, response);
+
+  const metrics = new GatewayMetrics();
+  metrics.bind({
+    sessions: () => service.sessions.length,
+    awake: () => service.census().awake,
+    asleep: () => service.census().asleep,
+    mailboxDepth: () => service.census().mailbox,
+    outboxDepth: () => store.journal.outboxDepth,
+    federationUp: () => false,
+  });
+  const sync = () =>
+    metrics.syncTotals({
+      stanzasFromNodes: service.stats.stanzasIn + service.stats.telemetryIn,
+      stanzasToNodes: service.stats.stanzasOut,
+      stanzasFromFederation: 0,
+      stanzasToFederation: 0,
+      bytesUp: service.stats.bytesIn,
+      xmlUp: service.stats.xmlBytesIn,
+      bytesDown: service.stats.bytesOut,
+      xmlDown: service.stats.xmlBytesOut,
+      retransmissions: udp.endpoint.messages.stats.retransmissions,
+      duplicateFrames: service.stats.duplicateFrames,
+      badFrames: service.stats.badFrames,
+      tableMisses: service.stats.tableMisses,
+      mailboxFull: service.stats.mailboxFull,
+      mailboxExpired: service.stats.mailboxExpired,
+      mailboxCoalesced: service.stats.mailboxCoalesced,
+      connects: service.stats.connects,
+      refusedConnects: service.stats.refusedConnects,
+    });
+  let metricsServer: MetricsServer | undefined;
+  if (config.metricsListen) {
+    try {
+      metricsServer = await startMetricsServer(metrics, config.metricsListen);
+    } catch (error) {
+      await udp.close();
+      store.close();
+      throw error;
+    }
+  }
+  const ticker = setInterval(() => {
+    try {
+      service.tick();
+      sync();
+    } catch (error) {
+      logger.log("error", "gateway.tick_failed", { error: (error as Error).message });
+    }
+  }, TICK_MS);
+  ticker.unref();
+
   const address = udp.transport.address;
   logger.log("info", "gateway.listening", {
     address,
-    domain,
-    dataDir: dir,
-    devices: devices.size,
+    domain: config.domain,
+    dataDir: config.dataDir,
+    store: store.path,
+    durability: config.durability,
+    devices: store.devices.size,
+    sessions: service.sessions.length,
     dictionary: DICTIONARY_V1.id,
+    metrics: metricsServer?.address,
+    federation: config.xmppService ?? "off (local mode: stanzas for other domains wait in the outbox)",
   });
-  return { address, devices: devices.size, service, stop: () => udp.close() };
+  let stopped = false;
+  return {
+    address,
+    config,
+    devices: store.devices.size,
+    service,
+    store,
+    metrics,
+    metricsAddress: metricsServer?.address,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(ticker);
+      await udp.close();
+      await metricsServer?.close();
+      store.close(); // commits what is pending first
+      logger.log("info", "gateway.stopped", {});
+    },
+  };
 }
 
 export async function runGateway(opts: GatewayCommandOptions): Promise<number> {
   let running: RunningGateway;
   try {
-    running = await startGateway(opts);
+    running = await startGateway(settings({ ...opts }));
   } catch (error) {
+    const known = error instanceof ConfigError || error instanceof StoreError;
     process.stderr.write(`cxmpp gateway: ${(error as Error).message}\n`);
+    if (!known && !(error instanceof Error)) throw error;
     return 2;
   }
   process.stdout.write(`cxmpp gateway listening on coap://${running.address} (Ctrl-C to stop)\n`);
+  if (running.metricsAddress) process.stdout.write(`metrics on http://${running.metricsAddress}/metrics\n`);
   if (running.devices === 0) {
     process.stdout.write(
-      "no devices yet: register one with `cxmpp provision add NAME --out NAME.json`, then `cxmpp node run --device NAME.json`\n",
+      "no devices yet: register one with `cxmpp provision add NAME --out NAME.cbor`, then `cxmpp node run --device NAME.cbor`\n",
     );
   }
   await new Promise<void>((resolve) => {

@@ -3,6 +3,7 @@
  * Each subcommand lives in its own module; this file only wires them.
  */
 import { Command, CommanderError } from "commander";
+import { describeConfig } from "../config.js";
 import { runCodecBench } from "./bench-codec.js";
 import { runSessionBench } from "./bench-session.js";
 import { runDecode } from "./decode.js";
@@ -28,11 +29,17 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   program
     .command("gateway")
-    .description("run the gateway: CoAP on UDP for nodes, local routing (federation comes later)")
-    .option("--listen <host:port>", "CoAP address (env CXMPP_LISTEN)", undefined)
+    .description("run the gateway: CoAP on UDP for nodes, durable mailboxes, local routing, the outbox")
+    .option("--config <file>", "JSON config file (env CXMPP_CONFIG; default ./cxmpp.json if present)")
+    .option("--listen <host:port>", "CoAP address (env CXMPP_LISTEN; default 127.0.0.1:5683)")
     .option("--domain <domain>", "XMPP domain of the nodes (env CXMPP_DOMAIN; default iot.localhost)")
     .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
     .option("--log-level <level>", "debug | info | warn | error (env CXMPP_LOG_LEVEL)")
+    .option("--metrics-listen <host:port>", "serve Prometheus metrics at /metrics (env CXMPP_METRICS_LISTEN)")
+    .addHelpText(
+      "after",
+      `\nConfig keys (file key, env CXMPP_<KEY>, flag; flags win over env, env over the file):\n${describeConfig()}`,
+    )
     .action(async (opts) => {
       code = await runGateway(opts);
     });
@@ -43,10 +50,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description("register a device; print or write its device file")
     .argument("<name>", "device name: its identity and the local part of its JID")
     .option("--allow <jid>", "a peer the node talks to (repeatable)", collect)
-    .option("--out <file>", "write the device file here instead of printing it")
+    .option("--out <file>", "write the device file here (CBOR; a name ending in .json gets the JSON view)")
     .option("--domain <domain>", "XMPP domain (env CXMPP_DOMAIN; default iot.localhost)")
     .option("--gateway <host:port>", "gateway address for the device file (default 127.0.0.1:5683)")
     .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
+    .option(
+      "--config <file>",
+      "the gateway's config file (env CXMPP_CONFIG; default ./cxmpp.json if present)",
+    )
     .action((name: string, opts) => {
       code = runProvisionAdd(name, opts);
     });
@@ -54,7 +65,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command("list")
     .description("list registered devices")
     .option("--json", "as JSON")
-    .option("--data-dir <dir>", "state directory")
+    .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
+    .option("--config <file>", "the gateway's config file (env CXMPP_CONFIG)")
     .action((opts) => {
       code = runProvisionList(opts);
     });
@@ -63,15 +75,17 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description("show one device (with its key)")
     .argument("<name>")
     .option("--json", "as JSON: identity, key_hex, jid, peers, revoked")
-    .option("--data-dir <dir>", "state directory")
+    .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
+    .option("--config <file>", "the gateway's config file (env CXMPP_CONFIG)")
     .action((name: string, opts) => {
       code = runProvisionShow(name, opts);
     });
   provision
     .command("revoke")
-    .description("revoke a device: refused at its next exchange")
+    .description("revoke a device: a running gateway refuses it at its next exchange")
     .argument("<name>")
-    .option("--data-dir <dir>", "state directory")
+    .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
+    .option("--config <file>", "the gateway's config file (env CXMPP_CONFIG)")
     .action((name: string, opts) => {
       code = runProvisionRevoke(name, opts);
     });

@@ -1,8 +1,11 @@
 /**
- * The gateway's cxmpp resources on its CoAP endpoint (docs/PROTOCOL.md §3): connect with proof of the
- * device key, uplink (exactly once, in order, `from` stamped), downlink piggybacked on responses, local
- * routing between the gateway's nodes, and /.well-known/core. Stanzas for other domains go to
- * `outbound` (the XMPP component link, in the federation issue).
+ * The gateway's cxmpp resources on its CoAP endpoint (docs/PROTOCOL.md §3, §4): connect with proof of
+ * the device key, uplink (exactly once, in order, `from` stamped), downlink piggybacked on responses or
+ * pushed, mailboxes for sleeping nodes, node presence, local routing between the gateway's nodes, and
+ * /.well-known/core. Stanzas for other domains go to the durable outbox and to `outbound`.
+ *
+ * Acked means stored: every change a request makes goes to the journal, and its response leaves only
+ * once the journal has committed it (group commit, gateway/store/write-batch.ts).
  */
 import { timingSafeEqual } from "node:crypto";
 import {
@@ -10,6 +13,7 @@ import {
   CodecError,
   DICTIONARY_V1,
   el,
+  StatelessEncoder,
   type StaticDictionary,
   type XElement,
 } from "../../codec/index.js";
@@ -34,6 +38,9 @@ import {
   uriPath,
 } from "../../src/core/index.js";
 import type { Device, DeviceDirectory } from "../devices.js";
+import { toXml } from "../xml/stanza-xml.js";
+import { memoryJournal, type SessionJournal } from "./journal.js";
+import { classify, DEFAULT_MAILBOX_LIMITS, type MailboxLimits } from "./mailbox.js";
 import { NodeSession } from "./node-session.js";
 
 export interface GatewayServiceOptions {
@@ -53,7 +60,15 @@ export interface GatewayServiceOptions {
   readonly outbound?: (stanza: XElement) => void;
   /** Pushes a representation to the observers of a path (the endpoint's Observe notify). */
   readonly push?: (path: string, response: Response) => number;
+  /** Durable state (gateway/store); default: kept in memory only. */
+  readonly journal?: SessionJournal;
+  readonly mailbox?: MailboxLimits;
+  /** A session not heard of for this long ends (its node shows unavailable). Default 7 days. */
+  readonly sessionExpiryMs?: number;
 }
+
+/** Where a node stands, as its presence shows it (RFC 6121 §4.7.2.1 `show`). */
+export type NodeState = "available" | "xa" | "unavailable";
 
 export interface GatewayStats {
   connects: number;
@@ -64,6 +79,19 @@ export interface GatewayStats {
   duplicateFrames: number;
   badFrames: number;
   bytesIn: number;
+  /** Downlink frame bytes, counted when a frame is first sent (not its resends). */
+  bytesOut: number;
+  /** The same stanzas as XML would have been (for "bytes saved by the codec"). */
+  xmlBytesIn: number;
+  /** Stanzas queued for nodes, as XML. */
+  xmlBytesOut: number;
+  /** Frames that referenced a table entry the gateway does not hold. */
+  tableMisses: number;
+  mailboxFull: number;
+  mailboxExpired: number;
+  mailboxCoalesced: number;
+  presenceSent: number;
+  storeFailures: number;
 }
 
 const NONCE_LIFETIME_MS = 60_000;
@@ -80,17 +108,69 @@ export class GatewayService {
     duplicateFrames: 0,
     badFrames: 0,
     bytesIn: 0,
+    bytesOut: 0,
+    xmlBytesIn: 0,
+    xmlBytesOut: 0,
+    tableMisses: 0,
+    mailboxFull: 0,
+    mailboxExpired: 0,
+    mailboxCoalesced: 0,
+    presenceSent: 0,
+    storeFailures: 0,
   };
   private readonly byPeer = new Map<PeerAddress, NodeSession>();
   private readonly byIdentity = new Map<string, NodeSession>();
   private readonly nonces = new Map<PeerAddress, { nonce: Uint8Array; expires: number }>();
-  private nextId = 1;
+  private nextId: number;
   private readonly logger: Logger;
   private readonly dictionary: StaticDictionary;
+  private readonly journal: SessionJournal;
+  private readonly packer = new StatelessEncoder();
+  /** The presence each node was last shown with. */
+  private readonly shown = new Map<string, NodeState>();
 
   constructor(private readonly options: GatewayServiceOptions) {
     this.logger = options.logger ?? silentLogger;
     this.dictionary = options.dictionary ?? DICTIONARY_V1;
+    this.journal = options.journal ?? memoryJournal();
+    this.nextId = this.journal.nextSessionId();
+    this.reload();
+  }
+
+  /**
+   * (Re)builds every session from the journal: at start, and after a write batch failed (the store is
+   * the truth; what the failed batch changed in memory is thrown away, and its requests got 5.03).
+   */
+  reload(): void {
+    this.byPeer.clear();
+    this.byIdentity.clear();
+    for (const saved of this.journal.load()) {
+      const device = this.options.devices.find(saved.identity);
+      if (!device) continue; // removed from the registry: its state stays in the store, unused
+      const session = this.createSession(device, saved.id, saved.resume);
+      session.restore(saved);
+      if (saved.peer !== undefined && !device.revoked) {
+        session.peer = saved.peer as PeerAddress;
+        this.byPeer.set(session.peer, session);
+      }
+      if (saved.id >= this.nextId) this.nextId = saved.id + 1;
+    }
+  }
+
+  private createSession(device: Device, id: number, resume: Uint8Array): NodeSession {
+    const session = new NodeSession(
+      id,
+      device,
+      `${device.jid}/${this.options.resource ?? "cxmpp"}`,
+      this.options.domain,
+      undefined,
+      resume,
+      this.journal,
+      this.dictionary,
+      this.options.mailbox ?? DEFAULT_MAILBOX_LIMITS,
+    );
+    this.byIdentity.set(device.identity, session);
+    return session;
   }
 
   get sessions(): readonly NodeSession[] {
@@ -101,8 +181,36 @@ export class GatewayService {
     return this.byIdentity.get(identity);
   }
 
-  /** The CoAP request handler of the gateway endpoint. */
-  readonly handle = (request: ServerRequest): Response => {
+  /**
+   * The CoAP request handler of the gateway endpoint. A request that wrote something is answered once
+   * the write is durable; if the store fails, with 5.03 (the node retries, nothing is lost).
+   */
+  readonly handle = (request: ServerRequest): Response | Promise<Response> => {
+    let response: Response;
+    try {
+      response = this.dispatch(request);
+    } catch (error) {
+      if (!(error instanceof Error) || error.name !== "StoreError") throw error;
+      response = this.storeFailed(error);
+    }
+    if (!this.journal.pending) return response;
+    return this.journal.committed().then(
+      () => response,
+      (error: Error) => this.storeFailed(error),
+    );
+  };
+
+  private storeFailed(error: Error): Response {
+    this.stats.storeFailures++;
+    this.logger.log("error", "gateway.store_failed", { error: error.message });
+    return {
+      code: Code.SERVICE_UNAVAILABLE,
+      options: [uintOption(OptionNumber.MAX_AGE, 5)],
+      payload: encoder.encode("store unavailable"),
+    };
+  }
+
+  private dispatch(request: ServerRequest): Response {
     const path = uriPath(request);
     try {
       if (path === protocol.Paths.CORE && request.code === Code.GET) return this.core();
@@ -121,7 +229,7 @@ export class GatewayService {
       }
       throw error;
     }
-  };
+  }
 
   private core(): Response {
     return {
@@ -177,7 +285,9 @@ export class GatewayService {
     const session = this.establish(device, request.peer, c.resume);
     session.wake = c.wake ?? 0;
     session.lastSeen = this.options.clock.now();
+    session.save();
     this.stats.connects++;
+    this.showPresence(session);
     this.logger.log("info", "gateway.connected", { jid: session.jid, peer: request.peer, h: session.h });
     return {
       code: Code.CREATED,
@@ -216,17 +326,8 @@ export class GatewayService {
   }
 
   private newSession(device: Device): NodeSession {
-    const jid = `${device.jid}/${this.options.resource ?? "cxmpp"}`;
-    const session = new NodeSession(
-      this.nextId++,
-      device,
-      jid,
-      this.options.domain,
-      undefined,
-      this.token(),
-      this.dictionary,
-    );
-    this.byIdentity.set(device.identity, session);
+    const session = this.createSession(device, this.nextId++, this.token());
+    session.save();
     return session;
   }
 
@@ -247,18 +348,23 @@ export class GatewayService {
     }
     this.stats.bytesIn += request.payload.length;
     const u = protocol.decodeUplink(request.payload);
+    // Any uplink is a wake-up (docs/PROTOCOL.md §4.2): nothing else to say, nothing to lose.
     session.lastSeen = this.options.clock.now();
     if (u.wake !== undefined) session.wake = u.wake;
     session.acknowledge(u.ack);
+    session.save();
+    this.showPresence(session);
     if (u.seq === 0) {
       for (const frame of u.frames) {
         try {
           const stanza = session.telemetry(frame);
           this.stats.telemetryIn++;
+          this.stats.xmlBytesIn += xmlSize(stanza);
           this.route(stanza);
         } catch (error) {
           if (!(error instanceof CodecError)) throw error;
           this.stats.badFrames++;
+          if (error.code === "UNKNOWN_REF") this.stats.tableMisses++;
           this.logger.log("warn", "gateway.bad_telemetry", { jid: session.jid, error: error.message });
         }
       }
@@ -269,10 +375,12 @@ export class GatewayService {
     this.stats.duplicateFrames += Math.max(0, Math.min(before, u.seq + u.frames.length - 1) - u.seq + 1);
     for (const stanza of result.accepted) {
       this.stats.stanzasIn++;
+      this.stats.xmlBytesIn += xmlSize(stanza);
       this.route(stanza);
     }
     if (result.failed) {
       this.stats.badFrames++;
+      if (result.failed.error.code === "UNKNOWN_REF") this.stats.tableMisses++;
       this.logger.log("warn", "gateway.bad_frame", {
         jid: session.jid,
         seq: result.failed.seq,
@@ -303,15 +411,17 @@ export class GatewayService {
   /** The waiting downlink as a response: `[h, dseq, more?]` and up to maxDownlinkBytes of frames. */
   private representation(session: NodeSession, code: number): Response & { readonly frames: number } {
     const pending = session.pending(this.options.maxDownlinkBytes ?? 512);
+    const payload = protocol.encodeDownlink({
+      h: session.h,
+      dseq: pending.dseq,
+      more: pending.more,
+      frames: pending.frames,
+    });
+    this.stats.bytesOut += pending.firstSent;
     return {
       code,
       options: [uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION)],
-      payload: protocol.encodeDownlink({
-        h: session.h,
-        dseq: pending.dseq,
-        more: pending.more,
-        frames: pending.frames,
-      }),
+      payload,
       frames: pending.frames.length,
     };
   }
@@ -326,8 +436,9 @@ export class GatewayService {
   }
 
   /**
-   * Routes a stanza from a node: to another node of this gateway (its mailbox), to `outbound` for other
-   * domains, or back as an error for a local JID nobody owns (RFC 6120 §8.3.3.19 service-unavailable).
+   * Routes a stanza from a node: to another node of this gateway (its mailbox), to the outbox for other
+   * domains, or back as an error for a local JID nobody owns (RFC 6120 §8.3.3.19 service-unavailable)
+   * or a full mailbox (§8.3.3.18 resource-constraint).
    */
   route(stanza: XElement): void {
     const to = attr(stanza, "to");
@@ -335,23 +446,58 @@ export class GatewayService {
     const bare = to.split("/")[0]!;
     const domain = bare.includes("@") ? bare.slice(bare.indexOf("@") + 1) : bare;
     if (domain !== this.options.domain) {
+      this.journal.outboxAdd(stanza, this.options.clock.now());
       this.options.outbound?.(stanza);
       return;
     }
     const device = this.options.devices.byJid(bare);
     const target = device ? (this.byIdentity.get(device.identity) ?? this.newSession(device)) : undefined;
-    if (target) {
-      target.enqueue(stanza);
-      if (target.peer !== undefined)
-        this.options.push?.(
-          `${protocol.Paths.DOWNLINK}/${target.id}`,
-          this.representation(target, Code.CONTENT),
-        );
+    if (!target) {
+      this.bounce(stanza, "cancel", "service-unavailable");
       return;
     }
+    if (this.deliver(target, stanza) === "full") this.bounce(stanza, "wait", "resource-constraint");
+  }
+
+  /**
+   * Puts a stanza in a node's mailbox (coalescing what only matters fresh) and pushes it to an awake
+   * observer. A stanza held for a sleeping node carries a XEP-0203 <delay/> with the time it came.
+   */
+  deliver(target: NodeSession, stanza: XElement): "queued" | "coalesced" | "full" {
+    const now = this.options.clock.now();
+    const held = target.peer === undefined || target.asleep(now);
+    const s = held ? withDelay(stanza, this.options.domain, now) : stanza;
+    const packed = this.packer.encode(s).bytes;
+    const { priority, coalesce } = classify(s);
+    const ttl = (this.options.mailbox ?? DEFAULT_MAILBOX_LIMITS).ttlMs;
+    const item = { stanza: s, priority, coalesce, bytes: packed.length, queuedAt: now, expiresAt: now + ttl };
+    const admission = target.mailbox.admit(item);
+    if (admission.kind === "full") {
+      this.stats.mailboxFull++;
+      this.logger.log("warn", "gateway.mailbox_full", { jid: target.jid, depth: target.mailbox.length });
+      return "full";
+    }
+    if (admission.kind === "coalesced") {
+      target.mailbox.remove(admission.replaced.id);
+      this.journal.mailboxRemove([admission.replaced.id]);
+      this.stats.mailboxCoalesced++;
+    }
+    target.mailbox.add({ ...item, id: this.journal.mailboxAdd(target.identity, item, packed) });
+    this.stats.xmlBytesOut += xmlSize(s);
+    if (target.peer !== undefined && !held)
+      this.options.push?.(
+        `${protocol.Paths.DOWNLINK}/${target.id}`,
+        this.representation(target, Code.CONTENT),
+      );
+    return admission.kind;
+  }
+
+  /** An error reply to the sender of `stanza`, if it is one of this gateway's nodes. */
+  private bounce(stanza: XElement, type: string, condition: string): void {
     const from = attr(stanza, "from");
     if (from === undefined || attr(stanza, "type") === "error") return; // never answer an error with one
-    this.sessionOf(from)?.enqueue(errorReply(stanza, "cancel", "service-unavailable"));
+    const sender = this.sessionOf(from);
+    if (sender) this.deliver(sender, errorReply(stanza, type, condition));
   }
 
   /** The session whose full JID is `full`, through the device directory (no scan of all sessions). */
@@ -360,6 +506,105 @@ export class GatewayService {
     const session = device ? this.byIdentity.get(device.identity) : undefined;
     return session?.jid === full ? session : undefined;
   }
+
+  /** What a node's presence shows now (docs/PROTOCOL.md §4.3). */
+  state(session: NodeSession, now = this.options.clock.now()): NodeState {
+    if (session.peer === undefined) return "unavailable";
+    return session.asleep(now) ? "xa" : "available";
+  }
+
+  /** Shows a node's presence to its allowed peers when it changed (RFC 6121 §4.2 broadcast). */
+  private showPresence(session: NodeSession, now = this.options.clock.now()): void {
+    const state = this.state(session, now);
+    if (this.shown.get(session.identity) === state) return;
+    this.shown.set(session.identity, state);
+    this.logger.log("info", "gateway.presence", { jid: session.jid, state, wakesAt: session.wakesAt });
+    for (const peer of session.device.peers) {
+      this.stats.presenceSent++;
+      this.route(presenceOf(session, state, peer, this.options.domain));
+    }
+  }
+
+  /**
+   * Time passes (called every second or so): mailbox items past their TTL go, nodes that went quiet are
+   * shown asleep, sessions not heard of for the expiry time end.
+   */
+  tick(now = this.options.clock.now()): void {
+    const expiry = this.options.sessionExpiryMs ?? 7 * 86_400_000;
+    for (const session of this.byIdentity.values()) {
+      const expired = session.mailbox.expire(now);
+      if (expired.length > 0) {
+        this.stats.mailboxExpired += expired.length;
+        this.journal.mailboxRemove(expired.map((q) => q.id));
+        this.logger.log("info", "gateway.mailbox_expired", { jid: session.jid, count: expired.length });
+      }
+      const overdue = Math.max(expiry, 2 * session.wake * 1000);
+      if (session.peer !== undefined && now - session.lastSeen > overdue) {
+        this.byPeer.delete(session.peer);
+        session.peer = undefined;
+        session.save();
+        this.logger.log("info", "gateway.session_expired", { jid: session.jid });
+      }
+      this.showPresence(session, now);
+    }
+  }
+
+  /** Nodes awake and asleep now (metrics). */
+  census(now = this.options.clock.now()): { awake: number; asleep: number; mailbox: number } {
+    let awake = 0;
+    let asleep = 0;
+    let mailbox = 0;
+    for (const s of this.byIdentity.values()) {
+      mailbox += s.mailbox.length;
+      const state = this.state(s, now);
+      if (state === "available") awake++;
+      else if (state === "xa") asleep++;
+    }
+    return { awake, asleep, mailbox };
+  }
+}
+
+const DELAY = "urn:xmpp:delay";
+
+/** A stanza's size as XML, for the bytes-saved figures. */
+function xmlSize(stanza: XElement): number {
+  return encoder.encode(toXml(stanza, "jabber:client")).length; // as inside a client stream
+}
+const SLEEP = "urn:cxmpp:sleep:0";
+const IDLE = "urn:xmpp:idle:1";
+
+/** XEP-0082 date-time, to the second. */
+function stamp(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** XEP-0203 §3: when the stanza reached the gateway, stamped by the gateway's domain. */
+function withDelay(stanza: XElement, domain: string, now: number): XElement {
+  if (stanza.children.some((c) => typeof c !== "string" && c.ns === DELAY)) return stanza;
+  return {
+    ...stanza,
+    children: [...stanza.children, el(DELAY, "delay", { from: domain, stamp: stamp(now) })],
+  };
+}
+
+/**
+ * A node's presence for one peer: available; `xa` while asleep (RFC 6121 §4.7.2.1) with the last time
+ * it spoke (XEP-0319 idle) and when it will wake (status text and <wake/> for machines); unavailable.
+ */
+export function presenceOf(session: NodeSession, state: NodeState, to: string, domain: string): XElement {
+  const base = { from: session.jid, to };
+  if (state === "unavailable") return el("jabber:client", "presence", { ...base, type: "unavailable" });
+  if (state === "available") return el("jabber:client", "presence", base);
+  const wakesAt = session.wakesAt ?? session.lastSeen;
+  return el(
+    "jabber:client",
+    "presence",
+    base,
+    el("jabber:client", "show", {}, "xa"),
+    el("jabber:client", "status", {}, `asleep until ${stamp(wakesAt)}`),
+    el(IDLE, "idle", { since: stamp(session.lastSeen) }),
+    el(SLEEP, "wake", { at: stamp(wakesAt), from: domain }),
+  );
 }
 
 /** An RFC 6120 §8.3 error reply: addresses swapped, the original payload kept, an <error/> added. */

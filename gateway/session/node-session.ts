@@ -1,12 +1,12 @@
 /**
- * One node's session at the gateway (docs/PROTOCOL.md §3): the uplink sequence (`h`, exactly once and
- * in order), the downlink mailbox with its sequence and the node's acknowledgements, and the codec
- * contexts of both directions. No I/O: the CoAP resource handlers drive it.
+ * One node's session at the gateway (docs/PROTOCOL.md §3, §4): the uplink sequence (`h`, exactly once
+ * and in order), the downlink mailbox with its sequence and the node's acknowledgements, the codec
+ * contexts of both directions, and when the node sleeps. Every change that must survive a restart goes
+ * to the journal; the CoAP resource handlers drive it.
  */
 import {
   CodecError,
   DICTIONARY_V1,
-  type EncodedFrame,
   SessionDecoder,
   SessionEncoder,
   type StaticDictionary,
@@ -14,12 +14,8 @@ import {
 } from "../../codec/index.js";
 import type { PeerAddress } from "../../src/core/index.js";
 import type { Device } from "../devices.js";
-
-export interface Queued {
-  readonly stanza: XElement;
-  seq: number;
-  frame: EncodedFrame;
-}
+import type { SavedSession, SessionHeader, SessionJournal } from "./journal.js";
+import { DEFAULT_MAILBOX_LIMITS, Mailbox, type MailboxLimits, type MailItem } from "./mailbox.js";
 
 /** What processing an uplink produced. */
 export interface UplinkResult {
@@ -31,14 +27,16 @@ export interface UplinkResult {
   readonly gap: boolean;
 }
 
+/** A node counts as awake this long after its last exchange, then asleep until its wake time. */
+export const AWAKE_WINDOW_MS = 5_000;
+
 export class NodeSession {
   /** Uplink frames processed (stored or bounced), like XEP-0198's h. */
   h = 0;
   /** Downlink frames the node acknowledged. */
   delivered = 0;
-  /** Downlink not yet acknowledged, in sequence order. */
-  readonly mailbox: Queued[] = [];
-  /** Seconds the node said it sleeps between wake-ups (0: always on), and when it last spoke. */
+  readonly mailbox: Mailbox;
+  /** Seconds the node said it sleeps between wake-ups (0: always on), and when it last spoke (ms). */
   wake = 0;
   lastSeen = 0;
   private decoder: SessionDecoder;
@@ -52,8 +50,11 @@ export class NodeSession {
     readonly domain: string,
     public peer: PeerAddress | undefined,
     public resume: Uint8Array,
+    private readonly journal: SessionJournal,
     private readonly dictionary: StaticDictionary = DICTIONARY_V1,
+    limits: MailboxLimits = DEFAULT_MAILBOX_LIMITS,
   ) {
+    this.mailbox = new Mailbox(limits);
     this.decoder = new SessionDecoder({ dictionary, aliases: this.aliases });
     this.encoder = new SessionEncoder({ dictionary, aliases: this.aliases, implicitBase: true });
   }
@@ -63,9 +64,56 @@ export class NodeSession {
     return [this.jid, this.domain, ...this.device.peers];
   }
 
+  get identity(): string {
+    return this.device.identity;
+  }
+
+  /** Asleep: the node said it sleeps, and has been quiet since its last exchange. */
+  asleep(now: number): boolean {
+    return this.wake > 0 && now - this.lastSeen > AWAKE_WINDOW_MS;
+  }
+
+  /** When the node said it would next wake (ms), if it sleeps. */
+  get wakesAt(): number | undefined {
+    return this.wake > 0 ? this.lastSeen + this.wake * 1000 : undefined;
+  }
+
+  header(): SessionHeader {
+    return {
+      identity: this.identity,
+      id: this.id,
+      resume: this.resume,
+      peer: this.peer,
+      h: this.h,
+      delivered: this.delivered,
+      nextDseq: this.nextDseq,
+      wake: this.wake,
+      lastSeen: this.lastSeen,
+    };
+  }
+
+  save(): void {
+    this.journal.saveHeader(this.header());
+  }
+
   /**
-   * A (re)connect: the node starts its codec tables afresh, so does the gateway; undelivered downlink
-   * is renumbered from `delivered + 1` and encoded again.
+   * Back to where the store says it was: counters, the uplink table replayed from the frames that built
+   * it, the downlink table from its saved entries, the mailbox as it was.
+   */
+  restore(saved: SavedSession): void {
+    this.h = saved.h;
+    this.delivered = saved.delivered;
+    this.nextDseq = saved.nextDseq;
+    this.wake = saved.wake;
+    this.lastSeen = saved.lastSeen;
+    for (const frame of saved.uplinkFrames) this.decoder.decode(frame);
+    this.encoder.restore(saved.downlinkEntries);
+    for (const item of saved.mailbox) this.mailbox.restore(item);
+  }
+
+  /**
+   * A (re)connect: the node starts its codec tables afresh, so does the gateway; frames in flight are
+   * renumbered from `delivered + 1` and encoded again.
    */
   resetCodec(): void {
     this.decoder = new SessionDecoder({ dictionary: this.dictionary, aliases: this.aliases });
@@ -74,20 +122,38 @@ export class NodeSession {
       aliases: this.aliases,
       implicitBase: true,
     });
+    this.journal.resetCodec(this.identity);
     this.nextDseq = this.delivered + 1;
-    for (const q of this.mailbox) {
-      q.seq = this.nextDseq++;
-      q.frame = this.encoder.encode(q.stanza);
+    for (const q of this.mailbox.flying) this.encodeFor(q);
+  }
+
+  /** Gives a mail item its sequence number and frame, and journals both with the inserted entries. */
+  private encodeFor(q: MailItem): void {
+    q.seq = this.nextDseq++;
+    q.frame = this.encoder.encode(q.stanza);
+    if (q.frame.inserted.length > 0) {
+      const entries = this.encoder.entries(q.frame.inserted);
+      this.journal.downlinkEntries(
+        this.identity,
+        q.frame.inserted.map((index, i) => ({ index, entry: entries[i]! })),
+      );
     }
+    this.journal.mailboxFly(q);
   }
 
   /** The node's cumulative acknowledgement of downlink: frames up to `ack` are delivered. */
-  acknowledge(ack: number): void {
-    while (this.mailbox.length > 0 && this.mailbox[0]!.seq <= ack) {
-      const q = this.mailbox.shift()!;
-      this.encoder.acknowledge(q.frame.inserted);
-      this.delivered = q.seq;
+  acknowledge(ack: number): number {
+    const done = this.mailbox.delivered(ack);
+    if (done.length === 0) return 0;
+    const indices: number[] = [];
+    for (const q of done) {
+      this.encoder.acknowledge(q.frame!.inserted);
+      indices.push(...q.frame!.inserted);
+      this.delivered = q.seq!;
     }
+    if (indices.length > 0) this.journal.acknowledgeEntries(this.identity, indices);
+    this.journal.mailboxRemove(done.map((q) => q.id));
+    return done.length;
   }
 
   /** Sequenced frames starting at `seq`: each new one is decoded once, in order; repeats are skipped. */
@@ -99,7 +165,9 @@ export class NodeSession {
       if (s > this.h + 1) return { accepted, gap: true };
       let stanza: XElement;
       try {
-        stanza = this.decoder.decode(frames[i]!).stanza;
+        const decoded = this.decoder.decode(frames[i]!);
+        stanza = decoded.stanza;
+        if (decoded.inserted.length > 0) this.journal.uplinkFrame(this.identity, s, frames[i]!);
       } catch (error) {
         if (!(error instanceof CodecError)) throw error;
         return { accepted, failed: { seq: s, error }, gap: false };
@@ -125,22 +193,33 @@ export class NodeSession {
     return { ...stanza, attrs: [{ ns: "", name: "from", value: this.jid }, ...attrs] };
   }
 
-  /** Queues a stanza for the node; it is encoded now, in order, and resent until acknowledged. */
-  enqueue(stanza: XElement): Queued {
-    const q: Queued = { stanza, seq: this.nextDseq++, frame: this.encoder.encode(stanza) };
-    this.mailbox.push(q);
-    return q;
-  }
-
-  /** The first undelivered frames, up to `maxBytes` of frames (at least one if any is waiting). */
-  pending(maxBytes: number): { dseq: number; frames: Uint8Array[]; more: boolean } {
+  /**
+   * The first undelivered frames, up to `maxBytes` of frames (at least one if any is waiting): what is
+   * in flight, then queued stanzas in priority order, which take off now (sequence number, frame).
+   * `firstSent`: bytes of the frames sent for the first time.
+   */
+  pending(maxBytes: number): { dseq: number; frames: Uint8Array[]; more: boolean; firstSent: number } {
     const frames: Uint8Array[] = [];
     let size = 0;
-    for (const q of this.mailbox) {
-      if (frames.length > 0 && size + q.frame.bytes.length > maxBytes) break;
-      frames.push(q.frame.bytes);
-      size += q.frame.bytes.length + 2;
+    let firstSent = 0;
+    const fits = (n: number) => frames.length === 0 || size + n <= maxBytes;
+    for (const q of this.mailbox.flying) {
+      if (!fits(q.frame!.bytes.length)) break;
+      frames.push(q.frame!.bytes);
+      size += q.frame!.bytes.length + 2;
     }
-    return { dseq: this.mailbox[0]?.seq ?? this.nextDseq, frames, more: frames.length < this.mailbox.length };
+    if (frames.length === this.mailbox.flying.length) {
+      for (let q = this.mailbox.next; q !== undefined; q = this.mailbox.next) {
+        // Estimated by the stateless size: a session frame is never larger than that by much.
+        if (!fits(q.bytes)) break;
+        this.mailbox.fly(q);
+        this.encodeFor(q);
+        firstSent += q.frame!.bytes.length;
+        frames.push(q.frame!.bytes);
+        size += q.frame!.bytes.length + 2;
+      }
+    }
+    const first = this.mailbox.flying[0]?.seq ?? this.nextDseq;
+    return { dseq: first, frames, more: frames.length < this.mailbox.length, firstSent };
   }
 }

@@ -41,7 +41,7 @@ export {
   silentLogger,
 } from "./interfaces.js";
 export { seededRandom } from "./seeded-random.js";
-export { SessionFormatError } from "./session/cbor.js";
+export { encodeSequence, SessionFormatError, SessionReader, type Value } from "./session/cbor.js";
 export { NodeClient, type NodeClientOptions, SessionError } from "./session/node-client.js";
 export * as protocol from "./session/protocol.js";
 export { TimerQueue } from "./timer-queue.js";

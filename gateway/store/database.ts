@@ -1,0 +1,92 @@
+/**
+ * The gateway's embedded store: one SQLite file (better-sqlite3) in the data directory, in WAL mode,
+ * migrated on open. Errors a operator can act on (read-only directory, full disk, a newer schema, a
+ * file that is not a database) become a StoreError that says so.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import { MIGRATIONS } from "./migrations.js";
+
+export type Db = Database.Database;
+export type Durability = "full" | "normal";
+
+export class StoreError extends Error {
+  override readonly name = "StoreError";
+  constructor(
+    message: string,
+    /** The SQLite error code (SQLITE_FULL, SQLITE_READONLY, …) when there is one. */
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+const HINTS: Record<string, string> = {
+  SQLITE_FULL: "the disk is full",
+  SQLITE_READONLY: "the data directory or the database file is read-only",
+  SQLITE_READONLY_DIRECTORY: "the data directory is read-only",
+  SQLITE_CANTOPEN: "the file cannot be opened (missing directory or no permission)",
+  SQLITE_IOERR: "an I/O error (disk failing, or full)",
+  SQLITE_NOTADB: "the file is not a cxmpp database",
+  SQLITE_CORRUPT: "the database file is damaged",
+  SQLITE_BUSY: "another process holds the database locked",
+};
+
+/** A StoreError that names the store, what was being done, and (when known) the likely cause. */
+export function storeError(path: string, doing: string, error: unknown): StoreError {
+  if (error instanceof StoreError) return error;
+  const code = (error as { code?: string }).code;
+  const hint = code ? (HINTS[code] ?? HINTS[code.replace(/_[A-Z]+$/, "")]) : undefined;
+  const cause = (error as Error).message ?? String(error);
+  return new StoreError(`store ${path}: ${doing} failed: ${hint ? `${hint} (${cause})` : cause}`, code);
+}
+
+export interface OpenOptions {
+  /** SQLite `synchronous`: "full" survives power loss, "normal" survives a process crash (WAL). */
+  readonly durability?: Durability;
+  readonly readonly?: boolean;
+}
+
+/** Opens (creating it and its directory if needed) and migrates the store at `path` (":memory:" for tests). */
+export function openDatabase(path: string, options: OpenOptions = {}): Db {
+  let db: Db | undefined;
+  try {
+    if (path !== ":memory:" && !options.readonly) mkdirSync(dirname(path), { recursive: true });
+    db = new Database(path, {
+      readonly: options.readonly === true,
+      fileMustExist: options.readonly === true,
+    });
+    if (path !== ":memory:" && !options.readonly) db.pragma("journal_mode = WAL");
+    db.pragma(`synchronous = ${options.durability === "normal" ? "NORMAL" : "FULL"}`);
+    db.pragma("busy_timeout = 5000");
+    if (!options.readonly) migrate(db);
+    else checkVersion(db);
+    return db;
+  } catch (error) {
+    db?.close();
+    throw storeError(path, "opening", error);
+  }
+}
+
+function checkVersion(db: Db): number {
+  const version = db.pragma("user_version", { simple: true }) as number;
+  if (version > MIGRATIONS.length) {
+    throw new StoreError(
+      `the store has schema version ${version}, newer than this cxmpp knows (${MIGRATIONS.length}): upgrade cxmpp`,
+    );
+  }
+  return version;
+}
+
+/** Runs the migrations not yet applied, each in its own transaction with the version bump. */
+export function migrate(db: Db): { from: number; to: number } {
+  const from = checkVersion(db);
+  for (let v = from; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    }).immediate();
+  }
+  return { from, to: MIGRATIONS.length };
+}

@@ -1,0 +1,67 @@
+/**
+ * The store's schema, one migration per release that changed it; `PRAGMA user_version` records how
+ * many have run. Migrations only ever append: a released one is never edited, so every data directory
+ * can be brought forward from any earlier release.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: devices, sessions with their codec state, mailboxes, the federation outbox.
+  `
+  CREATE TABLE devices (
+    identity TEXT PRIMARY KEY,
+    jid TEXT NOT NULL UNIQUE,
+    key BLOB NOT NULL,
+    peers TEXT NOT NULL DEFAULT '[]',
+    revoked INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE sessions (
+    identity TEXT PRIMARY KEY,
+    id INTEGER NOT NULL UNIQUE,
+    resume BLOB NOT NULL,
+    peer TEXT,
+    h INTEGER NOT NULL,
+    delivered INTEGER NOT NULL,
+    next_dseq INTEGER NOT NULL,
+    wake INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL
+  );
+  -- Uplink frames of the current codec context that inserted table entries: replayed into a fresh
+  -- decoder, they rebuild the node's uplink table exactly (docs/PROTOCOL.md §4).
+  CREATE TABLE uplink_frames (
+    identity TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    frame BLOB NOT NULL,
+    PRIMARY KEY (identity, seq)
+  ) WITHOUT ROWID;
+  -- Downlink table entries the gateway's encoder inserted, and whether the node acknowledged them.
+  CREATE TABLE downlink_entries (
+    identity TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    entry BLOB NOT NULL,
+    acked INTEGER NOT NULL,
+    PRIMARY KEY (identity, idx)
+  ) WITHOUT ROWID;
+  -- Stanzas for a node: queued (seq NULL) or in flight (seq and frame set), until acknowledged.
+  CREATE TABLE mailbox (
+    id INTEGER PRIMARY KEY,
+    identity TEXT NOT NULL,
+    stanza BLOB NOT NULL,
+    priority INTEGER NOT NULL,
+    coalesce_key TEXT,
+    bytes INTEGER NOT NULL,
+    queued_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    seq INTEGER,
+    frame BLOB,
+    -- Table indices the frame inserted (JSON array): acknowledged with the frame.
+    inserted TEXT
+  );
+  CREATE INDEX mailbox_by_identity ON mailbox (identity, id);
+  -- Stanzas for other domains, in order, until the XMPP server has taken them.
+  CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    stanza BLOB NOT NULL,
+    queued_at INTEGER NOT NULL
+  );
+  `,
+];

@@ -1,0 +1,83 @@
+/**
+ * Group commit: every write made while handling the datagrams of one event-loop turn goes into one
+ * transaction, committed once the turn is over; each response waits for that commit. "Acked means
+ * stored" then costs one fsync per turn instead of one per request (docs/PROTOCOL.md §4).
+ */
+import { type Db, storeError } from "./database.js";
+
+export type CommitScheduler = (commit: () => void) => void;
+
+export class WriteBatch {
+  private open = false;
+  private waiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+  private failure: Error | undefined;
+
+  constructor(
+    private readonly db: Db,
+    private readonly path: string,
+    private readonly schedule: CommitScheduler = (commit) => setImmediate(commit),
+  ) {}
+
+  /** Runs `fn` inside the open transaction (opening one if needed). A failure spoils the whole batch. */
+  run<T>(fn: () => T): T {
+    if (this.failure) throw this.failure;
+    if (!this.open) {
+      try {
+        this.db.exec("BEGIN IMMEDIATE");
+      } catch (error) {
+        throw storeError(this.path, "beginning a transaction", error);
+      }
+      this.open = true;
+      this.schedule(() => this.commit());
+    }
+    try {
+      return fn();
+    } catch (error) {
+      this.failure = storeError(this.path, "writing", error);
+      throw this.failure;
+    }
+  }
+
+  get pending(): boolean {
+    return this.open;
+  }
+
+  /** Resolves when everything written so far is committed (at once when nothing is open). */
+  committed(): Promise<void> {
+    if (!this.open) return Promise.resolve();
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  /** Commits now (shutdown, tests). */
+  flush(): void {
+    if (this.open) this.commit();
+  }
+
+  private commit(): void {
+    if (!this.open) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    this.open = false;
+    let error = this.failure;
+    if (!error) {
+      try {
+        this.db.exec("COMMIT");
+      } catch (e) {
+        error = storeError(this.path, "committing", e);
+      }
+    }
+    if (error) {
+      try {
+        if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      } catch {
+        // The rollback failing changes nothing: SQLite rolls back an unfinished transaction itself.
+      }
+      this.failure = undefined;
+      this.onFailure?.(error);
+      for (const w of waiters) w.reject(error);
+    } else for (const w of waiters) w.resolve();
+  }
+
+  /** Called once per failed batch, before its waiters hear of it (the gateway reloads its state). */
+  onFailure: ((error: Error) => void) | undefined;
+}
