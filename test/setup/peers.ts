@@ -1,20 +1,28 @@
 /**
  * vitest globalSetup: makes sure the third-party peers the interop tests talk to are on this machine
- * (PEERS.md): libcoap's `coap-client-notls` (Debian `libcoap3-bin`), `nft` (`nftables`) and `ip`
- * (`iproute2`). When a command is missing it installs the Debian packages (we run as root here and in
- * CI); when everything is present it does nothing. If it cannot install, it fails with a clear error.
+ * (PEERS.md): libcoap's `coap-client-notls` (Debian `libcoap3-bin`), `nft` (`nftables`), `ip`
+ * (`iproute2`), `prosody` and slixmpp for the system Python (`python3-slixmpp`). When one is missing it
+ * installs the Debian packages (we run as root here and in CI); when everything is present it does
+ * nothing. If it cannot install, it fails with a clear error.
  */
 import { execFileSync } from "node:child_process";
 
-const NEEDED: ReadonlyArray<{ command: string; pkg: string }> = [
+/**
+ * `command` is looked up on PATH; `probe` is run instead where a command lookup proves nothing (a
+ * Python module: test/kit/slixmpp.ts runs /usr/bin/python3, and the python3 first on PATH may differ).
+ */
+const NEEDED: ReadonlyArray<{ command: string; pkg: string; probe?: readonly string[] }> = [
   { command: "coap-client-notls", pkg: "libcoap3-bin" },
   { command: "nft", pkg: "nftables" },
   { command: "ip", pkg: "iproute2" },
+  { command: "prosody", pkg: "prosody" },
+  { command: "slixmpp", pkg: "python3-slixmpp", probe: ["/usr/bin/python3", "-c", "import slixmpp"] },
 ];
 
-function present(command: string): boolean {
+function present(need: (typeof NEEDED)[number]): boolean {
   try {
-    execFileSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" });
+    if (need.probe) execFileSync(need.probe[0]!, need.probe.slice(1), { stdio: "ignore", timeout: 30_000 });
+    else execFileSync("sh", ["-c", `command -v ${need.command}`], { stdio: "ignore" });
     return true;
   } catch {
     return false;
@@ -30,7 +38,7 @@ function run(args: string[]): void {
 }
 
 export default function setup(): void {
-  const missing = NEEDED.filter((n) => !present(n.command));
+  const missing = NEEDED.filter((n) => !present(n));
   if (missing.length === 0) return;
   const what = missing.map((m) => `${m.command} (${m.pkg})`).join(", ");
   if (process.getuid?.() !== 0)
@@ -44,7 +52,7 @@ export default function setup(): void {
     const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim() ?? "";
     throw new Error(`could not install test peers (${what}) with apt-get: ${String(error)}\n${stderr}`);
   }
-  const still = NEEDED.filter((n) => !present(n.command));
+  const still = NEEDED.filter((n) => !present(n));
   if (still.length > 0)
     throw new Error(`apt-get ran but these are still missing: ${still.map((s) => s.command).join(", ")}`);
 }

@@ -1,0 +1,141 @@
+"""An independent XMPP client for interop tests: slixmpp (Python, Debian python3-slixmpp 1.8) driven by
+JSON lines, run by test/kit/slixmpp.ts with /usr/bin/python3.
+
+Configuration comes as JSON in the environment variable CXMPP_SLIXMPP:
+    {"jid": "bob@a.localhost/slix", "password": "...", "host": "127.0.0.1", "port": 5222,
+     "presence": true}
+
+stdin, one JSON object per line (the ops):
+    {"op": "message", "to": J, "body": B, "type": "chat", "id": I}      type and id optional
+    {"op": "presence", "to": J, "type": T, "show": S, "status": X}      all optional
+    {"op": "subscribe", "to": J}                                         RFC 6121 section 3.1.1
+    {"op": "iq_get", "to": J, "xml": "<query xmlns='...'/>", "id": I}  the payload as XML text
+    {"op": "raw", "xml": "<message .../>"}                               sent as is
+    {"op": "quit"}                                                       closes the stream, exits 0
+
+stdout, one JSON object per line:
+    {"event": "ready", "jid": FULL}      after session_start (and initial presence if asked)
+    {"kind": "message"|"presence"|"iq", "from", "to", "type", "id", "body", "xml"}   every stanza
+                                          received, before slixmpp handles it; xml is the raw stanza
+    {"event": "error", "message": M}      an op that could not be carried out, or failed auth
+    {"event": "disconnected"}             the stream ended; the process exits after it
+
+Plain text auth without TLS is enabled on purpose: the test server has no certificate and runs on
+loopback only (see PEERS.md).
+"""
+
+import asyncio
+import json
+import os
+import sys
+import threading
+import xml.etree.ElementTree as ET
+
+from slixmpp import ClientXMPP
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+class Peer(ClientXMPP):
+    def __init__(self, jid, password, presence):
+        super().__init__(jid, password)
+        self.initial_presence = presence
+        # Report every stanza as it arrives, before any handler (or slixmpp's automatic replies) runs.
+        self.add_filter("in", self.report)
+        self.add_event_handler("session_start", self.on_start)
+        self.add_event_handler("failed_auth", self.on_failed_auth)
+        self.add_event_handler("connection_failed", self.on_connection_failed)
+        self.add_event_handler("disconnected", self.on_disconnected)
+
+    def report(self, stanza):
+        name = stanza.tag.split("}")[-1]
+        if name in ("message", "presence", "iq"):
+            emit(
+                {
+                    "kind": name,
+                    "from": stanza["from"].full,
+                    "to": stanza["to"].full,
+                    "type": stanza["type"],
+                    "id": stanza["id"],
+                    "body": stanza["body"] if name == "message" else "",
+                    "xml": str(stanza),
+                }
+            )
+        return stanza
+
+    async def on_start(self, _event):
+        if self.initial_presence:
+            self.send_presence()
+        emit({"event": "ready", "jid": self.boundjid.full})
+
+    def on_failed_auth(self, _event):
+        emit({"event": "error", "message": "failed_auth"})
+        self.disconnect()
+
+    def on_connection_failed(self, error):
+        # slixmpp would retry forever; a test wants to know now.
+        emit({"event": "error", "message": f"connection_failed: {error}"})
+        self.loop.stop()
+
+    def on_disconnected(self, _event):
+        emit({"event": "disconnected"})
+        self.loop.stop()
+
+    def apply(self, line):
+        """Carries out one op line; runs on the event loop."""
+        try:
+            op = json.loads(line)
+            kind = op.get("op")
+            if kind == "message":
+                msg = self.make_message(mto=op["to"], mbody=op.get("body"), mtype=op.get("type", "chat"))
+                if "id" in op:
+                    msg["id"] = op["id"]
+                msg.send()
+            elif kind == "presence":
+                self.send_presence(
+                    pto=op.get("to"), ptype=op.get("type"), pshow=op.get("show"), pstatus=op.get("status")
+                )
+            elif kind == "subscribe":
+                self.send_presence(pto=op["to"], ptype="subscribe")
+            elif kind == "iq_get":
+                iq = self.make_iq_get(ito=op["to"])
+                if "id" in op:
+                    iq["id"] = op["id"]
+                iq.append(ET.fromstring(op["xml"]))
+                # The reply is reported by the "in" filter like any stanza; the future only has to be
+                # consumed so that an error reply or a timeout is not logged as an unretrieved exception.
+                future = iq.send(timeout=30)
+                future.add_done_callback(lambda f: f.cancelled() or f.exception())
+            elif kind == "raw":
+                self.send_raw(op["xml"])
+            elif kind == "quit":
+                self.disconnect()
+            else:
+                emit({"event": "error", "message": f"unknown op: {line.strip()}"})
+        except Exception as error:  # report and keep going: one bad op must not end the peer
+            emit({"event": "error", "message": f"{type(error).__name__}: {error} in {line.strip()}"})
+
+
+def main():
+    config = json.loads(os.environ["CXMPP_SLIXMPP"])
+    peer = Peer(config["jid"], config["password"], config.get("presence", True))
+    peer["feature_mechanisms"].unencrypted_plain = True
+    peer.connect(address=(config["host"], int(config["port"])), force_starttls=False, disable_starttls=True)
+
+    def read_stdin():
+        # A thread, because asyncio cannot read a pipe on stdin portably; each line goes to the loop.
+        for line in sys.stdin:
+            if line.strip():
+                peer.loop.call_soon_threadsafe(peer.apply, line)
+        # stdin closed: the test process is gone or done, so leave too.
+        peer.loop.call_soon_threadsafe(peer.disconnect)
+
+    threading.Thread(target=read_stdin, daemon=True).start()
+    peer.loop.run_forever()
+
+
+if __name__ == "__main__":
+    main()
