@@ -1,11 +1,28 @@
 /**
  * A gateway and nodes on the in-memory lossy network with a fake clock, for session-layer tests.
  * `settle` advances fake time in small steps and lets promise callbacks run between them.
+ *
+ * Besides the network's own conditions, `drop` cuts datagrams by address (one node, one direction),
+ * `exchanges` records every request the gateway's session service handled (after CoAP deduplication)
+ * with what its response carried, and `pushes` every Observe notification the gateway attempted.
  */
 import { createHmac } from "node:crypto";
-import { type DeviceDirectory, MemoryDevices } from "../../gateway/devices.js";
+import type { XElement } from "../../codec/index.js";
+import type { Device, DeviceDirectory } from "../../gateway/devices.js";
 import { GatewayService } from "../../gateway/session/gateway-service.js";
-import { CoapEndpoint, type Mac, NodeClient, type PeerAddress } from "../../src/core/index.js";
+import type { SessionJournal } from "../../gateway/session/journal.js";
+import { DEFAULT_MAILBOX_LIMITS, type MailboxLimits } from "../../gateway/session/mailbox.js";
+import {
+  CoapEndpoint,
+  Code,
+  type Mac,
+  NodeClient,
+  type PeerAddress,
+  protocol,
+  type Response,
+  type ServerRequest,
+  uriPath,
+} from "../../src/core/index.js";
 import { FakeTime, fakeRandom } from "./fake-time.js";
 import { type LinkConditions, LossyNetwork } from "./lossy-link.js";
 
@@ -20,32 +37,128 @@ export function key(n: number): Uint8Array {
   return Uint8Array.from({ length: 16 }, (_, i) => (n * 31 + i) & 0xff);
 }
 
+export interface HarnessOptions {
+  /** Allowed peers (bare JIDs) per device name. */
+  readonly peers?: Readonly<Record<string, readonly string[]>>;
+  /** Mailbox limits; what is left out keeps its default. */
+  readonly mailbox?: Partial<MailboxLimits>;
+  readonly sessionExpiryMs?: number;
+  readonly maxDownlinkBytes?: number;
+  readonly journal?: SessionJournal;
+}
+
+/** One request the gateway's session service answered, and what the answer carried. */
+export interface ExchangeRecord {
+  readonly at: number;
+  readonly peer: PeerAddress;
+  /** "c", "u", "d/<session>", … */
+  readonly path: string;
+  readonly code: number;
+  /** Downlink carried by a 2.04/2.05 with a payload (undefined for an empty answer or another code). */
+  readonly downlink?: {
+    readonly dseq: number;
+    readonly frames: number;
+    readonly bytes: number;
+    readonly more: boolean;
+  };
+}
+
+/** A device directory whose entries can be revoked while the gateway runs (as `cxmpp provision revoke`). */
+export class TestDevices implements DeviceDirectory {
+  private readonly byIdentity = new Map<string, Device>();
+  private readonly byBareJid = new Map<string, Device>();
+
+  constructor(devices: readonly Device[]) {
+    for (const d of devices) this.put(d);
+  }
+
+  private put(device: Device): void {
+    this.byIdentity.set(device.identity, device);
+    this.byBareJid.set(device.jid, device);
+  }
+
+  find(identity: string): Device | undefined {
+    return this.byIdentity.get(identity);
+  }
+
+  byJid(jid: string): Device | undefined {
+    return this.byBareJid.get(jid);
+  }
+
+  revoke(identity: string): void {
+    const device = this.byIdentity.get(identity);
+    if (!device) throw new Error(`no device ${identity}`);
+    this.put({ ...device, revoked: true });
+  }
+}
+
 export interface Harness {
   time: FakeTime;
   net: LossyNetwork;
   gateway: GatewayService;
   gatewayEndpoint: CoapEndpoint;
-  devices: DeviceDirectory;
-  outbound: import("../../codec/index.js").XElement[];
-  node(identity: string, options?: { key?: Uint8Array; address?: string; wake?: number }): NodeClient;
+  devices: TestDevices;
+  outbound: XElement[];
+  /** Requests the gateway handled, in order. */
+  exchanges: ExchangeRecord[];
+  /** Observe notifications the gateway attempted: path and how many observers got it. */
+  pushes: { readonly path: string; readonly observers: number }[];
+  /** Datagrams cut by `drop` (they never reach the lossy network). */
+  dropped: number;
+  /** Cuts every datagram for which `filter(from, to)` is true; undefined: cut nothing. */
+  drop(filter: ((from: PeerAddress, to: PeerAddress) => boolean) | undefined): void;
+  /** The network address of a node made by `node`. */
+  address(node: NodeClient): PeerAddress;
+  node(
+    identity: string,
+    options?: { key?: Uint8Array; address?: string; wake?: number; retryDelayMs?: number },
+  ): NodeClient;
   settle(ms?: number, stepMs?: number): Promise<void>;
 }
 
-export function harness(names: string[], conditions: LinkConditions = {}, seed = 1): Harness {
+export function harness(
+  names: string[],
+  conditions: LinkConditions = {},
+  seed = 1,
+  options: HarnessOptions = {},
+): Harness {
   const time = new FakeTime();
   const net = new LossyNetwork(time, conditions, seed);
-  const devices = new MemoryDevices(
-    names.map((name, i) => ({ identity: name, key: key(i + 1), jid: `${name}@${DOMAIN}`, peers: [] })),
+  const devices = new TestDevices(
+    names.map((name, i) => ({
+      identity: name,
+      key: key(i + 1),
+      jid: `${name}@${DOMAIN}`,
+      peers: options.peers?.[name] ?? [],
+    })),
   );
+  let filter: ((from: PeerAddress, to: PeerAddress) => boolean) | undefined;
+  const transport = (address: string) => {
+    const t = net.transport(address);
+    return {
+      address: t.address,
+      send: (data: Uint8Array, peer: PeerAddress) => {
+        if (filter?.(t.address, peer)) {
+          h.dropped++;
+          return;
+        }
+        t.send(data, peer);
+      },
+      onReceive: t.onReceive,
+      close: t.close,
+    };
+  };
   const transmission = { ackTimeoutMs: 500, maxRetransmit: 6 };
   const gatewayEndpoint = new CoapEndpoint({
-    transport: net.transport(GATEWAY),
+    transport: transport(GATEWAY),
     clock: time,
     scheduler: time,
     random: fakeRandom(seed + 1000),
     transmission,
   });
-  const outbound: import("../../codec/index.js").XElement[] = [];
+  const outbound: XElement[] = [];
+  const exchanges: ExchangeRecord[] = [];
+  const pushes: { path: string; observers: number }[] = [];
   const gateway = new GatewayService({
     devices,
     domain: DOMAIN,
@@ -53,21 +166,70 @@ export function harness(names: string[], conditions: LinkConditions = {}, seed =
     random: fakeRandom(seed + 2000),
     clock: time,
     outbound: (s) => outbound.push(s),
-    push: (path, response) => gatewayEndpoint.notify(path, response),
+    push: (path, response) => {
+      const observers = gatewayEndpoint.notify(path, response);
+      pushes.push({ path, observers });
+      return observers;
+    },
+    ...(options.mailbox ? { mailbox: { ...DEFAULT_MAILBOX_LIMITS, ...options.mailbox } } : {}),
+    ...(options.sessionExpiryMs !== undefined ? { sessionExpiryMs: options.sessionExpiryMs } : {}),
+    ...(options.maxDownlinkBytes !== undefined ? { maxDownlinkBytes: options.maxDownlinkBytes } : {}),
+    ...(options.journal ? { journal: options.journal } : {}),
   });
-  gatewayEndpoint.handle(gateway.handle);
+  const record = (request: ServerRequest, response: Response): Response => {
+    const path = uriPath(request);
+    const carries =
+      (path === protocol.Paths.UPLINK || path.startsWith(`${protocol.Paths.DOWNLINK}/`)) &&
+      (response.code === Code.CHANGED || response.code === Code.CONTENT) &&
+      response.payload.length > 0;
+    const down = carries ? protocol.decodeDownlink(response.payload) : undefined;
+    exchanges.push({
+      at: time.now(),
+      peer: request.peer,
+      path,
+      code: response.code,
+      ...(down
+        ? {
+            downlink: {
+              dseq: down.dseq,
+              frames: down.frames.length,
+              bytes: down.frames.reduce((n, f) => n + f.length, 0),
+              more: down.more === true,
+            },
+          }
+        : {}),
+    });
+    return response;
+  };
+  gatewayEndpoint.handle((request) => {
+    const response = gateway.handle(request);
+    return response instanceof Promise ? response.then((r) => record(request, r)) : record(request, response);
+  });
+  const addresses = new Map<NodeClient, PeerAddress>();
   let n = 0;
-  return {
+  const h: Harness = {
     time,
     net,
     gateway,
     gatewayEndpoint,
     devices,
     outbound,
-    node(identity, options = {}) {
+    exchanges,
+    pushes,
+    dropped: 0,
+    drop(f) {
+      filter = f;
+    },
+    address(node) {
+      const a = addresses.get(node);
+      if (!a) throw new Error("not a node of this harness");
+      return a;
+    },
+    node(identity, nodeOptions = {}) {
       n++;
+      const t = transport(nodeOptions.address ?? `${identity}:${n}`);
       const endpoint = new CoapEndpoint({
-        transport: net.transport(options.address ?? `${identity}:${n}`),
+        transport: t,
         clock: time,
         scheduler: time,
         random: fakeRandom(seed + n),
@@ -75,15 +237,17 @@ export function harness(names: string[], conditions: LinkConditions = {}, seed =
         exchange: { tokenLength: 1 },
       });
       const index = names.indexOf(identity);
-      return new NodeClient({
+      const client = new NodeClient({
         endpoint,
         gateway: GATEWAY,
         identity,
-        key: options.key ?? key(index + 1),
+        key: nodeOptions.key ?? key(index + 1),
         mac: nodeMac,
-        retryDelayMs: 200,
-        ...(options.wake !== undefined ? { wake: options.wake } : {}),
+        retryDelayMs: nodeOptions.retryDelayMs ?? 200,
+        ...(nodeOptions.wake !== undefined ? { wake: nodeOptions.wake } : {}),
       });
+      addresses.set(client, t.address);
+      return client;
     },
     async settle(ms = 5_000, stepMs = 20) {
       for (let t = 0; t < ms; t += stepMs) {
@@ -92,4 +256,5 @@ export function harness(names: string[], conditions: LinkConditions = {}, seed =
       }
     },
   };
+  return h;
 }
