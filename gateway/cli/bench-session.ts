@@ -248,6 +248,7 @@ async function gatewayChild(config: SessionRunConfig): Promise<void> {
       else node.max = seq;
     },
     push: (path, response) => udp.endpoint.notify(path, response),
+    observed: (path) => udp.endpoint.observers.count(path) > 0,
   });
   udp.endpoint.handle(service.handle);
   let cpu0 = process.cpuUsage();

@@ -55,6 +55,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   let push: ((path: string, response: Response) => number) | undefined;
   const service = new GatewayService({
     push: (path, response) => push?.(path, response) ?? 0,
+    observed: (path) => udp.endpoint.observers.count(path) > 0,
     devices: store.devices,
     journal: store.journal,
     domain: config.domain,

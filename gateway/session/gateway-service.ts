@@ -60,6 +60,11 @@ export interface GatewayServiceOptions {
   readonly outbound?: (stanza: XElement) => void;
   /** Pushes a representation to the observers of a path (the endpoint's Observe notify). */
   readonly push?: (path: string, response: Response) => number;
+  /**
+   * Whether a node observes a path: only then is its downlink pushed (building a push marks frames as
+   * sent, which a node that does not observe would never receive). Default: nobody observes.
+   */
+  readonly observed?: (path: string) => boolean;
   /** Durable state (gateway/store); default: kept in memory only. */
   readonly journal?: SessionJournal;
   readonly mailbox?: MailboxLimits;
@@ -142,6 +147,7 @@ export class GatewayService {
    * the truth; what the failed batch changed in memory is thrown away, and its requests got 5.03).
    */
   reload(): void {
+    this.touched.clear();
     this.byPeer.clear();
     this.byIdentity.clear();
     for (const saved of this.journal.load()) {
@@ -189,6 +195,7 @@ export class GatewayService {
     let response: Response;
     try {
       response = this.dispatch(request);
+      this.saveTouched();
     } catch (error) {
       if (!(error instanceof Error) || error.name !== "StoreError") throw error;
       response = this.storeFailed(error);
@@ -200,7 +207,21 @@ export class GatewayService {
     );
   };
 
+  /** Sessions whose header changed while handling the current request or tick. */
+  private readonly touched = new Set<NodeSession>();
+
+  private touch(session: NodeSession): void {
+    this.touched.add(session);
+  }
+
+  /** Writes the headers of the sessions that changed, once per request however often they changed. */
+  private saveTouched(): void {
+    for (const session of this.touched) session.save();
+    this.touched.clear();
+  }
+
   private storeFailed(error: Error): Response {
+    this.touched.clear();
     this.stats.storeFailures++;
     this.logger.log("error", "gateway.store_failed", { error: error.message });
     return {
@@ -282,6 +303,9 @@ export class GatewayService {
       // One answer for unknown, revoked and wrong key: nothing to learn about which identities exist.
       return respond(Code.FORBIDDEN, "identity or proof not accepted");
     }
+    // What the node says it received is delivered, before establish renumbers the rest.
+    const known = this.byIdentity.get(device.identity);
+    if (known && c.ack !== undefined) known.acknowledge(c.ack);
     const session = this.establish(device, request.peer, c.resume);
     session.wake = c.wake ?? 0;
     session.lastSeen = this.options.clock.now();
@@ -352,7 +376,7 @@ export class GatewayService {
     session.lastSeen = this.options.clock.now();
     if (u.wake !== undefined) session.wake = u.wake;
     session.acknowledge(u.ack);
-    session.save();
+    this.touch(session);
     this.showPresence(session);
     if (u.seq === 0) {
       for (const frame of u.frames) {
@@ -372,6 +396,7 @@ export class GatewayService {
     }
     const before = session.h;
     const result = session.uplink(u.seq, u.frames);
+    if (session.h !== before) this.touch(session);
     this.stats.duplicateFrames += Math.max(0, Math.min(before, u.seq + u.frames.length - 1) - u.seq + 1);
     for (const stanza of result.accepted) {
       this.stats.stanzasIn++;
@@ -418,6 +443,7 @@ export class GatewayService {
       frames: pending.frames,
     });
     this.stats.bytesOut += pending.firstSent;
+    if (pending.firstSent > 0) this.touch(session); // its next downlink sequence number moved
     return {
       code,
       options: [uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION)],
@@ -466,9 +492,10 @@ export class GatewayService {
   deliver(target: NodeSession, stanza: XElement): "queued" | "coalesced" | "full" {
     const now = this.options.clock.now();
     const held = target.peer === undefined || target.asleep(now);
+    // Classified as it came: the <delay/> added below is not part of what it means.
+    const { priority, coalesce } = classify(stanza);
     const s = held ? withDelay(stanza, this.options.domain, now) : stanza;
     const packed = this.packer.encode(s).bytes;
-    const { priority, coalesce } = classify(s);
     const ttl = (this.options.mailbox ?? DEFAULT_MAILBOX_LIMITS).ttlMs;
     const item = { stanza: s, priority, coalesce, bytes: packed.length, queuedAt: now, expiresAt: now + ttl };
     const admission = target.mailbox.admit(item);
@@ -484,12 +511,26 @@ export class GatewayService {
     }
     target.mailbox.add({ ...item, id: this.journal.mailboxAdd(target.identity, item, packed) });
     this.stats.xmlBytesOut += xmlSize(s);
-    if (target.peer !== undefined && !held)
-      this.options.push?.(
-        `${protocol.Paths.DOWNLINK}/${target.id}`,
-        this.representation(target, Code.CONTENT),
-      );
+    if (target.peer !== undefined && !held && this.options.push) {
+      if (this.options.observed?.(`${protocol.Paths.DOWNLINK}/${target.id}`)) this.pushLater(target);
+    }
     return admission.kind;
+  }
+
+  /**
+   * Notifies an observing node of its downlink once what it carries is durable: a frame pushed before
+   * its commit could be lost with the batch after the node had taken it (docs/PROTOCOL.md §4.1).
+   */
+  private pushLater(target: NodeSession): void {
+    const path = `${protocol.Paths.DOWNLINK}/${target.id}`;
+    const response = this.representation(target, Code.CONTENT);
+    const push = this.options.push!;
+    if (!this.journal.pending) push(path, response);
+    else
+      this.journal.committed().then(
+        () => push(path, response),
+        () => {},
+      );
   }
 
   /** An error reply to the sender of `stanza`, if it is one of this gateway's nodes. */
@@ -547,6 +588,7 @@ export class GatewayService {
       }
       this.showPresence(session, now);
     }
+    this.saveTouched();
   }
 
   /** Nodes awake and asleep now (metrics). */

@@ -44,7 +44,12 @@ const IOT_CONTROL = "urn:xmpp:iot:control";
 export function classify(stanza: XElement): { priority: number; coalesce: string | undefined } {
   const from = attr(stanza, "from") ?? "";
   if (stanza.name === "iq") return { priority: Priority.IQ, coalesce: undefined };
-  if (stanza.name === "presence") return { priority: Priority.PRESENCE, coalesce: `presence ${from}` };
+  if (stanza.name === "presence") {
+    // Only availability coalesces; subscription requests and errors must each arrive (RFC 6121 §3).
+    const type = attr(stanza, "type");
+    const availability = type === undefined || type === "unavailable";
+    return { priority: Priority.PRESENCE, coalesce: availability ? `presence ${from}` : undefined };
+  }
   const payload = stanza.children.filter((c): c is XElement => typeof c !== "string");
   if (payload.length > 0 && payload.every((c) => c.ns === CHAT_STATES)) {
     return { priority: Priority.PRESENCE, coalesce: `chatstate ${from}` };
@@ -92,14 +97,15 @@ export class Mailbox {
 
   /** Whether `item` may join: a queued stanza with its coalescing key is replaced; else the limits. */
   admit(item: Omit<MailItem, "id">): Admission {
-    if (item.coalesce !== undefined) {
-      const i = this.items.findIndex((q, k) => k >= this.inFlight && q.coalesce === item.coalesce);
-      if (i >= 0) return { kind: "coalesced", replaced: this.items[i]! };
-    }
-    if (this.items.length + 1 > this.limits.maxStanzas || this.bytes + item.bytes > this.limits.maxBytes) {
-      return { kind: "full" };
-    }
-    return { kind: "queued" };
+    const i =
+      item.coalesce === undefined
+        ? -1
+        : this.items.findIndex((q, k) => k >= this.inFlight && q.coalesce === item.coalesce);
+    const replaced = i >= 0 ? this.items[i] : undefined;
+    const count = this.items.length + (replaced ? 0 : 1);
+    const bytes = this.bytes - (replaced?.bytes ?? 0) + item.bytes;
+    if (count > this.limits.maxStanzas || bytes > this.limits.maxBytes) return { kind: "full" };
+    return replaced ? { kind: "coalesced", replaced } : { kind: "queued" };
   }
 
   /** Adds a queued item in its place (after anything of its priority or higher that came first). */

@@ -3,8 +3,8 @@
  * migrated on open. Errors a operator can act on (read-only directory, full disk, a newer schema, a
  * file that is not a database) become a StoreError that says so.
  */
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { MIGRATIONS } from "./migrations.js";
 
@@ -52,7 +52,10 @@ export interface OpenOptions {
 export function openDatabase(path: string, options: OpenOptions = {}): Db {
   let db: Db | undefined;
   try {
-    if (path !== ":memory:" && !options.readonly) mkdirSync(dirname(path), { recursive: true });
+    if (path !== ":memory:" && !options.readonly) {
+      mkdirSync(dirname(path), { recursive: true });
+      probeWritable(dirname(path));
+    }
     db = new Database(path, {
       readonly: options.readonly === true,
       fileMustExist: options.readonly === true,
@@ -60,12 +63,34 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
     if (path !== ":memory:" && !options.readonly) db.pragma("journal_mode = WAL");
     db.pragma(`synchronous = ${options.durability === "normal" ? "NORMAL" : "FULL"}`);
     db.pragma("busy_timeout = 5000");
-    if (!options.readonly) migrate(db);
-    else checkVersion(db);
+    if (!options.readonly) {
+      migrate(db);
+      // SQLite falls back to read-only when it cannot write; say so now, not at the first stanza.
+      db.exec("BEGIN IMMEDIATE");
+      db.exec("ROLLBACK");
+    } else checkVersion(db);
     return db;
   } catch (error) {
     db?.close();
     throw storeError(path, "opening", error);
+  }
+}
+
+/** SQLite needs to create its -wal and -shm files beside the database: the directory must be writable. */
+function probeWritable(dir: string): void {
+  const probe = join(dir, `.cxmpp-write-test-${process.pid}`);
+  try {
+    writeFileSync(probe, "");
+    rmSync(probe);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "";
+    const why =
+      code === "EROFS" || code === "EACCES" || code === "EPERM"
+        ? `the data directory ${dir} is read-only (${code})`
+        : code === "ENOSPC"
+          ? `the disk holding ${dir} is full (ENOSPC)`
+          : `cannot write in ${dir} (${(error as Error).message})`;
+    throw new StoreError(why, code);
   }
 }
 

@@ -636,3 +636,87 @@ describe("sleeping node: revocation", () => {
     expect(session.peer).toBeUndefined();
   });
 });
+
+/*
+ * Regressions for bugs these tests found (each failed before its fix):
+ * 1. a stanza was classified after <delay/> was added, so control sets and chat states queued for a
+ *    sleeping node never coalesced;
+ * 2. building a push for a node that does not observe /d marked its stanzas in flight unsent;
+ * 3. a coalescing replacement skipped the mailbox limits;
+ * 4. a queued presence subscription request was coalesced away by a later availability presence;
+ * 5. the last batch of a wake-up reached the node twice when its next wake-up reconnected (the
+ *    connect now carries the node's received count, PROTOCOL.md §3.2).
+ */
+describe("sleeping node: regressions", () => {
+  it("coalesces XEP-0325 control sets and chat states queued for a sleeping node (latest value wins)", async () => {
+    const { h, sleepy, got, session, send } = await asleep();
+    await send(control(SLEEPY, { x: 1 }));
+    await send(control(SLEEPY, { y: 9 }));
+    await send(control(SLEEPY, { x: 2 }));
+    await send(control(SLEEPY, { x: 3 }));
+    await send(chatState(SLEEPY, "composing"));
+    await send(chatState(SLEEPY, "paused"));
+    await send(chatState(SLEEPY, "active"));
+    expect(session.mailbox.queued.map((q) => label(q.stanza))).toEqual([
+      "set:y=9",
+      "set:x=3",
+      "chatstate:active",
+    ]);
+    expect(h.gateway.stats.mailboxCoalesced).toBe(4);
+    await wake(h, sleepy);
+    expect(got.map(label)).toEqual(["set:y=9", "set:x=3", "chatstate:active"]);
+  });
+
+  it("keeps stanzas queued (coalescing, TTL) in the awake window of a node that does not observe /d", async () => {
+    const ttlMs = 30_000;
+    const { h, sleepy, got, session, send } = await asleep({ mailbox: { ttlMs } });
+    await wake(h, sleepy); // awake for 5 s; it never observes its downlink resource
+    expect(h.gateway.state(session)).toBe("available");
+    const t = await send(presence(SLEEPY, "p1"));
+    await send(presence(SLEEPY, "p2"));
+    await send(msg(SLEEPY, "m1"));
+    await send(presence(SLEEPY, "p3"));
+    expect(h.gateway.state(session)).toBe("available");
+    // Nothing was sent to the node, so nothing is in flight: the presences coalesce.
+    expect(session.mailbox.flying).toHaveLength(0);
+    expect(h.gateway.stats.mailboxCoalesced).toBe(2);
+    h.gateway.tick(t + ttlMs + 1_000);
+    expect(h.gateway.stats.mailboxExpired).toBe(2);
+    await wake(h, sleepy);
+    expect(got).toEqual([]);
+  });
+
+  it("does not let a coalescing replacement push the mailbox over maxBytes", async () => {
+    const maxBytes = 200;
+    const { h, session, send } = await asleep({ mailbox: { maxBytes } });
+    await send(presence(SLEEPY, "p"));
+    await send(msg(SLEEPY, "a".repeat(100)));
+    expect(session.mailbox.length).toBe(2);
+    await send(presence(SLEEPY, "q".repeat(120)));
+    expect(session.mailbox.size).toBeLessThanOrEqual(maxBytes);
+    expect(h.gateway.stats.mailboxFull + h.gateway.stats.mailboxCoalesced).toBe(1);
+  });
+
+  it("does not lose a queued presence subscription request to a later presence from the same sender", async () => {
+    const { h, sleepy, got, send } = await asleep();
+    await send(el(CLIENT, "presence", { to: SLEEPY, type: "subscribe" }));
+    await send(presence(SLEEPY, "online"));
+    await wake(h, sleepy);
+    expect(got.map(label)).toEqual(["presence:subscribe", "presence:online"]);
+  });
+
+  it("does not hand the last (unacknowledged) batch of a wake-up to the node twice when its next wake-up reconnects", async () => {
+    const { h, sleepy, got, session, send } = await asleep({ sessionExpiryMs: 30_000 });
+    await send(msg(SLEEPY, "x"));
+    await wake(h, sleepy); // "x" received; its ack would ride on the next wake-up
+    expect(got.map(label)).toEqual(["x"]);
+    // The node sleeps longer than 2 x wake: the session ends; its next wake-up gets 4.01 and reconnects.
+    h.gateway.tick(h.time.now() + 121_000);
+    expect(session.peer).toBeUndefined();
+    await wake(h, sleepy); // 4.01, connect (the client resumes with its token)
+    await wake(h, sleepy);
+    await wake(h, sleepy);
+    expect(session.mailbox.length).toBe(0);
+    expect(got.map(label)).toEqual(["x"]);
+  });
+});

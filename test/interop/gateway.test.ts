@@ -64,6 +64,7 @@ beforeAll(async () => {
     clock: systemClock,
     outbound: (s) => outbound.push(s),
     push: (path, response) => gatewayUdp.endpoint.notify(path, response),
+    observed: (path) => gatewayUdp.endpoint.observers.count(path) > 0,
   });
   gatewayUdp.endpoint.handle(gateway.handle);
   port = gatewayUdp.transport.port;

@@ -171,6 +171,7 @@ export function harness(
       pushes.push({ path, observers });
       return observers;
     },
+    observed: (path) => gatewayEndpoint.observers.count(path) > 0,
     ...(options.mailbox ? { mailbox: { ...DEFAULT_MAILBOX_LIMITS, ...options.mailbox } } : {}),
     ...(options.sessionExpiryMs !== undefined ? { sessionExpiryMs: options.sessionExpiryMs } : {}),
     ...(options.maxDownlinkBytes !== undefined ? { maxDownlinkBytes: options.maxDownlinkBytes } : {}),

@@ -112,7 +112,7 @@ export class NodeClient {
     const request = {
       identity: this.options.identity,
       dictionary: this.dictionary.id,
-      ...(this.session ? { resume: this.session.resume } : {}),
+      ...(this.session ? { resume: this.session.resume, ack: this.received } : {}),
       ...(this.options.wake !== undefined ? { wake: this.options.wake } : {}),
     };
     let echo: Uint8Array | undefined;

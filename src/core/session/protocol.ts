@@ -3,7 +3,8 @@
  * gateway. Pure data and parsing; the state machines live in node-client.ts (node side) and gateway/
  * (gateway side).
  *
- *   POST /c   connect        request  {0: identity, 1: dictionary id, 2: resume token?, 3: proof?, 4: wake?}
+ *   POST /c   connect        request  {0: identity, 1: dictionary id, 2: resume token?, 3: proof?, 4: wake?,
+ *                                      5: downlink frames received?}
  *                            response {0: session id, 1: resume token, 2: h (uplink frames stored),
  *                                      3: node JID, 4: aliases, 5: downlink count expected next}
  *   POST /u   uplink         request  [seq, ack, wake?] bstr(frame)*      CON: reliable, NON: telemetry
@@ -28,6 +29,11 @@ export interface ConnectRequest {
   readonly proof?: Uint8Array;
   /** Seconds until the node next wakes; 0 or absent: always on. */
   readonly wake?: number;
+  /**
+   * Downlink frames the node has received in order, when it still knows (a resume, not a reboot): the
+   * gateway counts them delivered before it renumbers the rest, so none is handed to the node twice.
+   */
+  readonly ack?: number;
 }
 
 export interface ConnectResponse {
@@ -89,6 +95,7 @@ export function encodeConnectRequest(c: ConnectRequest): Uint8Array {
   if (c.resume) m.set(2, c.resume);
   if (c.proof) m.set(3, c.proof);
   if (c.wake !== undefined) m.set(4, c.wake);
+  if (c.ack !== undefined) m.set(5, c.ack);
   return encodeSequence([m]);
 }
 
@@ -100,6 +107,7 @@ export function decodeConnectRequest(data: Uint8Array): ConnectRequest {
     ...(m.has(2) ? { resume: bytes(m.get(2), "resume token") } : {}),
     ...(m.has(3) ? { proof: bytes(m.get(3), "proof") } : {}),
     ...(m.has(4) ? { wake: uint(m.get(4), "wake") } : {}),
+    ...(m.has(5) ? { ack: uint(m.get(5), "ack") } : {}),
   };
 }
 
@@ -181,12 +189,14 @@ export function decodeDownlink(data: Uint8Array): Downlink {
   };
 }
 
-/** The bytes the connect proof covers: label, nonce, identity, dictionary id, resume token. */
+/** The bytes the connect proof covers: label, nonce, identity, dictionary id, resume token, ack if sent. */
 export function proofInput(
   nonce: Uint8Array,
-  c: Pick<ConnectRequest, "identity" | "dictionary" | "resume">,
+  c: Pick<ConnectRequest, "identity" | "dictionary" | "resume" | "ack">,
 ): Uint8Array {
-  return encodeSequence([PROOF_LABEL, nonce, c.identity, c.dictionary, c.resume ?? new Uint8Array(0)]);
+  const fields: Value[] = [PROOF_LABEL, nonce, c.identity, c.dictionary, c.resume ?? new Uint8Array(0)];
+  if (c.ack !== undefined) fields.push(c.ack);
+  return encodeSequence(fields);
 }
 
 /** /.well-known/core (RFC 6690): the session resources and the dictionary id. */
