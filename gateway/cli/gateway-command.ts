@@ -12,6 +12,9 @@ import {
   systemClock,
 } from "../../src/node/index.js";
 import { ConfigError, formatHostPort, type GatewayConfig } from "../config.js";
+import { ComponentAuthError, ComponentLink } from "../federation/component-link.js";
+import { NetworkInbound } from "../federation/network-inbound.js";
+import { OutboxPump } from "../federation/outbox-pump.js";
 import { GatewayMetrics, type MetricsServer, startMetricsServer } from "../metrics.js";
 import { GatewayService } from "../session/gateway-service.js";
 import { openStore, type Store, StoreError } from "../store/index.js";
@@ -53,12 +56,16 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     throw new Error(`cannot listen on ${formatHostPort(config.listen)}: ${(error as Error).message}`);
   }
   let push: ((path: string, response: Response) => number) | undefined;
+  let pump: OutboxPump | undefined;
+  let link: ComponentLink | undefined;
+  let fromFederation = 0;
   const service = new GatewayService({
     push: (path, response) => push?.(path, response) ?? 0,
     observed: (path) => udp.endpoint.observers.count(path) > 0,
     devices: store.devices,
     journal: store.journal,
-    domain: config.domain,
+    // Nodes are NAME@<xmpp_domain> (which defaults to `domain`): the component's domain when federating.
+    domain: config.xmppDomain,
     resource: config.resource,
     maxDownlinkBytes: config.maxDownlinkBytes,
     mailbox: {
@@ -71,6 +78,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     random: cryptoRandom,
     clock: systemClock,
     logger,
+    outbound: () => pump?.kick(),
   });
   store.batch.onFailure = (error) => {
     logger.log("error", "gateway.store_batch_failed", { error: error.message });
@@ -79,6 +87,34 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   udp.endpoint.handle(service.handle);
   push = (path, response) => udp.endpoint.notify(path, response);
 
+  if (config.xmppService) {
+    const inbound = new NetworkInbound(service, logger);
+    link = new ComponentLink(
+      { service: config.xmppService, domain: config.xmppDomain, secret: config.xmppSecret ?? "", logger },
+      {
+        stanza: (stanza) => {
+          if (pump?.consume(stanza)) return;
+          fromFederation++;
+          inbound.handle(stanza);
+        },
+        online: () => {
+          pump?.online();
+          service.reannounce();
+        },
+        offline: () => pump?.offline(),
+      },
+    );
+    pump = new OutboxPump(store.journal, link, { domain: config.xmppDomain, clock: systemClock, logger });
+    try {
+      await link.start();
+    } catch (error) {
+      await link.stop();
+      await udp.close();
+      store.close();
+      throw error;
+    }
+  }
+
   const metrics = new GatewayMetrics();
   metrics.bind({
     sessions: () => service.sessions.length,
@@ -86,14 +122,14 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     asleep: () => service.census().asleep,
     mailboxDepth: () => service.census().mailbox,
     outboxDepth: () => store.journal.outboxDepth,
-    federationUp: () => false,
+    federationUp: () => link?.online ?? false,
   });
   const sync = () =>
     metrics.syncTotals({
       stanzasFromNodes: service.stats.stanzasIn + service.stats.telemetryIn,
       stanzasToNodes: service.stats.stanzasOut,
-      stanzasFromFederation: 0,
-      stanzasToFederation: 0,
+      stanzasFromFederation: fromFederation,
+      stanzasToFederation: pump?.stats.sent ?? 0,
       bytesUp: service.stats.bytesIn,
       xmlUp: service.stats.xmlBytesIn,
       bytesDown: service.stats.bytesOut,
@@ -131,7 +167,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   const address = udp.transport.address;
   logger.log("info", "gateway.listening", {
     address,
-    domain: config.domain,
+    domain: config.xmppDomain,
     dataDir: config.dataDir,
     store: store.path,
     durability: config.durability,
@@ -154,6 +190,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
       if (stopped) return;
       stopped = true;
       clearInterval(ticker);
+      await link?.stop();
       await udp.close();
       await metricsServer?.close();
       store.close(); // commits what is pending first
@@ -167,7 +204,8 @@ export async function runGateway(opts: GatewayCommandOptions): Promise<number> {
   try {
     running = await startGateway(settings({ ...opts }));
   } catch (error) {
-    const known = error instanceof ConfigError || error instanceof StoreError;
+    const known =
+      error instanceof ConfigError || error instanceof StoreError || error instanceof ComponentAuthError;
     process.stderr.write(`cxmpp gateway: ${(error as Error).message}\n`);
     if (!known && !(error instanceof Error)) throw error;
     return 2;

@@ -1,5 +1,5 @@
 /** `cxmpp node run|send`: a simulated node on real UDP, from a device file. */
-import { el, type XElement } from "../../codec/index.js";
+import { attr, el, type XElement } from "../../codec/index.js";
 import { NodeClient, type PeerAddress } from "../../src/core/index.js";
 import { consoleLogger, createUdpEndpoint, nodeMac, type UdpEndpoint } from "../../src/node/index.js";
 import { readDeviceFile } from "../data-dir.js";
@@ -36,6 +36,36 @@ async function connectNode(deviceFile: string, logLevel: string, wake?: number):
     throw error;
   }
   return { client, udp };
+}
+
+const VERSION = "jabber:iq:version";
+const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+/**
+ * The node's answer to an iq request: XEP-0092 software version; anything else service-unavailable
+ * (RFC 6120 §8.3.3.19). The gateway sends it to the requester with the request's original id.
+ */
+export function answerIq(stanza: XElement): XElement | undefined {
+  const type = attr(stanza, "type");
+  if (stanza.name !== "iq" || (type !== "get" && type !== "set")) return undefined;
+  const id = attr(stanza, "id") ?? "";
+  const to = attr(stanza, "from");
+  const query = stanza.children.find((c): c is XElement => typeof c !== "string");
+  const base = { id, ...(to ? { to } : {}) };
+  if (type === "get" && query?.ns === VERSION && query.name === "query") {
+    return el(
+      "jabber:client",
+      "iq",
+      { ...base, type: "result" },
+      el(VERSION, "query", {}, el(VERSION, "name", {}, "cxmpp-node"), el(VERSION, "version", {}, "0.1.0")),
+    );
+  }
+  return el(
+    "jabber:client",
+    "iq",
+    { ...base, type: "error" },
+    el("jabber:client", "error", { type: "cancel" }, el(STANZAS, "service-unavailable")),
+  );
 }
 
 /** Bind next to the gateway: loopback for a loopback gateway, so no traffic leaves the machine. */
@@ -97,9 +127,13 @@ export interface NodeRunOptions {
   readonly logLevel?: string;
 }
 
-/** Connects and prints every stanza it receives as one line of XML on stdout, until SIGINT/SIGTERM. */
+/**
+ * Connects and prints every stanza it receives as one line of XML on stdout, until SIGINT/SIGTERM.
+ * With --wake N it is a sleepy node: it wakes every N seconds (one poll drains its mailbox); without, it
+ * polls every --poll seconds. It answers iq requests as a node must (RFC 6120 §8.2.3).
+ */
 export async function runNodeRun(opts: NodeRunOptions): Promise<number> {
-  const pollMs = Number(opts.poll ?? 2) * 1000;
+  const pollMs = Number(opts.poll ?? opts.wake ?? 2) * 1000;
   if (!Number.isFinite(pollMs) || pollMs <= 0) {
     process.stderr.write("cxmpp node run: --poll must be a positive number of seconds\n");
     return 2;
@@ -116,7 +150,11 @@ export async function runNodeRun(opts: NodeRunOptions): Promise<number> {
     return 1;
   }
   const { client, udp } = connected;
-  client.onStanza((stanza: XElement) => process.stdout.write(`${toXml(stanza)}\n`));
+  client.onStanza((stanza: XElement) => {
+    process.stdout.write(`${toXml(stanza)}\n`);
+    const reply = answerIq(stanza);
+    if (reply) client.send(reply).catch(() => {});
+  });
   process.stderr.write(`connected as ${client.jid}\n`);
   let polling = false;
   const timer = setInterval(() => {

@@ -69,7 +69,7 @@ export function runProvisionAdd(name: string, opts: ProvisionAddOptions): number
     const device: Device = {
       identity: name,
       key: Uint8Array.from(randomBytes(16)),
-      jid: `${name}@${config.domain}`,
+      jid: `${name}@${config.xmppDomain}`, // the component's domain when federating (defaults to domain)
       peers: opts.allow ?? [],
     };
     store.devices.add(device);

@@ -39,8 +39,10 @@ import {
 } from "../../src/core/index.js";
 import type { Device, DeviceDirectory } from "../devices.js";
 import { toXml } from "../xml/stanza-xml.js";
+import { IqTracker } from "./iq-tracker.js";
 import { memoryJournal, type SessionJournal } from "./journal.js";
 import { classify, DEFAULT_MAILBOX_LIMITS, type MailboxLimits } from "./mailbox.js";
+import { capsElement } from "./node-disco.js";
 import { NodeSession } from "./node-session.js";
 
 export interface GatewayServiceOptions {
@@ -97,6 +99,8 @@ export interface GatewayStats {
   mailboxCoalesced: number;
   presenceSent: number;
   storeFailures: number;
+  /** iq results that answered nothing the recipient had asked (dropped). */
+  unsolicited: number;
 }
 
 const NONCE_LIFETIME_MS = 60_000;
@@ -122,6 +126,7 @@ export class GatewayService {
     mailboxCoalesced: 0,
     presenceSent: 0,
     storeFailures: 0,
+    unsolicited: 0,
   };
   private readonly byPeer = new Map<PeerAddress, NodeSession>();
   private readonly byIdentity = new Map<string, NodeSession>();
@@ -131,6 +136,8 @@ export class GatewayService {
   private readonly dictionary: StaticDictionary;
   private readonly journal: SessionJournal;
   private readonly packer = new StatelessEncoder();
+  /** iq requests in flight to and from nodes: results are never spoofable (iq-tracker.ts). */
+  readonly iqs: IqTracker;
   /** The presence each node was last shown with. */
   private readonly shown = new Map<string, NodeState>();
 
@@ -138,6 +145,7 @@ export class GatewayService {
     this.logger = options.logger ?? silentLogger;
     this.dictionary = options.dictionary ?? DICTIONARY_V1;
     this.journal = options.journal ?? memoryJournal();
+    this.iqs = new IqTracker(() => options.clock.now());
     this.nextId = this.journal.nextSessionId();
     this.reload();
   }
@@ -384,7 +392,7 @@ export class GatewayService {
           const stanza = session.telemetry(frame);
           this.stats.telemetryIn++;
           this.stats.xmlBytesIn += xmlSize(stanza);
-          this.route(stanza);
+          this.fromNode(session, stanza);
         } catch (error) {
           if (!(error instanceof CodecError)) throw error;
           this.stats.badFrames++;
@@ -401,7 +409,7 @@ export class GatewayService {
     for (const stanza of result.accepted) {
       this.stats.stanzasIn++;
       this.stats.xmlBytesIn += xmlSize(stanza);
-      this.route(stanza);
+      this.fromNode(session, stanza);
     }
     if (result.failed) {
       this.stats.badFrames++;
@@ -462,6 +470,69 @@ export class GatewayService {
   }
 
   /**
+   * A stanza a node sent (its `from` stamped): an iq result must answer a request the node was actually
+   * sent (it then leaves with the requester's id and address); requests are remembered for their results.
+   */
+  private fromNode(session: NodeSession, stanza: XElement): void {
+    if (stanza.name === "iq") {
+      const type = attr(stanza, "type");
+      const id = attr(stanza, "id") ?? "";
+      if (type === "result" || type === "error") {
+        const asked = this.iqs.resultFromNode(session.identity, id);
+        if (!asked) {
+          this.stats.unsolicited++;
+          this.logger.log("warn", "gateway.iq_unsolicited", { jid: session.jid, id });
+          return;
+        }
+        stanza = withAttrs(stanza, { id: asked.id, to: asked.requester });
+      } else {
+        const to = attr(stanza, "to");
+        if (to !== undefined) this.iqs.requestFromNode(session.identity, id, to);
+      }
+    }
+    this.route(stanza);
+  }
+
+  /** Delivers a stanza from the network to a provisioned device (its session made if it has none). */
+  deliverTo(device: Device, stanza: XElement): "queued" | "coalesced" | "full" | "refused" {
+    const target = this.byIdentity.get(device.identity) ?? this.newSession(device);
+    return this.deliver(target, stanza);
+  }
+
+  /** The presence a device shows now, for one peer (answers to probes and subscriptions). */
+  presenceNow(device: Device, to: string): XElement {
+    const session = this.byIdentity.get(device.identity);
+    if (!session) {
+      return el("jabber:client", "presence", {
+        from: `${device.jid}/${this.options.resource ?? "cxmpp"}`,
+        to,
+        type: "unavailable",
+      });
+    }
+    return presenceOf(session, this.state(session), to, this.options.domain);
+  }
+
+  /** Resolves when everything written so far is durable. */
+  committed(): Promise<void> {
+    return this.journal.committed();
+  }
+
+  get devices(): DeviceDirectory {
+    return this.options.devices;
+  }
+
+  get domain(): string {
+    return this.options.domain;
+  }
+
+  /** Shows every node's presence again (the federation link came back: the server forgot it). */
+  reannounce(): void {
+    this.shown.clear();
+    for (const session of this.byIdentity.values()) this.showPresence(session);
+    this.saveTouched();
+  }
+
+  /**
    * Routes a stanza from a node: to another node of this gateway (its mailbox), to the outbox for other
    * domains, or back as an error for a local JID nobody owns (RFC 6120 §8.3.3.19 service-unavailable)
    * or a full mailbox (§8.3.3.18 resource-constraint).
@@ -489,8 +560,20 @@ export class GatewayService {
    * Puts a stanza in a node's mailbox (coalescing what only matters fresh) and pushes it to an awake
    * observer. A stanza held for a sleeping node carries a XEP-0203 <delay/> with the time it came.
    */
-  deliver(target: NodeSession, stanza: XElement): "queued" | "coalesced" | "full" {
+  deliver(target: NodeSession, stanza: XElement): "queued" | "coalesced" | "full" | "refused" {
     const now = this.options.clock.now();
+    if (stanza.name === "iq") {
+      const type = attr(stanza, "type");
+      const id = attr(stanza, "id") ?? "";
+      const from = attr(stanza, "from") ?? "";
+      if (type === "result" || type === "error") {
+        if (!this.iqs.resultToNode(target.identity, id, from)) {
+          this.stats.unsolicited++;
+          this.logger.log("warn", "gateway.iq_unsolicited", { to: target.jid, from, id });
+          return "refused";
+        }
+      } else stanza = withAttrs(stanza, { id: this.iqs.requestToNode(target.identity, id, from) });
+    }
     const held = target.peer === undefined || target.asleep(now);
     // Classified as it came: the <delay/> added below is not part of what it means.
     const { priority, coalesce } = classify(stanza);
@@ -615,6 +698,13 @@ function xmlSize(stanza: XElement): number {
 const SLEEP = "urn:cxmpp:sleep:0";
 const IDLE = "urn:xmpp:idle:1";
 
+/** The stanza with some top-level attributes set (replaced or added). */
+function withAttrs(stanza: XElement, values: Record<string, string>): XElement {
+  const attrs = stanza.attrs.filter((a) => !(a.ns === "" && a.name in values));
+  for (const [name, value] of Object.entries(values)) attrs.push({ ns: "", name, value });
+  return { ...stanza, attrs };
+}
+
 /** XEP-0082 date-time, to the second. */
 function stamp(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
@@ -636,7 +726,8 @@ function withDelay(stanza: XElement, domain: string, now: number): XElement {
 export function presenceOf(session: NodeSession, state: NodeState, to: string, domain: string): XElement {
   const base = { from: session.jid, to };
   if (state === "unavailable") return el("jabber:client", "presence", { ...base, type: "unavailable" });
-  if (state === "available") return el("jabber:client", "presence", base);
+  const caps = capsElement(session.device.identity);
+  if (state === "available") return el("jabber:client", "presence", base, caps);
   const wakesAt = session.wakesAt ?? session.lastSeen;
   return el(
     "jabber:client",
@@ -646,6 +737,7 @@ export function presenceOf(session: NodeSession, state: NodeState, to: string, d
     el("jabber:client", "status", {}, `asleep until ${stamp(wakesAt)}`),
     el(IDLE, "idle", { since: stamp(session.lastSeen) }),
     el(SLEEP, "wake", { at: stamp(wakesAt), from: domain }),
+    caps,
   );
 }
 

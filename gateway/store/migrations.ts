@@ -64,4 +64,16 @@ export const MIGRATIONS: readonly string[] = [
     queued_at INTEGER NOT NULL
   );
   `,
+  // 2: outbox ids never reused (AUTOINCREMENT): the federation pump's cursor and the XEP-0359 origin-id
+  // of a stanza are its id, and a plain rowid comes back once the highest row is gone.
+  `
+  CREATE TABLE outbox_v2 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stanza BLOB NOT NULL,
+    queued_at INTEGER NOT NULL
+  );
+  INSERT INTO outbox_v2 (id, stanza, queued_at) SELECT id, stanza, queued_at FROM outbox ORDER BY id;
+  DROP TABLE outbox;
+  ALTER TABLE outbox_v2 RENAME TO outbox;
+  `,
 ];

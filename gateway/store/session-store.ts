@@ -97,6 +97,7 @@ export class SqliteJournal implements SessionJournal {
       mailRemove: db.prepare("DELETE FROM mailbox WHERE id = ?"),
       outboxAdd: db.prepare("INSERT INTO outbox (stanza, queued_at) VALUES (?, ?)"),
       outboxRemove: db.prepare("DELETE FROM outbox WHERE id = ?"),
+      outboxRemoveUpTo: db.prepare("DELETE FROM outbox WHERE id <= ?"),
       outboxHead: db.prepare<[number, number], { id: number; stanza: Buffer; queued_at: number }>(
         "SELECT id, stanza, queued_at FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
       ),
@@ -223,6 +224,11 @@ export class SqliteJournal implements SessionJournal {
 
   outboxRemove(id: number): void {
     this.batch.run(() => this.s.outboxRemove.run(id));
+  }
+
+  /** The server has taken every stanza up to `id` (outbox-pump.ts). */
+  outboxRemoveUpTo(id: number): void {
+    this.batch.run(() => this.s.outboxRemoveUpTo.run(id));
   }
 
   get outboxDepth(): number {

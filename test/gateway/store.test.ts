@@ -252,3 +252,29 @@ describe("store: a full disk and a read-only data directory", () => {
     expect(r.stderr).toMatch(/read-only|readonly/i);
   });
 });
+
+describe("store: migrations keep data", () => {
+  it("a version-1 store is migrated to the latest with its outbox kept, and outbox ids are never reused", async () => {
+    const { default: Database } = await import("better-sqlite3");
+    const path = join(root, "v1", "cxmpp.db");
+    mkdirSync(join(root, "v1"), { recursive: true });
+    const old = new Database(path);
+    old.exec(MIGRATIONS[0]!);
+    old.pragma("user_version = 1");
+    old.prepare("INSERT INTO outbox (stanza, queued_at) VALUES (?, ?)").run(Buffer.from([0x80]), 1);
+    old.prepare("INSERT INTO outbox (stanza, queued_at) VALUES (?, ?)").run(Buffer.from([0x80]), 2);
+    old.close();
+    const db = openDatabase(path);
+    expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
+    expect(db.prepare("SELECT id, queued_at FROM outbox ORDER BY id").all()).toEqual([
+      { id: 1, queued_at: 1 },
+      { id: 2, queued_at: 2 },
+    ]);
+    db.prepare("DELETE FROM outbox").run();
+    const next = db
+      .prepare("INSERT INTO outbox (stanza, queued_at) VALUES (?, ?)")
+      .run(Buffer.from([0x80]), 3);
+    expect(Number(next.lastInsertRowid)).toBe(3); // not 1 again
+    db.close();
+  });
+});

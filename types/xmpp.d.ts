@@ -1,4 +1,4 @@
-// Minimal typings for the untyped xmpp.js packages the test kit uses: @xmpp/xml 0.14, @xmpp/client 0.14
+// Minimal typings for the untyped xmpp.js packages the gateway and the test kit use: @xmpp/xml 0.14, @xmpp/client 0.14
 // and @xmpp/component 0.13.1 (none ships .d.ts files). Only what the kit and the interop tests touch is
 // declared; everything else stays invisible on purpose so that a use of an undeclared API shows up here.
 
@@ -81,6 +81,7 @@ declare module "@xmpp/connection" {
     on(event: "input" | "output", listener: (text: string) => void): this;
     on(event: "offline" | "disconnect", listener: (...args: unknown[]) => void): this;
     removeListener(event: string, listener: (...args: never[]) => void): this;
+    removeAllListeners(event?: string): this;
   }
 }
 

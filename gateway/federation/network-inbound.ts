@@ -1,0 +1,146 @@
+/**
+ * Stanzas from the XMPP network for the gateway's nodes, and what the gateway answers for them
+ * (docs/PROTOCOL.md §6): disco#info and ping even while a node sleeps, presence subscriptions for the
+ * peers allowed at provisioning, and the RFC 6120 §8.3 errors (service-unavailable for an unknown node,
+ * not-authorized for a sender the node does not accept, resource-constraint for a full mailbox).
+ * Everything else goes to the node's mailbox.
+ */
+import { attr, el, type XElement } from "../../codec/index.js";
+import { type Logger, silentLogger } from "../../src/core/index.js";
+import type { Device } from "../devices.js";
+import { errorReply, type GatewayService } from "../session/gateway-service.js";
+import { DISCO_INFO, discoInfo, PING } from "../session/node-disco.js";
+
+const bare = (jid: string): string => jid.split("/")[0]!;
+
+export class NetworkInbound {
+  /** Stanzas refused, by condition (metrics, tests). */
+  readonly refused = new Map<string, number>();
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly service: GatewayService,
+    logger?: Logger,
+  ) {
+    this.logger = logger ?? silentLogger;
+  }
+
+  handle(stanza: XElement): void {
+    const to = attr(stanza, "to");
+    const from = attr(stanza, "from");
+    if (to === undefined || from === undefined) return; // the server always addresses both (XEP-0114 §3)
+    if (bare(to) === this.service.domain) {
+      this.forGateway(stanza, to, from);
+      return;
+    }
+    const device = this.service.devices.byJid(bare(to));
+    if (stanza.name === "presence") {
+      if (device && !device.revoked) this.presence(stanza, device, from);
+      return;
+    }
+    const type = attr(stanza, "type");
+    if (!device || device.revoked) {
+      this.refuse(stanza, "cancel", "service-unavailable");
+      return;
+    }
+    if (type !== "error" && type !== "result" && !accepts(device, from)) {
+      this.refuse(stanza, "auth", "not-authorized");
+      return;
+    }
+    if (stanza.name === "iq" && type === "get" && this.answer(stanza, device, to, from)) return;
+    const outcome = this.service.deliverTo(device, stanza);
+    if (outcome === "full") {
+      this.refuse(stanza, "wait", "resource-constraint");
+      return;
+    }
+    // Accepted only once it is safely queued: if the store cannot take it, the sender hears so.
+    this.service.committed().catch(() => this.refuse(stanza, "wait", "internal-server-error"));
+  }
+
+  /** disco#info and ping for a node, answered by the gateway whether or not the node is awake. */
+  private answer(stanza: XElement, device: Device, to: string, from: string): boolean {
+    const query = stanza.children.find((c): c is XElement => typeof c !== "string");
+    if (!query) return false;
+    const id = attr(stanza, "id") ?? "";
+    if (query.ns === DISCO_INFO && query.name === "query") {
+      this.reply(result(id, to, from, discoInfo(device.identity, attr(query, "node"))));
+      return true;
+    }
+    if (query.ns === PING && query.name === "ping") {
+      this.reply(result(id, to, from));
+      return true;
+    }
+    return false;
+  }
+
+  /** RFC 6121 §3: allowed peers are pre-approved; everybody else is told no. Probes get the state. */
+  private presence(stanza: XElement, device: Device, from: string): void {
+    const type = attr(stanza, "type");
+    const peer = bare(from);
+    if (type === "subscribe") {
+      const ok = accepts(device, from);
+      this.reply(
+        el("jabber:client", "presence", {
+          from: device.jid,
+          to: peer,
+          type: ok ? "subscribed" : "unsubscribed",
+        }),
+      );
+      if (ok) this.reply(this.service.presenceNow(device, peer));
+    } else if (type === "probe" && accepts(device, from)) {
+      this.reply(this.service.presenceNow(device, peer));
+    }
+    // Availability of peers is not forwarded: it would cost the node air time for nothing it uses.
+  }
+
+  /** Stanzas to the gateway's own domain: disco#info and ping; other requests are not served. */
+  private forGateway(stanza: XElement, to: string, from: string): void {
+    if (stanza.name !== "iq") return;
+    const type = attr(stanza, "type");
+    if (type !== "get" && type !== "set") return;
+    const query = stanza.children.find((c): c is XElement => typeof c !== "string");
+    const id = attr(stanza, "id") ?? "";
+    if (type === "get" && query?.ns === DISCO_INFO) {
+      this.reply(
+        result(
+          id,
+          to,
+          from,
+          el(
+            DISCO_INFO,
+            "query",
+            {},
+            el(DISCO_INFO, "identity", { category: "component", type: "generic", name: "cxmpp gateway" }),
+            el(DISCO_INFO, "feature", { var: DISCO_INFO }),
+            el(DISCO_INFO, "feature", { var: PING }),
+          ),
+        ),
+      );
+    } else if (type === "get" && query?.ns === PING) this.reply(result(id, to, from));
+    else this.refuse(stanza, "cancel", "service-unavailable");
+  }
+
+  private refuse(stanza: XElement, type: string, condition: string): void {
+    if (attr(stanza, "type") === "error") return; // never answer an error with one (RFC 6120 §8.3.1)
+    this.refused.set(condition, (this.refused.get(condition) ?? 0) + 1);
+    this.logger.log("info", "federation.refused_stanza", {
+      condition,
+      from: attr(stanza, "from"),
+      to: attr(stanza, "to"),
+    });
+    this.reply(errorReply(stanza, type, condition));
+  }
+
+  private reply(stanza: XElement): void {
+    this.service.route(stanza);
+  }
+}
+
+/** A device with allowed peers accepts only them; one without accepts anybody. */
+function accepts(device: Device, from: string): boolean {
+  return device.peers.length === 0 || device.peers.includes(bare(from));
+}
+
+function result(id: string, from: string, to: string, payload?: XElement): XElement {
+  return el("jabber:client", "iq", { type: "result", id, from, to }, ...(payload ? [payload] : []));
+}

@@ -1,0 +1,147 @@
+/**
+ * Sends the durable outbox over the component link, in order, and removes stanzas only once the server
+ * has routed them. XEP-0114 has no acknowledgements, so the pump asks for one: after each window of
+ * stanzas it sends a *barrier*, a message from the component's domain to itself. The server handles a
+ * stream's stanzas in order, so when the barrier comes back every stanza before it has been routed.
+ *
+ * A link that dies with windows unconfirmed sends them again after reconnecting: nothing is lost; a
+ * stanza the server had routed just before the cut may arrive twice, with the same XEP-0359 origin-id
+ * so that the receiver can tell (docs/PROTOCOL.md §6.2).
+ */
+import { el, type XElement } from "../../codec/index.js";
+import { type Clock, type Logger, silentLogger } from "../../src/core/index.js";
+import type { OutboxItem } from "../store/index.js";
+
+export const BARRIER_NS = "urn:cxmpp:barrier:0";
+const DELAY = "urn:xmpp:delay";
+const SID = "urn:xmpp:sid:0";
+
+export interface OutboxSource {
+  outbox(after: number, limit: number): OutboxItem[];
+  outboxRemoveUpTo(id: number): void;
+}
+
+export interface OutboxLink {
+  readonly online: boolean;
+  send(stanza: XElement): boolean;
+}
+
+export interface OutboxPumpOptions {
+  readonly domain: string;
+  readonly clock: Clock;
+  readonly logger?: Logger;
+  /** Stanzas between barriers. Default 32. */
+  readonly window?: number;
+  /** Windows awaiting their barrier at once. Default 8. */
+  readonly windows?: number;
+  /** A stanza that waited longer than this gets a XEP-0203 <delay/>. Default 1 s. */
+  readonly delayAfterMs?: number;
+}
+
+export class OutboxPump {
+  /** Highest outbox id written to the current link. */
+  private sentUpTo = 0;
+  private readonly awaiting: { n: number; upTo: number }[] = [];
+  private nextBarrier = 1;
+  private scheduled = false;
+  private readonly logger: Logger;
+  /** Stanzas written, barriers confirmed (since start). */
+  readonly stats = { sent: 0, confirmed: 0, resent: 0 };
+
+  constructor(
+    private readonly source: OutboxSource,
+    private readonly link: OutboxLink,
+    private readonly options: OutboxPumpOptions,
+  ) {
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  /** The link came up: everything still in the outbox goes (again) from the start. */
+  online(): void {
+    if (this.awaiting.length > 0 || this.sentUpTo > 0) this.stats.resent++;
+    this.sentUpTo = 0;
+    this.awaiting.length = 0;
+    this.kick();
+  }
+
+  /** The link went down: unconfirmed windows stay in the outbox. */
+  offline(): void {
+    this.awaiting.length = 0;
+    this.sentUpTo = 0;
+  }
+
+  /** Something was added to the outbox. */
+  kick(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.pump();
+    });
+  }
+
+  /** A stanza from the link: true when it was one of our barriers (and is consumed). */
+  consume(stanza: XElement): boolean {
+    if (stanza.name !== "message") return false;
+    const barrier = stanza.children.find(
+      (c): c is XElement => typeof c !== "string" && c.ns === BARRIER_NS && c.name === "barrier",
+    );
+    if (!barrier) return false;
+    const from = stanza.attrs.find((a) => a.name === "from")?.value;
+    if (from !== this.options.domain) return false; // only our own barriers count
+    const n = Number(barrier.attrs.find((a) => a.name === "n")?.value);
+    let upTo = 0;
+    while (this.awaiting.length > 0 && this.awaiting[0]!.n <= n) upTo = this.awaiting.shift()!.upTo;
+    if (upTo > 0) {
+      this.source.outboxRemoveUpTo(upTo);
+      this.stats.confirmed++;
+      this.kick();
+    }
+    return true;
+  }
+
+  private pump(): void {
+    const window = this.options.window ?? 32;
+    while (this.link.online && this.awaiting.length < (this.options.windows ?? 8)) {
+      const items = this.source.outbox(this.sentUpTo, window);
+      if (items.length === 0) return;
+      for (const item of items) {
+        if (!this.link.send(this.expand(item))) return;
+        this.sentUpTo = item.id;
+        this.stats.sent++;
+      }
+      const n = this.nextBarrier++;
+      const domain = this.options.domain;
+      if (
+        !this.link.send(
+          el(
+            "jabber:client",
+            "message",
+            { from: domain, to: domain },
+            el(BARRIER_NS, "barrier", { n: String(n) }),
+          ),
+        )
+      )
+        return;
+      this.awaiting.push({ n, upTo: this.sentUpTo });
+    }
+  }
+
+  /**
+   * As the network sees it: a XEP-0203 <delay/> when it waited, and for messages a XEP-0359 origin-id
+   * fixed by its outbox row, the same on every resend.
+   */
+  private expand(item: OutboxItem): XElement {
+    const extra: XElement[] = [];
+    const has = (ns: string) => item.stanza.children.some((c) => typeof c !== "string" && c.ns === ns);
+    if (this.options.clock.now() - item.queuedAt > (this.options.delayAfterMs ?? 1000) && !has(DELAY)) {
+      const stamp = new Date(item.queuedAt).toISOString().replace(/\.\d{3}Z$/, "Z");
+      extra.push(el(DELAY, "delay", { from: this.options.domain, stamp }));
+    }
+    if (item.stanza.name === "message" && !has(SID))
+      extra.push(el(SID, "origin-id", { id: `cxmpp-${this.options.domain}-${item.id}` }));
+    return extra.length === 0
+      ? item.stanza
+      : { ...item.stanza, children: [...item.stanza.children, ...extra] };
+  }
+}
