@@ -6,6 +6,7 @@ import { Command, CommanderError } from "commander";
 import { describeConfig } from "../config.js";
 import { runCodecBench } from "./bench-codec.js";
 import { runSessionBench } from "./bench-session.js";
+import { runWakeBench } from "./bench-wake.js";
 import { runDecode } from "./decode.js";
 import { runGateway } from "./gateway-command.js";
 import { runNodeRun, runNodeSend } from "./node-command.js";
@@ -149,10 +150,28 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--seed <n>", "seed of the loss relay and the readings (default 1)")
     .option("--telemetry", "send NON telemetry instead of reliable CON stanzas")
     .option("--ack-timeout <ms>", "CoAP ACK timeout when --loss > 0 (default 100)")
+    .option(
+      "--store <kind>",
+      "gateway state: memory (default), or SQLite in a temp dir with durability full | normal",
+    )
     .option("--json", "print one JSON object (with --suite: {suite: [...], memory, elapsed_s})")
     .option("--suite", "run the standard suite (also the default when no other option is given)")
     .action(async (opts) => {
       code = await runSessionBench(opts);
+    });
+
+  bench
+    .command("wake")
+    .description(
+      "one wake-up of a sleepy node with 1, 10, 100 stanzas queued: exchanges, datagrams and bytes on air to drain, beside XML and MQTT-SN",
+    )
+    .option("--counts <list>", "stanzas queued per run, comma-separated (default 1,10,100)")
+    .option("--store <kind>", "gateway state: full (default) | normal (SQLite in a temp dir) | memory")
+    .option("--max-downlink-bytes <n>", "frame bytes per response, 64-60000 (default 512)")
+    .option("--seed <n>", "seed of the stanzas' values (default 1)")
+    .option("--json", "print one JSON object {runs: [...], mqtt_sn_formula, anchors}")
+    .action(async (opts) => {
+      code = await runWakeBench(opts);
     });
 
   try {

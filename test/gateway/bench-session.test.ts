@@ -3,6 +3,8 @@
  * over real UDP on loopback, through the seeded 10% loss relay. Every reliable stanza must arrive
  * exactly once and in order, and the JSON contract must hold.
  */
+import { readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { runSessionBench } from "../../gateway/cli/bench-session.js";
 
@@ -45,6 +47,7 @@ describe("cxmpp bench session", () => {
     }
     expect(r.nodes).toBe(3);
     expect(r.loss).toBe(0.1);
+    expect(r.store).toBe("memory");
     expect(r.sent).toBe(150);
     expect(r.delivered).toBe(r.sent);
     expect(r.duplicates).toBe(0);
@@ -61,6 +64,26 @@ describe("cxmpp bench session", () => {
     expect(code).toBe(0);
   });
 
+  it("--store full: the gateway keeps durable state in SQLite, still exactly once, and cleans up", async () => {
+    const benchDirs = () => readdirSync(tmpdir()).filter((d) => d.startsWith("cxmpp-bench-"));
+    const before = benchDirs();
+    const out = captureStdout();
+    const code = await runSessionBench({ nodes: "3", stanzas: "30", store: "full", json: true, seed: "3" });
+    vi.restoreAllMocks();
+    const lines = out.text().trim().split("\n");
+    expect(lines).toHaveLength(1);
+    const r = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(r.store).toBe("full");
+    expect(r.sent).toBe(90);
+    expect(r.delivered).toBe(90);
+    expect(r.duplicates).toBe(0);
+    expect(r.out_of_order).toBe(0);
+    expect(r.lost).toBe(0);
+    expect(r.cpu_us_per_stanza as number).toBeGreaterThan(0);
+    expect(code).toBe(0);
+    expect(benchDirs()).toEqual(before); // the temporary data directory is gone
+  });
+
   it("refuses a bad option value with exit code 1 and a message, without throwing", async () => {
     const err: string[] = [];
     vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
@@ -69,8 +92,10 @@ describe("cxmpp bench session", () => {
     });
     expect(await runSessionBench({ nodes: "0", json: true })).toBe(1);
     expect(await runSessionBench({ loss: "1.5", json: true })).toBe(1);
+    expect(await runSessionBench({ store: "disk", json: true })).toBe(1);
     vi.restoreAllMocks();
     expect(err.join("")).toMatch(/--nodes must be an integer/);
     expect(err.join("")).toMatch(/--loss must be a probability/);
+    expect(err.join("")).toMatch(/--store must be one of memory, full, normal/);
   });
 });
