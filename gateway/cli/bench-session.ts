@@ -51,7 +51,8 @@
  * Contract of `--json` for one configuration (other tools read it): ONE JSON object on stdout with at
  * least sent, delivered, duplicates, out_of_order, lost, stanzas_per_s, bytes_on_air_median,
  * cpu_us_per_stanza, nodes, loss, retransmissions, elapsed_s, store. `--suite --json` prints one object
- * `{suite: [...those objects], memory}`. Exit code 1 when a reliable run does not deliver every stanza
+ * `{suite: [...those objects], memory}`; the runs that only the store comparison needs come last, told
+ * apart by `store`. Exit code 1 when a reliable run does not deliver every stanza
  * exactly once and in order (the output is still printed), or on an error.
  */
 import { type ChildProcess, fork } from "node:child_process";
