@@ -5,6 +5,7 @@
 import { Command, CommanderError } from "commander";
 import { describeConfig } from "../config.js";
 import { runCodecBench } from "./bench-codec.js";
+import { runFederationBench } from "./bench-federation.js";
 import { runSessionBench } from "./bench-session.js";
 import { runWakeBench } from "./bench-wake.js";
 import { runDecode } from "./decode.js";
@@ -172,6 +173,20 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--json", "print one JSON object {runs: [...], mqtt_sn_formula, anchors}")
     .action(async (opts) => {
       code = await runWakeBench(opts);
+    });
+
+  bench
+    .command("federation")
+    .description(
+      "stanzas/s from nodes through the gateway into a real Prosody and out to a client, and back; gateway and Prosody CPU per stanza beside the Paho MQTT-SN anchor",
+    )
+    .option("--nodes <n>", "simulated always-on nodes, 1-1000 (default 10)")
+    .option("--stanzas <m>", "stanzas per node, each way (default 100)")
+    .option("--window <w>", "downlink stanzas per node in flight from the client, 1-100 (default 16)")
+    .option("--durability <mode>", "the gateway's SQLite durability: full (default) | normal")
+    .option("--json", "print one JSON object {uplink, downlink, …}")
+    .action(async (opts) => {
+      code = await runFederationBench(opts);
     });
 
   try {
