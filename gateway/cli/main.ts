@@ -9,6 +9,7 @@ import { runFederationBench } from "./bench-federation.js";
 import { runSessionBench } from "./bench-session.js";
 import { runWakeBench } from "./bench-wake.js";
 import { runDecode } from "./decode.js";
+import { runDemo } from "./demo.js";
 import { runGateway } from "./gateway-command.js";
 import { runNodeRun, runNodeSend } from "./node-command.js";
 import {
@@ -187,6 +188,23 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--json", "print one JSON object {uplink, downlink, …}")
     .action(async (opts) => {
       code = await runFederationBench(opts);
+    });
+
+  program
+    .command("demo")
+    .description(
+      "a gateway and three simulated nodes (sensor, actuator, sleepy sensor) over a lossy link on loopback, live",
+    )
+    .option("--duration <s>", "stop after this many seconds (default: run until Ctrl-C)")
+    .option(
+      "--loss <p>",
+      "drop probability per direction, 0 ≤ p < 1, through a seeded UDP relay (default 0.2)",
+    )
+    .option("--seed <n>", "seed of the loss relay and the readings (default 1)")
+    .option("--wake <s>", "seconds the sleepy sensor sleeps between wake-ups (default 8)")
+    .option("--json", "at the end print one JSON object per node and one for the gateway, one per line")
+    .action(async (opts) => {
+      code = await runDemo(opts);
     });
 
   try {

@@ -1,0 +1,397 @@
+/**
+ * Helpers for the federation end-to-end tests (test/interop/federation.test.ts): the `cxmpp` command
+ * line as child processes (provision, a federating gateway, `node run`, `node send`), an in-process
+ * node for load, a TCP proxy that can cut the gateway's XEP-0114 link, and waits over growing lists.
+ *
+ * Every child started here is remembered: `killAllChildren()` (afterAll) and a process exit hook leave
+ * none behind.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createSocket } from "node:dgram";
+import { readFileSync } from "node:fs";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
+import { attr, type XElement } from "../../codec/index.js";
+import { parseXml } from "../../gateway/xml/stanza-xml.js";
+import { NodeClient, type PeerAddress } from "../../src/core/index.js";
+import { createUdpEndpoint, nodeMac, type UdpEndpoint } from "../../src/node/index.js";
+
+export const CLI = join(import.meta.dirname, "..", "..", "bin", "cxmpp.js");
+
+const children = new Set<ChildProcess>();
+let exitHook = false;
+function track(child: ChildProcess): void {
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  if (exitHook) return;
+  exitHook = true;
+  process.on("exit", () => {
+    for (const c of children) c.kill("SIGKILL");
+  });
+}
+
+/** SIGKILLs every child still running and waits for them to exit. */
+export async function killAllChildren(): Promise<void> {
+  await Promise.all(
+    [...children].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once("exit", () => resolve());
+          child.kill("SIGKILL");
+        }),
+    ),
+  );
+}
+
+/** The environment without any CXMPP_* variable of the caller, plus `extra`. */
+export function cleanEnv(extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("CXMPP_")) env[k] = v;
+  return { ...env, ...extra };
+}
+
+/** A UDP port that was free a moment ago on `host`. */
+export async function freeUdpPort(host = "127.0.0.1"): Promise<number> {
+  const s = createSocket("udp4");
+  await new Promise<void>((resolve) => s.bind(0, host, () => resolve()));
+  const port = s.address().port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `what` every 20 ms; rejects with `describe()` after `timeoutMs`. */
+export async function until(
+  what: () => boolean,
+  timeoutMs: number,
+  describe: () => string = () => "condition",
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!what()) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${describe()}`);
+    await sleep(20);
+  }
+}
+
+/**
+ * The index of the first item of `list` at or after `from` that matches, waiting for it to arrive.
+ * Unlike `Inbox.waitFor` this gives the position, so a test can assert what came after what.
+ */
+export async function waitIndex<T>(
+  list: readonly T[],
+  predicate: (item: T) => boolean,
+  options: { from?: number; timeoutMs?: number; what?: string; show?: (item: T) => string } = {},
+): Promise<number> {
+  const from = options.from ?? 0;
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  const end = Date.now() + timeoutMs;
+  let checked = from;
+  for (;;) {
+    for (; checked < list.length; checked++) if (predicate(list[checked]!)) return checked;
+    if (Date.now() > end) {
+      const show = options.show ?? String;
+      const seen = list.slice(from).map(show).join("\n  ") || "(nothing)";
+      throw new Error(
+        `no ${options.what ?? "matching item"} within ${timeoutMs} ms; received since #${from}:\n  ${seen}`,
+      );
+    }
+    await sleep(20);
+  }
+}
+
+export interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `cxmpp ARGS…` to completion. */
+export function runCli(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  cwd?: string,
+  timeoutMs = 60_000,
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env, cwd, stdio: ["ignore", "pipe", "pipe"] });
+    track(child);
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(
+        new Error(`cxmpp ${args.join(" ")} did not finish within ${timeoutMs} ms\n${stdout}\n${stderr}`),
+      );
+    }, timeoutMs);
+    child.once("error", reject);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** One JSON line of a cxmpp log (consoleLogger), parsed. */
+export interface LogRecord {
+  readonly event: string;
+  readonly level: string;
+  readonly [field: string]: unknown;
+}
+
+export interface CliProcess {
+  readonly child: ChildProcess;
+  readonly args: readonly string[];
+  stdout(): string;
+  stderr(): string;
+  /** Complete stdout lines so far. */
+  lines(): string[];
+  /** JSON log records from stdout and stderr so far, optionally only those of one event. */
+  log(event?: string): LogRecord[];
+  /** Resolves with the exit code (or -1 for a signal) when the process exits. */
+  readonly exited: Promise<number>;
+  readonly running: boolean;
+  /** Waits until `what(this)` holds; rejects early if the process exits, with its output. */
+  waitUntil(what: () => boolean, timeoutMs: number, describe: string): Promise<void>;
+  /** SIGTERM, SIGKILL after `timeoutMs`; resolves with the exit code. */
+  stop(timeoutMs?: number): Promise<number>;
+}
+
+function records(text: string): LogRecord[] {
+  return text
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .flatMap((line) => {
+      try {
+        const r = JSON.parse(line) as LogRecord;
+        return typeof r.event === "string" ? [r] : [];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/**
+ * argv[1:] is exec'd with SIGTERM as its parent-death signal (prctl PR_SET_PDEATHSIG), as in
+ * test/kit/prosody.ts: if the test worker dies without afterAll, a gateway or `node run` child does
+ * not live on. The pid stays the child's.
+ */
+const PDEATHSIG_EXEC = [
+  "import ctypes, os, signal, sys",
+  "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG",
+  `os.getppid() == ${process.pid} or sys.exit(1)`,
+  "os.execvp(sys.argv[1], sys.argv[1:])",
+].join("\n");
+
+/** Starts a long-running `cxmpp ARGS…`. */
+export function startCli(args: readonly string[], env: NodeJS.ProcessEnv, cwd?: string): CliProcess {
+  const child = spawn("/usr/bin/python3", ["-c", PDEATHSIG_EXEC, process.execPath, CLI, ...args], {
+    env,
+    cwd,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  track(child);
+  let out = "";
+  let err = "";
+  let done = false;
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d));
+  const exited = new Promise<number>((resolve) => {
+    child.once("exit", (code, signal) => {
+      done = true;
+      resolve(code ?? (signal ? -1 : 0));
+    });
+  });
+  const self: CliProcess = {
+    child,
+    args,
+    stdout: () => out,
+    stderr: () => err,
+    lines: () => out.split("\n").slice(0, -1),
+    log: (event) => records(`${out}\n${err}`).filter((r) => event === undefined || r.event === event),
+    exited,
+    get running() {
+      return !done;
+    },
+    async waitUntil(what, timeoutMs, describe) {
+      const end = Date.now() + timeoutMs;
+      while (!what()) {
+        if (done)
+          throw new Error(
+            `cxmpp ${args.join(" ")} exited before ${describe}\nstdout: ${out}\nstderr: ${err}`,
+          );
+        if (Date.now() > end)
+          throw new Error(
+            `cxmpp ${args[0]}: no ${describe} within ${timeoutMs} ms\nstdout: ${out}\nstderr: ${err}`,
+          );
+        await sleep(20);
+      }
+    },
+    async stop(timeoutMs = 10_000) {
+      if (!done) child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+  return self;
+}
+
+/** Parses one line `cxmpp node run` printed (one stanza). */
+export function parseStanzaLine(line: string): XElement {
+  return parseXml(line);
+}
+
+/** The first child element named `name` in namespace `ns` (any namespace when omitted). */
+export function child(element: XElement, name: string, ns?: string): XElement | undefined {
+  for (const c of element.children)
+    if (typeof c !== "string" && c.name === name && (ns === undefined || c.ns === ns)) return c;
+  return undefined;
+}
+
+export function textOf(element: XElement | undefined): string | undefined {
+  if (!element) return undefined;
+  return element.children.filter((c): c is string => typeof c === "string").join("");
+}
+
+export { attr };
+
+/** The JSON view of a device file (`provision add --out NAME.json`). */
+export interface DeviceJson {
+  readonly gateway: string;
+  readonly identity: string;
+  readonly key_hex: string;
+  readonly jid: string;
+  readonly dictionary: string;
+}
+
+export function readDeviceJson(path: string): DeviceJson {
+  return JSON.parse(readFileSync(path, "utf8")) as DeviceJson;
+}
+
+export interface InProcessNode {
+  readonly client: NodeClient;
+  readonly udp: UdpEndpoint;
+  /** Stanzas received from the gateway, in order. */
+  readonly received: XElement[];
+  close(): Promise<void>;
+}
+
+/** A node in this process (NodeClient on a real UDP socket), connected with the device file's key. */
+export async function connectInProcessNode(deviceFile: string, wake?: number): Promise<InProcessNode> {
+  const device = readDeviceJson(deviceFile);
+  const udp = await createUdpEndpoint({ host: "127.0.0.1" });
+  const client = new NodeClient({
+    endpoint: udp.endpoint,
+    gateway: device.gateway as PeerAddress,
+    identity: device.identity,
+    key: Uint8Array.from(Buffer.from(device.key_hex, "hex")),
+    mac: nodeMac,
+    ...(wake === undefined ? {} : { wake }),
+  });
+  const received: XElement[] = [];
+  client.onStanza((s) => received.push(s));
+  try {
+    await client.connect();
+  } catch (error) {
+    await udp.close();
+    throw error;
+  }
+  return {
+    client,
+    udp,
+    received,
+    close: async () => {
+      client.close();
+      await udp.close();
+    },
+  };
+}
+
+export interface TcpProxy {
+  readonly host: string;
+  readonly port: number;
+  /** Connections accepted so far (the gateway reconnecting shows up here). */
+  readonly accepted: number;
+  /** Connections currently open. */
+  readonly open: number;
+  /**
+   * Cuts the link: destroys every open connection on both sides, refuses new ones for `downMs`
+   * (the port is closed: connecting gets ECONNREFUSED), then listens again on the same port.
+   */
+  cut(downMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A TCP proxy on `host` (a free port) to `target`: bytes pass unchanged both ways until cut. */
+export async function startTcpProxy(
+  target: { host: string; port: number },
+  host = "127.0.0.1",
+): Promise<TcpProxy> {
+  const pairs = new Set<[Socket, Socket]>();
+  let accepted = 0;
+  let closed = false;
+
+  const onConnection = (downstream: Socket) => {
+    accepted++;
+    const upstream = createConnection({ host: target.host, port: target.port });
+    const pair: [Socket, Socket] = [downstream, upstream];
+    pairs.add(pair);
+    const end = () => {
+      pairs.delete(pair);
+      downstream.destroy();
+      upstream.destroy();
+    };
+    downstream.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+    downstream.pipe(upstream);
+    upstream.pipe(downstream);
+  };
+
+  const listen = (port: number): Promise<Server> =>
+    new Promise((resolve, reject) => {
+      const server = createServer(onConnection);
+      server.once("error", reject);
+      server.listen({ host, port }, () => resolve(server));
+    });
+
+  let server = await listen(0);
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+
+  const closeServer = (s: Server) => new Promise<void>((resolve) => s.close(() => resolve()));
+  const destroyAll = () => {
+    for (const [a, b] of pairs) {
+      a.destroy();
+      b.destroy();
+    }
+    pairs.clear();
+  };
+
+  return {
+    host,
+    port,
+    get accepted() {
+      return accepted;
+    },
+    get open() {
+      return pairs.size;
+    },
+    async cut(downMs) {
+      const closing = closeServer(server); // stop accepting first, so nothing slips in between
+      destroyAll();
+      await closing;
+      await sleep(downMs);
+      if (!closed) server = await listen(port);
+    },
+    async close() {
+      closed = true;
+      destroyAll();
+      await closeServer(server);
+    },
+  };
+}
