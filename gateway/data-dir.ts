@@ -1,15 +1,10 @@
 /**
- * Where the gateway keeps its state, found the same way by every command: `--data-dir`, else
- * CXMPP_DATA_DIR, else ./cxmpp-data; and the device file a builder flashes onto a node.
+ * The device file a builder flashes onto a node (docs/PROTOCOL.md §5). Where the gateway keeps its
+ * state is a config key (`data_dir`, gateway/config.ts), found the same way by every command.
  */
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
 import { encodeSequence, SessionReader, type Value } from "../src/core/index.js";
 import { DeviceConfigError, parseDevice } from "./devices.js";
-
-export function dataDir(flag?: string): string {
-  return resolve(flag ?? process.env.CXMPP_DATA_DIR ?? "cxmpp-data");
-}
 
 /** The few bytes a builder flashes onto a node, as humans see them (the JSON view). */
 export interface DeviceFile {
