@@ -161,6 +161,14 @@ const SPECS = {
     expected: "full or normal",
   }),
   session_expiry_s: intSpec(60, undefined, 604800, "seconds a silent node's session is kept for resumption"),
+  asleep_policy: spec({
+    schema: z.enum(["queue", "bounce"]),
+    fallback: "queue",
+    description:
+      "a message or iq from the network for a sleeping node: queue it, or bounce recipient-unavailable",
+    shown: "queue",
+    expected: "queue or bounce",
+  }),
 } as const;
 
 export type ConfigKey = keyof typeof SPECS;
@@ -212,6 +220,8 @@ export interface GatewayConfig {
   readonly mailboxTtlS: number;
   readonly durability: Durability;
   readonly sessionExpiryS: number;
+  /** What happens to a stanza from the network for a sleeping node (RFC 6120 §8.3.3.13). */
+  readonly asleepPolicy: "queue" | "bounce";
   /** Where each value came from ("default", "file /etc/cxmpp.json", "env CXMPP_LISTEN", "flag --listen"). */
   readonly sources: Readonly<Record<ConfigKey, string>>;
 }
@@ -303,6 +313,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     mailboxTtlS: v.mailbox_ttl_s,
     durability: v.durability,
     sessionExpiryS: v.session_expiry_s,
+    asleepPolicy: v.asleep_policy,
     sources: Object.freeze(sources),
   });
 }

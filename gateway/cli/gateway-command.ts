@@ -88,7 +88,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   push = (path, response) => udp.endpoint.notify(path, response);
 
   if (config.xmppService) {
-    const inbound = new NetworkInbound(service, logger);
+    const inbound = new NetworkInbound(service, logger, config.asleepPolicy);
     link = new ComponentLink(
       { service: config.xmppService, domain: config.xmppDomain, secret: config.xmppSecret ?? "", logger },
       {

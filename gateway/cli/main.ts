@@ -98,8 +98,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command("run")
     .description("connect and print every stanza received, one line of XML each, until Ctrl-C")
     .requiredOption("--device <file>", "device file from `cxmpp provision add`")
-    .option("--poll <seconds>", "ask for downlink this often (default 2)")
-    .option("--wake <seconds>", "announce this sleep interval to the gateway")
+    .option("--poll <seconds>", "ask for downlink this often (default 2, or the --wake interval)")
+    .option("--wake <seconds>", "be a sleepy node: wake every N seconds, asleep (xa) in between")
     .option("--log-level <level>", "debug | info | warn | error")
     .action(async (opts) => {
       code = await runNodeRun(opts);

@@ -2,7 +2,8 @@
  * Stanzas from the XMPP network for the gateway's nodes, and what the gateway answers for them
  * (docs/PROTOCOL.md §6): disco#info and ping even while a node sleeps, presence subscriptions for the
  * peers allowed at provisioning, and the RFC 6120 §8.3 errors (service-unavailable for an unknown node,
- * not-authorized for a sender the node does not accept, resource-constraint for a full mailbox).
+ * not-authorized for a sender the node does not accept, resource-constraint for a full mailbox, and
+ * recipient-unavailable for a sleeping node when the policy says so).
  * Everything else goes to the node's mailbox.
  */
 import { attr, el, type XElement } from "../../codec/index.js";
@@ -21,6 +22,8 @@ export class NetworkInbound {
   constructor(
     private readonly service: GatewayService,
     logger?: Logger,
+    /** "bounce": a sleeping node's messages and iqs are refused with recipient-unavailable instead. */
+    private readonly asleepPolicy: "queue" | "bounce" = "queue",
   ) {
     this.logger = logger ?? silentLogger;
   }
@@ -48,6 +51,15 @@ export class NetworkInbound {
       return;
     }
     if (stanza.name === "iq" && type === "get" && this.answer(stanza, device, to, from)) return;
+    if (
+      this.asleepPolicy === "bounce" &&
+      type !== "error" &&
+      type !== "result" &&
+      this.service.asleep(device)
+    ) {
+      this.refuse(stanza, "wait", "recipient-unavailable");
+      return;
+    }
     const outcome = this.service.deliverTo(device, stanza);
     if (outcome === "full") {
       this.refuse(stanza, "wait", "resource-constraint");

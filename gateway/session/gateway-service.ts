@@ -517,6 +517,12 @@ export class GatewayService {
     return this.journal.committed();
   }
 
+  /** Whether a device's node sleeps now (asleep, or no session at all). */
+  asleep(device: Device): boolean {
+    const session = this.byIdentity.get(device.identity);
+    return session === undefined || this.state(session) !== "available";
+  }
+
   get devices(): DeviceDirectory {
     return this.options.devices;
   }

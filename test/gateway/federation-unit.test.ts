@@ -264,3 +264,24 @@ describe("iq tracker", () => {
     expect(t.resultFromNode("n1", short)).toBeUndefined();
   });
 });
+
+describe("asleep policy", () => {
+  it("bounce: a message for a node that is not awake gets recipient-unavailable; queue (default) keeps it", () => {
+    const time = new FakeTime();
+    const devices = new MemoryDevices([{ identity: "s1", key: key(1), jid: `s1@${DOMAIN}`, peers: [] }]);
+    const out: XElement[] = [];
+    const service = new GatewayService({
+      devices,
+      domain: DOMAIN,
+      mac: nodeMac,
+      random: fakeRandom(1),
+      clock: time,
+      outbound: (s) => out.push(s),
+    });
+    new NetworkInbound(service, undefined, "bounce").handle(msg("alice@a.localhost/x", `s1@${DOMAIN}`, "hi"));
+    expect(out.map(condition)).toEqual(["recipient-unavailable"]);
+    new NetworkInbound(service).handle(msg("alice@a.localhost/x", `s1@${DOMAIN}`, "hi"));
+    expect(out).toHaveLength(1);
+    expect(service.session("s1")!.mailbox.length).toBe(1);
+  });
+});
