@@ -88,6 +88,7 @@ import {
   systemClock,
   timerScheduler,
   UdpTransport,
+  wallClock,
 } from "../../src/node/index.js";
 import { type Device, type DeviceDirectory, MemoryDevices } from "../devices.js";
 import { GatewayService } from "../session/gateway-service.js";
@@ -284,7 +285,7 @@ async function gatewayChild(config: GatewayChildConfig): Promise<void> {
     domain: DOMAIN,
     mac: nodeMac,
     random: cryptoRandom,
-    clock: systemClock,
+    clock: wallClock,
     outbound: (stanza) => {
       if (stanza.name === "presence") return; // the gateway shows each node's presence to its peers
       const from = attr(stanza, "from") ?? "";
@@ -360,7 +361,7 @@ async function memoryChild(sessions: number, seed: number): Promise<void> {
     domain: DOMAIN,
     mac: nodeMac,
     random: cryptoRandom,
-    clock: systemClock,
+    clock: wallClock,
   });
   let mid = 0;
   let connected = 0;

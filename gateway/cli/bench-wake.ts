@@ -49,6 +49,7 @@ import {
   systemClock,
   timerScheduler,
   UdpTransport,
+  wallClock,
 } from "../../src/node/index.js";
 import { type Device, type DeviceDirectory, MemoryDevices } from "../devices.js";
 import { GatewayService } from "../session/gateway-service.js";
@@ -266,7 +267,7 @@ function gatewayState(kind: StoreKind): GatewayState {
 function skewedClock(): Clock & { skip(ms: number): void } {
   let skew = 0;
   return {
-    now: () => systemClock.now() + skew,
+    now: () => wallClock.now() + skew,
     skip: (ms) => {
       skew += ms;
     },

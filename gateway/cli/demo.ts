@@ -33,7 +33,13 @@ import {
   type TransmissionParameters,
 } from "../../src/core/index.js";
 import { seededRandom } from "../../src/core/seeded-random.js";
-import { cryptoRandom, nodeMac, systemClock, timerScheduler, UdpTransport } from "../../src/node/index.js";
+import {
+  cryptoRandom,
+  nodeMac,
+  timerScheduler,
+  UdpTransport,
+  wallClock,
+} from "../../src/node/index.js";
 import { loadConfig } from "../config.js";
 import type { NodeState } from "../session/gateway-service.js";
 import { AWAKE_WINDOW_MS } from "../session/node-session.js";
@@ -273,7 +279,7 @@ async function createNode(
   const traffic = newTraffic();
   const endpoint = new CoapEndpoint({
     transport: countingTransport(transport, traffic),
-    clock: systemClock,
+    clock: wallClock,
     scheduler: timerScheduler(),
     random: cryptoRandom,
     transmission: TRANSMISSION,

@@ -4,13 +4,7 @@
  */
 import { DICTIONARY_V1 } from "../../codec/index.js";
 import type { Response } from "../../src/core/index.js";
-import {
-  consoleLogger,
-  createUdpEndpoint,
-  cryptoRandom,
-  nodeMac,
-  systemClock,
-} from "../../src/node/index.js";
+import { consoleLogger, createUdpEndpoint, cryptoRandom, nodeMac, wallClock } from "../../src/node/index.js";
 import { ConfigError, formatHostPort, type GatewayConfig } from "../config.js";
 import { ComponentAuthError, ComponentLink } from "../federation/component-link.js";
 import { NetworkInbound } from "../federation/network-inbound.js";
@@ -76,7 +70,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     sessionExpiryMs: config.sessionExpiryS * 1000,
     mac: nodeMac,
     random: cryptoRandom,
-    clock: systemClock,
+    clock: wallClock, // stored and stamped instants: wall clock, not the process's monotonic one
     logger,
     outbound: () => pump?.kick(),
   });
@@ -104,7 +98,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
         offline: () => pump?.offline(),
       },
     );
-    pump = new OutboxPump(store.journal, link, { domain: config.xmppDomain, clock: systemClock, logger });
+    pump = new OutboxPump(store.journal, link, { domain: config.xmppDomain, clock: wallClock, logger });
     try {
       await link.start();
     } catch (error) {

@@ -51,6 +51,7 @@ export interface GatewayServiceOptions {
   readonly domain: string;
   readonly mac: Mac;
   readonly random: Random;
+  /** Wall-clock time (src/node wallClock): instants are stored and written into stanzas. */
   readonly clock: Clock;
   readonly logger?: Logger;
   readonly dictionary?: StaticDictionary;

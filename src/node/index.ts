@@ -8,5 +8,6 @@ export {
   systemClock,
   type TimerSchedulerOptions,
   timerScheduler,
+  wallClock,
 } from "./runtime.js";
 export { parsePeerAddress, UdpTransport, type UdpTransportOptions } from "./udp-transport.js";

@@ -7,7 +7,14 @@ import { performance } from "node:perf_hooks";
 import type { Cancellable, Clock, Logger, LogLevel, Random, Scheduler } from "../core/interfaces.js";
 
 /** Milliseconds on a monotonic clock (never jumps with wall-clock changes). */
+/** Monotonic milliseconds (never jumps with the wall clock): CoAP timers, retransmission, benchmarks. */
 export const systemClock: Clock = { now: () => performance.now() };
+
+/**
+ * Wall-clock milliseconds since the epoch: for instants that are stored, survive a restart or are
+ * written into stanzas (XEP-0082 stamps, mailbox expiry, last seen).
+ */
+export const wallClock: Clock = { now: () => Date.now() };
 
 export interface TimerSchedulerOptions {
   /** Unref'd timers do not keep the process alive on their own. Default false. */
