@@ -94,6 +94,18 @@ import { type Device, type DeviceDirectory, MemoryDevices } from "../devices.js"
 import { GatewayService } from "../session/gateway-service.js";
 import type { SessionJournal } from "../session/journal.js";
 import { openStore, type Store } from "../store/index.js";
+import {
+  fmt,
+  integer,
+  round,
+  runBenchCommand,
+  STORE_KINDS,
+  type StoreKind,
+  sleep,
+  storeKind,
+  table,
+  UsageError,
+} from "./bench-common.js";
 import { LossyRelay } from "./lossy-relay.js";
 
 export interface SessionBenchOptions {
@@ -110,9 +122,6 @@ export interface SessionBenchOptions {
   /** The gateway's state: `memory` (default), or the SQLite store with durability `full` or `normal`. */
   readonly store?: string;
 }
-
-export type StoreKind = "memory" | "full" | "normal";
-export const STORE_KINDS: readonly StoreKind[] = ["memory", "full", "normal"];
 
 /** One configuration, as `runOne` takes it. */
 export interface SessionRunConfig {
@@ -524,8 +533,6 @@ async function createNode(
   return Object.assign(node, { endpoint, client });
 }
 
-const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
-
 async function connectWithRetry(client: NodeClient, deadline: number): Promise<void> {
   for (;;) {
     try {
@@ -742,11 +749,6 @@ function percentile(xs: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
 }
 
-export function round(x: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Output.
 
@@ -755,16 +757,6 @@ function violated(r: SessionRunResult): boolean {
   if (r.sent < r.planned) return true;
   if (r.mode === "telemetry") return r.duplicates > 0;
   return r.lost !== 0 || r.duplicates !== 0 || r.out_of_order !== 0;
-}
-
-export const fmt = (x: number): string => x.toLocaleString("en-US");
-
-/** A plain-text table: first column left-aligned, the others right-aligned. */
-export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: readonly string[]) =>
-    `  ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ")}`.trimEnd();
-  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }
 
 function bytesLine(r: SessionRunResult): string {
@@ -919,22 +911,6 @@ function formatSuite(s: SuiteResult, seconds: number): string {
 // ---------------------------------------------------------------------------------------------------
 // Entry point.
 
-function integer(
-  name: string,
-  value: string | number | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  if (value === undefined) return fallback;
-  const n = typeof value === "number" ? value : Number(value.trim());
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, not '${value}'`);
-  return n;
-}
-
-export class UsageError extends Error {}
-
 function parse(opts: SessionBenchOptions): SessionRunConfig {
   const loss =
     opts.loss === undefined ? 0 : Number(typeof opts.loss === "string" ? opts.loss.trim() : opts.loss);
@@ -949,14 +925,6 @@ function parse(opts: SessionBenchOptions): SessionRunConfig {
     ackTimeoutMs: integer("ack-timeout", opts.ackTimeout, 100, 1, 60_000),
     store: storeKind(opts.store),
   };
-}
-
-/** Parses `--store`; throws a UsageError naming the choices. */
-export function storeKind(value: string | undefined, fallback: StoreKind = "memory"): StoreKind {
-  const kind = (value ?? fallback).trim();
-  if (!(STORE_KINDS as readonly string[]).includes(kind))
-    throw new UsageError(`--store must be one of ${STORE_KINDS.join(", ")}, not '${value}'`);
-  return kind as StoreKind;
 }
 
 /** The standard suite; under two minutes on a 2-core machine. */
@@ -1019,15 +987,7 @@ async function compareStores(
   return { stores, storeRuns };
 }
 
-async function run(opts: SessionBenchOptions): Promise<number> {
-  let config: SessionRunConfig;
-  try {
-    config = parse(opts);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`cxmpp bench session: ${error.message}\n`);
-    return 1;
-  }
+async function run(opts: SessionBenchOptions, config: SessionRunConfig): Promise<number> {
   const single =
     opts.nodes !== undefined ||
     opts.stanzas !== undefined ||
@@ -1060,13 +1020,12 @@ async function run(opts: SessionBenchOptions): Promise<number> {
 }
 
 /** Entry point of `cxmpp bench session`; returns the exit code and never throws. */
-export async function runSessionBench(opts: SessionBenchOptions): Promise<number> {
-  try {
-    return await run(opts);
-  } catch (error) {
-    process.stderr.write(`cxmpp bench session: ${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
-  }
+export function runSessionBench(opts: SessionBenchOptions): Promise<number> {
+  return runBenchCommand(
+    "session",
+    () => parse(opts),
+    (config) => run(opts, config),
+  );
 }
 
 // When forked as the gateway or memory child (spawnChild), this file is the main module.

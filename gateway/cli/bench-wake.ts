@@ -57,7 +57,16 @@ import type { SessionJournal } from "../session/journal.js";
 import { AWAKE_WINDOW_MS } from "../session/node-session.js";
 import { openStore, type Store } from "../store/index.js";
 import { toXml } from "../xml/stanza-xml.js";
-import { fmt, round, type StoreKind, storeKind, table, UsageError } from "./bench-session.js";
+import {
+  fmt,
+  integer,
+  round,
+  runBenchCommand,
+  type StoreKind,
+  storeKind,
+  table,
+  UsageError,
+} from "./bench-common.js";
 
 export interface WakeBenchOptions {
   /** Commander hands over strings; numbers are accepted too. */
@@ -533,29 +542,7 @@ function parse(opts: WakeBenchOptions): WakeConfig {
   };
 }
 
-function integer(
-  name: string,
-  value: string | number | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  if (value === undefined) return fallback;
-  const n = typeof value === "number" ? value : Number(value.trim());
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, not '${value}'`);
-  return n;
-}
-
-async function run(opts: WakeBenchOptions): Promise<number> {
-  let config: WakeConfig;
-  try {
-    config = parse(opts);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`cxmpp bench wake: ${error.message}\n`);
-    return 1;
-  }
+async function run(opts: WakeBenchOptions, config: WakeConfig): Promise<number> {
   const runs: WakeRunResult[] = [];
   for (const k of config.counts) runs.push(await runWake(config, k));
   process.stdout.write(
@@ -572,11 +559,10 @@ async function run(opts: WakeBenchOptions): Promise<number> {
 }
 
 /** Entry point of `cxmpp bench wake`; returns the exit code and never throws. */
-export async function runWakeBench(opts: WakeBenchOptions): Promise<number> {
-  try {
-    return await run(opts);
-  } catch (error) {
-    process.stderr.write(`cxmpp bench wake: ${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
-  }
+export function runWakeBench(opts: WakeBenchOptions): Promise<number> {
+  return runBenchCommand(
+    "wake",
+    () => parse(opts),
+    (config) => run(opts, config),
+  );
 }
