@@ -35,18 +35,18 @@
  * last arrival (so the barrier confirmations and downlink acknowledgements the phase caused are in),
  * divided by the stanzas of the phase. Prosody's figure is what a real XMPP server spends to route the
  * same stanzas (component ⇄ c2s), so the gateway's can be read against it as well as against Paho's.
- * `*_cpu_share` = CPU / wall time of the phase: near 1 means that process was the bottleneck.
+ * `*_cpu_share` = CPU / wall time of the phase: near 1 means that process was the bottleneck;
+ * `load_cpu_share` is this process's (the nodes and alice, the load generators) on the same scale.
  *
  * `--json` prints one JSON object: {nodes, stanzas_per_node, planned, window, durability, clk_tck,
  * uplink: Phase, downlink: Phase, gateway_rss_mb, prosody_version, elapsed_s, anchors}, where Phase has
  * sent, delivered, duplicates, out_of_order, lost, errors, elapsed_s, stanzas_per_s, gateway_cpu_us,
  * prosody_cpu_us, gateway_cpu_us_per_stanza, prosody_cpu_us_per_stanza, gateway_cpu_share,
- * prosody_cpu_share (downlink also misrouted and stall_polls). Exit code 1 when a phase did not deliver
+ * prosody_cpu_share, load_cpu_share (downlink also misrouted and stall_polls). Exit code 1 when a phase did not deliver
  * every stanza exactly once (the figures are still printed), 2 for bad options or missing software.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createSocket } from "node:dgram";
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
@@ -55,11 +55,13 @@ import { fileURLToPath } from "node:url";
 import type { Client } from "@xmpp/client";
 import { type Element, xml } from "@xmpp/xml";
 import { el, type XElement } from "../../codec/index.js";
-import { NodeClient, type PeerAddress } from "../../src/core/index.js";
-import { createUdpEndpoint, nodeMac, type UdpEndpoint } from "../../src/node/index.js";
-import { readDeviceFile } from "../data-dir.js";
+import type { NodeClient } from "../../src/core/index.js";
+import type { UdpEndpoint } from "../../src/node/index.js";
 import type { Device } from "../devices.js";
 import { openStore } from "../store/index.js";
+import { fmt, integer, round, runBenchCommand, sleep, table, UsageError } from "./bench-common.js";
+import { cleanEnv, freeUdpPort, killOnExit } from "./child-process.js";
+import { nodeFromDevice } from "./node-command.js";
 import { type Prosody, startProsody } from "./prosody-process.js";
 import { deviceFile } from "./provision-command.js";
 
@@ -98,12 +100,7 @@ const GRACE_MS = 250;
 const HERE = fileURLToPath(import.meta.url);
 const CLI = resolve(HERE, "..", "..", "..", "bin", "cxmpp.js");
 
-class UsageError extends Error {}
 class MissingSoftware extends Error {}
-
-const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
-const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
-const fmt = (x: number) => x.toLocaleString("en-US");
 
 // ---------------------------------------------------------------------------------------------------
 // CPU of another process, from /proc.
@@ -136,6 +133,8 @@ export function processCpuUs(pid: number): number {
   return (ticks * 1e6) / clkTck();
 }
 
+const cpuTotal = (u: NodeJS.CpuUsage) => u.user + u.system;
+
 function rssMb(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -166,36 +165,14 @@ interface GatewayChild {
   stop(): Promise<void>;
 }
 
-const running = new Set<ChildProcess>();
-let exitHook = false;
-function track(child: ChildProcess): void {
-  running.add(child);
-  child.once("exit", () => running.delete(child));
-  if (exitHook) return;
-  exitHook = true;
-  process.on("exit", () => {
-    for (const c of running) c.kill("SIGKILL");
-  });
-}
-
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((done) => s.bind(0, "127.0.0.1", () => done()));
-  const port = s.address().port;
-  await new Promise<void>((done) => s.close(() => done()));
-  return port;
-}
-
 /** Starts `cxmpp gateway` with `env` (and none of the caller's CXMPP_*); resolves once it listens. */
 async function startGatewayChild(env: Readonly<Record<string, string>>, cwd: string): Promise<GatewayChild> {
-  const clean: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("CXMPP_")) clean[k] = v;
   const child = spawn(process.execPath, [CLI, "gateway"], {
-    env: { ...clean, ...env },
+    env: cleanEnv(env),
     cwd, // so that no ./cxmpp.json of the caller's directory is read
     stdio: ["ignore", "pipe", "pipe"],
   });
-  track(child);
+  killOnExit(child);
   let out = "";
   const keep = (s: string) => {
     out = (out + s).slice(-20_000);
@@ -366,15 +343,7 @@ function bodyOf(stanza: XElement): string | undefined {
 }
 
 async function startNode(index: number, file: string, onStanza: (s: XElement) => void): Promise<SimNode> {
-  const device = readDeviceFile(file);
-  const udp = await createUdpEndpoint({ host: "127.0.0.1" });
-  const client = new NodeClient({
-    endpoint: udp.endpoint,
-    gateway: device.gateway as PeerAddress,
-    identity: device.identity,
-    key: Uint8Array.from(Buffer.from(device.key_hex, "hex")),
-    mac: nodeMac,
-  });
+  const { client, udp } = await nodeFromDevice(file);
   client.onStanza(onStanza);
   const node: SimNode = { index, client, udp, lastArrival: performance.now() };
   try {
@@ -462,6 +431,8 @@ export interface PhaseResult {
   readonly prosody_cpu_us_per_stanza: number;
   readonly gateway_cpu_share: number;
   readonly prosody_cpu_share: number;
+  /** CPU / wall time of this process: the nodes and alice. */
+  readonly load_cpu_share: number;
 }
 
 export interface DownlinkResult extends PhaseResult {
@@ -490,6 +461,8 @@ interface CpuMark {
   readonly at: number;
   readonly gateway: number;
   readonly prosody: number;
+  /** This process (process.cpuUsage), µs. */
+  readonly load: number;
 }
 
 function phase(
@@ -521,6 +494,7 @@ function phase(
     prosody_cpu_us_per_stanza: n > 0 ? round(pr / n, 1) : 0,
     gateway_cpu_share: wallUs > 0 ? round(gw / wallUs, 2) : 0,
     prosody_cpu_share: wallUs > 0 ? round(pr / wallUs, 2) : 0,
+    load_cpu_share: wallUs > 0 ? round((after.load - before.load) / wallUs, 2) : 0,
   };
 }
 
@@ -657,6 +631,7 @@ async function runFederation(
       at: performance.now(),
       gateway: processCpuUs(gatewayPid),
       prosody: processCpuUs(prosodyPid),
+      load: cpuTotal(process.cpuUsage()),
     });
 
     // 1. Uplink: nodes → gateway → Prosody → alice.
@@ -752,13 +727,6 @@ async function runFederation(
 // ---------------------------------------------------------------------------------------------------
 // Output.
 
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: readonly string[]) =>
-    `  ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ")}`.trimEnd();
-  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
-}
-
 function format(r: FederationResult): string {
   const row = (name: string, p: PhaseResult) => [
     name,
@@ -772,7 +740,7 @@ function format(r: FederationResult): string {
     p.prosody_cpu_us_per_stanza > 0
       ? `${round(p.gateway_cpu_us_per_stanza / p.prosody_cpu_us_per_stanza, 2)}×`
       : "–",
-    `${Math.round(p.gateway_cpu_share * 100)}% / ${Math.round(p.prosody_cpu_share * 100)}%`,
+    `${Math.round(p.gateway_cpu_share * 100)}% / ${Math.round(p.prosody_cpu_share * 100)}% / ${Math.round(p.load_cpu_share * 100)}%`,
   ];
   const [lo, hi] = r.anchors.paho_cpu_us_per_qos1;
   return [
@@ -789,7 +757,7 @@ function format(r: FederationResult): string {
         "gateway µs/stanza",
         "Prosody µs/stanza",
         "gw/Prosody",
-        "busy gw / Prosody",
+        "busy gw / Prosody / load",
       ],
       [
         row("uplink:   nodes → gateway → Prosody → alice", r.uplink),
@@ -799,6 +767,7 @@ function format(r: FederationResult): string {
     "",
     `  anchor (BRIEF.md): the Paho MQTT-SN gateway spends ${lo}–${hi} µs of CPU per QoS-1 message and its acknowledgement (~${r.anchors.paho_cpu_us_per_qos0} µs at QoS 0)`,
     `  CPU = utime + stime from /proc/PID/stat of each process (1/${r.clk_tck} s ticks), first send to ${GRACE_MS} ms after the last arrival, / stanzas arrived;`,
+    "  busy = CPU / wall time of the phase (load = this process: the nodes and alice, the load generators);",
     `  uplink: each node sends one stanza at a time, acknowledged when stored; downlink: alice keeps ≤ ${r.window} per node in flight, nodes observe /d (stall polls ${r.downlink.stall_polls})`,
     `  errors: uplink ${r.uplink.errors}, downlink ${r.downlink.errors}; out of order: uplink ${r.uplink.out_of_order}, downlink ${r.downlink.out_of_order}; connect ${r.connect_s} s; gateway RSS ${r.gateway_rss_mb} MB; total ${r.elapsed_s} s`,
     "",
@@ -814,20 +783,6 @@ function violated(r: FederationResult): boolean {
 // ---------------------------------------------------------------------------------------------------
 // Entry point.
 
-function integer(
-  name: string,
-  value: string | number | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-) {
-  if (value === undefined) return fallback;
-  const n = typeof value === "number" ? value : Number(value.trim());
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, not '${value}'`);
-  return n;
-}
-
 function parse(opts: FederationBenchOptions): FederationConfig {
   const durability = (opts.durability ?? "full").trim();
   if (durability !== "full" && durability !== "normal")
@@ -842,30 +797,28 @@ function parse(opts: FederationBenchOptions): FederationConfig {
 }
 
 /** Entry point of `cxmpp bench federation`; returns the exit code and never throws. */
-export async function runFederationBench(opts: FederationBenchOptions): Promise<number> {
-  let config: FederationConfig;
-  try {
-    config = parse(opts);
-  } catch (error) {
-    process.stderr.write(`cxmpp bench federation: ${(error as Error).message}\n`);
-    return 2;
-  }
-  try {
-    const result = await runFederation(config, (s) => {
-      if (!opts.json) process.stderr.write(`  ${s}\n`);
-    });
-    process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : format(result));
-    if (violated(result)) {
-      process.stderr.write(
-        `cxmpp bench federation: not every stanza arrived exactly once (uplink lost ${result.uplink.lost}, duplicates ${result.uplink.duplicates}, errors ${result.uplink.errors}; downlink lost ${result.downlink.lost}, duplicates ${result.downlink.duplicates}, errors ${result.downlink.errors})\n`,
-      );
-      return 1;
-    }
-    return 0;
-  } catch (error) {
+export function runFederationBench(opts: FederationBenchOptions): Promise<number> {
+  return runBenchCommand(
+    "federation",
+    () => parse(opts),
+    (config) => report(opts, config),
+    {
+      usage: 2,
+      failure: (error) => (error instanceof MissingSoftware ? 2 : 1),
+    },
+  );
+}
+
+async function report(opts: FederationBenchOptions, config: FederationConfig): Promise<number> {
+  const result = await runFederation(config, (s) => {
+    if (!opts.json) process.stderr.write(`  ${s}\n`);
+  });
+  process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : format(result));
+  if (violated(result)) {
     process.stderr.write(
-      `cxmpp bench federation: ${error instanceof Error ? error.message : String(error)}\n`,
+      `cxmpp bench federation: not every stanza arrived exactly once (uplink lost ${result.uplink.lost}, duplicates ${result.uplink.duplicates}, errors ${result.uplink.errors}; downlink lost ${result.downlink.lost}, duplicates ${result.downlink.duplicates}, errors ${result.downlink.errors})\n`,
     );
-    return error instanceof MissingSoftware ? 2 : 1;
+    return 1;
   }
+  return 0;
 }

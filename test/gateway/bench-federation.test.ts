@@ -35,6 +35,7 @@ const PHASE_NUMBERS = [
   "prosody_cpu_us_per_stanza",
   "gateway_cpu_share",
   "prosody_cpu_share",
+  "load_cpu_share",
 ] as const;
 
 describe("cxmpp bench federation", () => {
