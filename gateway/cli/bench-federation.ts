@@ -45,9 +45,8 @@
  * prosody_cpu_share, load_cpu_share (downlink also misrouted and stall_polls). Exit code 1 when a phase did not deliver
  * every stanza exactly once (the figures are still printed), 2 for bad options or missing software.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createSocket } from "node:dgram";
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
@@ -56,12 +55,13 @@ import { fileURLToPath } from "node:url";
 import type { Client } from "@xmpp/client";
 import { type Element, xml } from "@xmpp/xml";
 import { el, type XElement } from "../../codec/index.js";
-import { NodeClient, type PeerAddress } from "../../src/core/index.js";
-import { createUdpEndpoint, nodeMac, type UdpEndpoint } from "../../src/node/index.js";
-import { readDeviceFile } from "../data-dir.js";
+import type { NodeClient } from "../../src/core/index.js";
+import type { UdpEndpoint } from "../../src/node/index.js";
 import type { Device } from "../devices.js";
 import { openStore } from "../store/index.js";
 import { fmt, integer, round, runBenchCommand, sleep, table, UsageError } from "./bench-common.js";
+import { cleanEnv, freeUdpPort, killOnExit } from "./child-process.js";
+import { nodeFromDevice } from "./node-command.js";
 import { type Prosody, startProsody } from "./prosody-process.js";
 import { deviceFile } from "./provision-command.js";
 
@@ -163,33 +163,6 @@ interface GatewayChild {
   readonly pid: number;
   output(): string;
   stop(): Promise<void>;
-}
-
-const running = new Set<ChildProcess>();
-let exitHook = false;
-function killOnExit(child: ChildProcess): void {
-  running.add(child);
-  child.once("exit", () => running.delete(child));
-  if (exitHook) return;
-  exitHook = true;
-  process.on("exit", () => {
-    for (const c of running) c.kill("SIGKILL");
-  });
-}
-
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((done) => s.bind(0, "127.0.0.1", () => done()));
-  const port = s.address().port;
-  await new Promise<void>((done) => s.close(() => done()));
-  return port;
-}
-
-/** The environment without any CXMPP_* variable of the caller, plus `extra`. */
-function cleanEnv(extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("CXMPP_")) env[k] = v;
-  return { ...env, ...extra };
 }
 
 /** Starts `cxmpp gateway` with `env` (and none of the caller's CXMPP_*); resolves once it listens. */
@@ -370,15 +343,7 @@ function bodyOf(stanza: XElement): string | undefined {
 }
 
 async function startNode(index: number, file: string, onStanza: (s: XElement) => void): Promise<SimNode> {
-  const device = readDeviceFile(file);
-  const udp = await createUdpEndpoint({ host: "127.0.0.1" });
-  const client = new NodeClient({
-    endpoint: udp.endpoint,
-    gateway: device.gateway as PeerAddress,
-    identity: device.identity,
-    key: Uint8Array.from(Buffer.from(device.key_hex, "hex")),
-    mac: nodeMac,
-  });
+  const { client, udp } = await nodeFromDevice(file);
   client.onStanza(onStanza);
   const node: SimNode = { index, client, udp, lastArrival: performance.now() };
   try {

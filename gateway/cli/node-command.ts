@@ -1,24 +1,47 @@
 /** `cxmpp node run|send`: a simulated node on real UDP, from a device file. */
 import { attr, el, type XElement } from "../../codec/index.js";
-import { NodeClient, type PeerAddress } from "../../src/core/index.js";
-import { consoleLogger, createUdpEndpoint, nodeMac, type UdpEndpoint } from "../../src/node/index.js";
-import { readDeviceFile } from "../data-dir.js";
+import { type Logger, NodeClient, type PeerAddress } from "../../src/core/index.js";
+import {
+  consoleLogger,
+  createUdpEndpoint,
+  nodeMac,
+  type UdpEndpoint,
+  type UdpEndpointOptions,
+} from "../../src/node/index.js";
+import { type DeviceFile, readDeviceFile } from "../data-dir.js";
 import { toXml } from "../xml/stanza-xml.js";
 
-interface Connected {
+/** A node made from a device file: the client, its UDP socket and what the file says. */
+export interface DeviceNode {
+  readonly device: DeviceFile;
   readonly client: NodeClient;
   readonly udp: UdpEndpoint;
 }
 
-async function connectNode(deviceFile: string, logLevel: string, wake?: number): Promise<Connected> {
+export interface DeviceNodeOptions {
+  /** The node's logger, made once the file says who the node is. */
+  readonly logger?: (device: DeviceFile) => Logger;
+  /** Seconds the node sleeps between wake-ups: a sleepy node. */
+  readonly wake?: number;
+  /** Endpoint settings beside the host, which follows the gateway's address (`hostFor`). */
+  readonly udp?: Omit<UdpEndpointOptions, "host" | "logger">;
+}
+
+/**
+ * A NodeClient for the device in `deviceFile` (CBOR or its JSON view) on a UDP socket of its own, not
+ * yet connected: `cxmpp node`, `cxmpp bench federation` and the federation test kit all make their nodes
+ * here, so they read the file and derive the key alike.
+ */
+export async function nodeFromDevice(
+  deviceFile: string,
+  options: DeviceNodeOptions = {},
+): Promise<DeviceNode> {
   const device = readDeviceFile(deviceFile);
-  const logger = consoleLogger(logLevel as "info", {
-    base: { component: "node", identity: device.identity },
-  });
+  const logger = options.logger?.(device);
   const udp = await createUdpEndpoint({
+    ...options.udp,
     host: hostFor(device.gateway),
-    logger,
-    exchange: { tokenLength: 1 }, // one outstanding request at a time: a 1-byte token is enough
+    ...(logger ? { logger } : {}),
   });
   const client = new NodeClient({
     endpoint: udp.endpoint,
@@ -26,16 +49,38 @@ async function connectNode(deviceFile: string, logLevel: string, wake?: number):
     identity: device.identity,
     key: Uint8Array.from(Buffer.from(device.key_hex, "hex")),
     mac: nodeMac,
-    logger,
-    ...(wake !== undefined ? { wake } : {}),
+    ...(logger ? { logger } : {}),
+    ...(options.wake !== undefined ? { wake: options.wake } : {}),
   });
+  return { device, client, udp };
+}
+
+/**
+ * `nodeFromDevice`, connected; its socket is closed again when the connect fails. `onStanza` is
+ * subscribed before connecting, so that nothing the connect's response carries is missed.
+ */
+export async function connectDeviceNode(
+  deviceFile: string,
+  options: DeviceNodeOptions & { readonly onStanza?: (stanza: XElement) => void } = {},
+): Promise<DeviceNode> {
+  const node = await nodeFromDevice(deviceFile, options);
+  if (options.onStanza) node.client.onStanza(options.onStanza);
   try {
-    await client.connect();
+    await node.client.connect();
   } catch (error) {
-    await udp.close();
+    await node.udp.close();
     throw error;
   }
-  return { client, udp };
+  return node;
+}
+
+function connectNode(deviceFile: string, logLevel: string, wake?: number): Promise<DeviceNode> {
+  return connectDeviceNode(deviceFile, {
+    logger: (device) =>
+      consoleLogger(logLevel as "info", { base: { component: "node", identity: device.identity } }),
+    ...(wake !== undefined ? { wake } : {}),
+    udp: { exchange: { tokenLength: 1 } }, // one outstanding request at a time: a 1-byte token is enough
+  });
 }
 
 const VERSION = "jabber:iq:version";
@@ -86,7 +131,7 @@ export interface NodeSendOptions {
 /** Sends one message and exits 0 only when the gateway acknowledged it end to end. */
 export async function runNodeSend(opts: NodeSendOptions): Promise<number> {
   const timeoutMs = Number(opts.timeout ?? 30) * 1000;
-  let connected: Connected;
+  let connected: DeviceNode;
   try {
     connected = await connectNode(opts.device, opts.logLevel ?? "warn");
   } catch (error) {
@@ -138,7 +183,7 @@ export async function runNodeRun(opts: NodeRunOptions): Promise<number> {
     process.stderr.write("cxmpp node run: --poll must be a positive number of seconds\n");
     return 2;
   }
-  let connected: Connected;
+  let connected: DeviceNode;
   try {
     connected = await connectNode(
       opts.device,

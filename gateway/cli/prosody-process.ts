@@ -16,12 +16,13 @@
  * DNS never leaves the machine: Prosody's libunbound reads our hosts file, forwards to a port on
  * 127.0.0.1 where nothing listens, and answers `localhost.` names statically.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { killOnExit, PDEATHSIG_EXEC, PYTHON } from "./child-process.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -149,27 +150,6 @@ function config(dir: string, o: ProsodyOptions): string {
   return `${lines.join("\n")}\n`;
 }
 
-const PYTHON = "/usr/bin/python3";
-/** argv[1:] is exec'd with SIGTERM as its parent-death signal; exits at once if the parent is gone already. */
-const PDEATHSIG_EXEC = [
-  "import ctypes, os, signal, sys",
-  "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG",
-  `os.getppid() == ${process.pid} or sys.exit(1)`,
-  "os.execvp(sys.argv[1], sys.argv[1:])",
-].join("\n");
-
-/** Instances still running, killed synchronously if this process exits without stopping them. */
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function trackForExit(child: ChildProcess): void {
-  running.add(child);
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on("exit", () => {
-    for (const c of running) c.kill("SIGKILL");
-  });
-}
-
 export async function startProsody(options: Readonly<Partial<ProsodyOptions>> = {}): Promise<Prosody> {
   const address = options.address ?? "127.0.0.1";
   const o: ProsodyOptions = {
@@ -210,10 +190,9 @@ export async function startProsody(options: Readonly<Partial<ProsodyOptions>> = 
   const child = spawn(PYTHON, ["-c", PDEATHSIG_EXEC, "prosody", "-F", "--config", cfg], {
     stdio: ["ignore", "pipe", "pipe"],
   });
-  trackForExit(child);
+  killOnExit(child);
   const exited = new Promise<number | null>((resolve) => {
     child.once("exit", (code, signal) => {
-      running.delete(child);
       resolve(code ?? (signal ? -1 : null));
     });
   });

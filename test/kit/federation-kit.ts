@@ -7,27 +7,29 @@
  * none behind.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createSocket } from "node:dgram";
-import { readFileSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { attr, type XElement } from "../../codec/index.js";
+import {
+  cleanEnv,
+  freeUdpPort,
+  killOnExit,
+  PDEATHSIG_EXEC,
+  PYTHON,
+} from "../../gateway/cli/child-process.js";
+import { connectDeviceNode } from "../../gateway/cli/node-command.js";
 import { parseXml } from "../../gateway/xml/stanza-xml.js";
-import { NodeClient, type PeerAddress } from "../../src/core/index.js";
-import { createUdpEndpoint, nodeMac, type UdpEndpoint } from "../../src/node/index.js";
+import type { NodeClient } from "../../src/core/index.js";
+import type { UdpEndpoint } from "../../src/node/index.js";
 
 export const CLI = join(import.meta.dirname, "..", "..", "bin", "cxmpp.js");
 
 const children = new Set<ChildProcess>();
-let exitHook = false;
+/** Remembered for `killAllChildren`; the gateway's helper kills it if the test process exits first. */
 function track(child: ChildProcess): void {
   children.add(child);
   child.once("exit", () => children.delete(child));
-  if (exitHook) return;
-  exitHook = true;
-  process.on("exit", () => {
-    for (const c of children) c.kill("SIGKILL");
-  });
+  killOnExit(child);
 }
 
 /** SIGKILLs every child still running and waits for them to exit. */
@@ -44,21 +46,7 @@ export async function killAllChildren(): Promise<void> {
   );
 }
 
-/** The environment without any CXMPP_* variable of the caller, plus `extra`. */
-export function cleanEnv(extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("CXMPP_")) env[k] = v;
-  return { ...env, ...extra };
-}
-
-/** A UDP port that was free a moment ago on `host`. */
-export async function freeUdpPort(host = "127.0.0.1"): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((resolve) => s.bind(0, host, () => resolve()));
-  const port = s.address().port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
+export { cleanEnv, freeUdpPort };
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -175,20 +163,11 @@ function records(text: string): LogRecord[] {
 }
 
 /**
- * argv[1:] is exec'd with SIGTERM as its parent-death signal (prctl PR_SET_PDEATHSIG), as in
- * test/kit/prosody.ts: if the test worker dies without afterAll, a gateway or `node run` child does
- * not live on. The pid stays the child's.
+ * Starts a long-running `cxmpp ARGS…`, through PDEATHSIG_EXEC: if the test worker dies without
+ * afterAll, a gateway or `node run` child does not live on.
  */
-const PDEATHSIG_EXEC = [
-  "import ctypes, os, signal, sys",
-  "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG",
-  `os.getppid() == ${process.pid} or sys.exit(1)`,
-  "os.execvp(sys.argv[1], sys.argv[1:])",
-].join("\n");
-
-/** Starts a long-running `cxmpp ARGS…`. */
 export function startCli(args: readonly string[], env: NodeJS.ProcessEnv, cwd?: string): CliProcess {
-  const child = spawn("/usr/bin/python3", ["-c", PDEATHSIG_EXEC, process.execPath, CLI, ...args], {
+  const child = spawn(PYTHON, ["-c", PDEATHSIG_EXEC, process.execPath, CLI, ...args], {
     env,
     cwd,
     stdio: ["ignore", "pipe", "pipe"],
@@ -260,19 +239,6 @@ export function textOf(element: XElement | undefined): string | undefined {
 
 export { attr };
 
-/** The JSON view of a device file (`provision add --out NAME.json`). */
-export interface DeviceJson {
-  readonly gateway: string;
-  readonly identity: string;
-  readonly key_hex: string;
-  readonly jid: string;
-  readonly dictionary: string;
-}
-
-export function readDeviceJson(path: string): DeviceJson {
-  return JSON.parse(readFileSync(path, "utf8")) as DeviceJson;
-}
-
 export interface InProcessNode {
   readonly client: NodeClient;
   readonly udp: UdpEndpoint;
@@ -283,24 +249,11 @@ export interface InProcessNode {
 
 /** A node in this process (NodeClient on a real UDP socket), connected with the device file's key. */
 export async function connectInProcessNode(deviceFile: string, wake?: number): Promise<InProcessNode> {
-  const device = readDeviceJson(deviceFile);
-  const udp = await createUdpEndpoint({ host: "127.0.0.1" });
-  const client = new NodeClient({
-    endpoint: udp.endpoint,
-    gateway: device.gateway as PeerAddress,
-    identity: device.identity,
-    key: Uint8Array.from(Buffer.from(device.key_hex, "hex")),
-    mac: nodeMac,
-    ...(wake === undefined ? {} : { wake }),
-  });
   const received: XElement[] = [];
-  client.onStanza((s) => received.push(s));
-  try {
-    await client.connect();
-  } catch (error) {
-    await udp.close();
-    throw error;
-  }
+  const { client, udp } = await connectDeviceNode(deviceFile, {
+    ...(wake === undefined ? {} : { wake }),
+    onStanza: (s) => received.push(s),
+  });
   return {
     client,
     udp,
