@@ -106,6 +106,7 @@ import {
   table,
   UsageError,
 } from "./bench-common.js";
+import { SENSORDATA, sensorDataMessage } from "./iot-stanzas.js";
 import { LossyRelay } from "./lossy-relay.js";
 
 export interface SessionBenchOptions {
@@ -141,7 +142,6 @@ interface GatewayChildConfig extends SessionRunConfig {
 
 export const SINK = "sink@elsewhere.example";
 const DOMAIN = "iot.bench.example";
-const SENSORDATA = "urn:xmpp:iot:sensordata";
 const CHILD_FLAG = "--cxmpp-bench-session-child";
 const MAX_NODES = 5_000;
 const RECV_BUFFER = 2 ** 21;
@@ -228,27 +228,8 @@ const T0 = Date.UTC(2025, 5, 1, 12, 0, 0);
 function reading(node: number, seq: number, random: () => number): Reading {
   const value = (15 + random() * 15).toFixed(1);
   const timestamp = new Date(T0 + seq * 60_000).toISOString().replace(".000Z", "Z");
-  const stanza = el(
-    "jabber:client",
-    "message",
-    { to: SINK },
-    el(
-      SENSORDATA,
-      "fields",
-      { seqnr: String(seq), done: "true" },
-      el(
-        SENSORDATA,
-        "node",
-        { nodeId: identityOf(node) },
-        el(
-          SENSORDATA,
-          "timestamp",
-          { value: timestamp },
-          el(SENSORDATA, "numeric", { name: "temperature", momentary: "true", value, unit: "°C" }),
-        ),
-      ),
-    ),
-  );
+  const field = el(SENSORDATA, "numeric", { name: "temperature", momentary: "true", value, unit: "°C" });
+  const stanza = sensorDataMessage({ to: SINK }, { nodeId: identityOf(node), seqnr: seq, timestamp, field });
   return { stanza, plainBytes: Buffer.byteLength(`temperature=${value}°C`) };
 }
 

@@ -67,6 +67,7 @@ import {
   table,
   UsageError,
 } from "./bench-common.js";
+import { SENSORDATA, sensorDataMessage } from "./iot-stanzas.js";
 
 export interface WakeBenchOptions {
   /** Commander hands over strings; numbers are accepted too. */
@@ -89,7 +90,6 @@ const RESOURCE = "cxmpp";
 const SLEEPY = "sleepy";
 const SENSOR = "sensor1";
 const USER = "alice@example.org/phone";
-const SENSORDATA = "urn:xmpp:iot:sensordata";
 /** Seconds the node says it sleeps: long beside the drain, so it stays a sleeping node throughout. */
 const WAKE_S = 300;
 const T0 = Date.UTC(2025, 5, 1, 12, 0, 0);
@@ -136,27 +136,9 @@ export function queuedStanzas(k: number, seed: number): Queued[] {
 function sensorReading(seq: number, to: string, random: () => number): Queued {
   const value = (15 + random() * 15).toFixed(1);
   const timestamp = new Date(T0 + seq * 60_000).toISOString().replace(".000Z", "Z");
-  const stanza = el(
-    "jabber:client",
-    "message",
-    { from: `${SENSOR}@${DOMAIN}/${RESOURCE}`, to },
-    el(
-      SENSORDATA,
-      "fields",
-      { seqnr: String(seq), done: "true" },
-      el(
-        SENSORDATA,
-        "node",
-        { nodeId: SENSOR },
-        el(
-          SENSORDATA,
-          "timestamp",
-          { value: timestamp },
-          el(SENSORDATA, "numeric", { name: "temperature", momentary: "true", value, unit: "°C" }),
-        ),
-      ),
-    ),
-  );
+  const field = el(SENSORDATA, "numeric", { name: "temperature", momentary: "true", value, unit: "°C" });
+  const from = `${SENSOR}@${DOMAIN}/${RESOURCE}`;
+  const stanza = sensorDataMessage({ from, to }, { nodeId: SENSOR, seqnr: seq, timestamp, field });
   return { stanza, key: `r${seq}`, payloadBytes: Buffer.byteLength(`temperature=${value}°C`) };
 }
 

@@ -33,18 +33,13 @@ import {
   type TransmissionParameters,
 } from "../../src/core/index.js";
 import { seededRandom } from "../../src/core/seeded-random.js";
-import {
-  cryptoRandom,
-  nodeMac,
-  timerScheduler,
-  UdpTransport,
-  wallClock,
-} from "../../src/node/index.js";
+import { cryptoRandom, nodeMac, timerScheduler, UdpTransport, wallClock } from "../../src/node/index.js";
 import { loadConfig } from "../config.js";
 import type { NodeState } from "../session/gateway-service.js";
 import { AWAKE_WINDOW_MS } from "../session/node-session.js";
 import { toXml } from "../xml/stanza-xml.js";
 import { type RunningGateway, startGateway } from "./gateway-command.js";
+import { SENSORDATA, sensorDataMessage } from "./iot-stanzas.js";
 import { LossyRelay } from "./lossy-relay.js";
 
 export interface DemoOptions {
@@ -67,7 +62,6 @@ export interface DemoSettings {
 
 const DOMAIN = "iot.localhost";
 const HISTORIAN = "historian@example.org";
-const SENSORDATA = "urn:xmpp:iot:sensordata";
 const CONTROL = "urn:xmpp:iot:control";
 const DELAY = "urn:xmpp:delay";
 const jidOf = (name: string) => `${name}@${DOMAIN}`;
@@ -125,27 +119,8 @@ export function demoSettings(opts: DemoOptions): DemoSettings {
 const stamp = () => new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
 
 function reading(to: string, nodeId: string, seqnr: number, name: string, value: string, unit: string) {
-  return el(
-    "jabber:client",
-    "message",
-    { to },
-    el(
-      SENSORDATA,
-      "fields",
-      { seqnr: String(seqnr), done: "true" },
-      el(
-        SENSORDATA,
-        "node",
-        { nodeId },
-        el(
-          SENSORDATA,
-          "timestamp",
-          { value: stamp() },
-          el(SENSORDATA, "numeric", { name, momentary: "true", value, unit }),
-        ),
-      ),
-    ),
-  );
+  const field = el(SENSORDATA, "numeric", { name, momentary: "true", value, unit });
+  return sensorDataMessage({ to }, { nodeId, seqnr, timestamp: stamp(), field });
 }
 
 /** A XEP-0325 control message: set the actuator's `on` field. */
@@ -160,27 +135,8 @@ function command(to: string, on: boolean): XElement {
 
 /** The actuator's state as a XEP-0323 reading. */
 function switchState(to: string, seqnr: number, on: boolean): XElement {
-  return el(
-    "jabber:client",
-    "message",
-    { to },
-    el(
-      SENSORDATA,
-      "fields",
-      { seqnr: String(seqnr), done: "true" },
-      el(
-        SENSORDATA,
-        "node",
-        { nodeId: "actuator" },
-        el(
-          SENSORDATA,
-          "timestamp",
-          { value: stamp() },
-          el(SENSORDATA, "boolean", { name: "on", momentary: "true", value: String(on) }),
-        ),
-      ),
-    ),
-  );
+  const field = el(SENSORDATA, "boolean", { name: "on", momentary: "true", value: String(on) });
+  return sensorDataMessage({ to }, { nodeId: "actuator", seqnr, timestamp: stamp(), field });
 }
 
 /** The `on` value of a XEP-0325 set message, if `stanza` is one. */
