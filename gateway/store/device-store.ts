@@ -86,13 +86,21 @@ export class SqliteDevices implements DeviceDirectory {
       device.revoked ? 1 : 0,
       now,
     );
-    this.version = -1; // our own write: reload at the next lookup
+    // Our own write does not change data_version (only other connections' commits do): keep the cache
+    // in step here, so adding many devices stays linear.
+    this.byIdentity.set(device.identity, device);
+    this.byBareJid.set(device.jid, device);
   }
 
   /** Marks a device revoked; false when there is no such device. */
   revoke(identity: string): boolean {
     const changed = this.setRevoked.run(identity).changes > 0;
-    this.version = -1;
+    const device = this.find(identity);
+    if (changed && device) {
+      const revoked = { ...device, revoked: true };
+      this.byIdentity.set(identity, revoked);
+      this.byBareJid.set(device.jid, revoked);
+    }
     return changed;
   }
 
