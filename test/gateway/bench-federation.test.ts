@@ -6,15 +6,7 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { runFederationBench } from "../../gateway/cli/bench-federation.js";
-
-function captureStdout(): { text(): string } {
-  const chunks: string[] = [];
-  vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
-    chunks.push(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString());
-    return true;
-  });
-  return { text: () => chunks.join("") };
-}
+import { captureStdout } from "../kit/cli.js";
 
 afterEach(() => {
   vi.restoreAllMocks();

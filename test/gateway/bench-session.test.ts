@@ -7,15 +7,7 @@ import { readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { runSessionBench } from "../../gateway/cli/bench-session.js";
-
-function captureStdout(): { text(): string } {
-  const chunks: string[] = [];
-  vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
-    chunks.push(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString());
-    return true;
-  });
-  return { text: () => chunks.join("") };
-}
+import { captureStdout } from "../kit/cli.js";
 
 afterEach(() => {
   vi.restoreAllMocks();
