@@ -130,6 +130,20 @@ describe("outbox pump", () => {
   });
 });
 
+/** A gateway service on the fake clock whose stanzas for the XMPP side collect in `out`. */
+function serviceWith(devices: MemoryDevices, time: FakeTime): { service: GatewayService; out: XElement[] } {
+  const out: XElement[] = [];
+  const service = new GatewayService({
+    devices,
+    domain: DOMAIN,
+    mac: nodeMac,
+    random: fakeRandom(1),
+    clock: time,
+    outbound: (s) => out.push(s),
+  });
+  return { service, out };
+}
+
 describe("network inbound: the gateway acting for its nodes", () => {
   function setup() {
     const time = new FakeTime();
@@ -137,15 +151,7 @@ describe("network inbound: the gateway acting for its nodes", () => {
       { identity: "sensor1", key: key(1), jid: `sensor1@${DOMAIN}`, peers: ["alice@a.localhost"] },
       { identity: "open1", key: key(2), jid: `open1@${DOMAIN}`, peers: [] },
     ]);
-    const out: XElement[] = [];
-    const service = new GatewayService({
-      devices,
-      domain: DOMAIN,
-      mac: nodeMac,
-      random: fakeRandom(1),
-      clock: time,
-      outbound: (s) => out.push(s),
-    });
+    const { service, out } = serviceWith(devices, time);
     return { service, out, inbound: new NetworkInbound(service), devices };
   }
   const ALICE = "alice@a.localhost/phone";
@@ -269,15 +275,7 @@ describe("asleep policy", () => {
   it("bounce: a message for a node that is not awake gets recipient-unavailable; queue (default) keeps it", () => {
     const time = new FakeTime();
     const devices = new MemoryDevices([{ identity: "s1", key: key(1), jid: `s1@${DOMAIN}`, peers: [] }]);
-    const out: XElement[] = [];
-    const service = new GatewayService({
-      devices,
-      domain: DOMAIN,
-      mac: nodeMac,
-      random: fakeRandom(1),
-      clock: time,
-      outbound: (s) => out.push(s),
-    });
+    const { service, out } = serviceWith(devices, time);
     new NetworkInbound(service, undefined, "bounce").handle(msg("alice@a.localhost/x", `s1@${DOMAIN}`, "hi"));
     expect(out.map(condition)).toEqual(["recipient-unavailable"]);
     new NetworkInbound(service).handle(msg("alice@a.localhost/x", `s1@${DOMAIN}`, "hi"));

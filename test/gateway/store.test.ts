@@ -9,18 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { el, type XElement } from "../../codec/index.js";
-import { GatewayService } from "../../gateway/session/gateway-service.js";
+import type { GatewayService } from "../../gateway/session/gateway-service.js";
 import { MIGRATIONS, openDatabase, openStore, type Store, StoreError } from "../../gateway/store/index.js";
 import { NodeClient } from "../../src/core/index.js";
-import {
-  createUdpEndpoint,
-  cryptoRandom,
-  nodeMac,
-  systemClock,
-  type UdpEndpoint,
-} from "../../src/node/index.js";
+import { createUdpEndpoint, nodeMac, systemClock, type UdpEndpoint } from "../../src/node/index.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
+import { gatewayOnUdp } from "../kit/udp-gateway.js";
 
 const DOMAIN = "iot.localhost";
 const CLI = join(import.meta.dirname, "..", "..", "bin", "cxmpp.js");
@@ -76,19 +71,14 @@ async function gateway(dir: string, port: number, setup?: (store: Store) => void
   setup?.(store);
   const udp = await createUdpEndpoint({ host: "127.0.0.1", port, transmission: { ackTimeoutMs: 50 } });
   const outbound: XElement[] = [];
-  const service = new GatewayService({
+  const service = gatewayOnUdp(udp, {
     devices: store.devices,
     journal: store.journal,
     domain: DOMAIN,
-    mac: nodeMac,
-    random: cryptoRandom,
     clock: systemClock,
     outbound: (s) => outbound.push(s),
-    push: (path, r) => udp.endpoint.notify(path, r),
-    observed: (path) => udp.endpoint.observers.count(path) > 0,
   });
   store.batch.onFailure = () => service.reload();
-  udp.endpoint.handle(service.handle);
   return {
     udp,
     store,

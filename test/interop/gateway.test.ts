@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DICTIONARY_V1, el, SessionDecoder, SessionEncoder, type XElement } from "../../codec/index.js";
 import { MemoryDevices } from "../../gateway/devices.js";
-import { GatewayService } from "../../gateway/session/gateway-service.js";
+import type { GatewayService } from "../../gateway/session/gateway-service.js";
 import {
   Code,
   ContentFormat,
@@ -25,15 +25,10 @@ import {
   uintOption,
 } from "../../src/core/index.js";
 import { SessionReader } from "../../src/core/session/cbor.js";
-import {
-  createUdpEndpoint,
-  cryptoRandom,
-  nodeMac,
-  systemClock,
-  type UdpEndpoint,
-} from "../../src/node/index.js";
+import { createUdpEndpoint, nodeMac, systemClock, type UdpEndpoint } from "../../src/node/index.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
+import { gatewayOnUdp } from "../kit/udp-gateway.js";
 import { Agent, coapClient, header, nodeCoap, pdus, rawExchange } from "./fixtures/peers.js";
 
 const DOMAIN = "iot.example.org";
@@ -54,19 +49,14 @@ const closers: Array<() => Promise<void> | void> = [];
 
 beforeAll(async () => {
   gatewayUdp = await createUdpEndpoint({ host: "127.0.0.1", transmission });
-  gateway = new GatewayService({
+  gateway = gatewayOnUdp(gatewayUdp, {
     devices: new MemoryDevices([
       { identity: IDENTITY, key: key(1), jid: `${IDENTITY}@${DOMAIN}`, peers: [] },
     ]),
     domain: DOMAIN,
-    mac: nodeMac,
-    random: cryptoRandom,
     clock: systemClock,
     outbound: (s) => outbound.push(s),
-    push: (path, response) => gatewayUdp.endpoint.notify(path, response),
-    observed: (path) => gatewayUdp.endpoint.observers.count(path) > 0,
   });
-  gatewayUdp.endpoint.handle(gateway.handle);
   port = gatewayUdp.transport.port;
   gatewayAddress = peerAddress("127.0.0.1", port);
   base = `coap://127.0.0.1:${port}`;
