@@ -30,9 +30,9 @@ export interface OutboxPumpOptions {
   readonly domain: string;
   readonly clock: Clock;
   readonly logger?: Logger;
-  /** Stanzas between barriers. Default 32. */
+  /** Stanzas between barriers. Default 16: at most windows × window stanzas can be sent twice after a cut. */
   readonly window?: number;
-  /** Windows awaiting their barrier at once. Default 8. */
+  /** Windows awaiting their barrier at once. Default 4. */
   readonly windows?: number;
   /** A stanza that waited longer than this gets a XEP-0203 <delay/>. Default 1 s. */
   readonly delayAfterMs?: number;
@@ -101,8 +101,8 @@ export class OutboxPump {
   }
 
   private pump(): void {
-    const window = this.options.window ?? 32;
-    while (this.link.online && this.awaiting.length < (this.options.windows ?? 8)) {
+    const window = this.options.window ?? 16;
+    while (this.link.online && this.awaiting.length < (this.options.windows ?? 4)) {
       const items = this.source.outbox(this.sentUpTo, window);
       if (items.length === 0) return;
       for (const item of items) {
