@@ -92,7 +92,7 @@ export class ComponentLink {
         authError = new ComponentAuthError(
           `the XMPP server at ${this.options.service} refused the component secret for ${this.options.domain} (${error.condition}${error.text ? `: ${error.text}` : ""})`,
         );
-      } else this.logger.log("warn", "federation.error", { error: error.message });
+      } else this.logger.log("debug", "federation.error", { error: error.message }); // said again by unreachable/offline
     });
     xmpp.on("stanza", (element: Element) => {
       let tree: XElement;
