@@ -38,7 +38,7 @@ import {
   uriPath,
 } from "../../src/core/index.js";
 import type { Device, DeviceDirectory } from "../devices.js";
-import { toXml } from "../xml/stanza-xml.js";
+import { xmlByteLength } from "../xml/stanza-xml.js";
 import { IqTracker } from "./iq-tracker.js";
 import { memoryJournal, type SessionJournal } from "./journal.js";
 import { classify, DEFAULT_MAILBOX_LIMITS, type MailboxLimits } from "./mailbox.js";
@@ -698,9 +698,9 @@ export class GatewayService {
 
 const DELAY = "urn:xmpp:delay";
 
-/** A stanza's size as XML, for the bytes-saved figures. */
+/** A stanza's size as XML, for the bytes-saved figures (counted, not serialised). */
 function xmlSize(stanza: XElement): number {
-  return encoder.encode(toXml(stanza, "jabber:client")).length; // as inside a client stream
+  return xmlByteLength(stanza, "jabber:client"); // as inside a client stream
 }
 const SLEEP = "urn:cxmpp:sleep:0";
 const IDLE = "urn:xmpp:idle:1";

@@ -1,7 +1,15 @@
 /** XML text ⇄ codec tree (gateway/xml/stanza-xml.ts). */
 import { describe, expect, it } from "vitest";
 import { el, JABBER_CLIENT, sameInfoset, type XElement, XML_NS } from "../../codec/index.js";
-import { fromLtx, parseXml, toElement, toXml, XmlError } from "../../gateway/xml/stanza-xml.js";
+import {
+  fromLtx,
+  parseXml,
+  toElement,
+  toXml,
+  XmlError,
+  xmlByteLength,
+} from "../../gateway/xml/stanza-xml.js";
+import { loadCorpus } from "../kit/corpus.js";
 
 const child = (e: XElement, i: number): XElement => {
   const c = e.children[i];
@@ -170,5 +178,41 @@ describe("codec tree ⇄ ltx / @xmpp/xml elements (the component link's form)", 
     expect(sameInfoset(fromLtx(element), tree)).toBe(true);
     // And through ltx's own serialiser and parser, as the XMPP server would see it.
     expect(sameInfoset(parseXml(element.toString()), tree)).toBe(true);
+  });
+});
+
+describe("xmlByteLength", () => {
+  const bytes = (e: XElement, parentNs?: string) => Buffer.byteLength(toXml(e, parentNs));
+
+  it("is the UTF-8 length of toXml for every corpus stanza, in and out of a client stream", () => {
+    for (const source of ["visible", "rfc"] as const) {
+      for (const s of loadCorpus(source)) {
+        expect(xmlByteLength(s.tree), `${source} ${s.index}`).toBe(bytes(s.tree));
+        expect(xmlByteLength(s.tree, JABBER_CLIENT), `${source} ${s.index}`).toBe(
+          bytes(s.tree, JABBER_CLIENT),
+        );
+      }
+    }
+  });
+
+  it("counts escapes, namespaced attributes and every UTF-8 width (lone surrogates as U+FFFD)", () => {
+    const e: XElement = {
+      kind: "element",
+      ns: "urn:a&'b",
+      name: "x",
+      attrs: [
+        { ns: "", name: "v", value: `<&>'"\t\n\r é € 😀` },
+        { ns: XML_NS, name: "lang", value: "en" },
+        { ns: "urn:p", name: "a", value: "1" },
+        { ns: "urn:q", name: "b", value: "2" },
+        { ns: "urn:p", name: "c", value: "3" },
+      ],
+      children: [
+        "a<b>&c'\"\t\n é\ud800x\udc00",
+        { kind: "element", ns: "urn:a&'b", name: "y", attrs: [], children: [] },
+      ],
+    };
+    expect(xmlByteLength(e)).toBe(bytes(e));
+    expect(xmlByteLength(e, "urn:a&'b")).toBe(bytes(e, "urn:a&'b"));
   });
 });
