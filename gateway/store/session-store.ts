@@ -52,6 +52,35 @@ export interface OutboxItem {
 const stateless = new StatelessEncoder();
 const statelessDecoder = new StatelessDecoder();
 
+/** V8's serialisation header (0xFF, format version) in this Node. */
+const V8_HEADER = serialize("").subarray(0, 2);
+
+/**
+ * A table entry as the store keeps it: a V8 structured clone (`deserialize` reads it). Most entries are
+ * short Latin-1 strings (texts and attribute values): those are written here as V8 writes a one-byte
+ * string (header, tag '"', varint length, the characters), since V8's serializer object costs several
+ * times that per call; everything else goes through `v8.serialize`.
+ */
+export function packEntry(entry: TableEntry): Buffer {
+  if (typeof entry !== "string" || !LATIN1.test(entry)) return serialize(entry);
+  let n = entry.length;
+  let varint = 1;
+  while (n >= 0x80) {
+    varint++;
+    n >>>= 7;
+  }
+  const out = Buffer.allocUnsafe(3 + varint + entry.length);
+  out[0] = V8_HEADER[0]!;
+  out[1] = V8_HEADER[1]!;
+  out[2] = 0x22; // '"': one-byte string
+  let i = 3;
+  for (n = entry.length; n >= 0x80; n >>>= 7) out[i++] = (n & 0x7f) | 0x80;
+  out[i++] = n;
+  out.write(entry, i, "latin1");
+  return out;
+}
+const LATIN1 = /^[\u0000-\u00ff]*$/;
+
 /** A stanza as the store keeps it. */
 export function packStanza(stanza: XElement): Uint8Array {
   return stateless.encode(stanza).bytes;
@@ -77,7 +106,7 @@ export class SqliteJournal implements SessionJournal {
     this.s = {
       header: db.prepare(
         `INSERT INTO sessions (identity, id, resume, peer, h, delivered, next_dseq, wake, last_seen)
-         VALUES (@identity, @id, @resume, @peer, @h, @delivered, @nextDseq, @wake, @lastSeen)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (identity) DO UPDATE SET id = excluded.id, resume = excluded.resume,
            peer = excluded.peer, h = excluded.h, delivered = excluded.delivered,
            next_dseq = excluded.next_dseq, wake = excluded.wake, last_seen = excluded.last_seen`,
@@ -89,6 +118,9 @@ export class SqliteJournal implements SessionJournal {
         "INSERT OR REPLACE INTO downlink_entries (identity, idx, entry, acked) VALUES (?, ?, ?, 0)",
       ),
       ackEntry: db.prepare("UPDATE downlink_entries SET acked = 1 WHERE identity = ? AND idx = ?"),
+      ackRange: db.prepare(
+        "UPDATE downlink_entries SET acked = 1 WHERE identity = ? AND idx BETWEEN ? AND ?",
+      ),
       mailAdd: db.prepare(
         `INSERT INTO mailbox (identity, stanza, priority, coalesce_key, bytes, queued_at, expires_at)
          VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -152,7 +184,20 @@ export class SqliteJournal implements SessionJournal {
   }
 
   saveHeader(h: SessionHeader): void {
-    this.batch.run(() => this.s.header.run({ ...h, resume: Buffer.from(h.resume), peer: h.peer ?? null }));
+    const resume = Buffer.from(h.resume);
+    this.batch.run(() =>
+      this.s.header.run(
+        h.identity,
+        h.id,
+        resume,
+        h.peer ?? null,
+        h.h,
+        h.delivered,
+        h.nextDseq,
+        h.wake,
+        h.lastSeen,
+      ),
+    );
   }
 
   resetCodec(identity: string): void {
@@ -168,13 +213,20 @@ export class SqliteJournal implements SessionJournal {
 
   downlinkEntries(identity: string, entries: readonly { index: number; entry: TableEntry }[]): void {
     this.batch.run(() => {
-      for (const e of entries) this.s.entry.run(identity, e.index, serialize(e.entry));
+      for (const e of entries) this.s.entry.run(identity, e.index, packEntry(e.entry));
     });
   }
 
   acknowledgeEntries(identity: string, indices: readonly number[]): void {
+    // A frame's inserts take consecutive indices: one statement per run of them.
     this.batch.run(() => {
-      for (const i of indices) this.s.ackEntry.run(identity, i);
+      for (let i = 0; i < indices.length; ) {
+        const first = indices[i]!;
+        let last = first;
+        while (++i < indices.length && indices[i] === last + 1) last++;
+        if (last === first) this.s.ackEntry.run(identity, first);
+        else this.s.ackRange.run(identity, first, last);
+      }
     });
   }
 

@@ -7,10 +7,12 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { deserialize, serialize } from "node:v8";
 import { afterAll, describe, expect, it } from "vitest";
 import { el, type XElement } from "../../codec/index.js";
 import type { GatewayService } from "../../gateway/session/gateway-service.js";
 import { MIGRATIONS, openDatabase, openStore, type Store, StoreError } from "../../gateway/store/index.js";
+import { packEntry } from "../../gateway/store/session-store.js";
 import { NodeClient } from "../../src/core/index.js";
 import { createUdpEndpoint, nodeMac, systemClock, type UdpEndpoint } from "../../src/node/index.js";
 import { key } from "../kit/session-harness.js";
@@ -266,5 +268,20 @@ describe("store: migrations keep data", () => {
       .run(Buffer.from([0x80]), 3);
     expect(Number(next.lastInsertRowid)).toBe(3); // not 1 again
     db.close();
+  });
+});
+
+describe("packEntry: table entries as V8 structured clones", () => {
+  it("writes Latin-1 strings exactly as v8.serialize does, and everything else through it", () => {
+    for (const n of [0, 1, 127, 128, 16_383, 16_384, 300_000]) {
+      const text = "é".repeat(n);
+      expect(packEntry(text).equals(serialize(text))).toBe(true);
+    }
+    const entries = [
+      "€ two-byte",
+      "a😀",
+      { kind: "shape", ns: "urn:x", name: "y", qid: 3, attrs: [], aids: [] },
+    ];
+    for (const e of entries) expect(deserialize(packEntry(e as never))).toEqual(e);
   });
 });
