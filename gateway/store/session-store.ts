@@ -52,6 +52,9 @@ export interface OutboxItem {
 const stateless = new StatelessEncoder();
 const statelessDecoder = new StatelessDecoder();
 
+/** Outbox rows kept decoded for the pump (beyond, the table serves them). */
+const RECENT_OUTBOX = 4096;
+
 /** V8's serialisation header (0xFF, format version) in this Node. */
 const V8_HEADER = serialize("").subarray(0, 2);
 
@@ -134,9 +137,23 @@ export class SqliteJournal implements SessionJournal {
         "SELECT id, stanza, queued_at FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
       ),
       outboxCount: db.prepare("SELECT count(*) FROM outbox").pluck(),
+      outboxMaxId: db.prepare("SELECT coalesce(max(id), 0) FROM outbox").pluck(),
       maxId: db.prepare("SELECT coalesce(max(id), 0) FROM sessions").pluck(),
     };
+    this.cachedAfter = this.s.outboxMaxId.get() as number;
+    batch.afterRollback(() => {
+      this.recent.clear();
+      this.cachedAfter = this.s.outboxMaxId.get() as number;
+    });
   }
+
+  /**
+   * Every outbox row with an id above `cachedAfter`, as it was added: the pump reads the stanzas it
+   * sends from here, without a SELECT and a decode each (older rows, from before a start, an overflow
+   * or a rolled-back batch, are read from the table).
+   */
+  private readonly recent = new Map<number, OutboxItem>();
+  private cachedAfter: number;
 
   load(): SavedSession[] {
     const headers = this.db.prepare<[], HeaderRow>("SELECT * FROM sessions").all();
@@ -264,11 +281,26 @@ export class SqliteJournal implements SessionJournal {
 
   outboxAdd(stanza: XElement, now: number): number {
     const packed = Buffer.from(packStanza(stanza));
-    return this.batch.run(() => this.s.outboxAdd.run(packed, now).lastInsertRowid as number);
+    const id = this.batch.run(() => Number(this.s.outboxAdd.run(packed, now).lastInsertRowid));
+    if (this.recent.size >= RECENT_OUTBOX) {
+      // A long backlog (link down): the table serves it; the cache starts again from here.
+      this.recent.clear();
+      this.cachedAfter = id;
+    } else this.recent.set(id, { id, stanza, queuedAt: now });
+    return id;
   }
 
   /** Up to `limit` outbox stanzas after id `after`, oldest first. */
   outbox(after: number, limit: number): OutboxItem[] {
+    if (after >= this.cachedAfter) {
+      const items: OutboxItem[] = [];
+      for (const item of this.recent.values()) {
+        if (item.id <= after) continue;
+        items.push(item);
+        if (items.length === limit) break;
+      }
+      return items;
+    }
     return this.s.outboxHead
       .all(after, limit)
       .map((r) => ({ id: r.id, stanza: unpackStanza(r.stanza, `outbox ${r.id}`), queuedAt: r.queued_at }));
@@ -276,11 +308,16 @@ export class SqliteJournal implements SessionJournal {
 
   outboxRemove(id: number): void {
     this.batch.run(() => this.s.outboxRemove.run(id));
+    this.recent.delete(id);
   }
 
   /** The server has taken every stanza up to `id` (outbox-pump.ts). */
   outboxRemoveUpTo(id: number): void {
     this.batch.run(() => this.s.outboxRemoveUpTo.run(id));
+    for (const key of this.recent.keys()) {
+      if (key > id) break;
+      this.recent.delete(key);
+    }
   }
 
   get outboxDepth(): number {

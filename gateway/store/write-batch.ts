@@ -73,9 +73,17 @@ export class WriteBatch {
         // The rollback failing changes nothing: SQLite rolls back an unfinished transaction itself.
       }
       this.failure = undefined;
+      for (const hook of this.rollbackHooks) hook();
       this.onFailure?.(error);
       for (const w of waiters) w.reject(error);
     } else for (const w of waiters) w.resolve();
+  }
+
+  private readonly rollbackHooks: (() => void)[] = [];
+
+  /** Calls `hook` whenever a batch is rolled back (before onFailure): caches of what it wrote are void. */
+  afterRollback(hook: () => void): void {
+    this.rollbackHooks.push(hook);
   }
 
   /** Called once per failed batch, before its waiters hear of it (the gateway reloads its state). */

@@ -285,3 +285,38 @@ describe("packEntry: table entries as V8 structured clones", () => {
     for (const e of entries) expect(deserialize(packEntry(e as never))).toEqual(e);
   });
 });
+
+describe("SqliteJournal outbox: the rows the pump sends, kept as added", () => {
+  const msg = (body: string) =>
+    el("jabber:client", "message", { to: "a@b.example" }, el("jabber:client", "body", {}, body));
+  const bodies = (items: { stanza: XElement }[]) => items.map((i) => bodyOf(i.stanza));
+
+  it("serves added rows in order, forgets confirmed ones, and after a rolled-back batch reads the table", () => {
+    const store = openStore(":memory:", { schedule: () => {} });
+    const j = store.journal;
+    const a = j.outboxAdd(msg("a"), 1);
+    const b = j.outboxAdd(msg("b"), 2);
+    j.outboxAdd(msg("c"), 3);
+    store.batch.flush();
+    expect(bodies(j.outbox(0, 2))).toEqual(["a", "b"]);
+    expect(j.outbox(a, 10).map((i) => i.queuedAt)).toEqual([2, 3]);
+    j.outboxRemoveUpTo(b);
+    expect(bodies(j.outbox(0, 10))).toEqual(["c"]);
+    store.batch.flush();
+    // A batch that fails takes its rows (and its removals) with it.
+    j.outboxAdd(msg("d"), 4);
+    j.outboxRemoveUpTo(b + 1);
+    expect(() =>
+      j.run(() => {
+        throw new Error("disk full");
+      }),
+    ).toThrow();
+    store.batch.flush();
+    expect(bodies(j.outbox(0, 10))).toEqual(["c"]);
+    const e = j.outboxAdd(msg("e"), 5);
+    expect(bodies(j.outbox(0, 10))).toEqual(["c", "e"]);
+    expect(bodies(j.outbox(b + 1, 10))).toEqual(["e"]);
+    expect(j.outbox(e, 10)).toEqual([]);
+    store.close();
+  });
+});
