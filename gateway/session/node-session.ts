@@ -202,16 +202,17 @@ export class NodeSession {
     const frames: Uint8Array[] = [];
     let size = 0;
     let firstSent = 0;
-    const fits = (n: number) => frames.length === 0 || size + n <= maxBytes;
-    for (const q of this.mailbox.flying) {
-      if (!fits(q.frame!.bytes.length)) break;
+    const flying = this.mailbox.flying;
+    for (const q of flying) {
+      const n = q.frame!.bytes.length;
+      if (frames.length > 0 && size + n > maxBytes) break;
       frames.push(q.frame!.bytes);
-      size += q.frame!.bytes.length + 2;
+      size += n + 2;
     }
-    if (frames.length === this.mailbox.flying.length) {
+    if (frames.length === flying.length) {
       for (let q = this.mailbox.next; q !== undefined; q = this.mailbox.next) {
         // Estimated by the stateless size: a session frame is never larger than that by much.
-        if (!fits(q.bytes)) break;
+        if (frames.length > 0 && size + q.bytes > maxBytes) break;
         this.mailbox.fly(q);
         this.encodeFor(q);
         firstSent += q.frame!.bytes.length;
@@ -219,7 +220,7 @@ export class NodeSession {
         size += q.frame!.bytes.length + 2;
       }
     }
-    const first = this.mailbox.flying[0]?.seq ?? this.nextDseq;
+    const first = (flying[0] ?? this.mailbox.flying[0])?.seq ?? this.nextDseq;
     return { dseq: first, frames, more: frames.length < this.mailbox.length, firstSent };
   }
 }

@@ -52,6 +52,11 @@ export interface OutboxItem {
 const stateless = new StatelessEncoder();
 const statelessDecoder = new StatelessDecoder();
 
+/** A Buffer over the same bytes (better-sqlite3 binds Buffers and copies them into SQLite itself). */
+function view(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /** Outbox rows kept decoded for the pump (beyond, the table serves them). */
 const RECENT_OUTBOX = 4096;
 
@@ -201,7 +206,7 @@ export class SqliteJournal implements SessionJournal {
   }
 
   saveHeader(h: SessionHeader): void {
-    const resume = Buffer.from(h.resume);
+    const resume = view(h.resume);
     this.batch.run(() =>
       this.s.header.run(
         h.identity,
@@ -225,7 +230,7 @@ export class SqliteJournal implements SessionJournal {
   }
 
   uplinkFrame(identity: string, seq: number, frame: Uint8Array): void {
-    this.batch.run(() => this.s.uplinkFrame.run(identity, seq, Buffer.from(frame)));
+    this.batch.run(() => this.s.uplinkFrame.run(identity, seq, view(frame)));
   }
 
   downlinkEntries(identity: string, entries: readonly { index: number; entry: TableEntry }[]): void {
@@ -252,7 +257,7 @@ export class SqliteJournal implements SessionJournal {
       () =>
         this.s.mailAdd.run(
           identity,
-          Buffer.from(stanza),
+          view(stanza),
           item.priority,
           item.coalesce ?? null,
           item.bytes,
@@ -264,12 +269,7 @@ export class SqliteJournal implements SessionJournal {
 
   mailboxFly(item: MailItem): void {
     this.batch.run(() =>
-      this.s.mailFly.run(
-        item.seq,
-        Buffer.from(item.frame!.bytes),
-        JSON.stringify(item.frame!.inserted),
-        item.id,
-      ),
+      this.s.mailFly.run(item.seq, view(item.frame!.bytes), JSON.stringify(item.frame!.inserted), item.id),
     );
   }
 
@@ -280,7 +280,7 @@ export class SqliteJournal implements SessionJournal {
   }
 
   outboxAdd(stanza: XElement, now: number): number {
-    const packed = Buffer.from(packStanza(stanza));
+    const packed = view(packStanza(stanza));
     const id = this.batch.run(() => Number(this.s.outboxAdd.run(packed, now).lastInsertRowid));
     if (this.recent.size >= RECENT_OUTBOX) {
       // A long backlog (link down): the table serves it; the cache starts again from here.
