@@ -41,13 +41,19 @@ export function openStore(dir: string, options: StoreOptions = {}): Store {
   const batch = new WriteBatch(db, path, options.schedule);
   const devices = new SqliteDevices(db);
   if (dir !== ":memory:") importLegacyDevices(dir, devices);
+  const journal = new SqliteJournal(db, batch);
   return {
     path,
     db,
     devices,
-    journal: new SqliteJournal(db, batch),
+    journal,
     batch,
     close() {
+      try {
+        journal.flushConfirmed();
+      } catch {
+        // A failed batch: its rows are sent once more after the restart, nothing is lost.
+      }
       batch.flush();
       db.close();
     },

@@ -57,6 +57,9 @@ function view(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** At most this long between a barrier's confirmation and the delete of its rows (when nothing else writes). */
+const CONFIRM_DELAY_MS = 1000;
+
 /** Outbox rows kept decoded for the pump (beyond, the table serves them). */
 const RECENT_OUTBOX = 4096;
 
@@ -141,12 +144,18 @@ export class SqliteJournal implements SessionJournal {
       outboxHead: db.prepare<[number, number], { id: number; stanza: Buffer; queued_at: number }>(
         "SELECT id, stanza, queued_at FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
       ),
-      outboxCount: db.prepare("SELECT count(*) FROM outbox").pluck(),
+      outboxCount: db.prepare("SELECT count(*) FROM outbox WHERE id > ?").pluck(),
       outboxMaxId: db.prepare("SELECT coalesce(max(id), 0) FROM outbox").pluck(),
       maxId: db.prepare("SELECT coalesce(max(id), 0) FROM sessions").pluck(),
     };
     this.cachedAfter = this.s.outboxMaxId.get() as number;
+    batch.afterOpen(() => {
+      this.deletedInBatch = 0;
+      this.deleteConfirmed();
+    });
     batch.afterRollback(() => {
+      // The delete went with the batch: the rows are still confirmed, the next transaction deletes them.
+      if (this.deletedInBatch > this.confirmedUpTo) this.confirmedUpTo = this.deletedInBatch;
       this.recent.clear();
       this.cachedAfter = this.s.outboxMaxId.get() as number;
     });
@@ -159,6 +168,16 @@ export class SqliteJournal implements SessionJournal {
    */
   private readonly recent = new Map<number, OutboxItem>();
   private cachedAfter: number;
+  /**
+   * Outbox rows up to this id are confirmed by a barrier but not yet deleted: the delete joins the next
+   * transaction opened anyway (or one of its own within CONFIRM_DELAY_MS, and at close) instead of
+   * costing a commit and an fsync per barrier. A crash before it commits sends them once more after
+   * the restart, with their origin-id (docs/PROTOCOL.md §6.2), as a link cut does.
+   */
+  private confirmedUpTo = 0;
+  /** What the open transaction deleted (confirmed again if it rolls back). */
+  private deletedInBatch = 0;
+  private confirmTimer: NodeJS.Timeout | undefined;
 
   load(): SavedSession[] {
     const headers = this.db.prepare<[], HeaderRow>("SELECT * FROM sessions").all();
@@ -302,7 +321,7 @@ export class SqliteJournal implements SessionJournal {
       return items;
     }
     return this.s.outboxHead
-      .all(after, limit)
+      .all(Math.max(after, this.confirmedUpTo), limit)
       .map((r) => ({ id: r.id, stanza: unpackStanza(r.stanza, `outbox ${r.id}`), queuedAt: r.queued_at }));
   }
 
@@ -311,17 +330,45 @@ export class SqliteJournal implements SessionJournal {
     this.recent.delete(id);
   }
 
-  /** The server has taken every stanza up to `id` (outbox-pump.ts). */
+  /** The server has taken every stanza up to `id` (outbox-pump.ts): deleted with the next transaction. */
   outboxRemoveUpTo(id: number): void {
-    this.batch.run(() => this.s.outboxRemoveUpTo.run(id));
     for (const key of this.recent.keys()) {
       if (key > id) break;
       this.recent.delete(key);
     }
+    if (id > this.confirmedUpTo) this.confirmedUpTo = id;
+    if (this.batch.pending) this.batch.run(() => this.deleteConfirmed());
+    else if (this.confirmTimer === undefined) {
+      this.confirmTimer = setTimeout(() => {
+        this.confirmTimer = undefined;
+        try {
+          this.flushConfirmed();
+        } catch {
+          // The batch failed (its commit rolls it back and the gateway reloads): the rows stay, and go
+          // once more after a restart unless a later confirmation deletes them.
+        }
+      }, CONFIRM_DELAY_MS);
+      this.confirmTimer.unref();
+    }
+  }
+
+  /** Deletes the confirmed outbox rows now (in the current batch; shutdown). */
+  flushConfirmed(): void {
+    clearTimeout(this.confirmTimer);
+    this.confirmTimer = undefined;
+    if (this.confirmedUpTo > 0) this.batch.run(() => this.deleteConfirmed());
+  }
+
+  /** Inside the open transaction. */
+  private deleteConfirmed(): void {
+    if (this.confirmedUpTo === 0) return;
+    this.s.outboxRemoveUpTo.run(this.confirmedUpTo);
+    if (this.confirmedUpTo > this.deletedInBatch) this.deletedInBatch = this.confirmedUpTo;
+    this.confirmedUpTo = 0;
   }
 
   get outboxDepth(): number {
-    return this.s.outboxCount.get() as number;
+    return this.s.outboxCount.get(this.confirmedUpTo) as number;
   }
 
   run<T>(fn: () => T): T {

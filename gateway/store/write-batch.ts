@@ -29,6 +29,12 @@ export class WriteBatch {
       }
       this.open = true;
       this.schedule(() => this.commit());
+      try {
+        for (const hook of this.openHooks) hook();
+      } catch (error) {
+        this.failure = storeError(this.path, "writing", error);
+        throw this.failure;
+      }
     }
     try {
       return fn();
@@ -80,6 +86,12 @@ export class WriteBatch {
   }
 
   private readonly rollbackHooks: (() => void)[] = [];
+  private readonly openHooks: (() => void)[] = [];
+
+  /** Calls `hook` inside each new transaction, before its first write (writes that can wait for one). */
+  afterOpen(hook: () => void): void {
+    this.openHooks.push(hook);
+  }
 
   /** Calls `hook` whenever a batch is rolled back (before onFailure): caches of what it wrote are void. */
   afterRollback(hook: () => void): void {

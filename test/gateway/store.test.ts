@@ -303,20 +303,62 @@ describe("SqliteJournal outbox: the rows the pump sends, kept as added", () => {
     j.outboxRemoveUpTo(b);
     expect(bodies(j.outbox(0, 10))).toEqual(["c"]);
     store.batch.flush();
-    // A batch that fails takes its rows (and its removals) with it.
+    // A batch that fails takes its rows with it; rows confirmed stay confirmed (deleted by the next).
     j.outboxAdd(msg("d"), 4);
-    j.outboxRemoveUpTo(b + 1);
+    expect(bodies(j.outbox(0, 10))).toEqual(["c", "d"]);
     expect(() =>
       j.run(() => {
         throw new Error("disk full");
       }),
     ).toThrow();
     store.batch.flush();
+    const rows = () => store.db.prepare("SELECT count(*) FROM outbox").pluck().get();
+    expect(rows()).toBe(3); // a and b came back with the rollback
     expect(bodies(j.outbox(0, 10))).toEqual(["c"]);
+    j.outboxRemoveUpTo(b + 1);
+    expect(j.outbox(0, 10)).toEqual([]);
     const e = j.outboxAdd(msg("e"), 5);
-    expect(bodies(j.outbox(0, 10))).toEqual(["c", "e"]);
+    expect(rows()).toBe(1); // deleted in e's transaction
+    expect(bodies(j.outbox(0, 10))).toEqual(["e"]);
     expect(bodies(j.outbox(b + 1, 10))).toEqual(["e"]);
     expect(j.outbox(e, 10)).toEqual([]);
     store.close();
+  });
+});
+
+describe("SqliteJournal outbox: confirmed rows", () => {
+  const msg = (body: string) =>
+    el("jabber:client", "message", { to: "a@b.example" }, el("jabber:client", "body", {}, body));
+  const rows = (store: Store) => store.db.prepare("SELECT count(*) FROM outbox").pluck().get() as number;
+
+  it("are deleted with the next transaction (or at close), never counted or sent again meanwhile", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cxmpp-confirm-"));
+    let store = openStore(dir, { schedule: () => {} });
+    const ids = [1, 2, 3].map((i) => store.journal.outboxAdd(msg(`m${i}`), i));
+    store.batch.flush();
+    store.journal.outboxRemoveUpTo(ids[1]!);
+    expect(store.batch.pending).toBe(false); // no transaction of its own
+    expect(store.journal.outboxDepth).toBe(1);
+    expect(store.journal.outbox(0, 10).map((o) => o.id)).toEqual([ids[2]]);
+    expect(rows(store)).toBe(3);
+    store.journal.saveHeader({
+      identity: "n",
+      id: 1,
+      resume: new Uint8Array(8),
+      peer: undefined,
+      h: 0,
+      delivered: 0,
+      nextDseq: 1,
+      wake: 0,
+      lastSeen: 0,
+    });
+    store.batch.flush();
+    expect(rows(store)).toBe(1);
+    store.journal.outboxRemoveUpTo(ids[2]!);
+    store.close();
+    store = openStore(dir);
+    expect(rows(store)).toBe(0);
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
   });
 });
