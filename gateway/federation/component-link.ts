@@ -174,6 +174,20 @@ export class ComponentLink {
     return true;
   }
 
+  /**
+   * Runs `fn` with the link's socket corked: the stanzas it sends leave in one write (one syscall for a
+   * window of the outbox and its barrier, and fewer reads for the server).
+   */
+  corked(fn: () => void): void {
+    const socket = (this.xmpp as { socket?: { cork(): void; uncork(): void } | null } | undefined)?.socket;
+    socket?.cork();
+    try {
+      fn();
+    } finally {
+      socket?.uncork();
+    }
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);

@@ -24,6 +24,8 @@ export interface OutboxSource {
 export interface OutboxLink {
   readonly online: boolean;
   send(stanza: XElement): boolean;
+  /** Runs `fn`, whose sends may leave together (component-link.ts: the socket corked). */
+  corked?(fn: () => void): void;
 }
 
 export interface OutboxPumpOptions {
@@ -101,6 +103,11 @@ export class OutboxPump {
   }
 
   private pump(): void {
+    if (this.link.corked) this.link.corked(() => this.send());
+    else this.send();
+  }
+
+  private send(): void {
     const window = this.options.window ?? 16;
     while (this.link.online && this.awaiting.length < (this.options.windows ?? 4)) {
       const items = this.source.outbox(this.sentUpTo, window);
