@@ -71,3 +71,36 @@ describe("README", () => {
     expect(out).toMatch(/^\d+ bytes; exact$/m);
   });
 });
+
+describe("cxmpp gateway and provision: broken configuration", () => {
+  const dir = mkdtempSync(join(tmpdir(), "cxmpp-badconfig-"));
+  const at = (env: Record<string, string>, ...args: string[]) =>
+    spawnSync(process.execPath, [CLI, ...args], {
+      encoding: "utf8",
+      cwd: dir,
+      env: { ...process.env, CXMPP_DATA_DIR: join(dir, "data"), CXMPP_LISTEN: "127.0.0.1:0", ...env },
+      timeout: 30_000,
+    });
+
+  it("a bad env value, an unknown file key, a missing secret: exit 2 and the key named, before listening", () => {
+    const env = at({ CXMPP_MAILBOX_TTL_S: "abc" }, "gateway");
+    expect(env.status).toBe(2);
+    expect(env.stderr).toContain(
+      'mailbox_ttl_s (env CXMPP_MAILBOX_TTL_S): expected an integer ≥ 1, got "abc"',
+    );
+    expect(env.stdout).not.toContain("listening");
+    writeFileSync(join(dir, "typo.json"), JSON.stringify({ mailbox_tll_s: 5 }));
+    const file = at({}, "gateway", "--config", "typo.json");
+    expect(file.status).toBe(2);
+    expect(file.stderr).toMatch(
+      /mailbox_tll_s \(file .*typo\.json\): unknown key; did you mean "mailbox_ttl_s"\?/,
+    );
+    const secret = at({ CXMPP_XMPP_SERVICE: "xmpp://127.0.0.1:1" }, "gateway");
+    expect(secret.status).toBe(2);
+    expect(secret.stderr).toContain("xmpp_secret");
+    // provision reads the same settings the same way
+    const provision = at({ CXMPP_DOMAIN: "not a domain" }, "provision", "add", "x1");
+    expect(provision.status).toBe(2);
+    expect(provision.stderr).toContain("domain (env CXMPP_DOMAIN)");
+  });
+});
