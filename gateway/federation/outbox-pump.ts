@@ -47,7 +47,7 @@ export class OutboxPump {
   private nextBarrier = 1;
   private scheduled = false;
   private readonly logger: Logger;
-  /** Stanzas written, barriers confirmed (since start). */
+  /** Stanzas written, barriers confirmed, cuts with windows unconfirmed (since start). */
   readonly stats = { sent: 0, confirmed: 0, resent: 0 };
 
   constructor(
@@ -60,14 +60,20 @@ export class OutboxPump {
 
   /** The link came up: everything still in the outbox goes (again) from the start. */
   online(): void {
-    if (this.awaiting.length > 0 || this.sentUpTo > 0) this.stats.resent++;
     this.sentUpTo = 0;
     this.awaiting.length = 0;
     this.kick();
   }
 
-  /** The link went down: unconfirmed windows stay in the outbox. */
+  /** The link went down: unconfirmed windows stay in the outbox and go again (same origin-ids). */
   offline(): void {
+    if (this.awaiting.length > 0) {
+      this.stats.resent++;
+      this.logger.log("info", "federation.unconfirmed", {
+        windows: this.awaiting.length,
+        upTo: this.sentUpTo,
+      });
+    }
     this.awaiting.length = 0;
     this.sentUpTo = 0;
   }
