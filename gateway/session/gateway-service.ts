@@ -614,6 +614,9 @@ export class GatewayService {
   private pushLater(target: NodeSession): void {
     const path = `${protocol.Paths.DOWNLINK}/${target.id}`;
     const response = this.representation(target, Code.CONTENT);
+    // Frames that took off moved the session's next sequence number: saved in the same batch, also
+    // when this runs outside a request (a stanza from the XMPP network).
+    this.saveTouched();
     const push = this.options.push!;
     if (!this.journal.pending) push(path, response);
     else

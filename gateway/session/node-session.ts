@@ -103,7 +103,10 @@ export class NodeSession {
   restore(saved: SavedSession): void {
     this.h = saved.h;
     this.delivered = saved.delivered;
-    this.nextDseq = saved.nextDseq;
+    // Never behind a frame already in flight (the header and the mailbox are written in one batch; this
+    // only guards against a header saved before its frames took off).
+    const flying = saved.mailbox.reduce((m, q) => Math.max(m, (q.seq ?? 0) + 1), 0);
+    this.nextDseq = Math.max(saved.nextDseq, flying);
     this.wake = saved.wake;
     this.lastSeen = saved.lastSeen;
     for (const frame of saved.uplinkFrames) this.decoder.decode(frame);

@@ -362,3 +362,56 @@ describe("SqliteJournal outbox: confirmed rows", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe("store: a push outside a request", () => {
+  it("a stanza from the network pushed to an observing node saves the session's next sequence number in the same commit", async () => {
+    const { GatewayService } = await import("../../gateway/session/gateway-service.js");
+    const { nodeMac: mac, cryptoRandom, wallClock } = await import("../../src/node/index.js");
+    const dir = join(root, "push");
+    const store = openStore(dir);
+    addDevices(store);
+    // A session whose node is connected (as after a restart): observed, so stanzas are pushed at once.
+    store.journal.saveHeader({
+      identity: "actuator1",
+      id: 1,
+      resume: new Uint8Array(8),
+      peer: "127.0.0.1:40000",
+      h: 0,
+      delivered: 0,
+      nextDseq: 1,
+      wake: 0,
+      lastSeen: wallClock.now(),
+    });
+    store.batch.flush();
+    const pushed: string[] = [];
+    const service = new GatewayService({
+      devices: store.devices,
+      journal: store.journal,
+      domain: DOMAIN,
+      mac,
+      random: cryptoRandom,
+      clock: wallClock,
+      push: (path) => pushed.push(path) && 1,
+      observed: () => true,
+    });
+    const device = store.devices.find("actuator1")!;
+    service.deliverTo(device, {
+      ...msg(`actuator1@${DOMAIN}`, "from the network"),
+      attrs: [
+        { ns: "", name: "from", value: "alice@a.localhost/x" },
+        { ns: "", name: "to", value: `actuator1@${DOMAIN}` },
+      ],
+    });
+    await service.committed();
+    expect(pushed).toEqual(["d/1"]);
+    const row = store.db.prepare("SELECT next_dseq FROM sessions WHERE identity = 'actuator1'").get() as {
+      next_dseq: number;
+    };
+    const flying = store.db.prepare("SELECT seq FROM mailbox WHERE identity = 'actuator1'").all() as {
+      seq: number;
+    }[];
+    expect(flying).toEqual([{ seq: 1 }]);
+    expect(row.next_dseq).toBe(2); // was 1 before the fix: a restart would have given seq 1 twice
+    store.close();
+  });
+});
