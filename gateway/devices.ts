@@ -1,6 +1,6 @@
 /**
- * Devices the gateway knows: identity, key, JID, allowed peers. Issue "sleeping nodes, durable state,
- * provisioning" replaces the in-memory directory with the durable store; the interface stays.
+ * Devices the gateway knows: identity, key, JID, allowed peers. `MemoryDevices` serves tests and
+ * benchmarks, and is the cache of the durable registry (gateway/store/device-store.ts).
  */
 import { readFileSync } from "node:fs";
 
@@ -43,6 +43,16 @@ export class MemoryDevices implements DeviceDirectory {
 
   find(identity: string): Device | undefined {
     return this.byIdentity.get(identity);
+  }
+
+  /** Marks a device revoked (the gateway refuses it at its next exchange); false when there is none. */
+  revoke(identity: string): boolean {
+    const device = this.byIdentity.get(identity);
+    if (!device) return false;
+    const revoked = { ...device, revoked: true };
+    this.byIdentity.set(identity, revoked);
+    this.byBareJid.set(device.jid, revoked);
+    return true;
   }
 
   byJid(jid: string): Device | undefined {

@@ -37,6 +37,7 @@ import { cryptoRandom, nodeMac, timerScheduler, UdpTransport, wallClock } from "
 import { loadConfig } from "../config.js";
 import type { NodeState } from "../session/gateway-service.js";
 import { AWAKE_WINDOW_MS } from "../session/node-session.js";
+import { xep0082 } from "../xml/stamps.js";
 import { toXml } from "../xml/stanza-xml.js";
 import { type RunningGateway, startGateway } from "./gateway-command.js";
 import { SENSORDATA, sensorDataMessage } from "./iot-stanzas.js";
@@ -116,7 +117,7 @@ export function demoSettings(opts: DemoOptions): DemoSettings {
 // ---------------------------------------------------------------------------------------------------
 // Stanzas: what a sensor, a switch and a sleepy sensor say (XEP-0323 readings, XEP-0325 control).
 
-const stamp = () => new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+const stamp = () => xep0082(Date.now());
 
 function reading(to: string, nodeId: string, seqnr: number, name: string, value: string, unit: string) {
   const field = el(SENSORDATA, "numeric", { name, momentary: "true", value, unit });

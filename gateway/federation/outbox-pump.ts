@@ -11,9 +11,9 @@
 import { el, type XElement } from "../../codec/index.js";
 import { type Clock, type Logger, silentLogger } from "../../src/core/index.js";
 import type { OutboxItem } from "../store/index.js";
+import { withDelay } from "../xml/stamps.js";
 
 export const BARRIER_NS = "urn:cxmpp:barrier:0";
-const DELAY = "urn:xmpp:delay";
 const SID = "urn:xmpp:sid:0";
 
 export interface OutboxSource {
@@ -145,16 +145,11 @@ export class OutboxPump {
    * fixed by its outbox row, the same on every resend.
    */
   private expand(item: OutboxItem): XElement {
-    const extra: XElement[] = [];
-    const has = (ns: string) => item.stanza.children.some((c) => typeof c !== "string" && c.ns === ns);
-    if (this.options.clock.now() - item.queuedAt > (this.options.delayAfterMs ?? 1000) && !has(DELAY)) {
-      const stamp = new Date(item.queuedAt).toISOString().replace(/\.\d{3}Z$/, "Z");
-      extra.push(el(DELAY, "delay", { from: this.options.domain, stamp }));
-    }
-    if (item.stanza.name === "message" && !has(SID))
-      extra.push(el(SID, "origin-id", { id: `cxmpp-${this.options.domain}-${item.id}` }));
-    return extra.length === 0
-      ? item.stanza
-      : { ...item.stanza, children: [...item.stanza.children, ...extra] };
+    const waited = this.options.clock.now() - item.queuedAt > (this.options.delayAfterMs ?? 1000);
+    const stanza = waited ? withDelay(item.stanza, this.options.domain, item.queuedAt) : item.stanza;
+    if (stanza.name !== "message" || stanza.children.some((c) => typeof c !== "string" && c.ns === SID))
+      return stanza;
+    const originId = el(SID, "origin-id", { id: `cxmpp-${this.options.domain}-${item.id}` });
+    return { ...stanza, children: [...stanza.children, originId] };
   }
 }

@@ -38,6 +38,7 @@ import {
   uriPath,
 } from "../../src/core/index.js";
 import type { Device, DeviceDirectory } from "../devices.js";
+import { withDelay, xep0082 } from "../xml/stamps.js";
 import { xmlByteLength } from "../xml/stanza-xml.js";
 import { IqTracker } from "./iq-tracker.js";
 import { memoryJournal, type SessionJournal } from "./journal.js";
@@ -699,8 +700,6 @@ export class GatewayService {
   }
 }
 
-const DELAY = "urn:xmpp:delay";
-
 /** A stanza's size as XML, for the bytes-saved figures (counted, not serialised). */
 function xmlSize(stanza: XElement): number {
   return xmlByteLength(stanza, "jabber:client"); // as inside a client stream
@@ -713,20 +712,6 @@ function withAttrs(stanza: XElement, values: Record<string, string>): XElement {
   const attrs = stanza.attrs.filter((a) => !(a.ns === "" && a.name in values));
   for (const [name, value] of Object.entries(values)) attrs.push({ ns: "", name, value });
   return { ...stanza, attrs };
-}
-
-/** XEP-0082 date-time, to the second. */
-function stamp(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
-}
-
-/** XEP-0203 §3: when the stanza reached the gateway, stamped by the gateway's domain. */
-function withDelay(stanza: XElement, domain: string, now: number): XElement {
-  if (stanza.children.some((c) => typeof c !== "string" && c.ns === DELAY)) return stanza;
-  return {
-    ...stanza,
-    children: [...stanza.children, el(DELAY, "delay", { from: domain, stamp: stamp(now) })],
-  };
 }
 
 /**
@@ -744,9 +729,9 @@ export function presenceOf(session: NodeSession, state: NodeState, to: string, d
     "presence",
     base,
     el("jabber:client", "show", {}, "xa"),
-    el("jabber:client", "status", {}, `asleep until ${stamp(wakesAt)}`),
-    el(IDLE, "idle", { since: stamp(session.lastSeen) }),
-    el(SLEEP, "wake", { at: stamp(wakesAt), from: domain }),
+    el("jabber:client", "status", {}, `asleep until ${xep0082(wakesAt)}`),
+    el(IDLE, "idle", { since: xep0082(session.lastSeen) }),
+    el(SLEEP, "wake", { at: xep0082(wakesAt), from: domain }),
     caps,
   );
 }

@@ -4,7 +4,7 @@
  * cache is dropped whenever `PRAGMA data_version` says another connection committed), so a revoked
  * device is refused at once.
  */
-import { type Device, DeviceConfigError, type DeviceDirectory } from "../devices.js";
+import { type Device, DeviceConfigError, type DeviceDirectory, MemoryDevices } from "../devices.js";
 import type { Db } from "./database.js";
 
 interface Row {
@@ -16,8 +16,8 @@ interface Row {
 }
 
 export class SqliteDevices implements DeviceDirectory {
-  private byIdentity = new Map<string, Device>();
-  private byBareJid = new Map<string, Device>();
+  /** The rows as of `version`; our own writes go to both, another connection's make us reload. */
+  private cache = new MemoryDevices();
   private version = -1;
   private readonly dataVersion;
   private readonly selectAll;
@@ -34,50 +34,43 @@ export class SqliteDevices implements DeviceDirectory {
   }
 
   /** Reloads the cache when another connection (a `cxmpp provision` run) changed the database. */
-  private fresh(): void {
+  private fresh(): MemoryDevices {
     const version = this.dataVersion.get() as number;
-    if (version === this.version) return;
+    if (version === this.version) return this.cache;
     this.version = version;
-    this.byIdentity = new Map();
-    this.byBareJid = new Map();
-    for (const row of this.selectAll.all()) {
-      const device: Device = {
+    this.cache = new MemoryDevices(
+      this.selectAll.all().map((row) => ({
         identity: row.identity,
         jid: row.jid,
         key: Uint8Array.from(row.key),
         peers: JSON.parse(row.peers) as string[],
         ...(row.revoked ? { revoked: true } : {}),
-      };
-      this.byIdentity.set(device.identity, device);
-      this.byBareJid.set(device.jid, device);
-    }
+      })),
+    );
+    return this.cache;
   }
 
   find(identity: string): Device | undefined {
-    this.fresh();
-    return this.byIdentity.get(identity);
+    return this.fresh().find(identity);
   }
 
   byJid(jid: string): Device | undefined {
-    this.fresh();
-    return this.byBareJid.get(jid);
+    return this.fresh().byJid(jid);
   }
 
   all(): Device[] {
-    this.fresh();
-    return [...this.byIdentity.values()];
+    return this.fresh().all();
   }
 
   get size(): number {
-    this.fresh();
-    return this.byIdentity.size;
+    return this.fresh().size;
   }
 
   add(device: Device, now = Date.now()): void {
-    this.fresh();
-    if (this.byIdentity.has(device.identity))
+    const cache = this.fresh();
+    if (cache.find(device.identity))
       throw new DeviceConfigError(`a device named '${device.identity}' exists already`);
-    if (this.byBareJid.has(device.jid)) throw new DeviceConfigError(`the JID '${device.jid}' is taken`);
+    if (cache.byJid(device.jid)) throw new DeviceConfigError(`the JID '${device.jid}' is taken`);
     this.insert.run(
       device.identity,
       device.jid,
@@ -88,20 +81,15 @@ export class SqliteDevices implements DeviceDirectory {
     );
     // Our own write does not change data_version (only other connections' commits do): keep the cache
     // in step here, so adding many devices stays linear.
-    this.byIdentity.set(device.identity, device);
-    this.byBareJid.set(device.jid, device);
+    cache.add(device);
   }
 
   /** Marks a device revoked; false when there is no such device. */
   revoke(identity: string): boolean {
-    const changed = this.setRevoked.run(identity).changes > 0;
-    const device = this.find(identity);
-    if (changed && device) {
-      const revoked = { ...device, revoked: true };
-      this.byIdentity.set(identity, revoked);
-      this.byBareJid.set(device.jid, revoked);
-    }
-    return changed;
+    const cache = this.fresh();
+    if (this.setRevoked.run(identity).changes === 0) return false;
+    cache.revoke(identity);
+    return true;
   }
 
   /** Imports a devices list (the JSON registry of earlier releases) into an empty table. */

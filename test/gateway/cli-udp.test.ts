@@ -3,11 +3,11 @@
  * start `cxmpp gateway`, run one node, send to it from the other, see the stanza printed; then revoke.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { createSocket } from "node:dgram";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { freeUdpPort } from "../../gateway/cli/child-process.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const CLI = join(ROOT, "bin", "cxmpp.js");
@@ -36,21 +36,13 @@ async function until(what: () => boolean, ms: number): Promise<void> {
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 afterAll(() => {
   for (const c of children) c.kill("SIGKILL");
 });
 
 describe("cxmpp gateway and nodes over real UDP", () => {
   it("provision, gateway, node run, node send: the stanza arrives with `from` stamped", async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     const gateway = `127.0.0.1:${port}`;
     expect(run("provision", "add", "sensor1", "--gateway", gateway, "--out", "sensor1.json").status).toBe(0);
     expect(run("provision", "add", "actuator1", "--gateway", gateway, "--out", "actuator1.json").status).toBe(
@@ -107,7 +99,7 @@ describe("cxmpp gateway and nodes over real UDP", () => {
   it("a wrong key is refused with a clear message and exit 1; a broken device file with exit 1", async () => {
     const file = JSON.parse(readFileSync(join(dir, "actuator1.json"), "utf8")) as Record<string, string>;
     writeFileSync(join(dir, "bad-key.json"), JSON.stringify({ ...file, key_hex: "00".repeat(16) }));
-    const port = await freePort();
+    const port = await freeUdpPort();
     writeFileSync(
       join(dir, "bad-key.json"),
       JSON.stringify({ ...file, key_hex: "00".repeat(16), gateway: `127.0.0.1:${port}` }),

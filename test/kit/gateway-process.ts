@@ -5,7 +5,6 @@
  * Every child is remembered so `killAllGateways()` in afterAll leaves none behind.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createSocket } from "node:dgram";
 import { join } from "node:path";
 
 export const CLI = join(import.meta.dirname, "..", "..", "bin", "cxmpp.js");
@@ -53,14 +52,8 @@ export interface GatewayProcessOptions {
   readonly startTimeoutMs?: number;
 }
 
-/** A UDP port that was free a moment ago on `host`. */
-export async function freeUdpPort(host = "127.0.0.1"): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((resolve) => s.bind(0, host, () => resolve()));
-  const port = s.address().port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
+/** A UDP port that was free a moment ago (one helper for benchmarks and tests). */
+export { freeUdpPort } from "../../gateway/cli/child-process.js";
 
 /** Starts `cxmpp gateway` and resolves once it prints "listening" (rejects with its output if it exits). */
 export async function startGatewayProcess(options: GatewayProcessOptions): Promise<GatewayProcess> {

@@ -8,7 +8,7 @@
  */
 import { createHmac } from "node:crypto";
 import type { XElement } from "../../codec/index.js";
-import type { Device, DeviceDirectory } from "../../gateway/devices.js";
+import { MemoryDevices } from "../../gateway/devices.js";
 import { GatewayService } from "../../gateway/session/gateway-service.js";
 import type { SessionJournal } from "../../gateway/session/journal.js";
 import { DEFAULT_MAILBOX_LIMITS, type MailboxLimits } from "../../gateway/session/mailbox.js";
@@ -63,41 +63,12 @@ export interface ExchangeRecord {
   };
 }
 
-/** A device directory whose entries can be revoked while the gateway runs (as `cxmpp provision revoke`). */
-export class TestDevices implements DeviceDirectory {
-  private readonly byIdentity = new Map<string, Device>();
-  private readonly byBareJid = new Map<string, Device>();
-
-  constructor(devices: readonly Device[]) {
-    for (const d of devices) this.put(d);
-  }
-
-  private put(device: Device): void {
-    this.byIdentity.set(device.identity, device);
-    this.byBareJid.set(device.jid, device);
-  }
-
-  find(identity: string): Device | undefined {
-    return this.byIdentity.get(identity);
-  }
-
-  byJid(jid: string): Device | undefined {
-    return this.byBareJid.get(jid);
-  }
-
-  revoke(identity: string): void {
-    const device = this.byIdentity.get(identity);
-    if (!device) throw new Error(`no device ${identity}`);
-    this.put({ ...device, revoked: true });
-  }
-}
-
 export interface Harness {
   time: FakeTime;
   net: LossyNetwork;
   gateway: GatewayService;
   gatewayEndpoint: CoapEndpoint;
-  devices: TestDevices;
+  devices: MemoryDevices;
   outbound: XElement[];
   /** Requests the gateway handled, in order. */
   exchanges: ExchangeRecord[];
@@ -124,7 +95,7 @@ export function harness(
 ): Harness {
   const time = new FakeTime();
   const net = new LossyNetwork(time, conditions, seed);
-  const devices = new TestDevices(
+  const devices = new MemoryDevices(
     names.map((name, i) => ({
       identity: name,
       key: key(i + 1),
