@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Thin launcher: runs the TypeScript sources through tsx, so `cxmpp …` always runs the code in this
-// checkout (a compiled copy could be stale) and finds ../shared beside it.
+// The `cxmpp` command: runs the compiled program in dist/ (`npm run build`, which `npm ci` and
+// `npm install` in a checkout run by themselves through the `prepare` script).
+import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -10,8 +11,10 @@ process.stdout.on("error", (error) => {
   throw error;
 });
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const { register } = await import("tsx/esm/api");
-register();
-const { main } = await import(pathToFileURL(join(root, "gateway", "cli", "main.ts")).href);
-process.exitCode = await main(process.argv.slice(2));
+const main = join(dirname(fileURLToPath(import.meta.url)), "..", "dist", "gateway", "cli", "main.js");
+if (!existsSync(main)) {
+  process.stderr.write(`cxmpp: ${main} is missing: run \`npm run build\` in the cxmpp checkout first\n`);
+  process.exit(2);
+}
+const { main: run } = await import(pathToFileURL(main).href);
+process.exitCode = await run(process.argv.slice(2));

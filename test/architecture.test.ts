@@ -1,22 +1,42 @@
 /**
- * Imports point one way (BRIEF.md): test → gateway → src/node → src/core → codec → (cbor-x).
- * codec/ and src/core/ are the portable tiny-node core: no `node:` modules, no Buffer.
+ * Imports point one way (docs/ARCHITECTURE.md):
+ * test → bench → examples → gateway → src/node → src/core → codec → (cbor-x).
+ * codec/ and src/core/ are the portable tiny-node core: no `node:` modules, no Buffer. The product
+ * (gateway/ and below) never loads benchmarks or examples, except through the command line's dynamic
+ * `import()` of the one command that runs them.
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, resolve, sep } from "node:path";
 import { describe, expect, it } from "vitest";
 
 const ROOT = resolve(import.meta.dirname, "..");
-const LAYERS = ["codec", "src/core", "src/node", "gateway"] as const;
+const LAYERS = ["codec", "src/core", "src/node", "gateway", "examples", "bench", "tools"] as const;
 type Layer = (typeof LAYERS)[number];
 
 /** What each layer may import besides itself. */
+/** node: modules and the production dependencies of package.json (never a devDependency). */
+const PRODUCT_PACKAGES = new RegExp(
+  `^(node:|(${Object.keys(
+    (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { dependencies: object }).dependencies,
+  )
+    .map((name) => name.replace(/[/.]/g, "\\$&"))
+    .join("|")})(/|$))`,
+);
 const ALLOWED: Record<Layer, { layers: Layer[]; packages: RegExp }> = {
   codec: { layers: [], packages: /^cbor-x$/ },
   "src/core": { layers: ["codec"], packages: /^$/ },
   "src/node": { layers: ["codec", "src/core"], packages: /^(node:|[a-z@])/ },
-  gateway: { layers: ["codec", "src/core", "src/node"], packages: /^(node:|[a-z@])/ },
+  gateway: { layers: ["codec", "src/core", "src/node"], packages: PRODUCT_PACKAGES },
+  examples: { layers: ["codec", "src/core", "src/node", "gateway"], packages: PRODUCT_PACKAGES },
+  bench: { layers: ["codec", "src/core", "src/node", "gateway", "examples"], packages: /^(node:|[a-z@])/ },
+  tools: {
+    layers: ["codec", "src/core", "src/node", "gateway", "examples", "bench"],
+    packages: /^(node:|[a-z@])/,
+  },
 };
+
+/** The command line's lazy doors into bench/ and examples/: dynamic imports in this file only. */
+const CLI = "gateway/cli/main.ts";
 
 function files(dir: string): string[] {
   let out: string[] = [];
@@ -34,9 +54,29 @@ function files(dir: string): string[] {
   return out;
 }
 
+function rel(path: string): string {
+  return relative(ROOT, path).split(sep).join("/");
+}
+
 function layerOf(path: string): Layer | undefined {
-  const rel = relative(ROOT, path).split(sep).join("/");
-  return [...LAYERS].reverse().find((l) => rel === l || rel.startsWith(`${l}/`));
+  const r = rel(path);
+  return [...LAYERS].reverse().find((l) => r === l || r.startsWith(`${l}/`));
+}
+
+/** Every file a module loads when it is imported: static imports, followed transitively. */
+function staticClosure(entry: string): Set<string> {
+  const seen = new Set<string>();
+  const todo = [entry];
+  while (todo.length > 0) {
+    const file = todo.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    for (const m of readFileSync(file, "utf8").matchAll(IMPORT_RE)) {
+      const spec = m[1];
+      if (spec?.startsWith(".")) todo.push(resolve(join(file, ".."), spec).replace(/\.js$/, ".ts"));
+    }
+  }
+  return seen;
 }
 
 const IMPORT_RE =
@@ -52,10 +92,13 @@ describe("import direction", () => {
           const spec = (m[1] ?? m[2])!;
           if (spec.startsWith(".")) {
             const target = layerOf(resolve(join(file, ".."), spec));
-            if (target !== layer && !(target && ALLOWED[layer].layers.includes(target))) {
+            const lazyCommand =
+              m[2] !== undefined && rel(file) === CLI && (target === "bench" || target === "examples");
+            if (target !== layer && !lazyCommand && !(target && ALLOWED[layer].layers.includes(target))) {
               problems.push(`${relative(ROOT, file)} → ${spec}`);
             }
-          } else if (!ALLOWED[layer].packages.test(spec)) {
+          } else if (!/^\s*(?:import|export) type\s/.test(m[0]) && !ALLOWED[layer].packages.test(spec)) {
+            // (type-only imports are erased: they load nothing at run time)
             problems.push(`${relative(ROOT, file)} → ${spec}`);
           }
         }
@@ -70,11 +113,25 @@ describe("import direction", () => {
     });
   }
 
+  it("`cxmpp gateway` loads no benchmark or example code", () => {
+    const loaded = [
+      ...staticClosure(join(ROOT, CLI)),
+      ...staticClosure(join(ROOT, "gateway/cli/gateway-command.ts")),
+      ...staticClosure(join(ROOT, "gateway/index.ts")),
+    ].map(rel);
+    expect(loaded).toContain("gateway/session/gateway-service.ts"); // the walk follows imports
+    expect(loaded.filter((f) => /^(bench|examples|test|tools)\//.test(f))).toEqual([]);
+  });
+
   it("the check itself catches a crossing import", () => {
     const sample = `import { x } from "../../gateway/thing.js";\nimport { readFileSync } from "node:fs";`;
     const specs = [...sample.matchAll(IMPORT_RE)].map((m) => m[1] ?? m[2]);
     expect(specs).toEqual(["../../gateway/thing.js", "node:fs"]);
     expect(ALLOWED.codec.packages.test("node:fs")).toBe(false);
     expect(layerOf(join(ROOT, "gateway/x.ts"))).toBe("gateway");
+    expect(PRODUCT_PACKAGES.test("zod")).toBe(true);
+    expect(PRODUCT_PACKAGES.test("@xmpp/component")).toBe(true);
+    expect(PRODUCT_PACKAGES.test("tsx")).toBe(false); // a devDependency
+    expect(PRODUCT_PACKAGES.test("@xmpp/client")).toBe(false);
   });
 });

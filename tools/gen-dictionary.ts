@@ -15,11 +15,11 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { type CorpusEntry, readCorpus } from "../bench/corpus.js";
 import type { DictionaryData } from "../codec/dictionary/index.js";
 import { HuffmanCode, huffmanCodeLengths } from "../codec/huffman.js";
 import { type XElement, XML_NS } from "../codec/tree.js";
 import { parseXml } from "../gateway/xml/stanza-xml.js";
-import { type CorpusEntry, readCorpus } from "./corpus.js";
 
 const ROOT = join(import.meta.dirname, "..");
 

@@ -5,9 +5,9 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { readCorpus } from "../bench/corpus.js";
 import { DICTIONARY_V1, SessionDecoder, SessionEncoder, StatelessEncoder } from "../codec/index.js";
 import { parseXml, toXml } from "../gateway/xml/stanza-xml.js";
-import { readCorpus } from "./corpus.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");

@@ -1,5 +1,5 @@
 /**
- * Held-out measurement: the BRIEF's size targets are "on stanzas the dictionary was not tuned on". We
+ * Held-out measurement: the size targets (docs/ARCHITECTURE.md) are "on stanzas the dictionary was not tuned on". We
  * split the XEPs of visible.jsonl in two by XEP number, build a dictionary from one half (plus the RFC
  * examples and the vocab files, as usual), and measure the codec on the other half, beside the EXI
  * anchors of that half. Both directions are printed. Nothing here changes codec/dictionary/data.ts.
@@ -8,9 +8,9 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { CORPUS_DIR, type CorpusEntry, readCorpus } from "../bench/corpus.js";
 import { SessionDecoder, SessionEncoder, StatelessEncoder, StaticDictionary } from "../codec/index.js";
 import { parseXml } from "../gateway/xml/stanza-xml.js";
-import { CORPUS_DIR, type CorpusEntry, readCorpus } from "./corpus.js";
 import { buildDictionary } from "./gen-dictionary.js";
 
 const median = (xs: number[]): number => {

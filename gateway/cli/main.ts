@@ -1,30 +1,22 @@
 /**
  * The `cxmpp` command line: a thin shell over `main(argv)`, which returns the exit code.
- * Each subcommand lives in its own module; this file only wires them.
+ * Each subcommand lives in its own module, imported only when that command runs: `cxmpp gateway` never
+ * loads the benchmarks (bench/) or the demo (examples/), and `--help` loads neither.
  */
 import { Command, CommanderError } from "commander";
 import { describeConfig } from "../config.js";
-import { runCodecBench } from "./bench-codec.js";
-import { runFederationBench } from "./bench-federation.js";
-import { runSessionBench } from "./bench-session.js";
-import { runWakeBench } from "./bench-wake.js";
-import { runDecode } from "./decode.js";
-import { runDemo } from "./demo.js";
-import { runGateway } from "./gateway-command.js";
-import { runNodeRun, runNodeSend } from "./node-command.js";
-import {
-  runProvisionAdd,
-  runProvisionList,
-  runProvisionRevoke,
-  runProvisionShow,
-} from "./provision-command.js";
+import { versionLine } from "../version.js";
 
 export async function main(argv: readonly string[]): Promise<number> {
   let code = 0;
   const program = new Command()
     .name("cxmpp")
     .description("Compact, binary-encoded XMPP for constrained networks")
-    .version("0.1.0")
+    .version(
+      versionLine(),
+      "-V, --version",
+      "print the package version, wire-format version and dictionary id",
+    )
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
@@ -44,7 +36,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       `\nConfig keys (file key, env CXMPP_<KEY>, flag; flags win over env, env over the file):\n${describeConfig()}`,
     )
     .action(async (opts) => {
-      code = await runGateway(opts);
+      code = await (await import("./gateway-command.js")).runGateway(opts);
     });
 
   const provision = program.command("provision").description("register devices and write their device files");
@@ -61,8 +53,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       "--config <file>",
       "the gateway's config file (env CXMPP_CONFIG; default ./cxmpp.json if present)",
     )
-    .action((name: string, opts) => {
-      code = runProvisionAdd(name, opts);
+    .action(async (name: string, opts) => {
+      code = (await import("./provision-command.js")).runProvisionAdd(name, opts);
     });
   provision
     .command("list")
@@ -70,8 +62,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--json", "as JSON")
     .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
     .option("--config <file>", "the gateway's config file (env CXMPP_CONFIG)")
-    .action((opts) => {
-      code = runProvisionList(opts);
+    .action(async (opts) => {
+      code = (await import("./provision-command.js")).runProvisionList(opts);
     });
   provision
     .command("show")
@@ -80,8 +72,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--json", "as JSON: identity, key_hex, jid, peers, revoked")
     .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
     .option("--config <file>", "the gateway's config file (env CXMPP_CONFIG)")
-    .action((name: string, opts) => {
-      code = runProvisionShow(name, opts);
+    .action(async (name: string, opts) => {
+      code = (await import("./provision-command.js")).runProvisionShow(name, opts);
     });
   provision
     .command("revoke")
@@ -89,8 +81,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .argument("<name>")
     .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
     .option("--config <file>", "the gateway's config file (env CXMPP_CONFIG)")
-    .action((name: string, opts) => {
-      code = runProvisionRevoke(name, opts);
+    .action(async (name: string, opts) => {
+      code = (await import("./provision-command.js")).runProvisionRevoke(name, opts);
     });
 
   const node = program.command("node").description("a simulated node on UDP");
@@ -102,7 +94,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--wake <seconds>", "be a sleepy node: wake every N seconds, asleep (xa) in between")
     .option("--log-level <level>", "debug | info | warn | error")
     .action(async (opts) => {
-      code = await runNodeRun(opts);
+      code = await (await import("./node-command.js")).runNodeRun(opts);
     });
   node
     .command("send")
@@ -113,7 +105,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--timeout <seconds>", "give up after this long (default 30)")
     .option("--log-level <level>", "debug | info | warn | error")
     .action(async (opts) => {
-      code = await runNodeSend(opts);
+      code = await (await import("./node-command.js")).runNodeSend(opts);
     });
 
   program
@@ -122,7 +114,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .argument("<frame>", "the frame as hex, or a file holding it (binary or hex)")
     .option("--session-aliases <list>", "comma-separated alias strings (table entries 0…n-1) of the session")
     .action(async (frame: string, opts: { sessionAliases?: string }) => {
-      code = await runDecode(frame, opts);
+      code = await (await import("./decode.js")).runDecode(frame, opts);
     });
 
   const bench = program
@@ -131,14 +123,17 @@ export async function main(argv: readonly string[]): Promise<number> {
   bench
     .command("codec")
     .description("per-stanza sizes and speed of the codec beside XML, deflate, EXI and CBOR")
-    .option("--corpus <file>", "JSONL with an `xml` field per line (default: ../shared/corpus/visible.jsonl)")
+    .option(
+      "--corpus <file>",
+      "JSONL with an `xml` field per line (default: corpus/visible.jsonl of this package)",
+    )
     .option("--session", "session mode: one session per `xep` value, table warm and acknowledged")
     .option("--emit <file>", "write one JSON line per input line: {i, bytes, hex, xml} or {i, error}")
     .option("--chart <file>", "write an SVG chart of the size distributions")
     .option("--json", "print the summary as JSON")
     .option("--no-speed", "skip the throughput measurement")
     .action(async (opts) => {
-      code = await runCodecBench(opts);
+      code = await (await import("../../bench/codec.js")).runCodecBench(opts);
     });
 
   bench
@@ -159,7 +154,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--json", "print one JSON object (with --suite: {suite: [...], memory, elapsed_s})")
     .option("--suite", "run the standard suite (also the default when no other option is given)")
     .action(async (opts) => {
-      code = await runSessionBench(opts);
+      code = await (await import("../../bench/session.js")).runSessionBench(opts);
     });
 
   bench
@@ -173,7 +168,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--seed <n>", "seed of the stanzas' values (default 1)")
     .option("--json", "print one JSON object {runs: [...], mqtt_sn_formula, anchors}")
     .action(async (opts) => {
-      code = await runWakeBench(opts);
+      code = await (await import("../../bench/wake.js")).runWakeBench(opts);
     });
 
   bench
@@ -187,7 +182,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--durability <mode>", "the gateway's SQLite durability: full (default) | normal")
     .option("--json", "print one JSON object {uplink, downlink, …}")
     .action(async (opts) => {
-      code = await runFederationBench(opts);
+      code = await (await import("../../bench/federation.js")).runFederationBench(opts);
     });
 
   program
@@ -204,7 +199,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--wake <s>", "seconds the sleepy sensor sleeps between wake-ups (default 8)")
     .option("--json", "at the end print one JSON object per node and one for the gateway, one per line")
     .action(async (opts) => {
-      code = await runDemo(opts);
+      code = await (await import("../../examples/demo.js")).runDemo(opts);
     });
 
   try {

@@ -1,5 +1,5 @@
 /**
- * How every command finds its settings (BRIEF.md "operable"): `--config FILE`, else CXMPP_CONFIG, else
+ * How every command finds its settings (docs/ARCHITECTURE.md, "operable"): `--config FILE`, else CXMPP_CONFIG, else
  * ./cxmpp.json when it exists; environment variables CXMPP_<KEY> over the file; flags over both. So
  * `cxmpp provision` run beside `cxmpp gateway` finds the same data directory and domain.
  */

@@ -190,7 +190,7 @@ export class NodeSession {
     return this.stamp(decoded.stanza);
   }
 
-  /** `from` is the session's JID (BRIEF.md: stamped by the gateway, never taken from the node). */
+  /** `from` is the session's JID (docs/ARCHITECTURE.md: stamped by the gateway, never taken from the node). */
   private stamp(stanza: XElement): XElement {
     const attrs = stanza.attrs.filter((a) => !(a.ns === "" && a.name === "from"));
     return { ...stanza, attrs: [{ ns: "", name: "from", value: this.jid }, ...attrs] };

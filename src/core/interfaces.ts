@@ -1,5 +1,5 @@
 /**
- * The narrow interfaces the portable core depends on (BRIEF.md: src/core). Everything with a side
+ * The narrow interfaces the portable core depends on (docs/ARCHITECTURE.md: src/core). Everything with a side
  * effect — sending datagrams, reading the time, drawing random numbers, arming timers, logging — comes
  * in through these, so the same core runs on Node.js, on an embedded engine, and in deterministic tests
  * with a fake clock and a lossy in-memory link.

@@ -1,5 +1,5 @@
 /**
- * One timer for many deadlines (STYLE.md: "one scheduler, not a timer per message"): deadlines live
+ * One timer for many deadlines ("one scheduler, not a timer per message"): deadlines live
  * in a binary min-heap; only the earliest is armed with the host Scheduler. Retransmissions of a
  * thousand exchanges therefore cost one host timer, and cancelling is O(1) (lazy deletion).
  */

@@ -1,4 +1,4 @@
-/** Node.js adapters for the portable core (BRIEF.md: src/node). */
+/** Node.js adapters for the portable core (docs/ARCHITECTURE.md: src/node). */
 export { createUdpEndpoint, type UdpEndpoint, type UdpEndpointOptions } from "./endpoint.js";
 export { nodeMac } from "./mac.js";
 export {

@@ -1,5 +1,5 @@
 /**
- * Real kernel packet loss (PEERS.md "Packet loss"): two fresh network namespaces joined by a veth pair
+ * Real kernel packet loss (docs/INTEROP.md "Real packet loss"): two fresh network namespaces joined by a veth pair
  * (198.18.0.1/30 ↔ 198.18.0.2/30, addresses that exist only inside them), an nftables INPUT rule in
  * each dropping 30% of UDP datagrams. Three tests:
  * - the cxmpp gateway (GatewayService on a UDP endpoint in the server namespace) and a process with

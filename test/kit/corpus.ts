@@ -1,7 +1,8 @@
 /** The shared stanza corpus, parsed once per test file, with the session each stanza belongs to. */
+
+import { type CorpusEntry, readCorpus } from "../../bench/corpus.js";
 import type { XElement } from "../../codec/index.js";
 import { parseXml } from "../../gateway/xml/stanza-xml.js";
-import { type CorpusEntry, readCorpus } from "../../tools/corpus.js";
 
 export interface CorpusStanza {
   /** "visible" or "rfc", and the line index in that file. */

@@ -9,14 +9,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
+import { cleanEnv, freeUdpPort, killOnExit, PDEATHSIG_EXEC, PYTHON } from "../../bench/child-process.js";
 import { attr, type XElement } from "../../codec/index.js";
-import {
-  cleanEnv,
-  freeUdpPort,
-  killOnExit,
-  PDEATHSIG_EXEC,
-  PYTHON,
-} from "../../gateway/cli/child-process.js";
 import { connectDeviceNode } from "../../gateway/cli/node-command.js";
 import { parseXml } from "../../gateway/xml/stanza-xml.js";
 import type { NodeClient } from "../../src/core/index.js";

@@ -1,5 +1,5 @@
 /**
- * `cxmpp gateway` as a child process (bin/cxmpp.js, TypeScript through tsx), for tests that need a real
+ * `cxmpp gateway` as a child process (bin/cxmpp.js running the compiled dist/, which `npm test` builds first), for tests that need a real
  * process boundary: start it on a fixed UDP port and data directory, read its JSON-lines log, SIGKILL it
  * (a crash: no shutdown code runs) or SIGTERM it (a clean stop), and start it again on the same port.
  * Every child is remembered so `killAllGateways()` in afterAll leaves none behind.
@@ -48,12 +48,12 @@ export interface GatewayProcessOptions {
   readonly args?: readonly string[];
   /** Extra environment (e.g. CXMPP_MAILBOX_MAX_STANZAS). */
   readonly env?: Readonly<Record<string, string>>;
-  /** How long to wait for "listening" (default 30 s: tsx compiles on the first start). */
+  /** How long to wait for "listening" (default 30 s: a loaded machine can be slow). */
   readonly startTimeoutMs?: number;
 }
 
 /** A UDP port that was free a moment ago (one helper for benchmarks and tests). */
-export { freeUdpPort } from "../../gateway/cli/child-process.js";
+export { freeUdpPort } from "../../bench/child-process.js";
 
 /** Starts `cxmpp gateway` and resolves once it prints "listening" (rejects with its output if it exits). */
 export async function startGatewayProcess(options: GatewayProcessOptions): Promise<GatewayProcess> {

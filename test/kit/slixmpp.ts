@@ -1,6 +1,6 @@
 /**
  * slixmpp (Python, Debian python3-slixmpp) as an independent XMPP client: test/kit/slixmpp_peer.py run
- * with /usr/bin/python3 (the python3 first on PATH may lack slixmpp, PEERS.md), driven by JSON lines on
+ * with /usr/bin/python3 (the python3 first on PATH may lack slixmpp, docs/INTEROP.md), driven by JSON lines on
  * its stdin and reporting every received stanza as a JSON line on its stdout. The protocol is described
  * at the top of slixmpp_peer.py.
  */

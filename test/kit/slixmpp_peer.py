@@ -21,7 +21,7 @@ stdout, one JSON object per line:
     {"event": "disconnected"}             the stream ended; the process exits after it
 
 Plain text auth without TLS is enabled on purpose: the test server has no certificate and runs on
-loopback only (see PEERS.md).
+loopback only (see docs/INTEROP.md).
 """
 
 import asyncio

@@ -3,7 +3,7 @@
  * with every received stanza queued for `waitFor`.
  *
  * PLAIN is forced: xmpp.js picks SCRAM-SHA-1 on an unencrypted stream, which costs ~1.35 s per login
- * against ~0.02 s for PLAIN (PEERS.md); the test Prosody allows PLAIN without TLS.
+ * against ~0.02 s for PLAIN (docs/INTEROP.md); the test Prosody allows PLAIN without TLS.
  */
 import { type Client, client } from "@xmpp/client";
 import type { XmppError } from "@xmpp/connection";

@@ -1,6 +1,6 @@
 /**
  * vitest globalSetup: makes sure the third-party peers the interop tests talk to are on this machine
- * (PEERS.md): libcoap's `coap-client-notls` (Debian `libcoap3-bin`), `nft` (`nftables`), `ip`
+ * (docs/INTEROP.md): libcoap's `coap-client-notls` (Debian `libcoap3-bin`), `nft` (`nftables`), `ip`
  * (`iproute2`), `prosody` and slixmpp for the system Python (`python3-slixmpp`). When one is missing it
  * installs the Debian packages (we run as root here and in CI); when everything is present it does
  * nothing. If it cannot install, it fails with a clear error.

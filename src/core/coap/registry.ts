@@ -1,5 +1,5 @@
 /**
- * CoAP numbers in one place (STYLE.md: registries as data, with the spec section cited).
+ * CoAP numbers in one place (registries as data, with the spec section cited).
  * RFC 7252 §12 (types, codes, options, content formats), RFC 7641 (Observe), RFC 7959 (Block1/2,
  * Size1/2), RFC 9175 (Request-Tag, Echo).
  */

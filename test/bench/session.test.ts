@@ -6,7 +6,7 @@
 import { readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { runSessionBench } from "../../gateway/cli/bench-session.js";
+import { runSessionBench } from "../../bench/session.js";
 import { captureStdout } from "../kit/cli.js";
 
 afterEach(() => {

@@ -3,7 +3,7 @@
  * of one node, with a sequence number and a timestamp. One builder, so that the benchmarks measure the
  * same stanza shape the demo shows.
  */
-import { el, type XElement } from "../../codec/index.js";
+import { el, type XElement } from "../codec/index.js";
 
 export const SENSORDATA = "urn:xmpp:iot:sensordata";
 

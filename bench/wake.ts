@@ -33,15 +33,22 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { attr, el, type XElement } from "../../codec/index.js";
+import { attr, el, type XElement } from "../codec/index.js";
+import { SENSORDATA, sensorDataMessage } from "../examples/iot-stanzas.js";
+import { type Device, type DeviceDirectory, MemoryDevices } from "../gateway/devices.js";
+import { GatewayService } from "../gateway/session/gateway-service.js";
+import type { SessionJournal } from "../gateway/session/journal.js";
+import { AWAKE_WINDOW_MS } from "../gateway/session/node-session.js";
+import { openStore, type Store } from "../gateway/store/index.js";
+import { toXml } from "../gateway/xml/stanza-xml.js";
 import {
   type Clock,
   CoapEndpoint,
   type DatagramTransport,
   NodeClient,
   type PeerAddress,
-} from "../../src/core/index.js";
-import { seededRandom } from "../../src/core/seeded-random.js";
+} from "../src/core/index.js";
+import { seededRandom } from "../src/core/seeded-random.js";
 import {
   createUdpEndpoint,
   cryptoRandom,
@@ -50,13 +57,7 @@ import {
   timerScheduler,
   UdpTransport,
   wallClock,
-} from "../../src/node/index.js";
-import { type Device, type DeviceDirectory, MemoryDevices } from "../devices.js";
-import { GatewayService } from "../session/gateway-service.js";
-import type { SessionJournal } from "../session/journal.js";
-import { AWAKE_WINDOW_MS } from "../session/node-session.js";
-import { openStore, type Store } from "../store/index.js";
-import { toXml } from "../xml/stanza-xml.js";
+} from "../src/node/index.js";
 import {
   fmt,
   integer,
@@ -66,8 +67,7 @@ import {
   storeKind,
   table,
   UsageError,
-} from "./bench-common.js";
-import { SENSORDATA, sensorDataMessage } from "./iot-stanzas.js";
+} from "./common.js";
 
 export interface WakeBenchOptions {
   /** Commander hands over strings; numbers are accepted too. */
@@ -504,7 +504,7 @@ function formatRuns(runs: readonly WakeRunResult[], config: WakeConfig): string 
     "  (MQTT-SN v1.2 §5.4.19: a sleeping client's PINGREQ also carries its ClientId; not counted, which favours MQTT-SN;",
     "   MQTT-SN carries no sender, timestamp or message type: those are in the topic id or nowhere)",
     `  anchor, MQTT-SN: ${WAKE_ANCHORS.mqtt_sn}`,
-    `  anchor, BRIEF: ${WAKE_ANCHORS.brief}`,
+    `  anchor, ARCHITECTURE.md: ${WAKE_ANCHORS.brief}`,
     "",
   ].join("\n");
 }

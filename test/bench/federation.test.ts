@@ -5,7 +5,7 @@
  * and the JSON must carry the CPU figures of both processes. Timings are never asserted.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { runFederationBench } from "../../gateway/cli/bench-federation.js";
+import { runFederationBench } from "../../bench/federation.js";
 import { captureStdout } from "../kit/cli.js";
 
 afterEach(() => {

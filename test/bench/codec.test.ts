@@ -2,8 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { runCodecBench } from "../../bench/codec.js";
 import { sameInfoset } from "../../codec/index.js";
-import { runCodecBench } from "../../gateway/cli/bench-codec.js";
 import { parseXml } from "../../gateway/xml/stanza-xml.js";
 
 /** Two XEP sessions, interleaved, plus one line of broken XML. */

@@ -1,7 +1,7 @@
 /**
  * `cxmpp bench federation`: stanzas per second from nodes through the gateway into a real XMPP server
  * and out to a real client, and back, with the CPU each server process spends per stanza, side by side
- * (BRIEF.md "Targets": the gateway against the Paho MQTT-SN gateway's 62–89 µs per QoS-1 message).
+ * (docs/ARCHITECTURE.md "Targets": the gateway against the Paho MQTT-SN gateway's 62–89 µs per QoS-1 message).
  *
  * The set-up, all on loopback, every part a separate OS process except the load generators:
  * - Prosody 0.12 (Debian package) in the foreground in a temporary directory (prosody-process.ts):
@@ -49,21 +49,21 @@ import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join, resolve } from "node:path";
+import { delimiter, join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { fileURLToPath } from "node:url";
 import type { Client } from "@xmpp/client";
 import { type Element, xml } from "@xmpp/xml";
-import { el, type XElement } from "../../codec/index.js";
-import type { NodeClient } from "../../src/core/index.js";
-import type { UdpEndpoint } from "../../src/node/index.js";
-import type { Device } from "../devices.js";
-import { openStore } from "../store/index.js";
-import { fmt, integer, round, runBenchCommand, sleep, table, UsageError } from "./bench-common.js";
+import { el, type XElement } from "../codec/index.js";
+import { nodeFromDevice } from "../gateway/cli/node-command.js";
+import { deviceFile } from "../gateway/cli/provision-command.js";
+import type { Device } from "../gateway/devices.js";
+import { openStore } from "../gateway/store/index.js";
+import { packageRoot } from "../gateway/version.js";
+import type { NodeClient } from "../src/core/index.js";
+import type { UdpEndpoint } from "../src/node/index.js";
 import { cleanEnv, freeUdpPort, killOnExit } from "./child-process.js";
-import { nodeFromDevice } from "./node-command.js";
+import { fmt, integer, round, runBenchCommand, sleep, table, UsageError } from "./common.js";
 import { type Prosody, startProsody } from "./prosody-process.js";
-import { deviceFile } from "./provision-command.js";
 
 export interface FederationBenchOptions {
   /** Commander hands over strings; numbers are accepted too. */
@@ -84,7 +84,7 @@ interface FederationConfig {
   readonly durability: "full" | "normal";
 }
 
-/** BRIEF.md anchors, printed beside our figures. */
+/** Anchors (docs/ARCHITECTURE.md), printed beside our figures. */
 export const FEDERATION_ANCHORS = Object.freeze({
   paho_cpu_us_per_qos1: [62, 89] as const,
   paho_cpu_us_per_qos0: 50,
@@ -97,8 +97,7 @@ const ALICE = "alice";
 const ALICE_JID = `${ALICE}@${VHOST}`;
 const PASSWORD = "bench-pw";
 const GRACE_MS = 250;
-const HERE = fileURLToPath(import.meta.url);
-const CLI = resolve(HERE, "..", "..", "..", "bin", "cxmpp.js");
+const CLI = join(packageRoot(), "bin", "cxmpp.js");
 
 class MissingSoftware extends Error {}
 
@@ -270,7 +269,7 @@ async function connectAlice(
     username: ALICE,
     password: PASSWORD,
     resource: "bench",
-    // PLAIN: SCRAM-SHA-1 costs ~1.35 s per login with xmpp.js (PEERS.md); Prosody allows PLAIN here.
+    // PLAIN: SCRAM-SHA-1 costs ~1.35 s per login with xmpp.js (docs/INTEROP.md); Prosody allows PLAIN here.
     credentials: (authenticate, mechanisms) => {
       if (!mechanisms.includes("PLAIN"))
         throw new Error(`Prosody offers no PLAIN (${mechanisms.join(", ")})`);
@@ -510,7 +509,7 @@ async function runFederation(
   for (const program of ["prosody", "prosodyctl"])
     if (!onPath(program))
       throw new MissingSoftware(
-        `this benchmark needs Prosody (\`${program}\` is not on PATH): \`apt-get install prosody\`; it runs its own instance on loopback (PEERS.md)`,
+        `this benchmark needs Prosody (\`${program}\` is not on PATH): \`apt-get install prosody\`; it runs its own instance on loopback (docs/INTEROP.md)`,
       );
   const dir = mkdtempSync(join(tmpdir(), "cxmpp-bench-federation-"));
   let prosody: Prosody | undefined;
@@ -765,7 +764,7 @@ function format(r: FederationResult): string {
       ],
     ),
     "",
-    `  anchor (BRIEF.md): the Paho MQTT-SN gateway spends ${lo}–${hi} µs of CPU per QoS-1 message and its acknowledgement (~${r.anchors.paho_cpu_us_per_qos0} µs at QoS 0)`,
+    `  anchor (docs/ARCHITECTURE.md): the Paho MQTT-SN gateway spends ${lo}–${hi} µs of CPU per QoS-1 message and its acknowledgement (~${r.anchors.paho_cpu_us_per_qos0} µs at QoS 0)`,
     `  CPU = utime + stime from /proc/PID/stat of each process (1/${r.clk_tck} s ticks), first send to ${GRACE_MS} ms after the last arrival, / stanzas arrived;`,
     "  busy = CPU / wall time of the phase (load = this process: the nodes and alice, the load generators);",
     `  uplink: each node sends one stanza at a time, acknowledged when stored; downlink: alice keeps ≤ ${r.window} per node in flight, nodes observe /d (stall polls ${r.downlink.stall_polls})`,

@@ -24,22 +24,22 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { el, type XElement } from "../../codec/index.js";
+import { el, type XElement } from "../codec/index.js";
+import { type RunningGateway, startGateway } from "../gateway/cli/gateway-command.js";
+import { loadConfig } from "../gateway/config.js";
+import type { NodeState } from "../gateway/session/gateway-service.js";
+import { AWAKE_WINDOW_MS } from "../gateway/session/node-session.js";
+import { xep0082 } from "../gateway/xml/stamps.js";
+import { toXml } from "../gateway/xml/stanza-xml.js";
 import {
   CoapEndpoint,
   type DatagramTransport,
   NodeClient,
   type PeerAddress,
   type TransmissionParameters,
-} from "../../src/core/index.js";
-import { seededRandom } from "../../src/core/seeded-random.js";
-import { cryptoRandom, nodeMac, timerScheduler, UdpTransport, wallClock } from "../../src/node/index.js";
-import { loadConfig } from "../config.js";
-import type { NodeState } from "../session/gateway-service.js";
-import { AWAKE_WINDOW_MS } from "../session/node-session.js";
-import { xep0082 } from "../xml/stamps.js";
-import { toXml } from "../xml/stanza-xml.js";
-import { type RunningGateway, startGateway } from "./gateway-command.js";
+} from "../src/core/index.js";
+import { seededRandom } from "../src/core/seeded-random.js";
+import { cryptoRandom, nodeMac, timerScheduler, UdpTransport, wallClock } from "../src/node/index.js";
 import { SENSORDATA, sensorDataMessage } from "./iot-stanzas.js";
 import { LossyRelay } from "./lossy-relay.js";
 

@@ -3,7 +3,7 @@
  * re-exports this module) and for `cxmpp bench federation`, which is why it lives under gateway/
  * (imports go test → gateway, never back). A temporary directory with its own config, data and hosts
  * file, run in the foreground (`prosody -F`) on a loopback address, stopped and removed afterwards.
- * The recipe is the verified one in PEERS.md.
+ * The recipe is the verified one in docs/INTEROP.md.
  *
  * Ports: c2s and the XEP-0114 component listener default to free ports (probed by listening on port 0)
  * so that test files running in parallel do not collide. s2s is the exception: server dialback
@@ -140,7 +140,7 @@ function config(dir: string, o: ProsodyOptions): string {
     'storage = "internal"',
     `unbound = { resolvconf = false; hoststxt = ${lua(join(dir, "hosts"))}; forward = "127.0.0.1@5399";`,
     '            options = { ["local-zone:"] = "localhost. static" } }',
-    // No `smacks`: xmpp.js 0.14 raises a spurious stream error on stop with it (PEERS.md).
+    // No `smacks`: xmpp.js 0.14 raises a spurious stream error on stop with it (docs/INTEROP.md).
     'modules_enabled = { "disco"; "roster"; "saslauth"; "dialback"; "ping"; "time"; "version"; "posix" }',
     ...o.extraConfig,
   ];

@@ -6,7 +6,7 @@ import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { demoSettings, type GatewaySummary, type NodeSummary } from "../../gateway/cli/demo.js";
+import { demoSettings, type GatewaySummary, type NodeSummary } from "../../examples/demo.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const CLI = join(ROOT, "bin", "cxmpp.js");

@@ -22,8 +22,9 @@ import {
   StatelessEncoder,
   sameInfoset,
   type XElement,
-} from "../../codec/index.js";
-import { parseXml, toXml } from "../xml/stanza-xml.js";
+} from "../codec/index.js";
+import { parseXml, toXml } from "../gateway/xml/stanza-xml.js";
+import { CORPUS_DIR } from "./corpus.js";
 import {
   ANCHOR_COLUMNS,
   type AnchorColumn,
@@ -39,7 +40,7 @@ import {
   type Summary,
   shareAtMost,
   targetChecks,
-} from "./bench-stats.js";
+} from "./stats.js";
 
 export interface CodecBenchOptions {
   readonly corpus?: string;
@@ -51,9 +52,8 @@ export interface CodecBenchOptions {
   readonly speed?: boolean;
 }
 
-const ROOT = join(import.meta.dirname, "..", "..");
-export const DEFAULT_CORPUS = join(ROOT, "..", "shared", "corpus", "visible.jsonl");
-/** BRIEF.md: one continuous deflate stream over the visible corpus in order, median bytes per stanza. */
+export const DEFAULT_CORPUS = join(CORPUS_DIR, "visible.jsonl");
+/** docs/ARCHITECTURE.md "Targets": one continuous deflate stream over the visible corpus in order, median bytes per stanza. */
 const ANCHOR_DEFLATE_STREAM_MEDIAN = 27;
 const IOT_XEPS = [323, 325, 326, 347] as const;
 

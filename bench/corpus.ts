@@ -1,7 +1,7 @@
-/** Reads the shared stanza corpus (JSONL with an `xml` field a line) for tools, benchmarks and tests. */
+/** Reads the stanza corpus (JSONL with an `xml` field a line) for tools, benchmarks and tests. */
 import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { packageRoot } from "../gateway/version.js";
 
 export interface CorpusEntry {
   readonly xml: string;
@@ -12,8 +12,8 @@ export interface CorpusEntry {
   readonly stanza_index?: number;
 }
 
-/** `../shared/corpus` beside this checkout (present in CI too). */
-export const CORPUS_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "shared", "corpus");
+/** `corpus/` of this package (provenance and licences in corpus/README.md). */
+export const CORPUS_DIR = join(packageRoot(), "corpus");
 
 export function readJsonl(path: string): CorpusEntry[] {
   return readFileSync(path, "utf8")

@@ -36,7 +36,7 @@ export function readCorpusLines(path: string): CorpusLine[] {
   return lines;
 }
 
-/** The per-stanza figures of other encoders in anchors-visible.csv (see ../shared/corpus/README.md). */
+/** The per-stanza figures of other encoders in anchors-visible.csv (see corpus/README.md). */
 export const ANCHOR_COLUMNS = [
   "xml_min_bytes",
   "deflate",
@@ -267,7 +267,7 @@ function check(value: number | null | undefined, target: string, ok: (v: number)
 const ratio = (a: number | undefined, b: number | undefined): number | undefined =>
   a === undefined || b === undefined || b === 0 ? undefined : Math.round((a / b) * 1000) / 1000;
 
-/** The BRIEF.md targets this corpus can speak to, each with its figure and verdict. */
+/** The targets (docs/ARCHITECTURE.md) this corpus can speak to, each with its figure and verdict. */
 export function targetChecks(s: Summary): Record<string, TargetCheck> {
   const exact = (errors: number) => (s.stanzas === 0 ? null : 1 - errors / s.stanzas);
   const exi = s.anchors?.exi_sch_xeps_bitpacked_lexical?.median;
@@ -320,7 +320,7 @@ function sizeRows(s: Summary): string[] {
   if (s.anchors) {
     out.push(row("anchors (anchors-visible.csv):", [], w));
     for (const [name, d] of Object.entries(s.anchors)) out.push(line(`  ${name}`, d));
-    out.push(row("  deflate, one stream (BRIEF.md)", ["", num(s.deflate_stream_anchor_median)], w));
+    out.push(row("  deflate, one stream (anchor)", ["", num(s.deflate_stream_anchor_median)], w));
   }
   return out;
 }

@@ -8,9 +8,9 @@
  * on the order in which datagrams arrive, so runs are reproducible in their statistics, not bit for bit.
  */
 import { createSocket, type Socket } from "node:dgram";
-import { type PeerAddress, peerAddress } from "../../src/core/index.js";
-import { seededRandom } from "../../src/core/seeded-random.js";
-import { parsePeerAddress } from "../../src/node/index.js";
+import { type PeerAddress, peerAddress } from "../src/core/index.js";
+import { seededRandom } from "../src/core/seeded-random.js";
+import { parsePeerAddress } from "../src/node/index.js";
 
 /** Large receive buffers: a stalled event loop must not add kernel drops to the seeded loss. */
 const RECV_BUFFER = 2 ** 21;

@@ -1,7 +1,7 @@
 /**
  * `cxmpp bench session`: the session layer end to end over real UDP on loopback — a real gateway
  * (GatewayService on a CoapEndpoint) and N simulated nodes (NodeClient, one UDP socket each), with the
- * Paho MQTT-SN and node-coap anchors printed beside our figures (BRIEF.md, "Targets").
+ * Paho MQTT-SN and node-coap anchors printed beside our figures (docs/ARCHITECTURE.md, "Targets").
  *
  * How it measures:
  * - The gateway runs in a CHILD PROCESS (this same file, forked with the tsx loader), so its CPU figure
@@ -63,7 +63,13 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { attr, DICTIONARY_V1, el, type XElement } from "../../codec/index.js";
+import { attr, DICTIONARY_V1, el, type XElement } from "../codec/index.js";
+import { SENSORDATA, sensorDataMessage } from "../examples/iot-stanzas.js";
+import { LossyRelay } from "../examples/lossy-relay.js";
+import { type Device, type DeviceDirectory, MemoryDevices } from "../gateway/devices.js";
+import { GatewayService } from "../gateway/session/gateway-service.js";
+import type { SessionJournal } from "../gateway/session/journal.js";
+import { openStore, type Store } from "../gateway/store/index.js";
 import {
   CoapEndpoint,
   Code,
@@ -79,8 +85,8 @@ import {
   type ServerRequest,
   type TransmissionParameters,
   uintOption,
-} from "../../src/core/index.js";
-import { seededRandom } from "../../src/core/seeded-random.js";
+} from "../src/core/index.js";
+import { seededRandom } from "../src/core/seeded-random.js";
 import {
   createUdpEndpoint,
   cryptoRandom,
@@ -89,11 +95,7 @@ import {
   timerScheduler,
   UdpTransport,
   wallClock,
-} from "../../src/node/index.js";
-import { type Device, type DeviceDirectory, MemoryDevices } from "../devices.js";
-import { GatewayService } from "../session/gateway-service.js";
-import type { SessionJournal } from "../session/journal.js";
-import { openStore, type Store } from "../store/index.js";
+} from "../src/node/index.js";
 import {
   fmt,
   integer,
@@ -105,9 +107,7 @@ import {
   storeKind,
   table,
   UsageError,
-} from "./bench-common.js";
-import { SENSORDATA, sensorDataMessage } from "./iot-stanzas.js";
-import { LossyRelay } from "./lossy-relay.js";
+} from "./common.js";
 
 export interface SessionBenchOptions {
   /** Commander hands over strings; numbers are accepted too. */
@@ -146,7 +146,7 @@ const CHILD_FLAG = "--cxmpp-bench-session-child";
 const MAX_NODES = 5_000;
 const RECV_BUFFER = 2 ** 21;
 
-/** BRIEF.md anchors, printed beside our figures. */
+/** Anchors (docs/ARCHITECTURE.md), printed beside our figures. */
 export const ANCHORS = Object.freeze({
   paho_cpu_us_per_qos1: [62, 89] as const,
   paho_cpu_us_per_qos0: 50,
@@ -417,9 +417,12 @@ interface Child {
 const HERE = fileURLToPath(import.meta.url);
 
 function spawnChild(role: "gateway" | "memory", config: unknown): Child {
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+  // From the sources (tests, `npx tsx`) the child needs the TypeScript loader; compiled, it does not.
+  const loader = HERE.endsWith(".ts")
+    ? ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href]
+    : [];
   const child = fork(HERE, [CHILD_FLAG, role, JSON.stringify(config)], {
-    execArgv: ["--import", tsx, "--expose-gc"],
+    execArgv: [...loader, "--expose-gc"],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
@@ -759,7 +762,7 @@ function formatOne(r: SessionRunResult): string {
     `  ${fmt(r.stanzas_per_s)} stanzas/s over ${r.elapsed_s} s (connect ${r.connect_s} s); retransmissions ${r.retransmissions}, failed exchanges retried ${r.exchange_retries}`,
     `  gateway CPU ${r.cpu_us_per_stanza} µs/stanza (busy ${Math.round(r.gateway_cpu_share * 100)}% of wall time; one core would route ${fmt(r.gateway_bound_stanzas_per_s)}/s)   Paho MQTT-SN: 62–89 µs per QoS-1 message, ~50 µs QoS 0; node-coap bare server 120–150 µs/request`,
     bytesLine(r),
-    `    BRIEF anchor: 34 B for a 20-byte payload; targets ≤ ${ANCHORS.target_bytes_ratio_issue}× (issue), ≤ ${ANCHORS.target_bytes_ratio_brief}× (BRIEF)`,
+    `    anchor: 34 B for a 20-byte payload; targets ≤ ${ANCHORS.target_bytes_ratio_issue}× (issue), ≤ ${ANCHORS.target_bytes_ratio_brief}× (ARCHITECTURE.md)`,
   ];
   if (r.relay)
     lines.push(
@@ -880,12 +883,12 @@ function formatSuite(s: SuiteResult, seconds: number): string {
     "",
     `Memory per idle session (${fmt(m.sessions)} sessions via the real connect path, gc ${m.gc ? "forced" : "not available"})`,
     `  RSS ${fmt(m.rss_bytes_per_session)} B/session, heap ${fmt(m.heap_bytes_per_session)} B/session (gateway RSS ${m.rss_total_mb} MB)` +
-      `   Paho ~0.85 KB/client; target ≤ 2 KB (issue), ≤ 1 KB (BRIEF)`,
+      `   Paho ~0.85 KB/client; target ≤ 2 KB (issue), ≤ 1 KB (ARCHITECTURE.md)`,
     "",
     "Bytes on air per telemetry reading (UDP payload, request + response; no DTLS)",
     reliable ? bytesLine(reliable) : "",
     bytesLine(s.telemetry),
-    `    BRIEF anchor: MQTT-SN QoS 1 = 34 B for a 20-byte payload; targets ≤ ${ANCHORS.target_bytes_ratio_issue}× (issue), ≤ ${ANCHORS.target_bytes_ratio_brief}× (BRIEF)`,
+    `    anchor: MQTT-SN QoS 1 = 34 B for a 20-byte payload; targets ≤ ${ANCHORS.target_bytes_ratio_issue}× (issue), ≤ ${ANCHORS.target_bytes_ratio_brief}× (ARCHITECTURE.md)`,
     "",
   ].join("\n");
 }

@@ -5,7 +5,7 @@
  * frames, and the drain must cost fewer bytes on air than the same stanzas as XML.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { mqttSnDrain, runWakeBench } from "../../gateway/cli/bench-wake.js";
+import { mqttSnDrain, runWakeBench } from "../../bench/wake.js";
 import { captureStdout } from "../kit/cli.js";
 
 afterEach(() => {
