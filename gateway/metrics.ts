@@ -8,7 +8,8 @@
  * - States (sessions, awake/asleep nodes, queue depths, federation link) are gauges read from a
  *   MetricsSource at scrape time, so they can never drift from the truth the gateway already holds.
  *
- * `startMetricsServer` serves the registry as `GET /metrics` over node:http.
+ * `startMetricsServer` serves the registry as `GET /metrics` over node:http, and the gateway's health
+ * as `GET /healthz` for service managers, load balancers and container probes.
  */
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -277,16 +278,30 @@ export class GatewayMetrics {
   }
 }
 
+/**
+ * The gateway's health as `/healthz` shows it: `ok` decides the status (200 or 503), the other fields
+ * say why, for the operator reading the body (store, federation link, sessions, uptime, …).
+ */
+export interface HealthReport {
+  readonly ok: boolean;
+  readonly [detail: string]: unknown;
+}
+
 export interface MetricsServer {
   /** HOST:PORT actually bound (the real port when 0 was asked for). */
   readonly address: string;
   close(): Promise<void>;
 }
 
-/** Serves `GET /metrics`; resolves once listening, rejects with a clear Error when it cannot bind. */
+/**
+ * Serves `GET /metrics` and `GET /healthz` (200 with `health()`'s report when ok, 503 when not; without
+ * a health function the process answering is all it says: 200 `{"ok":true}`). Resolves once listening,
+ * rejects with a clear Error when it cannot bind.
+ */
 export async function startMetricsServer(
   metrics: GatewayMetrics,
   listen: string | HostPort,
+  health?: () => HealthReport,
 ): Promise<MetricsServer> {
   const at = typeof listen === "string" ? parseHostPort(listen) : listen;
   if (!at) throw new Error(`metrics: expected HOST:PORT to listen on, got "${String(listen)}"`);
@@ -294,11 +309,14 @@ export async function startMetricsServer(
 
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
-    if (path !== "/metrics") return reply(res, 404, "not found: metrics are at /metrics\n");
+    if (path !== "/metrics" && path !== "/healthz") {
+      return reply(res, 404, "not found: metrics are at /metrics, health at /healthz\n");
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.setHeader("Allow", "GET, HEAD");
       return reply(res, 405, "method not allowed: use GET\n");
     }
+    if (path === "/healthz") return replyHealth(res, health);
     metrics.scrape().then(
       (text) => {
         res.writeHead(200, { "Content-Type": metrics.contentType });
@@ -329,6 +347,26 @@ export async function startMetricsServer(
         server.closeAllConnections();
       }),
   };
+}
+
+function replyHealth(res: ServerResponse, health: (() => HealthReport) | undefined): void {
+  let ok: boolean;
+  let body: string;
+  try {
+    const report = health ? health() : { ok: true };
+    ok = report.ok === true;
+    body = JSON.stringify(report);
+  } catch (error) {
+    // A health function that throws (or a report that is not JSON) is itself the news: unhealthy, and why.
+    ok = false;
+    body = JSON.stringify({ ok, error: `health check failed: ${(error as Error).message}` });
+  }
+  // A probe must see the state now, never an answer cached by a proxy in between.
+  res.writeHead(ok ? 200 : 503, {
+    "Content-Type": "application/json; charset=utf-8",
+    "Cache-Control": "no-store",
+  });
+  res.end(`${body}\n`);
 }
 
 function reply(res: ServerResponse, status: number, text: string): void {

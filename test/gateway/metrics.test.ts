@@ -2,6 +2,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import {
   GatewayMetrics,
+  type HealthReport,
   type MetricsServer,
   type MetricsSource,
   startMetricsServer,
@@ -24,8 +25,8 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-async function serve(metrics: GatewayMetrics): Promise<MetricsServer> {
-  const server = await startMetricsServer(metrics, "127.0.0.1:0");
+async function serve(metrics: GatewayMetrics, health?: () => HealthReport): Promise<MetricsServer> {
+  const server = await startMetricsServer(metrics, "127.0.0.1:0", health);
   servers.push(server);
   return server;
 }
@@ -173,7 +174,7 @@ describe("startMetricsServer", () => {
     const base = `http://${server.address}`;
     const missing = await fetch(`${base}/`);
     expect(missing.status).toBe(404);
-    expect(await missing.text()).toContain("/metrics");
+    expect(await missing.text()).toBe("not found: metrics are at /metrics, health at /healthz\n");
     expect((await fetch(`${base}/metricsx`)).status).toBe(404);
     const post = await fetch(`${base}/metrics`, { method: "POST", body: "x" });
     expect(post.status).toBe(405);
@@ -197,5 +198,69 @@ describe("startMetricsServer", () => {
     await scrape(server);
     await server.close();
     await expect(fetch(`http://${server.address}/metrics`)).rejects.toThrow();
+  });
+});
+
+describe("/healthz", () => {
+  const get = (server: MetricsServer, method = "GET") =>
+    fetch(`http://${server.address}/healthz`, { method });
+
+  it("answers 200 {ok: true} without a health function: the process answers, that is all it knows", async () => {
+    const res = await get(await serve(new GatewayMetrics({ processMetrics: false })));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/json; charset=utf-8");
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    expect(await res.json()).toEqual({ ok: true });
+  });
+
+  it("shows the report, 200 while ok and 503 when not, read anew on every request (GET and HEAD)", async () => {
+    let report: HealthReport = { ok: true, store: "ok", federation: "up", sessions: 3, uptime_s: 12 };
+    const server = await serve(new GatewayMetrics({ processMetrics: false }), () => report);
+    const healthy = await get(server);
+    expect(healthy.status).toBe(200);
+    expect(await healthy.json()).toEqual(report);
+
+    report = { ok: false, store: "last commit failed: the disk is full", federation: "down", sessions: 3 };
+    const sick = await get(server);
+    expect(sick.status).toBe(503);
+    expect(sick.headers.get("cache-control")).toBe("no-store");
+    expect(await sick.json()).toEqual(report);
+
+    const head = await get(server, "HEAD");
+    expect(head.status).toBe(503);
+    expect(head.headers.get("cache-control")).toBe("no-store");
+    expect(await head.text()).toBe("");
+    expect((await get(server, "POST")).status).toBe(405);
+    expect((await fetch(`http://${server.address}/healthz?verbose=1`)).status).toBe(503);
+  });
+
+  it("answers 503 with the reason when the health function throws or its report is not JSON, and keeps serving", async () => {
+    let mode: "throw" | "cycle" | "fine" = "throw";
+    const server = await serve(new GatewayMetrics({ processMetrics: false }), () => {
+      if (mode === "throw") throw new Error("store closed");
+      if (mode === "cycle") {
+        const r: { ok: boolean; self?: unknown } = { ok: true };
+        r.self = r;
+        return r;
+      }
+      return { ok: true };
+    });
+    const thrown = await get(server);
+    expect(thrown.status).toBe(503);
+    expect(await thrown.json()).toEqual({ ok: false, error: "health check failed: store closed" });
+    mode = "cycle";
+    const cyclic = await get(server);
+    expect(cyclic.status).toBe(503);
+    expect(((await cyclic.json()) as { error: string }).error).toMatch(/^health check failed: .*circular/i);
+    mode = "fine";
+    expect((await get(server)).status).toBe(200);
+  });
+
+  it("a report with ok anything but true is unhealthy", async () => {
+    const server = await serve(
+      new GatewayMetrics({ processMetrics: false }),
+      () => ({ ok: "yes" }) as unknown as HealthReport,
+    );
+    expect((await get(server)).status).toBe(503);
   });
 });
