@@ -31,12 +31,17 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
     .option("--log-level <level>", "debug | info | warn | error (env CXMPP_LOG_LEVEL)")
     .option("--metrics-listen <host:port>", "serve Prometheus metrics at /metrics (env CXMPP_METRICS_LISTEN)")
+    .option(
+      "--check-config",
+      "print the resolved configuration as JSON (every key, its source, secrets masked) and exit: 0 if valid, 2 if not; opens no socket and no store",
+    )
     .addHelpText(
       "after",
       `\nConfig keys (file key, env CXMPP_<KEY>, flag; flags win over env, env over the file):\n${describeConfig()}`,
     )
     .action(async (opts) => {
-      code = await (await import("./gateway-command.js")).runGateway(opts);
+      if (opts.checkConfig) code = (await import("./check-config.js")).runCheckConfig(opts);
+      else code = await (await import("./gateway-command.js")).runGateway(opts);
     });
 
   const provision = program.command("provision").description("register devices and write their device files");
@@ -83,6 +88,50 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--config <file>", "the gateway's config file (env CXMPP_CONFIG)")
     .action(async (name: string, opts) => {
       code = (await import("./provision-command.js")).runProvisionRevoke(name, opts);
+    });
+
+  const store = program
+    .command("store")
+    .description(
+      "back up and restore the gateway's store (devices and their keys, sessions, mailboxes, outbox)",
+    );
+  store
+    .command("backup")
+    .description("copy the store to a file while the gateway runs (SQLite online backup), check the copy")
+    .option("--out <file>", "the backup file to write (mode 0600: it holds the device keys); required")
+    .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
+    .option(
+      "--config <file>",
+      "the gateway's config file (env CXMPP_CONFIG; default ./cxmpp.json if present)",
+    )
+    .addHelpText(
+      "after",
+      "\nThe copy is one consistent snapshot, taken without stopping the gateway. It is checked (SQLite\n" +
+        "integrity check, schema version) and written beside --out first, then renamed into place.\n" +
+        "Prints one line: the file, its size, and the devices, sessions and queued stanzas it holds.\n" +
+        "Exit 0 when written, 2 when not (no store in the data directory, destination not writable, …).",
+    )
+    .action(async (opts) => {
+      code = await (await import("./store-command.js")).runStoreBackup(opts);
+    });
+  store
+    .command("restore")
+    .description("replace the store with a backup; the gateway must be stopped")
+    .argument("<file>", "a backup written by `cxmpp store backup`")
+    .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
+    .option(
+      "--config <file>",
+      "the gateway's config file (env CXMPP_CONFIG; default ./cxmpp.json if present)",
+    )
+    .addHelpText(
+      "after",
+      "\nRefused while a gateway runs on the data directory, and when the file is not a cxmpp store this\n" +
+        "release can run (integrity check, schema version): then nothing is changed. The current store\n" +
+        "(cxmpp.db with its -wal and -shm) is kept as cxmpp.db.before-restore-<UTC time>, never deleted.\n" +
+        "Exit 0 when restored, 2 when refused.",
+    )
+    .action(async (file: string, opts) => {
+      code = (await import("./store-command.js")).runStoreRestore(file, opts);
     });
 
   const node = program.command("node").description("a simulated node on UDP");
