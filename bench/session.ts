@@ -67,7 +67,7 @@ import { attr, DICTIONARY_V1, el, type XElement } from "../codec/index.js";
 import { SENSORDATA, sensorDataMessage } from "../examples/iot-stanzas.js";
 import { LossyRelay } from "../examples/lossy-relay.js";
 import { type Device, type DeviceDirectory, MemoryDevices } from "../gateway/devices.js";
-import { GatewayService } from "../gateway/session/gateway-service.js";
+import { attachGateway, GatewayService } from "../gateway/index.js";
 import type { SessionJournal } from "../gateway/session/journal.js";
 import { openStore, type Store } from "../gateway/store/index.js";
 import {
@@ -269,12 +269,9 @@ async function gatewayChild(config: GatewayChildConfig): Promise<void> {
   let delivered = 0;
   let duplicates = 0;
   let outOfOrder = 0;
-  const service = new GatewayService({
-    devices: state.devices,
-    ...(state.journal ? { journal: state.journal } : {}),
+  const service = attachGateway(udp.endpoint, {
+    ...(state.store ? { store: state.store } : { devices: state.devices }),
     domain: DOMAIN,
-    mac: nodeMac,
-    random: cryptoRandom,
     clock: wallClock,
     outbound: (stanza) => {
       if (stanza.name === "presence") return; // the gateway shows each node's presence to its peers
@@ -295,12 +292,7 @@ async function gatewayChild(config: GatewayChildConfig): Promise<void> {
       if (seq < node.max) outOfOrder++;
       else node.max = seq;
     },
-    push: (path, response) => udp.endpoint.notify(path, response),
-    observed: (path) => udp.endpoint.observers.count(path) > 0,
   });
-  // As `cxmpp gateway` does: after a failed commit the store is the truth (its requests got 5.03).
-  if (state.store) state.store.batch.onFailure = () => service.reload();
-  udp.endpoint.handle(service.handle);
   let cpu0 = process.cpuUsage();
   let wall0 = performance.now();
   process.on("message", (m: ChildRequest) => {

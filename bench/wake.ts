@@ -36,7 +36,7 @@ import { performance } from "node:perf_hooks";
 import { attr, el, type XElement } from "../codec/index.js";
 import { SENSORDATA, sensorDataMessage } from "../examples/iot-stanzas.js";
 import { type Device, type DeviceDirectory, MemoryDevices } from "../gateway/devices.js";
-import { GatewayService } from "../gateway/session/gateway-service.js";
+import { attachGateway } from "../gateway/index.js";
 import type { SessionJournal } from "../gateway/session/journal.js";
 import { AWAKE_WINDOW_MS } from "../gateway/session/node-session.js";
 import { openStore, type Store } from "../gateway/store/index.js";
@@ -301,20 +301,15 @@ export async function runWake(config: WakeConfig, k: number): Promise<WakeRunRes
   const state = gatewayState(config.store);
   const clock = skewedClock();
   const gateway = await createUdpEndpoint({ host: "127.0.0.1", clock: systemClock });
-  const service = new GatewayService({
-    devices: state.devices,
-    ...(state.journal ? { journal: state.journal } : {}),
+  const service = attachGateway(gateway.endpoint, {
+    ...(state.store ? { store: state.store } : { devices: state.devices }),
     domain: DOMAIN,
     resource: RESOURCE,
-    mac: nodeMac,
-    random: cryptoRandom,
     clock,
     maxDownlinkBytes: config.maxDownlinkBytes,
     // Room for K: the default limit (100 stanzas, 16 KiB) is a policy, not what is measured here.
     mailbox: { maxStanzas: Math.max(100, k), maxBytes: 1 << 20, ttlMs: 86_400_000 },
   });
-  if (state.store) state.store.batch.onFailure = () => service.reload();
-  gateway.endpoint.handle(service.handle);
 
   const udp = await UdpTransport.bind("127.0.0.1", 0);
   const meter = new AirMeter(udp);

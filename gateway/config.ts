@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { z } from "zod";
+import { GATEWAY_DEFAULTS as D } from "./defaults.js";
 
 /** A parsed `HOST:PORT`; IPv6 hosts are kept without their brackets. */
 export interface HostPort {
@@ -88,30 +89,30 @@ const intSpec = (min: number, max: number | undefined, fallback: number, descrip
 const SPECS = {
   listen: spec({
     schema: hostPort.transform((s) => parseHostPort(s)!),
-    fallback: "127.0.0.1:5683",
+    fallback: D.listen,
     description: "CoAP address for the nodes, HOST:PORT or [IPV6]:PORT",
-    shown: "127.0.0.1:5683",
+    shown: D.listen,
     expected: "HOST:PORT (port 0-65535, [::1]:PORT for IPv6)",
   }),
   domain: spec({
     schema: domainName,
-    fallback: "iot.localhost",
+    fallback: D.domain,
     description: "XMPP domain of the nodes: each node is name@domain",
-    shown: "iot.localhost",
+    shown: D.domain,
     expected: "a domain name (no spaces, '@', '/' or ':')",
   }),
   data_dir: spec({
     schema: nonEmpty,
-    fallback: "./cxmpp-data",
+    fallback: D.dataDir,
     description: "state directory (devices, sessions, mailboxes); relative to the working directory",
-    shown: "./cxmpp-data",
+    shown: D.dataDir,
     expected: "a directory path",
   }),
   log_level: spec({
     schema: z.enum(["debug", "info", "warn", "error"]),
-    fallback: "info",
+    fallback: D.logLevel,
     description: "debug | info | warn | error",
-    shown: "info",
+    shown: D.logLevel,
     expected: "one of debug, info, warn, error",
   }),
   metrics_listen: spec({
@@ -144,29 +145,49 @@ const SPECS = {
   }),
   resource: spec({
     schema: z.string().regex(/^\S{1,1023}$/),
-    fallback: "cxmpp",
+    fallback: D.resource,
     description: "resource of the nodes' full JIDs (name@domain/resource)",
-    shown: "cxmpp",
+    shown: D.resource,
     expected: "a non-empty string without spaces",
   }),
-  max_downlink_bytes: intSpec(16, 1024, 512, "largest frame sent to a node in one CoAP message"),
-  mailbox_max_stanzas: intSpec(1, undefined, 100, "stanzas kept in a sleeping node's mailbox"),
-  mailbox_max_bytes: intSpec(64, undefined, 16384, "bytes kept in a sleeping node's mailbox"),
-  mailbox_ttl_s: intSpec(1, undefined, 86400, "seconds a stanza waits in a mailbox before it is dropped"),
+  max_downlink_bytes: intSpec(
+    16,
+    1024,
+    D.maxDownlinkBytes,
+    "largest frame sent to a node in one CoAP message",
+  ),
+  mailbox_max_stanzas: intSpec(
+    1,
+    undefined,
+    D.mailboxMaxStanzas,
+    "stanzas kept in a sleeping node's mailbox",
+  ),
+  mailbox_max_bytes: intSpec(64, undefined, D.mailboxMaxBytes, "bytes kept in a sleeping node's mailbox"),
+  mailbox_ttl_s: intSpec(
+    1,
+    undefined,
+    D.mailboxTtlS,
+    "seconds a stanza waits in a mailbox before it is dropped",
+  ),
   durability: spec({
     schema: z.enum(["full", "normal"]),
-    fallback: "full",
+    fallback: D.durability,
     description: "SQLite synchronous mode: full survives power loss, normal survives process crashes",
-    shown: "full",
+    shown: D.durability,
     expected: "full or normal",
   }),
-  session_expiry_s: intSpec(60, undefined, 604800, "seconds a silent node's session is kept for resumption"),
+  session_expiry_s: intSpec(
+    60,
+    undefined,
+    D.sessionExpiryS,
+    "seconds a silent node's session is kept for resumption",
+  ),
   asleep_policy: spec({
     schema: z.enum(["queue", "bounce"]),
-    fallback: "queue",
+    fallback: D.asleepPolicy,
     description:
       "a message or iq from the network for a sleeping node: queue it, or bounce recipient-unavailable",
-    shown: "queue",
+    shown: D.asleepPolicy,
     expected: "queue or bounce",
   }),
 } as const;

@@ -9,6 +9,8 @@ import {
   type UdpEndpointOptions,
 } from "../../src/node/index.js";
 import { type DeviceFile, readDeviceFile } from "../data-dir.js";
+import { packageVersion } from "../version.js";
+import { StanzaError } from "../xml/stanza-error.js";
 import { toXml } from "../xml/stanza-xml.js";
 
 /** A node made from a device file: the client, its UDP socket and what the file says. */
@@ -84,7 +86,6 @@ function connectNode(deviceFile: string, logLevel: string, wake?: number): Promi
 }
 
 const VERSION = "jabber:iq:version";
-const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 /**
  * The node's answer to an iq request: XEP-0092 software version; anything else service-unavailable
@@ -102,14 +103,20 @@ export function answerIq(stanza: XElement): XElement | undefined {
       "jabber:client",
       "iq",
       { ...base, type: "result" },
-      el(VERSION, "query", {}, el(VERSION, "name", {}, "cxmpp-node"), el(VERSION, "version", {}, "0.1.0")),
+      el(
+        VERSION,
+        "query",
+        {},
+        el(VERSION, "name", {}, "cxmpp-node"),
+        el(VERSION, "version", {}, packageVersion()),
+      ),
     );
   }
   return el(
     "jabber:client",
     "iq",
     { ...base, type: "error" },
-    el("jabber:client", "error", { type: "cancel" }, el(STANZAS, "service-unavailable")),
+    new StanzaError("service-unavailable").toElement("jabber:client"),
   );
 }
 

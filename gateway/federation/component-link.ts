@@ -10,11 +10,9 @@ import type { Element } from "@xmpp/xml";
 import { JABBER_CLIENT, type XElement } from "../../codec/index.js";
 import { type Logger, silentLogger } from "../../src/core/index.js";
 import { fromLtx, toElement } from "../xml/stanza-xml.js";
+import { ComponentAuthError } from "./errors.js";
 
-/** The server refused the handshake (XEP-0114 §3: wrong secret, or a domain it does not serve). */
-export class ComponentAuthError extends Error {
-  override readonly name = "ComponentAuthError";
-}
+export { ComponentAuthError };
 
 export interface ComponentLinkOptions {
   /** `xmpp://host:port` of the server's component listener. */

@@ -9,8 +9,9 @@
 import { attr, el, type XElement } from "../../codec/index.js";
 import { type Logger, silentLogger } from "../../src/core/index.js";
 import type { Device } from "../devices.js";
-import { errorReply, type GatewayService } from "../session/gateway-service.js";
+import type { GatewayService } from "../session/gateway-service.js";
 import { DISCO_INFO, discoInfo, PING } from "../session/node-disco.js";
+import { StanzaError } from "../xml/stanza-error.js";
 
 const bare = (jid: string): string => jid.split("/")[0]!;
 
@@ -43,11 +44,11 @@ export class NetworkInbound {
     }
     const type = attr(stanza, "type");
     if (!device || device.revoked) {
-      this.refuse(stanza, "cancel", "service-unavailable");
+      this.refuse(stanza, new StanzaError("service-unavailable"));
       return;
     }
     if (type !== "error" && type !== "result" && !accepts(device, from)) {
-      this.refuse(stanza, "auth", "not-authorized");
+      this.refuse(stanza, new StanzaError("not-authorized"));
       return;
     }
     if (stanza.name === "iq" && type === "get" && this.answer(stanza, device, to, from)) return;
@@ -57,16 +58,18 @@ export class NetworkInbound {
       type !== "result" &&
       this.service.asleep(device)
     ) {
-      this.refuse(stanza, "wait", "recipient-unavailable");
+      this.refuse(stanza, new StanzaError("recipient-unavailable"));
       return;
     }
     const outcome = this.service.deliverTo(device, stanza);
     if (outcome === "full") {
-      this.refuse(stanza, "wait", "resource-constraint");
+      this.refuse(stanza, new StanzaError("resource-constraint"));
       return;
     }
     // Accepted only once it is safely queued: if the store cannot take it, the sender hears so.
-    this.service.committed().catch(() => this.refuse(stanza, "wait", "internal-server-error"));
+    this.service
+      .committed()
+      .catch(() => this.refuse(stanza, new StanzaError("internal-server-error", "wait")));
   }
 
   /** disco#info and ping for a node, answered by the gateway whether or not the node is awake. */
@@ -129,18 +132,18 @@ export class NetworkInbound {
         ),
       );
     } else if (type === "get" && query?.ns === PING) this.reply(result(id, to, from));
-    else this.refuse(stanza, "cancel", "service-unavailable");
+    else this.refuse(stanza, new StanzaError("service-unavailable"));
   }
 
-  private refuse(stanza: XElement, type: string, condition: string): void {
+  private refuse(stanza: XElement, error: StanzaError): void {
     if (attr(stanza, "type") === "error") return; // never answer an error with one (RFC 6120 §8.3.1)
-    this.refused.set(condition, (this.refused.get(condition) ?? 0) + 1);
+    this.refused.set(error.condition, (this.refused.get(error.condition) ?? 0) + 1);
     this.logger.log("info", "federation.refused_stanza", {
-      condition,
+      condition: error.condition,
       from: attr(stanza, "from"),
       to: attr(stanza, "to"),
     });
-    this.reply(errorReply(stanza, type, condition));
+    this.reply(error.reply(stanza));
   }
 
   private reply(stanza: XElement): void {

@@ -4,7 +4,9 @@
  * fixed frame. Only queued stanzas are reordered by priority, coalesced ("latest value wins") or
  * expired: once a frame has been sent the node may have decoded it, so it is resent as it is.
  */
+
 import { attr, type EncodedFrame, type XElement } from "../../codec/index.js";
+import { GATEWAY_DEFAULTS } from "../defaults.js";
 
 export interface MailItem {
   /** The store's id for it (rowid), or a counter in memory. */
@@ -28,7 +30,11 @@ export interface MailboxLimits {
   readonly ttlMs: number;
 }
 
-export const DEFAULT_MAILBOX_LIMITS: MailboxLimits = { maxStanzas: 100, maxBytes: 16_384, ttlMs: 86_400_000 };
+export const DEFAULT_MAILBOX_LIMITS: MailboxLimits = Object.freeze({
+  maxStanzas: GATEWAY_DEFAULTS.mailboxMaxStanzas,
+  maxBytes: GATEWAY_DEFAULTS.mailboxMaxBytes,
+  ttlMs: GATEWAY_DEFAULTS.mailboxTtlS * 1000,
+});
 
 export const Priority = Object.freeze({ PRESENCE: 0, MESSAGE: 1, IQ: 2 });
 

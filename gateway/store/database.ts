@@ -6,21 +6,13 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
+import { StoreError } from "./errors.js";
 import { MIGRATIONS } from "./migrations.js";
 
 export type Db = Database.Database;
 export type Durability = "full" | "normal";
 
-export class StoreError extends Error {
-  override readonly name = "StoreError";
-  constructor(
-    message: string,
-    /** The SQLite error code (SQLITE_FULL, SQLITE_READONLY, …) when there is one. */
-    readonly code?: string,
-  ) {
-    super(message);
-  }
-}
+export { StoreError };
 
 const HINTS: Record<string, string> = {
   SQLITE_FULL: "the disk is full",

@@ -79,11 +79,18 @@ export class WriteBatch {
         // The rollback failing changes nothing: SQLite rolls back an unfinished transaction itself.
       }
       this.failure = undefined;
+      this.lastError = error;
       for (const hook of this.rollbackHooks) hook();
       this.onFailure?.(error);
       for (const w of waiters) w.reject(error);
-    } else for (const w of waiters) w.resolve();
+    } else {
+      this.lastError = undefined;
+      for (const w of waiters) w.resolve();
+    }
   }
+
+  /** The error of the last batch if it failed; undefined once a batch commits again (health checks). */
+  lastError: Error | undefined;
 
   private readonly rollbackHooks: (() => void)[] = [];
   private readonly openHooks: (() => void)[] = [];

@@ -1,8 +1,16 @@
 /** The portable core: CoAP stack and cxmpp session layer. No Node.js APIs. */
 
 export { equalBytes, randomBytes } from "./bytes.js";
+export { BlockwiseError } from "./coap/blockwise.js";
 export { CoapEndpoint, type EndpointOptions, maxTransmitWait } from "./coap/endpoint.js";
-export { EndpointClosed, ResetByPeer, ResponseTimeout, RetransmitsExceeded } from "./coap/errors.js";
+export {
+  CoapError,
+  CoapTimeoutError,
+  EndpointClosed,
+  ResetByPeer,
+  ResponseTimeout,
+  RetransmitsExceeded,
+} from "./coap/errors.js";
 export type { Request, RequestHandler, Response, ServerRequest } from "./coap/exchange-layer.js";
 export {
   CoapFormatError,
@@ -41,7 +49,8 @@ export {
   silentLogger,
 } from "./interfaces.js";
 export { seededRandom } from "./seeded-random.js";
-export { encodeSequence, SessionFormatError, SessionReader, type Value } from "./session/cbor.js";
-export { NodeClient, type NodeClientOptions, SessionError } from "./session/node-client.js";
+export { encodeSequence, SessionReader, type Value } from "./session/cbor.js";
+export { SessionError, type SessionErrorKind, SessionFormatError } from "./session/errors.js";
+export { NodeClient, type NodeClientOptions } from "./session/node-client.js";
 export * as protocol from "./session/protocol.js";
 export { TimerQueue } from "./timer-queue.js";

@@ -6,15 +6,9 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { el, type XElement } from "../../codec/index.js";
 import { MemoryDevices } from "../../gateway/devices.js";
-import { GatewayService } from "../../gateway/session/gateway-service.js";
+import { attachGateway } from "../../gateway/index.js";
 import { NodeClient } from "../../src/core/index.js";
-import {
-  createUdpEndpoint,
-  cryptoRandom,
-  nodeMac,
-  systemClock,
-  type UdpEndpoint,
-} from "../../src/node/index.js";
+import { createUdpEndpoint, nodeMac, systemClock, type UdpEndpoint } from "../../src/node/index.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
 import { LossyUdpRelay, RECV_BUFFER } from "../node/lossy-udp-relay.js";
@@ -40,15 +34,12 @@ describe("cxmpp session over real UDP with 30% loss each way", () => {
       udp: { recvBufferSize: RECV_BUFFER },
     });
     closers.push(() => gatewayUdp.close());
-    const gateway = new GatewayService({
+    const gateway = attachGateway(gatewayUdp.endpoint, {
       devices,
       domain: DOMAIN,
-      mac: nodeMac,
-      random: cryptoRandom,
       clock: systemClock,
       outbound: (s) => outbound.push(s),
     });
-    gatewayUdp.endpoint.handle(gateway.handle);
     const relay = await LossyUdpRelay.start(
       gatewayUdp.transport.address,
       { loss: 0.3, duplicate: 0.05, reorder: 0.1, maxDelayMs: 8 },

@@ -47,7 +47,7 @@ describe("cxmpp session: connect", () => {
     await h.settle(200);
     await c;
     // The gateway forgets the session (as after a restart without durable state).
-    (h.gateway as unknown as { byPeer: Map<unknown, unknown> }).byPeer.clear();
+    (h.gateway as unknown as { registry: { byPeer: Map<unknown, unknown> } }).registry.byPeer.clear();
     const sent = node.send(msg(`out@elsewhere.example`, "after restart"));
     await h.settle(1000);
     await sent;

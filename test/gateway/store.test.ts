@@ -10,14 +10,13 @@ import { join } from "node:path";
 import { deserialize, serialize } from "node:v8";
 import { afterAll, describe, expect, it } from "vitest";
 import { el, type XElement } from "../../codec/index.js";
-import type { GatewayService } from "../../gateway/session/gateway-service.js";
+import { attachGateway, type GatewayService } from "../../gateway/index.js";
 import { MIGRATIONS, openDatabase, openStore, type Store, StoreError } from "../../gateway/store/index.js";
 import { packEntry } from "../../gateway/store/session-store.js";
 import { NodeClient } from "../../src/core/index.js";
 import { createUdpEndpoint, nodeMac, systemClock, type UdpEndpoint } from "../../src/node/index.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
-import { gatewayOnUdp } from "../kit/udp-gateway.js";
 
 const DOMAIN = "iot.localhost";
 const CLI = join(import.meta.dirname, "..", "..", "bin", "cxmpp.js");
@@ -73,14 +72,12 @@ async function gateway(dir: string, port: number, setup?: (store: Store) => void
   setup?.(store);
   const udp = await createUdpEndpoint({ host: "127.0.0.1", port, transmission: { ackTimeoutMs: 50 } });
   const outbound: XElement[] = [];
-  const service = gatewayOnUdp(udp, {
-    devices: store.devices,
-    journal: store.journal,
+  const service = attachGateway(udp.endpoint, {
+    store,
     domain: DOMAIN,
     clock: systemClock,
     outbound: (s) => outbound.push(s),
   });
-  store.batch.onFailure = () => service.reload();
   return {
     udp,
     store,

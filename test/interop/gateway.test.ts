@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DICTIONARY_V1, el, SessionDecoder, SessionEncoder, type XElement } from "../../codec/index.js";
 import { MemoryDevices } from "../../gateway/devices.js";
-import type { GatewayService } from "../../gateway/session/gateway-service.js";
+import { attachGateway, type GatewayService } from "../../gateway/index.js";
 import {
   Code,
   ContentFormat,
@@ -28,7 +28,6 @@ import { SessionReader } from "../../src/core/session/cbor.js";
 import { createUdpEndpoint, nodeMac, systemClock, type UdpEndpoint } from "../../src/node/index.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
-import { gatewayOnUdp } from "../kit/udp-gateway.js";
 import { Agent, coapClient, header, nodeCoap, pdus, rawExchange } from "./fixtures/peers.js";
 
 const DOMAIN = "iot.example.org";
@@ -49,7 +48,7 @@ const closers: Array<() => Promise<void> | void> = [];
 
 beforeAll(async () => {
   gatewayUdp = await createUdpEndpoint({ host: "127.0.0.1", transmission });
-  gateway = gatewayOnUdp(gatewayUdp, {
+  gateway = attachGateway(gatewayUdp.endpoint, {
     devices: new MemoryDevices([
       { identity: IDENTITY, key: key(1), jid: `${IDENTITY}@${DOMAIN}`, peers: [] },
     ]),

@@ -9,7 +9,7 @@
 import { createHmac } from "node:crypto";
 import type { XElement } from "../../codec/index.js";
 import { MemoryDevices } from "../../gateway/devices.js";
-import { GatewayService } from "../../gateway/session/gateway-service.js";
+import { attachGateway, type GatewayService } from "../../gateway/index.js";
 import type { SessionJournal } from "../../gateway/session/journal.js";
 import { DEFAULT_MAILBOX_LIMITS, type MailboxLimits } from "../../gateway/session/mailbox.js";
 import {
@@ -130,19 +130,19 @@ export function harness(
   const outbound: XElement[] = [];
   const exchanges: ExchangeRecord[] = [];
   const pushes: { path: string; observers: number }[] = [];
-  const gateway = new GatewayService({
+  // Every Observe push is recorded as it leaves (the gateway wires itself to the endpoint's notify).
+  const notify = gatewayEndpoint.notify.bind(gatewayEndpoint);
+  gatewayEndpoint.notify = (path, response) => {
+    const observers = notify(path, response);
+    pushes.push({ path, observers });
+    return observers;
+  };
+  const gateway = attachGateway(gatewayEndpoint, {
     devices,
     domain: DOMAIN,
-    mac: nodeMac,
     random: fakeRandom(seed + 2000),
     clock: time,
     outbound: (s) => outbound.push(s),
-    push: (path, response) => {
-      const observers = gatewayEndpoint.notify(path, response);
-      pushes.push({ path, observers });
-      return observers;
-    },
-    observed: (path) => gatewayEndpoint.observers.count(path) > 0,
     ...(options.mailbox ? { mailbox: { ...DEFAULT_MAILBOX_LIMITS, ...options.mailbox } } : {}),
     ...(options.sessionExpiryMs !== undefined ? { sessionExpiryMs: options.sessionExpiryMs } : {}),
     ...(options.maxDownlinkBytes !== undefined ? { maxDownlinkBytes: options.maxDownlinkBytes } : {}),

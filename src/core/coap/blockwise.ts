@@ -11,9 +11,11 @@
  * Neither knows about message ids, retransmission or Observe: each block is an ordinary exchange of
  * the ExchangeLayer below, with its own token. Block-wise Observe notifications (§2.6) are not done.
  */
+
 import { equalBytes } from "../bytes.js";
 import type { Cancellable, Clock, PeerAddress, Random } from "../interfaces.js";
 import type { TimerQueue } from "../timer-queue.js";
+import { CoapError } from "./errors.js";
 import type { ExchangeLayer, Request, RequestHandler, Response, ServerRequest } from "./exchange-layer.js";
 import {
   type BlockValue,
@@ -53,8 +55,8 @@ export const DEFAULT_BLOCKWISE: Omit<BlockwiseOptions, "assemblyLifetimeMs"> = O
 });
 
 /** A block-wise transfer the client cannot complete (bad block sequence, changed representation, too large). */
-export class BlockwiseError extends Error {
-  override readonly name = "BlockwiseError";
+export class BlockwiseError extends CoapError {
+  override readonly name: string = "BlockwiseError";
 }
 
 const EMPTY = new Uint8Array(0);

@@ -3,6 +3,7 @@
  * gives a `CoapFormatError` that carries what could be parsed (type, message id, token), so the message
  * layer can answer a bad CON with RST (§4.2) as Californium does.
  */
+import { CoapError } from "./errors.js";
 import type { MessageType } from "./registry.js";
 
 export interface CoapOption {
@@ -22,8 +23,9 @@ export interface CoapMessage {
   readonly payload: Uint8Array;
 }
 
-export class CoapFormatError extends Error {
-  override readonly name = "CoapFormatError";
+/** A datagram that is not a CoAP message (RFC 7252 §3): with what the header said, to answer RST or 4.00. */
+export class CoapFormatError extends CoapError {
+  override readonly name: string = "CoapFormatError";
   constructor(
     message: string,
     /** What the header said, when the first four bytes were there. */

@@ -4,17 +4,11 @@
  * are CBOR themselves and are carried as the remaining bytes, never parsed here.
  */
 
-export type Value = number | Uint8Array | string | Value[] | Map<number, Value>;
+import { SessionFormatError } from "./errors.js";
 
-export class SessionFormatError extends Error {
-  override readonly name = "SessionFormatError";
-  constructor(
-    message: string,
-    readonly offset: number,
-  ) {
-    super(`${message} at byte ${offset}`);
-  }
-}
+export { SessionFormatError };
+
+export type Value = number | Uint8Array | string | Value[] | Map<number, Value>;
 
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder("utf-8", { fatal: true });

@@ -9,6 +9,7 @@
  * covers single losses; a failed exchange is retried by the pump with the same sequence numbers and
  * the same frame bytes, and the gateway drops what it already stored.
  */
+
 import {
   DICTIONARY_V1,
   type EncodedFrame,
@@ -21,6 +22,7 @@ import type { CoapEndpoint } from "../coap/endpoint.js";
 import { type CoapMessage, findOption, pathOptions, uintOption } from "../coap/message.js";
 import { Code, ContentFormat, codeString, OptionNumber } from "../coap/registry.js";
 import { type Logger, type Mac, type PeerAddress, silentLogger } from "../interfaces.js";
+import { SessionError } from "./errors.js";
 import {
   type ConnectResponse,
   type Downlink,
@@ -33,9 +35,7 @@ import {
   proofInput,
 } from "./protocol.js";
 
-export class SessionError extends Error {
-  override readonly name = "SessionError";
-}
+export { SessionError } from "./errors.js";
 
 export interface NodeClientOptions {
   readonly endpoint: CoapEndpoint;
@@ -137,9 +137,12 @@ export class NodeClient {
         echo = challenge.value;
         continue;
       }
-      throw new SessionError(`connect refused: ${codeString(response.code)} ${text(response)}`);
+      throw new SessionError(
+        "connect-refused",
+        `connect refused: ${codeString(response.code)} ${text(response)}`,
+      );
     }
-    throw new SessionError("connect refused: the gateway did not accept the proof");
+    throw new SessionError("connect-refused", "connect refused: the gateway did not accept the proof");
   }
 
   /**
@@ -174,7 +177,8 @@ export class NodeClient {
    * The node's own JID is stamped by the gateway; leave `from` out.
    */
   send(stanza: XElement): Promise<void> {
-    if (!this.session || !this.encoder) return Promise.reject(new SessionError("not connected"));
+    if (!this.session || !this.encoder)
+      return Promise.reject(new SessionError("not-connected", "not connected"));
     const encoder = this.encoder;
     return new Promise((done, failed) => {
       const frame = encoder.encode(stanza);
@@ -188,7 +192,7 @@ export class NodeClient {
    * inserts nothing into the codec tables, so losing it costs nothing later (FORMAT.md §6.5).
    */
   sendTelemetry(stanza: XElement): void {
-    if (!this.session || !this.encoder) throw new SessionError("not connected");
+    if (!this.session || !this.encoder) throw new SessionError("not-connected", "not connected");
     if (!this.telemetryPrimed) {
       // The first reading goes reliably: its inserts, once acknowledged, are what later unsequenced
       // frames reference. A session of NON frames alone would never build a table (FORMAT.md §6.5).
@@ -223,7 +227,7 @@ export class NodeClient {
    * soon as the gateway has them; each push is acknowledged with an empty uplink.
    */
   async observeDownlink(): Promise<{ cancel(): Promise<void> }> {
-    if (!this.session) throw new SessionError("not connected");
+    if (!this.session) throw new SessionError("not-connected", "not connected");
     const path = `${Paths.DOWNLINK}/${this.session.session}`;
     const observation = await this.options.endpoint.observe(this.options.gateway, path, (notification) => {
       const before = this.received;
@@ -236,14 +240,14 @@ export class NodeClient {
 
   /** Asks for downlink now (a wake-up with nothing to send). */
   async poll(): Promise<void> {
-    if (!this.session) throw new SessionError("not connected");
+    if (!this.session) throw new SessionError("not-connected", "not connected");
     await this.exchange([]);
   }
 
   close(): void {
     this.closed = true;
     this.retryTimer?.cancel();
-    for (const o of this.outbox.splice(0)) o.failed(new SessionError("client closed"));
+    for (const o of this.outbox.splice(0)) o.failed(new SessionError("closed", "client closed"));
   }
 
   private kick(): void {
@@ -306,14 +310,17 @@ export class NodeClient {
       this.acknowledgeUpTo(h);
       const bad = this.outbox.shift();
       if (bad) {
-        bad.failed(new SessionError(`the gateway could not decode frame ${h + 1}`));
+        bad.failed(new SessionError("frame-rejected", `the gateway could not decode frame ${h + 1}`));
         for (const o of this.outbox) o.seq--;
         this.nextSeq--;
       }
       return;
     }
     if (response.code !== Code.CHANGED) {
-      throw new SessionError(`uplink refused: ${codeString(response.code)} ${text(response)}`);
+      throw new SessionError(
+        "uplink-refused",
+        `uplink refused: ${codeString(response.code)} ${text(response)}`,
+      );
     }
     if (response.payload.length === 0) {
       const last = batch[batch.length - 1];

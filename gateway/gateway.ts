@@ -1,0 +1,248 @@
+/**
+ * The gateway assembled, in one place: the session layer on a CoAP endpoint (`attachGateway`, for any
+ * transport: real UDP, an in-memory lossy link, a network namespace), and the whole program from
+ * resolved configuration (`startGateway`: the data-directory lock, the store, UDP, federation, metrics
+ * and /healthz, the tick, and a clean stop). `cxmpp gateway`, the demo, the benchmarks and the test
+ * kits all start gateways through here.
+ */
+import { DICTIONARY_V1, type XElement } from "../codec/index.js";
+import type { CoapEndpoint } from "../src/core/index.js";
+import { consoleLogger, createUdpEndpoint, cryptoRandom, nodeMac, wallClock } from "../src/node/index.js";
+import { formatHostPort, type GatewayConfig } from "./config.js";
+import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
+import { GATEWAY_DEFAULTS } from "./defaults.js";
+import type { ComponentLink } from "./federation/component-link.js";
+import type { OutboxPump } from "./federation/outbox-pump.js";
+import { GatewayMetrics, type HealthReport, type MetricsServer, startMetricsServer } from "./metrics.js";
+import { GatewayService, type GatewayServiceOptions } from "./session/gateway-service.js";
+import { openStore, type Store } from "./store/index.js";
+import { packageVersion } from "./version.js";
+
+export type AttachOptions = Omit<GatewayServiceOptions, "mac" | "random" | "push" | "observed" | "devices"> &
+  Partial<Pick<GatewayServiceOptions, "mac" | "random">> &
+  (
+    | {
+        /** The durable store: its devices and journal, and its failed batches make the gateway reload. */
+        readonly store: Store;
+        readonly devices?: undefined;
+      }
+    | { readonly store?: undefined; readonly devices: GatewayServiceOptions["devices"] }
+  );
+
+/**
+ * The session layer answering on `endpoint`: downlink pushed as Observe notifications to nodes that
+ * observe (RFC 7641), node:crypto's HMAC and randomness unless the caller gives its own.
+ */
+export function attachGateway(endpoint: CoapEndpoint, options: AttachOptions): GatewayService {
+  const { store, devices, ...rest } = options;
+  const service = new GatewayService({
+    mac: nodeMac,
+    random: cryptoRandom,
+    ...(store ? { devices: store.devices, journal: store.journal } : { devices: devices! }),
+    ...rest,
+    push: (path, response) => endpoint.notify(path, response),
+    observed: (path) => endpoint.observers.count(path) > 0,
+  });
+  // After a failed commit the store is the truth (its requests got 5.03): throw away what it changed.
+  if (store) {
+    const logger = options.logger;
+    store.batch.onFailure = (error) => {
+      logger?.log("error", "gateway.store_batch_failed", { error: error.message });
+      service.reload();
+    };
+  }
+  endpoint.handle(service.handle);
+  return service;
+}
+
+export interface RunningGateway {
+  /** The CoAP address it listens on (HOST:PORT). */
+  readonly address: string;
+  readonly config: GatewayConfig;
+  /** Devices registered when it started. */
+  readonly devices: number;
+  readonly service: GatewayService;
+  readonly store: Store;
+  readonly metrics: GatewayMetrics;
+  readonly metricsAddress: string | undefined;
+  /** What /healthz answers. */
+  health(): HealthReport;
+  /** Stops listening, closes the federation link, commits and closes the store, releases the lock. */
+  stop(): Promise<void>;
+}
+
+export interface StartHooks {
+  /** Every stanza for another domain, after it is in the outbox (the benchmarks count deliveries). */
+  readonly outbound?: (stanza: XElement) => void;
+}
+
+/** Starts the gateway from resolved settings; resolves once it listens. */
+export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}): Promise<RunningGateway> {
+  const logger = consoleLogger(config.logLevel, { base: { component: "gateway" } });
+  const cleanup: (() => void | Promise<void>)[] = [];
+  const undo = async () => {
+    for (const step of cleanup.reverse()) await step();
+  };
+  try {
+    const lock: DataDirLock = lockDataDir(config.dataDir);
+    cleanup.push(() => lock.release());
+    const store = openStore(config.dataDir, { durability: config.durability });
+    cleanup.push(() => store.close()); // commits what is pending first
+    let udp: Awaited<ReturnType<typeof createUdpEndpoint>>;
+    try {
+      udp = await createUdpEndpoint({ host: config.listen.host, port: config.listen.port, logger });
+    } catch (error) {
+      throw new Error(`cannot listen on ${formatHostPort(config.listen)}: ${(error as Error).message}`);
+    }
+    cleanup.push(() => udp.close());
+    let pump: OutboxPump | undefined;
+    const service = attachGateway(udp.endpoint, {
+      store,
+      // Nodes are NAME@<xmpp_domain> (which defaults to `domain`): the component's domain when federating.
+      domain: config.xmppDomain,
+      resource: config.resource,
+      maxDownlinkBytes: config.maxDownlinkBytes,
+      mailbox: {
+        maxStanzas: config.mailboxMaxStanzas,
+        maxBytes: config.mailboxMaxBytes,
+        ttlMs: config.mailboxTtlS * 1000,
+      },
+      sessionExpiryMs: config.sessionExpiryS * 1000,
+      clock: wallClock, // stored and stamped instants: wall clock, not the process's monotonic one
+      logger,
+      outbound: (stanza) => {
+        pump?.kick();
+        hooks.outbound?.(stanza);
+      },
+    });
+
+    // Federation is loaded only when configured: local mode never loads the XMPP libraries.
+    let link: ComponentLink | undefined;
+    let fromFederation = 0;
+    if (config.xmppService) {
+      const federation = await import("./federation/index.js");
+      const inbound = new federation.NetworkInbound(service, logger, config.asleepPolicy);
+      const l = new federation.ComponentLink(
+        { service: config.xmppService, domain: config.xmppDomain, secret: config.xmppSecret ?? "", logger },
+        {
+          stanza: (stanza) => {
+            if (pump?.consume(stanza)) return;
+            fromFederation++;
+            inbound.handle(stanza);
+          },
+          online: () => {
+            pump?.online();
+            service.reannounce();
+          },
+          offline: () => pump?.offline(),
+        },
+      );
+      link = l;
+      pump = new federation.OutboxPump(store.journal, l, {
+        domain: config.xmppDomain,
+        clock: wallClock,
+        logger,
+      });
+      cleanup.push(() => l.stop());
+      await l.start();
+    }
+
+    // One scan of the sessions per tick serves the three gauges that need it (not three per scrape).
+    let census = service.census();
+    const metrics = new GatewayMetrics();
+    metrics.bind({
+      sessions: () => service.sessions.length,
+      awake: () => census.awake,
+      asleep: () => census.asleep,
+      mailboxDepth: () => census.mailbox,
+      outboxDepth: () => store.journal.outboxDepth,
+      federationUp: () => link?.online ?? false,
+    });
+    const sync = () =>
+      metrics.syncTotals({
+        stanzasFromNodes: service.stats.stanzasIn + service.stats.telemetryIn,
+        stanzasToNodes: service.stats.stanzasOut,
+        stanzasFromFederation: fromFederation,
+        stanzasToFederation: pump?.stats.sent ?? 0,
+        bytesUp: service.stats.bytesIn,
+        xmlUp: service.stats.xmlBytesIn,
+        bytesDown: service.stats.bytesOut,
+        xmlDown: service.stats.xmlBytesOut,
+        retransmissions: udp.endpoint.messages.stats.retransmissions,
+        duplicateFrames: service.stats.duplicateFrames,
+        badFrames: service.stats.badFrames,
+        tableMisses: service.stats.tableMisses,
+        mailboxFull: service.stats.mailboxFull,
+        mailboxExpired: service.stats.mailboxExpired,
+        mailboxCoalesced: service.stats.mailboxCoalesced,
+        connects: service.stats.connects,
+        refusedConnects: service.stats.refusedConnects,
+      });
+    const started = Date.now();
+    // Healthy while the store takes writes: acked means stored. Federation down is reported, not
+    // unhealthy: stanzas wait in the durable outbox until it is back.
+    const health = (): HealthReport => {
+      const storeError = store.batch.lastError;
+      return {
+        ok: storeError === undefined,
+        version: packageVersion(),
+        uptime_s: Math.round((Date.now() - started) / 1000),
+        store: storeError === undefined ? "ok" : `failing: ${storeError.message}`,
+        federation: config.xmppService ? (link?.online ? "up" : "down") : "off",
+        sessions: service.sessions.length,
+        outbox: store.journal.outboxDepth,
+      };
+    };
+    let metricsServer: MetricsServer | undefined;
+    if (config.metricsListen) {
+      const server = await startMetricsServer(metrics, config.metricsListen, health);
+      metricsServer = server;
+      cleanup.push(() => server.close());
+    }
+    const ticker = setInterval(() => {
+      try {
+        service.tick();
+        census = service.census();
+        sync();
+      } catch (error) {
+        logger.log("error", "gateway.tick_failed", { error: (error as Error).message });
+      }
+    }, GATEWAY_DEFAULTS.tickMs);
+    ticker.unref();
+    cleanup.push(() => clearInterval(ticker));
+
+    const address = udp.transport.address;
+    logger.log("info", "gateway.listening", {
+      address,
+      domain: config.xmppDomain,
+      dataDir: config.dataDir,
+      store: store.path,
+      durability: config.durability,
+      devices: store.devices.size,
+      sessions: service.sessions.length,
+      dictionary: DICTIONARY_V1.id,
+      metrics: metricsServer?.address,
+      federation: config.xmppService ?? "off (local mode: stanzas for other domains wait in the outbox)",
+    });
+    let stopped = false;
+    return {
+      address,
+      config,
+      devices: store.devices.size,
+      service,
+      store,
+      metrics,
+      metricsAddress: metricsServer?.address,
+      health,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await undo();
+        logger.log("info", "gateway.stopped", {});
+      },
+    };
+  } catch (error) {
+    await undo();
+    throw error;
+  }
+}

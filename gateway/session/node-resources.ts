@@ -1,0 +1,243 @@
+/**
+ * The gateway's CoAP resources for nodes (docs/PROTOCOL.md §3, §4): `/.well-known/core`, POST /c
+ * (connect.ts), POST /u (uplink: exactly once, in order, any uplink a wake-up), GET /d/<session>
+ * (downlink, observed by always-on nodes), and the downlink representation piggybacked on responses
+ * or pushed. Acked means stored: a request that wrote something is answered once the journal has
+ * committed it (gateway/store/write-batch.ts); if the store fails, with 5.03 and Max-Age.
+ */
+import { CodecError, type StaticDictionary } from "../../codec/index.js";
+import {
+  type Clock,
+  Code,
+  ContentFormat,
+  type Logger,
+  OptionNumber,
+  protocol,
+  type Response,
+  type ServerRequest,
+  SessionFormatError,
+  uintOption,
+  uriPath,
+} from "../../src/core/index.js";
+import type { DeviceDirectory } from "../devices.js";
+import { StoreError } from "../store/errors.js";
+import type { ConnectHandler } from "./connect.js";
+import type { SessionJournal } from "./journal.js";
+import type { NodeSession } from "./node-session.js";
+import type { PresenceBroadcaster } from "./presence.js";
+import { respond } from "./respond.js";
+import { type StanzaRouter, xmlSize } from "./router.js";
+import type { SessionRegistry } from "./session-registry.js";
+import type { GatewayStats } from "./stats.js";
+
+export interface NodeResourcesOptions {
+  readonly devices: DeviceDirectory;
+  readonly journal: SessionJournal;
+  readonly dictionary: StaticDictionary;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly stats: GatewayStats;
+  /** Largest downlink payload in one response. */
+  readonly maxDownlinkBytes: number;
+  /** Pushes a representation to the observers of a path (the endpoint's Observe notify). */
+  readonly push?: ((path: string, response: Response) => number) | undefined;
+}
+
+/** Seconds a node waits before retrying after 5.03 (RFC 7252 §5.9.3.4). */
+const STORE_RETRY_S = 5;
+const encoder = new TextEncoder();
+
+export class NodeResources {
+  constructor(
+    private readonly registry: SessionRegistry,
+    private readonly connect: ConnectHandler,
+    private readonly router: StanzaRouter,
+    private readonly presence: PresenceBroadcaster,
+    private readonly o: NodeResourcesOptions,
+  ) {}
+
+  /** The CoAP request handler of the gateway endpoint. */
+  readonly handle = (request: ServerRequest): Response | Promise<Response> => {
+    let response: Response;
+    try {
+      response = this.dispatch(request);
+      this.registry.saveTouched();
+    } catch (error) {
+      if (!(error instanceof StoreError)) throw error;
+      response = this.storeFailed(error);
+    }
+    if (!this.o.journal.pending) return response;
+    return this.o.journal.committed().then(
+      () => response,
+      (error: Error) => this.storeFailed(error),
+    );
+  };
+
+  /**
+   * Notifies an observing node of its downlink once what it carries is durable: a frame pushed before
+   * its commit could be lost with the batch after the node had taken it (docs/PROTOCOL.md §4.1).
+   */
+  pushLater(target: NodeSession): void {
+    const push = this.o.push;
+    if (!push) return;
+    const path = downlinkPath(target);
+    const response = this.representation(target, Code.CONTENT);
+    // Frames that took off moved the session's next sequence number: saved in the same batch, also
+    // when this runs outside a request (a stanza from the XMPP network).
+    this.registry.saveTouched();
+    if (!this.o.journal.pending) push(path, response);
+    else
+      this.o.journal.committed().then(
+        () => push(path, response),
+        () => {},
+      );
+  }
+
+  private storeFailed(error: Error): Response {
+    this.registry.discardTouched();
+    this.o.stats.storeFailures++;
+    this.o.logger.log("error", "gateway.store_failed", { error: error.message });
+    return {
+      code: Code.SERVICE_UNAVAILABLE,
+      options: [uintOption(OptionNumber.MAX_AGE, STORE_RETRY_S)],
+      payload: encoder.encode("store unavailable"),
+    };
+  }
+
+  private dispatch(request: ServerRequest): Response {
+    const path = uriPath(request);
+    try {
+      if (path === protocol.Paths.CORE && request.code === Code.GET) return this.core();
+      if (path === protocol.Paths.CONNECT && request.code === Code.POST) return this.connect.handle(request);
+      if (path === protocol.Paths.UPLINK && request.code === Code.POST) return this.uplink(request);
+      if (path.startsWith(`${protocol.Paths.DOWNLINK}/`) && request.code === Code.GET)
+        return this.downlink(request, path);
+      if (([protocol.Paths.CORE, protocol.Paths.CONNECT, protocol.Paths.UPLINK] as string[]).includes(path)) {
+        return respond(Code.METHOD_NOT_ALLOWED, `${path} does not take this method`);
+      }
+      return respond(Code.NOT_FOUND, `no resource /${path}`);
+    } catch (error) {
+      if (error instanceof SessionFormatError) {
+        this.o.logger.log("warn", "gateway.bad_request", { peer: request.peer, path, reason: error.message });
+        return respond(Code.BAD_REQUEST, error.message);
+      }
+      throw error;
+    }
+  }
+
+  /** RFC 6690 link format: the resources and the dictionary version. */
+  private core(): Response {
+    return {
+      code: Code.CONTENT,
+      options: [uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.LINK_FORMAT)],
+      payload: encoder.encode(protocol.linkFormat(this.o.dictionary.id)),
+    };
+  }
+
+  private uplink(request: ServerRequest): Response {
+    const session = this.registry.at(request.peer);
+    if (!session) return respond(Code.UNAUTHORIZED, "no session: connect first");
+    const current = this.o.devices.find(session.device.identity);
+    if (!current || current.revoked) {
+      // Revoked (or removed) while connected: refused at once, and the session ends.
+      this.registry.detach(session, request.peer);
+      this.o.logger.log("warn", "gateway.revoked", { jid: session.jid });
+      return respond(Code.FORBIDDEN, "device revoked");
+    }
+    const stats = this.o.stats;
+    stats.bytesIn += request.payload.length;
+    const u = protocol.decodeUplink(request.payload);
+    // Any uplink is a wake-up (docs/PROTOCOL.md §4.2): nothing else to say, nothing to lose.
+    session.lastSeen = this.o.clock.now();
+    if (u.wake !== undefined) session.wake = u.wake;
+    session.acknowledge(u.ack);
+    this.registry.touch(session);
+    this.presence.show(session);
+    if (u.seq === 0) {
+      for (const frame of u.frames) {
+        try {
+          const stanza = session.telemetry(frame);
+          stats.telemetryIn++;
+          stats.xmlBytesIn += xmlSize(stanza);
+          this.router.fromNode(session, stanza);
+        } catch (error) {
+          if (!(error instanceof CodecError)) throw error;
+          stats.badFrames++;
+          if (error.code === "UNKNOWN_REF") stats.tableMisses++;
+          this.o.logger.log("warn", "gateway.bad_telemetry", { jid: session.jid, error: error.message });
+        }
+      }
+      return this.downlinkResponse(session, true);
+    }
+    const before = session.h;
+    const result = session.uplink(u.seq, u.frames);
+    if (session.h !== before) this.registry.touch(session);
+    stats.duplicateFrames += Math.max(0, Math.min(before, u.seq + u.frames.length - 1) - u.seq + 1);
+    for (const stanza of result.accepted) {
+      stats.stanzasIn++;
+      stats.xmlBytesIn += xmlSize(stanza);
+      this.router.fromNode(session, stanza);
+    }
+    if (result.failed) {
+      stats.badFrames++;
+      if (result.failed.error.code === "UNKNOWN_REF") stats.tableMisses++;
+      this.o.logger.log("warn", "gateway.bad_frame", {
+        jid: session.jid,
+        seq: result.failed.seq,
+        error: result.failed.error.message,
+      });
+      return {
+        code: Code.BAD_REQUEST,
+        options: [],
+        payload: protocol.encodeDownlink({ h: session.h, dseq: session.delivered + 1, frames: [] }),
+      };
+    }
+    const complete = session.h >= u.seq + u.frames.length - 1;
+    return this.downlinkResponse(session, complete);
+  }
+
+  /**
+   * GET /d/<session>, observed by always-on nodes (RFC 7641): the waiting downlink now, and a
+   * notification whenever more arrives. The node acknowledges with its next uplink (`ack`).
+   */
+  private downlink(request: ServerRequest, path: string): Response {
+    const session = this.registry.at(request.peer);
+    if (!session || path !== downlinkPath(session)) {
+      return respond(Code.UNAUTHORIZED, "no such session at this address");
+    }
+    return this.representation(session, Code.CONTENT);
+  }
+
+  /** The waiting downlink as a response: `[h, dseq, more?]` and up to maxDownlinkBytes of frames. */
+  private representation(session: NodeSession, code: number): Response & { readonly frames: number } {
+    const pending = session.pending(this.o.maxDownlinkBytes);
+    const payload = protocol.encodeDownlink({
+      h: session.h,
+      dseq: pending.dseq,
+      more: pending.more,
+      frames: pending.frames,
+    });
+    this.o.stats.bytesOut += pending.firstSent;
+    if (pending.firstSent > 0) this.registry.touch(session); // its next downlink sequence number moved
+    return {
+      code,
+      options: [uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION)],
+      payload,
+      frames: pending.frames.length,
+    };
+  }
+
+  /** 2.04 with the waiting downlink; empty when everything was stored and nothing waits. */
+  private downlinkResponse(session: NodeSession, complete: boolean): Response {
+    if (complete && session.mailbox.length === 0)
+      return { code: Code.CHANGED, options: [], payload: new Uint8Array(0) };
+    const response = this.representation(session, Code.CHANGED);
+    this.o.stats.stanzasOut += response.frames;
+    return response;
+  }
+}
+
+/** The downlink resource of a session: /d/<id> (docs/PROTOCOL.md §4.1). */
+export function downlinkPath(session: NodeSession): string {
+  return `${protocol.Paths.DOWNLINK}/${session.id}`;
+}

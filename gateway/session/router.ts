@@ -1,0 +1,168 @@
+/**
+ * Where stanzas go (docs/PROTOCOL.md §4, §6): from a node (its `from` already stamped) to another node
+ * of this gateway, to the durable outbox for other domains, or back as an RFC 6120 §8.3 error; into a
+ * node's mailbox (coalescing what only matters fresh, a XEP-0203 <delay/> while it sleeps), with iq
+ * ids tracked so that results are never spoofable. It does not speak CoAP: a waiting observer is told
+ * through `pushDownlink`.
+ */
+import { attr, StatelessEncoder, type XElement } from "../../codec/index.js";
+import type { Clock, Logger } from "../../src/core/index.js";
+import type { Device, DeviceDirectory } from "../devices.js";
+import { withDelay } from "../xml/stamps.js";
+import { StanzaError } from "../xml/stanza-error.js";
+import { xmlByteLength } from "../xml/stanza-xml.js";
+import type { IqTracker } from "./iq-tracker.js";
+import type { SessionJournal } from "./journal.js";
+import { classify, type MailboxLimits } from "./mailbox.js";
+import type { NodeSession } from "./node-session.js";
+import type { SessionRegistry } from "./session-registry.js";
+import type { GatewayStats } from "./stats.js";
+
+export type Delivery = "queued" | "coalesced" | "full" | "refused";
+
+export interface RouterOptions {
+  readonly devices: DeviceDirectory;
+  readonly journal: SessionJournal;
+  readonly domain: string;
+  readonly mailbox: MailboxLimits;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly stats: GatewayStats;
+  /** Stanzas addressed outside this gateway (after they are in the outbox). */
+  readonly outbound?: ((stanza: XElement) => void) | undefined;
+  /** Whether an awake node observes its downlink, so that new stanzas are pushed to it. */
+  readonly observing: (session: NodeSession) => boolean;
+  /** Pushes a node's waiting downlink to it (once durable). */
+  readonly pushDownlink: (session: NodeSession) => void;
+}
+
+export class StanzaRouter {
+  private readonly packer = new StatelessEncoder();
+
+  constructor(
+    private readonly registry: SessionRegistry,
+    private readonly iqs: IqTracker,
+    private readonly o: RouterOptions,
+  ) {}
+
+  /**
+   * A stanza a node sent (its `from` stamped): an iq result must answer a request the node was actually
+   * sent (it then leaves with the requester's id and address); requests are remembered for their results.
+   */
+  fromNode(session: NodeSession, stanza: XElement): void {
+    if (stanza.name === "iq") {
+      const type = attr(stanza, "type");
+      const id = attr(stanza, "id") ?? "";
+      if (type === "result" || type === "error") {
+        const asked = this.iqs.resultFromNode(session.identity, id);
+        if (!asked) {
+          this.o.stats.unsolicited++;
+          this.o.logger.log("warn", "gateway.iq_unsolicited", { jid: session.jid, id });
+          return;
+        }
+        stanza = withAttrs(stanza, { id: asked.id, to: asked.requester });
+      } else {
+        const to = attr(stanza, "to");
+        if (to !== undefined) this.iqs.requestFromNode(session.identity, id, to);
+      }
+    }
+    this.route(stanza);
+  }
+
+  /**
+   * Routes a stanza from a node: to another node of this gateway (its mailbox), to the outbox for other
+   * domains, or back as an error for a local JID nobody owns (RFC 6120 §8.3.3.19 service-unavailable)
+   * or a full mailbox (§8.3.3.18 resource-constraint).
+   */
+  route(stanza: XElement): void {
+    const to = attr(stanza, "to");
+    if (to === undefined) return; // addressed to the node's own account: nothing to do yet
+    const bare = to.split("/")[0]!;
+    const domain = bare.includes("@") ? bare.slice(bare.indexOf("@") + 1) : bare;
+    if (domain !== this.o.domain) {
+      this.o.journal.outboxAdd(stanza, this.o.clock.now());
+      this.o.outbound?.(stanza);
+      return;
+    }
+    const device = this.o.devices.byJid(bare);
+    if (!device) {
+      this.bounce(stanza, new StanzaError("service-unavailable"));
+      return;
+    }
+    if (this.deliver(this.registry.ensure(device), stanza) === "full")
+      this.bounce(stanza, new StanzaError("resource-constraint"));
+  }
+
+  /** Delivers a stanza from the network to a provisioned device (its session made if it has none). */
+  deliverTo(device: Device, stanza: XElement): Delivery {
+    return this.deliver(this.registry.ensure(device), stanza);
+  }
+
+  /**
+   * Puts a stanza in a node's mailbox (coalescing what only matters fresh) and pushes it to an awake
+   * observer. A stanza held for a sleeping node carries a XEP-0203 <delay/> with the time it came.
+   */
+  deliver(target: NodeSession, stanza: XElement): Delivery {
+    const now = this.o.clock.now();
+    if (stanza.name === "iq") {
+      const type = attr(stanza, "type");
+      const id = attr(stanza, "id") ?? "";
+      const from = attr(stanza, "from") ?? "";
+      if (type === "result" || type === "error") {
+        if (!this.iqs.resultToNode(target.identity, id, from)) {
+          this.o.stats.unsolicited++;
+          this.o.logger.log("warn", "gateway.iq_unsolicited", { to: target.jid, from, id });
+          return "refused";
+        }
+      } else stanza = withAttrs(stanza, { id: this.iqs.requestToNode(target.identity, id, from) });
+    }
+    const held = target.peer === undefined || target.asleep(now);
+    // Classified as it came: the <delay/> added below is not part of what it means.
+    const { priority, coalesce } = classify(stanza);
+    const s = held ? withDelay(stanza, this.o.domain, now) : stanza;
+    const packed = this.packer.encode(s).bytes;
+    const item = {
+      stanza: s,
+      priority,
+      coalesce,
+      bytes: packed.length,
+      queuedAt: now,
+      expiresAt: now + this.o.mailbox.ttlMs,
+    };
+    const admission = target.mailbox.admit(item);
+    if (admission.kind === "full") {
+      this.o.stats.mailboxFull++;
+      this.o.logger.log("warn", "gateway.mailbox_full", { jid: target.jid, depth: target.mailbox.length });
+      return "full";
+    }
+    if (admission.kind === "coalesced") {
+      target.mailbox.remove(admission.replaced.id);
+      this.o.journal.mailboxRemove([admission.replaced.id]);
+      this.o.stats.mailboxCoalesced++;
+    }
+    target.mailbox.add({ ...item, id: this.o.journal.mailboxAdd(target.identity, item, packed) });
+    this.o.stats.xmlBytesOut += xmlSize(s);
+    if (target.peer !== undefined && !held && this.o.observing(target)) this.o.pushDownlink(target);
+    return admission.kind;
+  }
+
+  /** An error reply to the sender of `stanza`, if it is one of this gateway's nodes. */
+  private bounce(stanza: XElement, error: StanzaError): void {
+    const from = attr(stanza, "from");
+    if (from === undefined || attr(stanza, "type") === "error") return; // never answer an error with one
+    const sender = this.registry.ofJid(from);
+    if (sender) this.deliver(sender, error.reply(stanza));
+  }
+}
+
+/** A stanza's size as XML, for the bytes-saved figures (counted, not serialised). */
+export function xmlSize(stanza: XElement): number {
+  return xmlByteLength(stanza, "jabber:client"); // as inside a client stream
+}
+
+/** The stanza with some top-level attributes set (replaced or added). */
+function withAttrs(stanza: XElement, values: Record<string, string>): XElement {
+  const attrs = stanza.attrs.filter((a) => !(a.ns === "" && a.name in values));
+  for (const [name, value] of Object.entries(values)) attrs.push({ ns: "", name, value });
+  return { ...stanza, attrs };
+}
