@@ -25,7 +25,8 @@ export class WriteBatch {
       try {
         this.db.exec("BEGIN IMMEDIATE");
       } catch (error) {
-        throw storeError(this.path, "beginning a transaction", error);
+        this.lastError = storeError(this.path, "beginning a transaction", error);
+        throw this.lastError;
       }
       this.open = true;
       this.schedule(() => this.commit());
@@ -89,7 +90,10 @@ export class WriteBatch {
     }
   }
 
-  /** The error of the last batch if it failed; undefined once a batch commits again (health checks). */
+  /**
+   * The error of the last batch if it failed (or could not begin); undefined once a batch commits
+   * again. The gateway's /healthz reads it: acked means stored, so a store that fails is unhealthy.
+   */
   lastError: Error | undefined;
 
   private readonly rollbackHooks: (() => void)[] = [];
