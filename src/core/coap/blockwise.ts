@@ -10,13 +10,26 @@
  *
  * Neither knows about message ids, retransmission or Observe: each block is an ordinary exchange of
  * the ExchangeLayer below, with its own token. Block-wise Observe notifications (§2.6) are not done.
+ *
+ * Any datagram can start a Block1 body or make the server keep a Block2 copy, so both tables are
+ * capped (CoapLimits): when full, the least recently used entry is evicted — a flood of never-finished
+ * transfers from spoofed ports displaces other idle ones, not a transfer that keeps moving — and error
+ * responses are never cut into blocks (a 4.xx/5.xx payload is a short diagnostic, at most one block).
  */
 
 import { equalBytes } from "../bytes.js";
 import type { Cancellable, Clock, PeerAddress, Random } from "../interfaces.js";
 import type { TimerQueue } from "../timer-queue.js";
 import { CoapError } from "./errors.js";
-import type { ExchangeLayer, Request, RequestHandler, Response, ServerRequest } from "./exchange-layer.js";
+import {
+  type ExchangeLayer,
+  limitErrorPayload,
+  type Request,
+  type RequestHandler,
+  type Response,
+  type ServerRequest,
+} from "./exchange-layer.js";
+import { type CoapLimits, DEFAULT_COAP_LIMITS } from "./limits.js";
 import {
   type BlockValue,
   blockOption,
@@ -43,15 +56,12 @@ export interface BlockwiseOptions {
   readonly assemblyLifetimeMs: number;
   /** How long a response cut into Block2 blocks is kept for its later blocks. Default 60 s. */
   readonly representationLifetimeMs: number;
-  /** Incomplete assemblies held at once; beyond that a new transfer gets 5.03. Default 64. */
-  readonly maxAssemblies: number;
 }
 
 export const DEFAULT_BLOCKWISE: Omit<BlockwiseOptions, "assemblyLifetimeMs"> = Object.freeze({
   szx: 6,
   maxBodyBytes: 16 * 1024,
   representationLifetimeMs: 60_000,
-  maxAssemblies: 64,
 });
 
 /** A block-wise transfer the client cannot complete (bad block sequence, changed representation, too large). */
@@ -64,6 +74,7 @@ const EMPTY = new Uint8Array(0);
 // --- server ---------------------------------------------------------------------------------------
 
 interface Assembly {
+  readonly peer: PeerAddress;
   readonly chunks: Uint8Array[];
   length: number;
   /** Offset and num of the last block taken, to answer a re-sent block again without taking it twice. */
@@ -75,22 +86,47 @@ interface Assembly {
 interface Representation {
   readonly response: Response;
   readonly etag: Uint8Array;
+  /** Body and key: what keeping it costs. */
+  readonly bytes: number;
   expires: number;
+}
+
+export interface BlockwiseServerStats {
+  /** Assemblies dropped because their peer's share or the whole table was full. */
+  assembliesEvicted: number;
+  /** Representations dropped because the table was full (by count or bytes). */
+  representationsEvicted: number;
+  /** Responses larger than the byte cap, served without a copy. */
+  representationsNotKept: number;
+  /** Error responses cut to maxErrorPayloadBytes (or one block, when smaller) on their way out. */
+  errorPayloadsCut: number;
 }
 
 /**
  * Server side of RFC 7959. Expired assemblies and representations are dropped by one periodic sweep
- * on the endpoint's TimerQueue, not a timer each.
+ * on the endpoint's TimerQueue, not a timer each. Both maps are kept in least-recently-used order
+ * (an entry is moved to the end when used), so the first entry is the one to evict.
  */
 export class BlockwiseServer {
+  readonly stats: BlockwiseServerStats = {
+    assembliesEvicted: 0,
+    representationsEvicted: 0,
+    representationsNotKept: 0,
+    errorPayloadsCut: 0,
+  };
   private readonly assemblies = new Map<string, Assembly>();
+  /** Assembly keys per peer, least recently used first. */
+  private readonly assembliesByPeer = new Map<PeerAddress, Set<string>>();
+  private assemblyBytes = 0;
   private readonly representations = new Map<string, Representation>();
+  private representationBytes = 0;
   private sweep: Cancellable | undefined;
 
   constructor(
     private readonly timers: TimerQueue,
     private readonly clock: Clock,
     private readonly options: BlockwiseOptions,
+    private readonly limits: CoapLimits = DEFAULT_COAP_LIMITS,
   ) {}
 
   /** The handler the ExchangeLayer calls: blocks in, whole requests to `inner`, blocks out. */
@@ -98,9 +134,19 @@ export class BlockwiseServer {
     return (request) => this.serve(request, inner);
   }
 
-  /** Incomplete Block1 assemblies and cached Block2 representations held now. */
-  get held(): { assemblies: number; representations: number } {
-    return { assemblies: this.assemblies.size, representations: this.representations.size };
+  /** Incomplete Block1 assemblies and cached Block2 representations held now, and their bytes. */
+  get held(): {
+    assemblies: number;
+    assemblyBytes: number;
+    representations: number;
+    representationBytes: number;
+  } {
+    return {
+      assemblies: this.assemblies.size,
+      assemblyBytes: this.assemblyBytes,
+      representations: this.representations.size,
+      representationBytes: this.representationBytes,
+    };
   }
 
   private serve(request: ServerRequest, inner: RequestHandler): Response | Promise<Response> {
@@ -135,13 +181,13 @@ export class BlockwiseServer {
       };
     let a = this.assemblies.get(key);
     if (b.num === 0 && a) {
-      this.assemblies.delete(key); // block 0 starts the body afresh (RFC 9175 §3.4)
+      this.dropAssembly(key); // block 0 starts the body afresh (RFC 9175 §3.4)
       a = undefined;
     }
     if (a && b.more && offset === a.lastOffset && b.num === a.lastNum) return { response: this.proceed(b) };
     if (offset !== (a?.length ?? 0)) {
-      // A gap, or a later block with no assembly started (e.g. expired): §2.9.2.
-      this.assemblies.delete(key);
+      // A gap, or a later block with no assembly started (e.g. expired or evicted): §2.9.2.
+      this.dropAssembly(key);
       return { response: status(Code.REQUEST_ENTITY_INCOMPLETE, "block does not continue the body") };
     }
     const announced = optionUint(request, OptionNumber.SIZE1) ?? 0;
@@ -149,7 +195,7 @@ export class BlockwiseServer {
       offset + request.payload.length > this.options.maxBodyBytes ||
       announced > this.options.maxBodyBytes
     ) {
-      this.assemblies.delete(key);
+      this.dropAssembly(key);
       // §2.9.3: 4.13 with Size1 telling the largest body we take.
       return {
         response: {
@@ -160,7 +206,7 @@ export class BlockwiseServer {
       };
     }
     if (!b.more) {
-      this.assemblies.delete(key);
+      this.dropAssembly(key);
       const payload = a
         ? concat([...a.chunks, request.payload], offset + request.payload.length)
         : request.payload;
@@ -168,18 +214,54 @@ export class BlockwiseServer {
       return { complete: { ...request, options, payload } };
     }
     if (!a) {
-      if (this.assemblies.size >= this.options.maxAssemblies)
-        return { response: status(Code.SERVICE_UNAVAILABLE, "too many block-wise transfers") };
-      a = { chunks: [], length: 0, lastOffset: 0, lastNum: 0, expires: 0 };
-      this.assemblies.set(key, a);
+      this.makeRoomForAssembly(request.peer);
+      a = { peer: request.peer, chunks: [], length: 0, lastOffset: 0, lastNum: 0, expires: 0 };
+      this.assembliesByPeer.set(
+        request.peer,
+        (this.assembliesByPeer.get(request.peer) ?? new Set()).add(key),
+      );
+    } else {
+      // Moved to the young end of both orders: a transfer that keeps moving is never the one evicted.
+      this.assemblies.delete(key);
+      const mine = this.assembliesByPeer.get(request.peer)!;
+      mine.delete(key);
+      mine.add(key);
     }
+    this.assemblies.set(key, a);
     a.chunks.push(request.payload);
     a.length += request.payload.length;
+    this.assemblyBytes += request.payload.length;
     a.lastOffset = offset;
     a.lastNum = b.num;
     a.expires = this.clock.now() + this.options.assemblyLifetimeMs;
     this.armSweep();
     return { response: this.proceed(b) };
+  }
+
+  /**
+   * Before a new assembly of `peer`: evicts that peer's least recently continued one when it holds
+   * its share, else the least recently continued of all when the table is full.
+   */
+  private makeRoomForAssembly(peer: PeerAddress): void {
+    const mine = this.assembliesByPeer.get(peer);
+    if (mine && mine.size >= this.limits.maxAssembliesPerPeer) {
+      this.dropAssembly(mine.values().next().value!);
+      this.stats.assembliesEvicted++;
+    }
+    while (this.assemblies.size >= this.limits.maxAssemblies) {
+      this.dropAssembly(this.assemblies.keys().next().value!);
+      this.stats.assembliesEvicted++;
+    }
+  }
+
+  private dropAssembly(key: string): void {
+    const a = this.assemblies.get(key);
+    if (!a) return;
+    this.assemblies.delete(key);
+    this.assemblyBytes -= a.length;
+    const mine = this.assembliesByPeer.get(a.peer);
+    mine?.delete(key);
+    if (mine?.size === 0) this.assembliesByPeer.delete(a.peer);
   }
 
   /** 2.31 Continue echoing the block taken (§2.3). */
@@ -193,9 +275,12 @@ export class BlockwiseServer {
     b: BlockValue,
     inner: RequestHandler,
   ): Response | Promise<Response> {
-    const kept = this.representations.get(representationKey(request));
+    const key = representationKey(request);
+    const kept = this.representations.get(key);
     if (kept && kept.expires > this.clock.now()) {
       kept.expires = this.clock.now() + this.options.representationLifetimeMs;
+      this.representations.delete(key); // to the young end: in use, not to be evicted
+      this.representations.set(key, kept);
       return this.slice(kept, b);
     }
     if (request.code !== Code.GET && request.code !== Code.FETCH)
@@ -207,6 +292,8 @@ export class BlockwiseServer {
   /**
    * A response larger than one block is kept and its block `num` returned (block 0 normally). The
    * block size is ours, or smaller when the request asked for smaller (early negotiation, §2.4).
+   * An error response is never kept nor cut into blocks: its payload is cut to fit one block (and
+   * maxErrorPayloadBytes) instead.
    */
   private cut(
     request: ServerRequest,
@@ -215,17 +302,45 @@ export class BlockwiseServer {
     num: number,
   ): Response {
     const szx = Math.min(this.options.szx, asked?.szx ?? this.options.szx);
+    if (codeClass(response.code) >= 4) {
+      const short = limitErrorPayload(response, Math.min(blockSize(szx), this.limits.maxErrorPayloadBytes));
+      if (short !== response) this.stats.errorPayloadsCut++;
+      return short;
+    }
     if (response.payload.length <= blockSize(szx) && num === 0) return response;
     // An ETag lets the client notice the representation changing between blocks (§2.4).
     const etag = findOption(response, OptionNumber.ETAG)?.value ?? fnv1a(response.payload);
+    const key = representationKey(request);
     const kept: Representation = {
       response,
       etag,
+      bytes: response.payload.length + key.length,
       expires: this.clock.now() + this.options.representationLifetimeMs,
     };
-    this.representations.set(representationKey(request), kept);
-    this.armSweep();
+    this.dropRepresentation(key);
+    if (kept.bytes > this.limits.maxRepresentationBytes) {
+      // Served without a copy: later blocks of a GET/FETCH are computed again, others get 4.08.
+      this.stats.representationsNotKept++;
+    } else {
+      while (
+        this.representations.size >= this.limits.maxRepresentations ||
+        this.representationBytes + kept.bytes > this.limits.maxRepresentationBytes
+      ) {
+        this.dropRepresentation(this.representations.keys().next().value!);
+        this.stats.representationsEvicted++;
+      }
+      this.representations.set(key, kept);
+      this.representationBytes += kept.bytes;
+      this.armSweep();
+    }
     return this.slice(kept, { num, more: false, szx: asked?.szx ?? szx });
+  }
+
+  private dropRepresentation(key: string): void {
+    const r = this.representations.get(key);
+    if (!r) return;
+    this.representations.delete(key);
+    this.representationBytes -= r.bytes;
   }
 
   private slice(kept: Representation, asked: BlockValue): Response {
@@ -256,8 +371,8 @@ export class BlockwiseServer {
     this.sweep = this.timers.after(period, () => {
       this.sweep = undefined;
       const now = this.clock.now();
-      for (const [k, a] of this.assemblies) if (a.expires <= now) this.assemblies.delete(k);
-      for (const [k, r] of this.representations) if (r.expires <= now) this.representations.delete(k);
+      for (const [k, a] of this.assemblies) if (a.expires <= now) this.dropAssembly(k);
+      for (const [k, r] of this.representations) if (r.expires <= now) this.dropRepresentation(k);
       if (this.assemblies.size + this.representations.size > 0) this.armSweep();
     });
   }

@@ -22,6 +22,9 @@
  * ObserveServer (registration), then the application handler. Notifications skip the ExchangeLayer:
  * they are responses with the observer's token, sent by the MessageLayer. One TimerQueue serves every
  * timer of the endpoint; clock, random and scheduler are injected.
+ *
+ * Every table a peer can fill without authenticating (deduplication, Block1 assemblies, Block2 copies,
+ * observers) is capped by `limits` (coap/limits.ts); `tables()` shows their sizes and evictions.
  */
 import {
   type Clock,
@@ -41,6 +44,7 @@ import {
   type RequestHandler,
   type Response,
 } from "./exchange-layer.js";
+import { type CoapLimits, type CoapTables, resolveCoapLimits } from "./limits.js";
 import type { CoapMessage } from "./message.js";
 import { MessageLayer } from "./message-layer.js";
 import {
@@ -64,6 +68,8 @@ export interface EndpointOptions {
   /** Block size and limits (RFC 7959); assemblies expire after EXCHANGE_LIFETIME unless set. */
   readonly blockwise?: Readonly<Partial<BlockwiseOptions>>;
   readonly observe?: Readonly<Partial<ObserveServerOptions>>;
+  /** Caps on the tables unauthenticated peers can fill; what is left out keeps its default. */
+  readonly limits?: Readonly<Partial<CoapLimits>>;
 }
 
 export class CoapEndpoint {
@@ -71,6 +77,7 @@ export class CoapEndpoint {
   readonly messages: MessageLayer;
   readonly exchanges: ExchangeLayer;
   readonly transmission: TransmissionParameters;
+  readonly limits: CoapLimits;
   readonly blockwise: BlockwiseOptions;
   readonly blockServer: BlockwiseServer;
   readonly blockClient: BlockwiseClient;
@@ -83,6 +90,7 @@ export class CoapEndpoint {
       { ...DEFAULT_TRANSMISSION, ...options.transmission },
       options.transmission ?? {},
     );
+    this.limits = resolveCoapLimits(options.limits);
     this.timers = new TimerQueue(options.clock, options.scheduler);
     this.messages = new MessageLayer(
       options.transport,
@@ -91,6 +99,7 @@ export class CoapEndpoint {
       options.random,
       this.transmission,
       logger,
+      this.limits,
     );
     const exchange: ExchangeOptions = {
       tokenLength: 4,
@@ -98,7 +107,14 @@ export class CoapEndpoint {
       responseTimeoutMs: maxTransmitWait(this.transmission),
       ...options.exchange,
     };
-    this.exchanges = new ExchangeLayer(this.messages, this.timers, options.random, exchange, logger);
+    this.exchanges = new ExchangeLayer(
+      this.messages,
+      this.timers,
+      options.random,
+      exchange,
+      logger,
+      this.limits,
+    );
     this.blockwise = {
       ...DEFAULT_BLOCKWISE,
       assemblyLifetimeMs: this.transmission.exchangeLifetimeMs,
@@ -106,12 +122,13 @@ export class CoapEndpoint {
     };
     if (!Number.isInteger(this.blockwise.szx) || this.blockwise.szx < 0 || this.blockwise.szx > 6)
       throw new RangeError(`block szx ${this.blockwise.szx} is not 0-6 (RFC 7959 §2.2)`);
-    this.blockServer = new BlockwiseServer(this.timers, options.clock, this.blockwise);
+    this.blockServer = new BlockwiseServer(this.timers, options.clock, this.blockwise, this.limits);
     this.blockClient = new BlockwiseClient(this.exchanges, options.random, this.blockwise);
     this.observers = new ObserveServer(
       this.messages,
       { ...DEFAULT_OBSERVE_SERVER, ...options.observe },
       logger,
+      this.limits,
     );
     this.observations = new ObserveClient(this.exchanges, options.clock);
   }
@@ -139,6 +156,34 @@ export class CoapEndpoint {
   /** Notifies every observer of `path` (RFC 7641 §4.2); returns how many there are. */
   notify(path: string, response: Response, options?: { readonly confirmable?: boolean }): number {
     return this.observers.notify(path, response, options);
+  }
+
+  /**
+   * The sizes of the tables unauthenticated peers can fill and what was evicted from them: sizes and
+   * counters the layers already keep, no scan, so metrics may read it every second.
+   */
+  tables(): CoapTables {
+    const held = this.blockServer.held;
+    const block = this.blockServer.stats;
+    return {
+      dedup: this.messages.remembered,
+      dedupBytes: this.messages.rememberedBytes,
+      assemblies: held.assemblies,
+      assemblyBytes: held.assemblyBytes,
+      representations: held.representations,
+      representationBytes: held.representationBytes,
+      observers: this.observers.count(),
+      evicted: {
+        dedup: this.messages.stats.dedupEvicted,
+        assemblies: block.assembliesEvicted,
+        representations: block.representationsEvicted,
+        observers: this.observers.stats.evicted,
+      },
+      observersReplaced: this.observers.stats.replaced,
+      representationsNotKept: block.representationsNotKept,
+      errorPayloadsCut: this.exchanges.errorPayloadsCut + block.errorPayloadsCut,
+      limits: this.limits,
+    };
   }
 
   close(): void {

@@ -8,9 +8,18 @@ import { equalBytes, randomBytes } from "../bytes.js";
 import type { Logger, PeerAddress, Random } from "../interfaces.js";
 import type { TimerQueue } from "../timer-queue.js";
 import { ResponseTimeout } from "./errors.js";
-import type { CoapMessage, CoapOption } from "./message.js";
+import { type CoapLimits, DEFAULT_COAP_LIMITS } from "./limits.js";
+import { type CoapMessage, type CoapOption, optionUint } from "./message.js";
 import { type Incoming, isRequest, type MessageLayer } from "./message-layer.js";
-import { Code, codeClass, isCritical, KNOWN_OPTIONS, MessageType, OptionNumber } from "./registry.js";
+import {
+  Code,
+  ContentFormat,
+  codeClass,
+  isCritical,
+  KNOWN_OPTIONS,
+  MessageType,
+  OptionNumber,
+} from "./registry.js";
 
 export interface Request {
   readonly code: number;
@@ -53,6 +62,8 @@ export interface ExchangeOptions {
 export class ExchangeLayer {
   private readonly waiting = new Map<string, Waiting>(); // key: peer + token hex
   private handler: RequestHandler = () => ({ code: Code.NOT_FOUND, options: [], payload: new Uint8Array(0) });
+  /** Error responses whose payload was cut to maxErrorPayloadBytes. */
+  errorPayloadsCut = 0;
 
   constructor(
     private readonly messages: MessageLayer,
@@ -60,6 +71,7 @@ export class ExchangeLayer {
     private readonly random: Random,
     private readonly options: ExchangeOptions,
     private readonly logger: Logger,
+    private readonly limits: Pick<CoapLimits, "maxErrorPayloadBytes"> = DEFAULT_COAP_LIMITS,
   ) {
     messages.onIncoming((incoming) => this.incoming(incoming));
   }
@@ -184,7 +196,10 @@ export class ExchangeLayer {
   private serve(incoming: Incoming): void {
     const { message, peer } = incoming;
     const confirmable = message.type === MessageType.CON;
-    const reply = (response: Response) => {
+    const reply = (answer: Response) => {
+      // However a handler got there, an error answer stays a short diagnostic (CoapLimits).
+      const response = limitErrorPayload(answer, this.limits.maxErrorPayloadBytes);
+      if (response !== answer) this.errorPayloadsCut++;
       if (suppressed(message, response.code)) {
         // No-Response (RFC 7967 §2): the client is not interested in this class of answer.
         if (confirmable) incoming.acknowledge();
@@ -233,6 +248,31 @@ export class ExchangeLayer {
   get open(): number {
     return this.waiting.size;
   }
+}
+
+const ELLIPSIS = new TextEncoder().encode("…");
+
+/**
+ * A 4.xx/5.xx response with at most `maxBytes` of payload: the same object when it already fits. A
+ * diagnostic (no Content-Format, or text/plain; RFC 7252 §5.5.2) is cut at a UTF-8 character boundary
+ * and ends with "…"; a payload in another format loses it and its Content-Format, since a cut
+ * representation would not parse. Success responses are returned as they are.
+ */
+export function limitErrorPayload(response: Response, maxBytes: number): Response {
+  if (codeClass(response.code) < 4 || response.payload.length <= maxBytes) return response;
+  const format = optionUint(response, OptionNumber.CONTENT_FORMAT);
+  if (format !== undefined && format !== ContentFormat.TEXT_PLAIN) {
+    const options = response.options.filter((o) => o.number !== OptionNumber.CONTENT_FORMAT);
+    return { ...response, options, payload: new Uint8Array(0) };
+  }
+  const room = maxBytes >= ELLIPSIS.length * 2 ? maxBytes - ELLIPSIS.length : maxBytes;
+  let end = room;
+  // Back over UTF-8 continuation bytes (10xxxxxx): never split a character.
+  while (end > 0 && (response.payload[end]! & 0xc0) === 0x80) end--;
+  const payload = new Uint8Array(end + (room < maxBytes ? ELLIPSIS.length : 0));
+  payload.set(response.payload.subarray(0, end));
+  if (room < maxBytes) payload.set(ELLIPSIS, end);
+  return { ...response, payload };
 }
 
 /** RFC 7967 §2.1: bit 2 suppresses 2.xx, bit 8 4.xx, bit 16 5.xx responses. */

@@ -5,11 +5,15 @@
  *
  * Deduplication (§4.5) keeps, per (peer, message id), the reply that was sent, so a retransmitted CON
  * gets the same ACK again instead of being processed twice; entries expire after EXCHANGE_LIFETIME
- * (NON_LIFETIME for NON). Only the reply bytes are kept, not the request.
+ * (NON_LIFETIME for NON). Only the reply bytes are kept, not the request. The table is capped
+ * (CoapLimits.maxDedupEntries, maxDedupBytes): when full, the oldest pair is forgotten first and counted
+ * in `stats.dedupEvicted`. What that loses: a retransmission of a forgotten message, arriving later
+ * than the table's span, is processed again (cxmpp's session sequence numbers keep uplink exactly once).
  */
 import type { DatagramTransport, Logger, PeerAddress, Random } from "../interfaces.js";
 import type { TimerQueue } from "../timer-queue.js";
 import { EndpointClosed, ResetByPeer, RetransmitsExceeded } from "./errors.js";
+import { type CoapLimits, DEFAULT_COAP_LIMITS } from "./limits.js";
 import { CoapFormatError, type CoapMessage, parseMessage, serializeMessage } from "./message.js";
 import { Code, codeClass, MessageType, type TransmissionParameters } from "./registry.js";
 
@@ -32,6 +36,8 @@ export interface MessageLayerStats {
   retransmissions: number;
   duplicates: number;
   malformed: number;
+  /** Deduplication entries forgotten before their lifetime because the table was full. */
+  dedupEvicted: number;
 }
 
 interface Outstanding {
@@ -58,12 +64,16 @@ export class MessageLayer {
     retransmissions: 0,
     duplicates: 0,
     malformed: 0,
+    dedupEvicted: 0,
   };
   private nextId: number;
   private readonly outstanding = new Map<string, Outstanding>(); // key: peer + mid
   private readonly inFlight = new Map<PeerAddress, number>();
   private readonly queued = new Map<PeerAddress, Array<() => void>>();
+  /** In insertion order, which is age order: the first entry is the oldest (evicted first). */
   private readonly seen = new Map<string, Seen>();
+  /** Bytes of the replies held in `seen`. */
+  private seenBytes = 0;
   private sweep: { cancel(): void } | undefined;
   private handler: (incoming: Incoming) => void = (i) => i.reset();
   private resetHandler: (peer: PeerAddress, messageId: number) => void = () => {};
@@ -76,6 +86,7 @@ export class MessageLayer {
     private readonly random: Random,
     private readonly params: TransmissionParameters,
     private readonly logger: Logger,
+    private readonly limits: Pick<CoapLimits, "maxDedupEntries" | "maxDedupBytes"> = DEFAULT_COAP_LIMITS,
   ) {
     this.nextId = random.uint32() & 0xffff; // RFC 7252 §4.4: start at a random id
     transport.onReceive((data, peer) => this.receive(data, peer));
@@ -154,6 +165,7 @@ export class MessageLayer {
     this.queued.clear();
     this.sweep?.cancel();
     this.seen.clear();
+    this.seenBytes = 0;
     this.transport.close();
   }
 
@@ -244,7 +256,9 @@ export class MessageLayer {
     const lifetime =
       message.type === MessageType.CON ? this.params.exchangeLifetimeMs : this.params.nonLifetimeMs;
     const entry: Seen = { reply: undefined, expires: this.clock.now() + lifetime };
+    if (previous) this.forget(k, previous); // expired: the new entry goes to the young end
     this.seen.set(k, entry);
+    this.trim();
     this.armSweep();
     let answered = false;
     const acknowledge = (response?: Pick<CoapMessage, "code" | "options" | "payload">) => {
@@ -258,13 +272,13 @@ export class MessageLayer {
         options: response?.options ?? [],
         payload: response?.payload ?? new Uint8Array(0),
       });
-      entry.reply = ack;
+      this.keepReply(k, entry, ack);
       this.send(ack, peer);
     };
     const reset = () => {
       if (answered) return;
       answered = true;
-      entry.reply = this.sendReset(peer, message.messageId);
+      this.keepReply(k, entry, this.sendReset(peer, message.messageId));
     };
     this.handler({ message, peer, acknowledge, reset });
   }
@@ -282,6 +296,29 @@ export class MessageLayer {
     return rst;
   }
 
+  /** Keeps the reply for duplicates, unless the entry was evicted while the request was processed. */
+  private keepReply(k: string, entry: Seen, reply: Uint8Array): void {
+    if (this.seen.get(k) !== entry) return;
+    entry.reply = reply;
+    this.seenBytes += reply.length;
+    this.trim();
+  }
+
+  private forget(k: string, entry: Seen): void {
+    this.seen.delete(k);
+    this.seenBytes -= entry.reply?.length ?? 0;
+  }
+
+  /** Forgets the oldest entries while the table is over either cap. */
+  private trim(): void {
+    while (this.seen.size > this.limits.maxDedupEntries || this.seenBytes > this.limits.maxDedupBytes) {
+      const oldest = this.seen.entries().next();
+      if (oldest.done) return;
+      this.forget(oldest.value[0], oldest.value[1]);
+      this.stats.dedupEvicted++;
+    }
+  }
+
   /** Expired dedup entries are dropped by one periodic sweep, not a timer each. */
   private armSweep(): void {
     if (this.sweep) return;
@@ -289,7 +326,7 @@ export class MessageLayer {
     this.sweep = this.timers.after(period, () => {
       this.sweep = undefined;
       const now = this.clock.now();
-      for (const [k, v] of this.seen) if (v.expires <= now) this.seen.delete(k);
+      for (const [k, v] of this.seen) if (v.expires <= now) this.forget(k, v);
       if (this.seen.size > 0) this.armSweep();
     });
   }
@@ -297,6 +334,11 @@ export class MessageLayer {
   /** Received messages remembered for deduplication. */
   get remembered(): number {
     return this.seen.size;
+  }
+
+  /** Bytes of the replies kept for deduplication. */
+  get rememberedBytes(): number {
+    return this.seenBytes;
   }
 }
 

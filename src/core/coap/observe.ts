@@ -10,9 +10,19 @@
  *
  * Neither knows about blocks: a notification too large for one datagram is not cut (§2.6 of RFC 7959
  * is not implemented).
+ *
+ * Registration needs no more than one datagram from any address, so the server's list is bounded
+ * (CoapLimits): one observer per (peer, resource), a share per peer and a total, the oldest evicted.
  */
 import type { Clock, Logger, PeerAddress } from "../interfaces.js";
-import type { ExchangeLayer, RequestHandler, Response, ServerRequest } from "./exchange-layer.js";
+import {
+  type ExchangeLayer,
+  limitErrorPayload,
+  type RequestHandler,
+  type Response,
+  type ServerRequest,
+} from "./exchange-layer.js";
+import { type CoapLimits, DEFAULT_COAP_LIMITS } from "./limits.js";
 import type { CoapMessage, CoapOption } from "./message.js";
 import { optionUint, pathOptions, uintOption, uriPath } from "./message.js";
 import type { MessageLayer } from "./message-layer.js";
@@ -66,16 +76,34 @@ interface Observer {
 
 const RECENT_NON = 8;
 
+export interface ObserveServerStats {
+  /** Observers replaced by a newer registration of the same peer for the same resource. */
+  replaced: number;
+  /** Observers dropped because their peer's share or the whole list was full. */
+  evicted: number;
+}
+
 export class ObserveServer {
-  private readonly observers = new Map<string, Observer>(); // key: peer + token
+  readonly stats: ObserveServerStats = { replaced: 0, evicted: 0 };
+  /** key: peer + token; in registration order, so the first is the oldest (evicted first). */
+  private readonly observers = new Map<string, Observer>();
   private readonly byPath = new Map<string, Set<Observer>>();
-  /** The last sequence number per resource; every notification of the resource takes the next one. */
+  /** Each peer's observers, oldest first; at most one per path (see register). */
+  private readonly byPeer = new Map<PeerAddress, Map<string, Observer>>();
+  /**
+   * The last sequence number per observed resource; every notification of the resource takes the next
+   * one. Forgotten with the resource's last observer, so paths once observed do not pile up.
+   */
   private readonly sequence = new Map<string, number>();
 
   constructor(
     private readonly messages: MessageLayer,
     private readonly options: ObserveServerOptions,
     private readonly logger: Logger,
+    private readonly limits: Pick<
+      CoapLimits,
+      "maxObservers" | "maxObserversPerPeer" | "maxErrorPayloadBytes"
+    > = DEFAULT_COAP_LIMITS,
   ) {
     messages.onReset((peer, messageId) => this.resetBy(peer, messageId));
   }
@@ -128,9 +156,24 @@ export class ObserveServer {
       this.remove(key); // only a success response establishes the observation (§4.1)
       return response;
     }
+    const path = uriPath(request);
+    // Read before any replacement below can leave the path without observers (which forgets it).
+    const value = this.sequence.get(path) ?? 0;
     // §4.1: the same (endpoint, token) replaces the earlier entry.
     this.remove(key);
-    const path = uriPath(request);
+    // We go further: one endpoint observes a resource once. A second registration from the same
+    // address for the same path, whatever its token, is a client that re-registers having lost its
+    // token (a reboot) or an attacker; keeping both would send every change twice to one address,
+    // and N registrations would make one notify() N datagrams (a reflection amplifier).
+    const mine = this.byPeer.get(request.peer);
+    const earlier = mine?.get(path);
+    if (earlier) {
+      this.remove(earlier.key);
+      this.stats.replaced++;
+    }
+    const share = this.byPeer.get(request.peer);
+    if (share && share.size >= this.limits.maxObserversPerPeer) this.evict(share.values().next().value!);
+    while (this.observers.size >= this.limits.maxObservers) this.evict(this.observers.values().next().value!);
     const o: Observer = {
       key,
       peer: request.peer,
@@ -145,17 +188,22 @@ export class ObserveServer {
     const set = this.byPath.get(path) ?? new Set<Observer>();
     set.add(o);
     this.byPath.set(path, set);
-    const value = this.sequence.get(path) ?? 0;
+    this.byPeer.set(
+      request.peer,
+      (this.byPeer.get(request.peer) ?? new Map<string, Observer>()).set(path, o),
+    );
     this.sequence.set(path, value);
     return { ...response, options: [...response.options, uintOption(OptionNumber.OBSERVE, value)] };
   }
 
   private transmit(o: Observer, n: Notification): void {
     const final = codeClass(n.response.code) !== 2;
+    // A final error notification is a short diagnostic too, like every error answer (CoapLimits).
+    const response = limitErrorPayload(n.response, this.limits.maxErrorPayloadBytes);
     const options: readonly CoapOption[] = final
-      ? n.response.options
-      : [...n.response.options, uintOption(OptionNumber.OBSERVE, this.sequence.get(o.path) ?? 0)];
-    const message = { code: n.response.code, token: o.token, options, payload: n.response.payload };
+      ? response.options
+      : [...response.options, uintOption(OptionNumber.OBSERVE, this.sequence.get(o.path) ?? 0)];
+    const message = { code: response.code, token: o.token, options, payload: response.payload };
     if (final) this.remove(o.key);
     o.sinceConfirmable++;
     if (!n.confirmable && o.sinceConfirmable < this.options.confirmEvery) {
@@ -182,13 +230,20 @@ export class ObserveServer {
 
   /** An RST answering one of our NON notifications removes that observer (§3.6). */
   private resetBy(peer: PeerAddress, messageId: number): void {
-    for (const o of this.observers.values()) {
-      if (o.peer === peer && o.recentNon.includes(messageId)) {
+    // Only the peer's own observers are searched: a flood of RSTs costs at most its share each.
+    for (const o of this.byPeer.get(peer)?.values() ?? []) {
+      if (o.recentNon.includes(messageId)) {
         this.logger.log("info", "coap.observer_removed", { peer, path: o.path, reason: "RST" });
         this.remove(o.key);
         return;
       }
     }
+  }
+
+  private evict(o: Observer): void {
+    this.logger.log("debug", "coap.observer_evicted", { peer: o.peer, path: o.path });
+    this.remove(o.key);
+    this.stats.evicted++;
   }
 
   private remove(key: string): void {
@@ -197,7 +252,13 @@ export class ObserveServer {
     this.observers.delete(key);
     const set = this.byPath.get(o.path);
     set?.delete(o);
-    if (set?.size === 0) this.byPath.delete(o.path);
+    if (set?.size === 0) {
+      this.byPath.delete(o.path);
+      this.sequence.delete(o.path);
+    }
+    const mine = this.byPeer.get(o.peer);
+    if (mine?.get(o.path) === o) mine.delete(o.path);
+    if (mine?.size === 0) this.byPeer.delete(o.peer);
   }
 }
 
