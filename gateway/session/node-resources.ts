@@ -115,7 +115,8 @@ export class NodeResources {
       if (([protocol.Paths.CORE, protocol.Paths.CONNECT, protocol.Paths.UPLINK] as string[]).includes(path)) {
         return respond(Code.METHOD_NOT_ALLOWED, `${path} does not take this method`);
       }
-      return respond(Code.NOT_FOUND, `no resource /${path}`);
+      // Echo at most 16 characters of what the peer sent: an answer is no amplifier of attacker data.
+      return respond(Code.NOT_FOUND, `no resource /${path.length > 16 ? `${path.slice(0, 16)}…` : path}`);
     } catch (error) {
       if (error instanceof SessionFormatError) {
         this.o.logger.log("warn", "gateway.bad_request", { peer: request.peer, path, reason: error.message });
