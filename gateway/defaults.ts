@@ -32,4 +32,10 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   tickMs: 1_000,
   /** How long a connect challenge's nonce stays valid (RFC 9175 §2.4: the Echo value's freshness). */
   nonceLifetimeMs: 60_000,
+  /**
+   * Used nonces remembered (single use). Only connects that prove a device key add one, so this bounds
+   * proven connects per nonce lifetime: 10,000 a minute is far above any fleet's reconnect rate; beyond
+   * it, a replayed connect within its minute is possible but still needs the captured proof.
+   */
+  maxUsedNonces: 10_000,
 } as const);

@@ -10,7 +10,6 @@ import {
   type Clock,
   Code,
   ContentFormat,
-  equalBytes,
   findOption,
   type Logger,
   type Mac,
@@ -39,64 +38,79 @@ export interface ConnectOptions {
   readonly stats: GatewayStats;
   /** How long a challenge's nonce may be answered. */
   readonly nonceLifetimeMs: number;
+  /** Most nonces remembered as used (only proven connects add one); the oldest go first. */
+  readonly maxUsedNonces: number;
 }
 
+/**
+ * Nonces are stateless (no table an unauthenticated peer can grow): 4 bytes of issue time (seconds),
+ * 4 random bytes (two challenges in one second differ), and 4 bytes of HMAC over both and the peer's
+ * address under a key this process drew at start. The gateway recomputes the MAC to know that it
+ * issued the nonce, to this address, recently. Only a connect that proves a device key marks its nonce
+ * used (single use: a replayed connect is challenged again); that table is bounded by the proven
+ * connects of one nonce lifetime.
+ */
+const NONCE_TIME_BYTES = 4;
+const NONCE_RANDOM_BYTES = 4;
+const NONCE_SIGNED_BYTES = NONCE_TIME_BYTES + NONCE_RANDOM_BYTES;
+
 export class ConnectHandler {
-  private readonly nonces = new Map<PeerAddress, { nonce: Uint8Array; expires: number }>();
+  private readonly nonceKey: Uint8Array;
+  /** Nonces of proven connects (hex) and when they stop being valid anyway, oldest first. */
+  private readonly used = new Map<string, number>();
+  /** A key no device has: unknown identities cost the same HMAC as a wrong key (no timing oracle). */
+  private readonly decoyKey: Uint8Array;
 
   constructor(
     private readonly registry: SessionRegistry,
     private readonly presence: PresenceBroadcaster,
     private readonly o: ConnectOptions,
-  ) {}
+  ) {
+    this.nonceKey = randomBytes(o.random, 32);
+    this.decoyKey = randomBytes(o.random, 16);
+  }
+
+  /** Nonces remembered as used (metrics). */
+  get usedNonces(): number {
+    return this.used.size;
+  }
 
   handle(request: ServerRequest): Response {
     const c = protocol.decodeConnectRequest(request.payload);
     if (c.dictionary !== this.o.dictionary.id) {
       this.o.stats.refusedConnects++;
-      return respond(Code.NOT_ACCEPTABLE, `dictionary ${this.o.dictionary.id} required, not ${c.dictionary}`);
+      return respond(Code.NOT_ACCEPTABLE, `dictionary ${this.o.dictionary.id} required`);
     }
     const echo = findOption(request, OptionNumber.ECHO);
-    const issued = this.nonces.get(request.peer);
-    if (
-      !echo ||
-      !c.proof ||
-      !issued ||
-      issued.expires < this.o.clock.now() ||
-      !equalBytes(echo.value, issued.nonce)
-    ) {
+    if (!echo || !c.proof || !this.validNonce(echo.value, request.peer)) {
       // Challenge with a fresh nonce in the Echo option (RFC 9175 §2.4): the proof must cover it.
-      const nonce = randomBytes(this.o.random, protocol.NONCE_BYTES);
-      this.nonces.set(request.peer, { nonce, expires: this.o.clock.now() + this.o.nonceLifetimeMs });
       return {
         code: Code.UNAUTHORIZED,
-        options: [{ number: OptionNumber.ECHO, value: nonce }],
+        options: [{ number: OptionNumber.ECHO, value: this.nonce(request.peer, this.o.clock.now()) }],
         payload: new Uint8Array(0),
       };
     }
-    this.nonces.delete(request.peer); // single use
     const device = this.o.devices.find(c.identity);
-    const expected = device
-      ? this.o.mac
-          .hmacSha256(device.key, protocol.proofInput(issued.nonce, c))
-          .subarray(0, protocol.PROOF_BYTES)
-      : undefined;
-    if (
-      !device ||
-      device.revoked ||
-      !expected ||
-      c.proof.length !== expected.length ||
-      !timingSafeEqual(c.proof, expected)
-    ) {
+    // The same work whether the identity exists or not: an HMAC and a constant-time comparison.
+    const expected = this.o.mac
+      .hmacSha256(device?.key ?? this.decoyKey, protocol.proofInput(echo.value, c))
+      .subarray(0, protocol.PROOF_BYTES);
+    const proven = c.proof.length === expected.length && timingSafeEqual(c.proof, expected);
+    if (!device || device.revoked || !proven) {
       this.o.stats.refusedConnects++;
       this.o.logger.log("warn", "gateway.connect_refused", { peer: request.peer, identity: c.identity });
       // One answer for unknown, revoked and wrong key: nothing to learn about which identities exist.
       return respond(Code.FORBIDDEN, "identity or proof not accepted");
     }
-    // What the node says it received is delivered, before establish renumbers the rest.
+    this.markUsed(echo.value);
+    // What the node says it received is delivered, before establish renumbers the rest; an ack beyond
+    // what was sent is not applied (it would drop stanzas the node never got).
     const known = this.registry.get(device.identity);
-    if (known && c.ack !== undefined) known.acknowledge(c.ack);
-    const session = this.registry.establish(device, request.peer, c.resume);
+    if (known && c.ack !== undefined) {
+      if (c.ack <= known.sent) known.acknowledge(c.ack);
+      else this.o.stats.badAcks++;
+    }
+    const session = this.registry.establish(device, request.peer);
     session.wake = c.wake ?? 0;
     session.lastSeen = this.o.clock.now();
     session.save();
@@ -113,7 +127,63 @@ export class ConnectHandler {
         jid: session.jid,
         aliases: session.aliases,
         delivered: session.delivered,
+        telemetry: session.telemetryMax + 1,
       }),
     };
   }
+
+  /** Forgets used nonces past their lifetime (they would be refused as too old anyway). */
+  sweep(now = this.o.clock.now()): void {
+    for (const [nonce, expires] of this.used) {
+      if (expires > now) break; // oldest first: the rest are younger
+      this.used.delete(nonce);
+    }
+  }
+
+  private nonce(peer: PeerAddress, now: number): Uint8Array {
+    const nonce = new Uint8Array(protocol.NONCE_BYTES);
+    new DataView(nonce.buffer).setUint32(0, Math.floor(now / 1000) >>> 0);
+    nonce.set(randomBytes(this.o.random, NONCE_RANDOM_BYTES), NONCE_TIME_BYTES);
+    nonce.set(this.nonceMac(nonce.subarray(0, NONCE_SIGNED_BYTES), peer), NONCE_SIGNED_BYTES);
+    return nonce;
+  }
+
+  private nonceMac(signed: Uint8Array, peer: PeerAddress): Uint8Array {
+    const input = new Uint8Array(signed.length + peer.length);
+    input.set(signed);
+    for (let i = 0; i < peer.length; i++) input[signed.length + i] = peer.charCodeAt(i) & 0xff;
+    return this.o.mac.hmacSha256(this.nonceKey, input).subarray(0, protocol.NONCE_BYTES - NONCE_SIGNED_BYTES);
+  }
+
+  /** Issued by this process, to this address, within the lifetime, and not used by a proven connect. */
+  private validNonce(nonce: Uint8Array, peer: PeerAddress): boolean {
+    if (nonce.length !== protocol.NONCE_BYTES) return false;
+    const mac = this.nonceMac(nonce.subarray(0, NONCE_SIGNED_BYTES), peer);
+    if (!timingSafeEqual(nonce.subarray(NONCE_SIGNED_BYTES), mac)) return false;
+    const issued = issuedAt(nonce);
+    const now = this.o.clock.now();
+    // Issued at most one lifetime ago (and not in the future: the clock of this process made it).
+    if (now - issued >= this.o.nonceLifetimeMs || issued > now) return false;
+    return !this.used.has(hex(nonce));
+  }
+
+  private markUsed(nonce: Uint8Array): void {
+    this.used.set(hex(nonce), issuedAt(nonce) + this.o.nonceLifetimeMs + 1000);
+    while (this.used.size > this.o.maxUsedNonces) {
+      const oldest = this.used.keys().next().value as string;
+      this.used.delete(oldest);
+      this.o.stats.usedNoncesEvicted++;
+    }
+  }
+}
+
+/** When a nonce was issued (ms; whole seconds). */
+function issuedAt(nonce: Uint8Array): number {
+  return new DataView(nonce.buffer, nonce.byteOffset).getUint32(0) * 1000;
+}
+
+function hex(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += b.toString(16).padStart(2, "0");
+  return s;
 }

@@ -78,6 +78,7 @@ export class GatewayService {
   private readonly presence: PresenceBroadcaster;
   private readonly router: StanzaRouter;
   private readonly resources: NodeResources;
+  private readonly connect: ConnectHandler;
 
   constructor(private readonly options: GatewayServiceOptions) {
     const logger = options.logger ?? silentLogger;
@@ -130,7 +131,9 @@ export class GatewayService {
       logger,
       stats,
       nonceLifetimeMs: GATEWAY_DEFAULTS.nonceLifetimeMs,
+      maxUsedNonces: GATEWAY_DEFAULTS.maxUsedNonces,
     });
+    this.connect = connect;
     this.resources = new NodeResources(this.registry, connect, this.router, this.presence, {
       devices,
       journal,
@@ -221,6 +224,12 @@ export class GatewayService {
    */
   tick(now = this.options.clock.now()): void {
     this.registry.sweep(now, (session) => this.presence.show(session, now));
+    this.connect.sweep(now);
+  }
+
+  /** Connect nonces remembered as used (the only connect state; metrics). */
+  get usedNonces(): number {
+    return this.connect.usedNonces;
   }
 
   /** Nodes awake and asleep now (metrics). */

@@ -17,6 +17,8 @@ export interface SessionHeader {
   readonly nextDseq: number;
   readonly wake: number;
   readonly lastSeen: number;
+  /** The highest telemetry number routed for this device (never reset by a connect). */
+  readonly telemetry: number;
 }
 
 export interface SavedSession extends SessionHeader {

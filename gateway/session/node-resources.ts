@@ -148,31 +148,23 @@ export class NodeResources {
     const stats = this.o.stats;
     stats.bytesIn += request.payload.length;
     const u = protocol.decodeUplink(request.payload);
+    if (u.ack > session.sent) {
+      // Acknowledging frames never sent would empty the mailbox of stanzas never delivered: refused.
+      stats.badAcks++;
+      this.o.logger.log("warn", "gateway.bad_ack", { jid: session.jid, ack: u.ack, sent: session.sent });
+      return respond(Code.UNPROCESSABLE_ENTITY, `ack ${u.ack} beyond the ${session.sent} frames sent`);
+    }
     // Any uplink is a wake-up (docs/PROTOCOL.md §4.2): nothing else to say, nothing to lose.
     session.lastSeen = this.o.clock.now();
     if (u.wake !== undefined) session.wake = u.wake;
     session.acknowledge(u.ack);
     this.registry.touch(session);
     this.presence.show(session);
-    if (u.seq === 0) {
-      for (const frame of u.frames) {
-        try {
-          const stanza = session.telemetry(frame);
-          stats.telemetryIn++;
-          stats.xmlBytesIn += xmlSize(stanza);
-          this.router.fromNode(session, stanza);
-        } catch (error) {
-          if (!(error instanceof CodecError)) throw error;
-          stats.badFrames++;
-          if (error.code === "UNKNOWN_REF") stats.tableMisses++;
-          this.o.logger.log("warn", "gateway.bad_telemetry", { jid: session.jid, error: error.message });
-        }
-      }
-      return this.downlinkResponse(session, true);
-    }
+    if (u.seq === 0) return this.telemetry(session, u.t!, u.frames);
     const before = session.h;
     const result = session.uplink(u.seq, u.frames);
     if (session.h !== before) this.registry.touch(session);
+    if (result.gap) stats.gaps++; // never counted as received: the response's h tells the node where to resume
     stats.duplicateFrames += Math.max(0, Math.min(before, u.seq + u.frames.length - 1) - u.seq + 1);
     for (const stanza of result.accepted) {
       stats.stanzasIn++;
@@ -195,6 +187,42 @@ export class NodeResources {
     }
     const complete = session.h >= u.seq + u.frames.length - 1;
     return this.downlinkResponse(session, complete);
+  }
+
+  /**
+   * NON readings (docs/PROTOCOL.md §3.3): routed once per telemetry number, whatever the message id,
+   * the session or the time; a replay is dropped and counted without an answer (answering forged
+   * replays would make the gateway a reflector). A frame that does not decode is answered 4.00, which
+   * No-Response = 2 does not suppress.
+   */
+  private telemetry(session: NodeSession, t: number, frames: readonly Uint8Array[]): Response {
+    const stats = this.o.stats;
+    if (!session.freshTelemetry(t)) {
+      stats.replayedTelemetry++;
+      this.o.logger.log("warn", "gateway.telemetry_replayed", {
+        jid: session.jid,
+        t,
+        max: session.telemetryMax,
+      });
+      return this.downlinkResponse(session, true);
+    }
+    let failed: CodecError | undefined;
+    for (const frame of frames) {
+      try {
+        const stanza = session.telemetry(frame);
+        stats.telemetryIn++;
+        stats.xmlBytesIn += xmlSize(stanza);
+        this.router.fromNode(session, stanza);
+      } catch (error) {
+        if (!(error instanceof CodecError)) throw error;
+        failed ??= error;
+        stats.badFrames++;
+        if (error.code === "UNKNOWN_REF") stats.tableMisses++;
+        this.o.logger.log("warn", "gateway.bad_telemetry", { jid: session.jid, t, error: error.message });
+      }
+    }
+    if (failed) return respond(Code.BAD_REQUEST, `telemetry ${t}: ${failed.code} at byte ${failed.offset}`);
+    return this.downlinkResponse(session, true);
   }
 
   /**

@@ -30,6 +30,12 @@ export interface UplinkResult {
 /** A node counts as awake this long after its last exchange, then asleep until its wake time. */
 export const AWAKE_WINDOW_MS = 5_000;
 
+/**
+ * NON readings may arrive out of order (no retransmission, paths that reorder): one older than the
+ * newest by less than this is still taken once, as DTLS's anti-replay window does (RFC 6347 §4.1.2.6).
+ */
+export const TELEMETRY_WINDOW = 32;
+
 export class NodeSession {
   /** Uplink frames processed (stored or bounced), like XEP-0198's h. */
   h = 0;
@@ -39,6 +45,9 @@ export class NodeSession {
   /** Seconds the node said it sleeps between wake-ups (0: always on), and when it last spoke (ms). */
   wake = 0;
   lastSeen = 0;
+  /** The highest telemetry number routed, and which of the TELEMETRY_WINDOW below it were (bit i: max − i). */
+  telemetryMax = 0;
+  private telemetrySeen = 0;
   private decoder: SessionDecoder;
   private encoder: SessionEncoder;
   private nextDseq = 1;
@@ -89,6 +98,7 @@ export class NodeSession {
       nextDseq: this.nextDseq,
       wake: this.wake,
       lastSeen: this.lastSeen,
+      telemetry: this.telemetryMax,
     };
   }
 
@@ -109,6 +119,8 @@ export class NodeSession {
     this.nextDseq = Math.max(saved.nextDseq, flying);
     this.wake = saved.wake;
     this.lastSeen = saved.lastSeen;
+    this.telemetryMax = saved.telemetry;
+    this.telemetrySeen = -1; // which numbers below the highest were routed is not stored: none is taken again
     for (const frame of saved.uplinkFrames) this.decoder.decode(frame);
     this.encoder.restore(saved.downlinkEntries);
     for (const item of saved.mailbox) this.mailbox.restore(item);
@@ -142,6 +154,11 @@ export class NodeSession {
       );
     }
     this.journal.mailboxFly(q);
+  }
+
+  /** Downlink frames sent so far (numbered 1…sent): a node cannot acknowledge more. */
+  get sent(): number {
+    return this.nextDseq - 1;
   }
 
   /** The node's cumulative acknowledgement of downlink: frames up to `ack` are delivered. */
@@ -179,6 +196,26 @@ export class NodeSession {
       accepted.push(this.stamp(stanza));
     }
     return { accepted, gap: false };
+  }
+
+  /**
+   * Whether telemetry number `t` is new: higher than any routed, or within the window below the highest
+   * and not routed yet. Marks it routed. A replay (same number, another message id, a later session,
+   * after a restart) is refused, however long after.
+   */
+  freshTelemetry(t: number): boolean {
+    if (t > this.telemetryMax) {
+      const shift = t - this.telemetryMax;
+      this.telemetrySeen = shift >= TELEMETRY_WINDOW ? 1 : (this.telemetrySeen << shift) | 1 | 0;
+      this.telemetryMax = t;
+      return true;
+    }
+    const back = this.telemetryMax - t;
+    if (t === 0 || back >= TELEMETRY_WINDOW) return false;
+    const bit = 1 << back;
+    if (this.telemetrySeen & bit) return false;
+    this.telemetrySeen |= bit;
+    return true;
   }
 
   /** An unsequenced (telemetry) frame: it must insert nothing, so it cannot change the tables. */

@@ -5,7 +5,7 @@
  * It does not parse requests, route stanzas or show presence.
  */
 import type { StaticDictionary } from "../../codec/index.js";
-import { equalBytes, type Logger, type PeerAddress, type Random, randomBytes } from "../../src/core/index.js";
+import { type Logger, type PeerAddress, type Random, randomBytes } from "../../src/core/index.js";
 import type { Device, DeviceDirectory } from "../devices.js";
 import type { SessionJournal } from "./journal.js";
 import type { MailboxLimits } from "./mailbox.js";
@@ -91,18 +91,16 @@ export class SessionRegistry {
     return session;
   }
 
-  /** A new session, or the device's existing one (resumed when the token matches, else restarted). */
-  establish(device: Device, peer: PeerAddress, resume: Uint8Array | undefined): NodeSession {
+  /**
+   * A new session, or the device's existing one with new codec tables and a new resume token. The
+   * uplink count `h` goes on across connects (the node numbers its next frame h + 1 from the connect
+   * response), so a frame of an earlier connection replayed later is a duplicate, never a new stanza;
+   * the mailbox is kept.
+   */
+  establish(device: Device, peer: PeerAddress): NodeSession {
     const known = this.byIdentity.get(device.identity);
-    const resumed =
-      known !== undefined &&
-      resume !== undefined &&
-      known.peer !== undefined &&
-      equalBytes(resume, known.resume);
     if (known?.peer) this.byPeer.delete(known.peer);
     const session = known ?? this.ensure(device);
-    // A connect without the resume token starts the uplink sequence again; the mailbox is kept.
-    if (known && !resumed && known.peer !== undefined) session.h = 0;
     session.peer = peer;
     session.resume = this.token();
     session.resetCodec();

@@ -24,6 +24,14 @@ export interface GatewayStats {
   storeFailures: number;
   /** iq results that answered nothing the recipient had asked (dropped). */
   unsolicited: number;
+  /** Uplinks refused for acknowledging downlink frames never sent. */
+  badAcks: number;
+  /** NON readings dropped because their telemetry number was routed before (replays). */
+  replayedTelemetry: number;
+  /** Uplink frames beyond h + 1 (an earlier one missing): not taken, the node resends in order. */
+  gaps: number;
+  /** Used connect nonces forgotten early because the table was full (maxUsedNonces). */
+  usedNoncesEvicted: number;
 }
 
 export function emptyStats(): GatewayStats {
@@ -46,5 +54,9 @@ export function emptyStats(): GatewayStats {
     presenceSent: 0,
     storeFailures: 0,
     unsolicited: 0,
+    badAcks: 0,
+    replayedTelemetry: 0,
+    gaps: 0,
+    usedNoncesEvicted: 0,
   };
 }

@@ -76,4 +76,9 @@ export const MIGRATIONS: readonly string[] = [
   DROP TABLE outbox;
   ALTER TABLE outbox_v2 RENAME TO outbox;
   `,
+  // 3: the highest telemetry number routed per device, so that a replayed NON reading is refused across
+  // message ids, deduplication windows, new sessions and restarts (docs/PROTOCOL.md §3.3).
+  `
+  ALTER TABLE sessions ADD COLUMN telemetry INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

@@ -27,6 +27,7 @@ interface HeaderRow {
   next_dseq: number;
   wake: number;
   last_seen: number;
+  telemetry: number;
 }
 
 interface MailRow {
@@ -116,11 +117,12 @@ export class SqliteJournal implements SessionJournal {
   ) {
     this.s = {
       header: db.prepare(
-        `INSERT INTO sessions (identity, id, resume, peer, h, delivered, next_dseq, wake, last_seen)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO sessions (identity, id, resume, peer, h, delivered, next_dseq, wake, last_seen, telemetry)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (identity) DO UPDATE SET id = excluded.id, resume = excluded.resume,
            peer = excluded.peer, h = excluded.h, delivered = excluded.delivered,
-           next_dseq = excluded.next_dseq, wake = excluded.wake, last_seen = excluded.last_seen`,
+           next_dseq = excluded.next_dseq, wake = excluded.wake, last_seen = excluded.last_seen,
+           telemetry = excluded.telemetry`,
       ),
       clearUplink: db.prepare("DELETE FROM uplink_frames WHERE identity = ?"),
       clearEntries: db.prepare("DELETE FROM downlink_entries WHERE identity = ?"),
@@ -210,6 +212,7 @@ export class SqliteJournal implements SessionJournal {
       nextDseq: h.next_dseq,
       wake: h.wake,
       lastSeen: h.last_seen,
+      telemetry: h.telemetry,
       uplinkFrames: (frames.get(h.identity) ?? []).map((r) => Uint8Array.from(r.frame)),
       downlinkEntries: (entries.get(h.identity) ?? []).map((r) => ({
         index: r.idx,
@@ -237,6 +240,7 @@ export class SqliteJournal implements SessionJournal {
         h.nextDseq,
         h.wake,
         h.lastSeen,
+        h.telemetry,
       ),
     );
   }

@@ -62,7 +62,14 @@ describe("session messages", () => {
         fc.option(uint, { nil: undefined }),
         fc.array(bytes(40), { maxLength: 5 }),
         (seq, ack, wake, frames) => {
-          const u = { seq, ack, ...(wake !== undefined ? { wake } : {}), frames };
+          // seq 0 is telemetry: it carries its telemetry number t (here ack + 1, any value would do).
+          const u = {
+            seq,
+            ack,
+            ...(seq === 0 ? { t: ack + 1 } : {}),
+            ...(wake !== undefined ? { wake } : {}),
+            frames,
+          };
           expect(protocol.decodeUplink(protocol.encodeUplink(u))).toEqual(u);
           const d = { h: seq, dseq: ack, ...(wake ? { more: true } : {}), frames };
           expect(protocol.decodeDownlink(protocol.encodeDownlink(d))).toEqual(d);

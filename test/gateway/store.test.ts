@@ -348,6 +348,7 @@ describe("SqliteJournal outbox: confirmed rows", () => {
       nextDseq: 1,
       wake: 0,
       lastSeen: 0,
+      telemetry: 0,
     });
     store.batch.flush();
     expect(rows(store)).toBe(1);
@@ -378,6 +379,7 @@ describe("store: a push outside a request", () => {
       nextDseq: 1,
       wake: 0,
       lastSeen: wallClock.now(),
+      telemetry: 0,
     });
     store.batch.flush();
     const pushed: string[] = [];

@@ -127,7 +127,7 @@ describe("libcoap coap-client-notls → GatewayService", () => {
     expect(lines.some((l) => /t:ACK c:4\.01 /.test(l))).toBe(true);
   });
 
-  it("POST /c without Echo → 4.01 carrying an 8-byte Echo option (the nonce)", async () => {
+  it("POST /c without Echo → 4.01 carrying a 12-byte Echo option (the nonce)", async () => {
     const input = join(dir, "connect.cbor");
     await writeFile(input, connectRequest());
     const { stdout, stderr } = await coapClient([
@@ -143,7 +143,7 @@ describe("libcoap coap-client-notls → GatewayService", () => {
     ]);
     const reply = pdus(stdout + stderr).find((l) => /t:ACK c:4\.01 /.test(l));
     expect(reply).toBeDefined();
-    expect(reply).toMatch(/\[ Echo:0x[0-9a-f]{16} \]/); // libcoap 4.3.1 knows option 252 by name
+    expect(reply).toMatch(/\[ Echo:0x[0-9a-f]{24} \]/); // libcoap 4.3.1 knows option 252 by name
   });
 });
 
@@ -168,7 +168,7 @@ describe("node-coap Agent → GatewayService", () => {
     expect(res.code).toBe("4.01");
   });
 
-  it("POST /c without Echo → 4.01 with an 8-byte Echo option", async () => {
+  it("POST /c without Echo → 4.01 with a 12-byte Echo option", async () => {
     const res = await nodeCoap({
       port,
       method: "POST",

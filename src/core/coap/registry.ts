@@ -39,6 +39,8 @@ export const Code = Object.freeze({
   CONFLICT: code(4, 9),
   PRECONDITION_FAILED: code(4, 12),
   REQUEST_ENTITY_TOO_LARGE: code(4, 13),
+  // RFC 8132 §3.2: the request is well-formed but cannot be processed (an ack beyond what was sent).
+  UNPROCESSABLE_ENTITY: code(4, 22),
   UNSUPPORTED_CONTENT_FORMAT: code(4, 15),
   TOO_MANY_REQUESTS: code(4, 29),
   INTERNAL_SERVER_ERROR: code(5, 0),

@@ -79,6 +79,8 @@ export class NodeClient {
   private closed = false;
   /** Whether a reading went reliably in this session (see sendTelemetry). */
   private telemetryPrimed = false;
+  /** The next telemetry number (the gateway says where to start at each connect). */
+  private telemetryNext = 1;
 
   constructor(private readonly options: NodeClientOptions) {
     this.logger = options.logger ?? silentLogger;
@@ -160,6 +162,7 @@ export class NodeClient {
     });
     this.decoder = new SessionDecoder({ dictionary: this.dictionary, aliases: s.aliases });
     this.received = s.delivered;
+    this.telemetryNext = Math.max(this.telemetryNext, s.telemetry);
     if (resumed) this.acknowledgeUpTo(s.h);
     this.h = s.h;
     this.nextSeq = s.h + 1;
@@ -205,6 +208,7 @@ export class NodeClient {
     const frame = this.encoder.encodeUnsequenced(stanza);
     const payload = encodeUplink({
       seq: 0,
+      t: this.telemetryNext++,
       ack: this.received,
       ...(this.options.wake !== undefined ? { wake: this.options.wake } : {}),
       frames: [frame.bytes],

@@ -6,8 +6,10 @@
  *   POST /c   connect        request  {0: identity, 1: dictionary id, 2: resume token?, 3: proof?, 4: wake?,
  *                                      5: downlink frames received?}
  *                            response {0: session id, 1: resume token, 2: h (uplink frames stored),
- *                                      3: node JID, 4: aliases, 5: downlink count expected next}
- *   POST /u   uplink         request  [seq, ack, wake?] bstr(frame)*      CON: reliable, NON: telemetry
+ *                                      3: node JID, 4: aliases, 5: downlink count expected next,
+ *                                      6: next telemetry number}
+ *   POST /u   uplink         request  [seq, ack, wake?] bstr(frame)*      CON: reliable
+ *                                     [0, ack, t, wake?] bstr(frame)*     NON: telemetry number t
  *                            response (2.04) empty = every frame stored; else [h, dseq, more?] bstr(frame)*
  *   GET  /d   downlink       Observe (RFC 7641) for always-on nodes; notification [h, dseq] bstr(frame)*
  */
@@ -17,8 +19,12 @@ export const Paths = Object.freeze({ CONNECT: "c", UPLINK: "u", DOWNLINK: "d", C
 
 /** The domain-separation label of the connect proof (HMAC-SHA-256 input prefix). */
 export const PROOF_LABEL = "cxmpp-connect-v1";
-/** Bytes of the gateway nonce carried in the CoAP Echo option (RFC 9175 §2). */
-export const NONCE_BYTES = 8;
+/**
+ * Bytes of the gateway nonce carried in the CoAP Echo option (RFC 9175 §2, at most 40): issue time,
+ * randomness and the gateway's MAC over both and the node's address, so the gateway keeps no state per
+ * challenge (docs/PROTOCOL.md §3.2). The node only echoes it.
+ */
+export const NONCE_BYTES = 12;
 /** Bytes of the connect proof: HMAC-SHA-256 truncated (RFC 2104 §5 allows truncation to ≥ 80 bits). */
 export const PROOF_BYTES = 16;
 
@@ -46,6 +52,11 @@ export interface ConnectResponse {
   readonly aliases: readonly string[];
   /** Downlink frames the gateway counts as delivered (the node's `ack` must continue from here). */
   readonly delivered: number;
+  /**
+   * The next telemetry number the gateway accepts: NON readings are numbered per device, never reset
+   * by a connect, so that a replayed reading is never routed twice (docs/PROTOCOL.md §3.3).
+   */
+  readonly telemetry: number;
 }
 
 export interface Uplink {
@@ -54,6 +65,8 @@ export interface Uplink {
   /** Downlink frames the node has received in order (XEP-0198 `h` the other way). */
   readonly ack: number;
   readonly wake?: number;
+  /** With seq = 0 (telemetry): the reading's telemetry number, increasing per device. */
+  readonly t?: number;
   readonly frames: readonly Uint8Array[];
 }
 
@@ -120,6 +133,7 @@ export function encodeConnectResponse(c: ConnectResponse): Uint8Array {
       [3, c.jid],
       [4, [...c.aliases]],
       [5, c.delivered],
+      [6, c.telemetry],
     ]),
   ]);
 }
@@ -135,11 +149,16 @@ export function decodeConnectResponse(data: Uint8Array): ConnectResponse {
     jid: text(m.get(3), "jid"),
     aliases: aliases.map((a) => text(a, "alias")),
     delivered: uint(m.get(5), "delivered"),
+    telemetry: uint(m.get(6), "telemetry"),
   };
 }
 
 export function encodeUplink(u: Uplink): Uint8Array {
   const header: Value[] = [u.seq, u.ack];
+  if (u.seq === 0) {
+    if (u.t === undefined) throw new SessionFormatError("a telemetry uplink carries its number t", 0);
+    header.push(u.t);
+  }
   if (u.wake !== undefined) header.push(u.wake);
   return encodeSequence([header, ...u.frames]);
 }
@@ -159,13 +178,19 @@ function frames(r: SessionReader): Uint8Array[] {
 export function decodeUplink(data: Uint8Array): Uplink {
   const r = new SessionReader(data);
   const header = r.read();
-  if (!Array.isArray(header) || header.length < 2 || header.length > 3) {
-    throw new SessionFormatError("uplink header is [seq, ack, wake?]", 0);
+  const telemetry = Array.isArray(header) && header[0] === 0;
+  if (!Array.isArray(header) || header.length < (telemetry ? 3 : 2) || header.length > (telemetry ? 4 : 3)) {
+    throw new SessionFormatError(
+      "uplink header is [seq, ack, wake?], or [0, ack, t, wake?] for telemetry",
+      0,
+    );
   }
+  const w = telemetry ? 3 : 2;
   return {
     seq: uint(header[0], "seq"),
     ack: uint(header[1], "ack"),
-    ...(header.length === 3 ? { wake: uint(header[2], "wake") } : {}),
+    ...(telemetry ? { t: uint(header[2], "t") } : {}),
+    ...(header.length > w ? { wake: uint(header[w], "wake") } : {}),
     frames: frames(r),
   };
 }
