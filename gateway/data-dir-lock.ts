@@ -3,12 +3,14 @@
  * their own copies of the sessions and codec tables, and each would overwrite what the other
  * acknowledged; SQLite's own locks only keep single transactions apart, not two programs.
  *
- * The lock is a `gateway.pid` file created exclusively (O_CREAT|O_EXCL, so exactly one process wins a
- * race) holding the owner's pid and the kernel's boot id. A gateway killed with -9, or a power cut,
- * leaves the file behind; the next gateway finds that no process has that pid any more, or that the
- * file is from an earlier boot (whose pids mean nothing now), and takes the lock over.
+ * The lock is a `gateway.pid` file holding the owner's pid and the kernel's boot id. It appears with its
+ * content in one step (written under a private name, then hard-linked to `gateway.pid`, which fails if
+ * the name exists), so exactly one process wins a race and nobody ever reads a half-written lock.
+ * A gateway killed with -9, or a power cut, leaves the file behind; the next gateway finds that no
+ * process has that pid any more, or that the file is from an earlier boot (whose pids mean nothing
+ * now), and takes the lock over.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { closeSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 export const LOCK_FILE = "gateway.pid";
@@ -50,6 +52,9 @@ const held = new Set<string>();
 
 const BOOT_ID = readText("/proc/sys/kernel/random/boot_id")?.trim() || undefined;
 
+/** How long to wait for another process that is taking over a stale lock at the same moment. */
+const TAKEOVER_WAIT_MS = 2000;
+
 /**
  * Takes the data directory `dir` (created, mode 0700, if missing) for this process. Throws
  * DataDirLockedError when a live process holds it; the lock file of a dead one is taken over.
@@ -57,39 +62,46 @@ const BOOT_ID = readText("/proc/sys/kernel/random/boot_id")?.trim() || undefined
 export function lockDataDir(dir: string): DataDirLock {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = resolve(dir, LOCK_FILE);
-  // Twice at most: once, and once more after removing a stale file; if another process wins that race,
-  // it is the live holder the second attempt reports.
-  for (let attempt = 0; ; attempt++) {
-    let fd: number;
-    try {
-      fd = openSync(path, "wx", 0o600);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const holder = readHolder(path);
-      if (holder !== undefined && isLive(holder, path)) throw new DataDirLockedError(dir, holder.pid);
-      if (attempt > 0) throw new DataDirLockedError(dir, holder?.pid ?? 0);
-      // Stale, or unreadable (a crash between creating the file and writing it): take it over.
-      rmSync(path, { force: true });
+  const deadline = Date.now() + TAKEOVER_WAIT_MS;
+  for (;;) {
+    if (createLockFile(path)) break;
+    const holder = readHolder(path);
+    if (holder !== undefined && isLive(holder, path)) throw new DataDirLockedError(dir, holder.pid);
+    // Stale (its process is gone) or not a lock at all. Removing it and creating ours must not race
+    // with another process doing the same (both would remove, one would remove the other's new lock,
+    // both would win): takeovers go one at a time, through a second lock file.
+    const takeover = `${path}.takeover`;
+    if (createLockFile(takeover)) {
+      try {
+        // Only takeovers remove the file, one at a time, so if it is still there and stale it is safe to
+        // remove. If it is gone, an earlier takeover removed it and may be creating its own lock just
+        // now: leave the name alone, and let link(2) decide between us.
+        const text = readText(path);
+        const now = text === undefined ? undefined : parseHolder(text);
+        if (text !== undefined && (now === undefined || !isLive(now, path))) rmSync(path, { force: true });
+      } finally {
+        rmSync(takeover, { force: true });
+      }
       continue;
     }
-    try {
-      writeSync(fd, `${process.pid}\n${BOOT_ID ?? ""}\n`);
-    } finally {
-      closeSync(fd);
-    }
-    held.add(path);
-    let released = false;
-    return {
-      path,
-      release() {
-        if (released) return;
-        released = true;
-        held.delete(path);
-        // Never remove a lock another process has taken over since.
-        if (readHolder(path)?.pid === process.pid) rmSync(path, { force: true });
-      },
-    };
+    const other = readHolder(takeover);
+    // A takeover whose process died in its few lines above: nobody else can finish it.
+    if (other === undefined || !isLive(other, takeover)) rmSync(takeover, { force: true });
+    else if (Date.now() > deadline) throw new DataDirLockedError(dir, other.pid);
+    else sleep(10);
   }
+  held.add(path);
+  let released = false;
+  return {
+    path,
+    release() {
+      if (released) return;
+      released = true;
+      held.delete(path);
+      // Never remove a lock another process has taken over since.
+      if (readHolder(path)?.pid === process.pid) rmSync(path, { force: true });
+    },
+  };
 }
 
 /** The pid of the live process holding `dir`, or undefined when none does (no file, or a stale one). */
@@ -99,8 +111,35 @@ export function isDataDirLocked(dir: string): number | undefined {
   return holder !== undefined && isLive(holder, path) ? holder.pid : undefined;
 }
 
+/**
+ * Creates `path` holding our pid and boot id, mode 0600, complete from the moment it exists: written
+ * under a name of our own, then hard-linked (link(2) fails if the name exists). False if it exists.
+ */
+function createLockFile(path: string): boolean {
+  const draft = `${path}.${process.pid}.new`;
+  const fd = openSync(draft, "w", 0o600);
+  try {
+    writeSync(fd, `${process.pid}\n${BOOT_ID ?? ""}\n`);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    linkSync(draft, path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw error;
+  } finally {
+    rmSync(draft, { force: true });
+  }
+}
+
 function readHolder(path: string): Holder | undefined {
-  const [first, second] = (readText(path) ?? "").split("\n");
+  return parseHolder(readText(path) ?? "");
+}
+
+function parseHolder(text: string): Holder | undefined {
+  const [first, second] = text.split("\n");
   const pid = Number(first);
   if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
   return { pid, boot: second || undefined };
@@ -124,4 +163,9 @@ function readText(path: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A short synchronous pause: the lock is taken before the gateway's event loop has anything to do. */
+function sleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }

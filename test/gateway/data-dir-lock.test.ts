@@ -3,7 +3,7 @@
  * earlier boot, garbage, and processes racing for it.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -109,47 +109,69 @@ describe("lockDataDir", () => {
     expect(isDataDirLocked(dir)).toBe(other.pid);
   });
 
-  it("of processes racing for one directory, exactly one wins and the others name it", async () => {
-    const dir = fresh();
+  it("of 6 processes racing for a directory, exactly one wins and the others name it: 60 rounds, every other one over a stale gateway.pid", async () => {
+    // Long-lived racers, so that a round costs a few milliseconds, not a process start: each line on
+    // stdin is a directory and the instant to lock it; each keeps what it won until the end.
     const script = `
+      import { createInterface } from "node:readline";
       import { lockDataDir } from ${JSON.stringify(LOCK_MODULE)};
       process.stdout.write("ready\\n");
-      process.stdin.once("data", () => {
+      createInterface({ input: process.stdin }).on("line", (line) => {
+        const [at, dir] = JSON.parse(line);
+        while (Date.now() < at); // all six start at once and compete for the CPUs: preempted mid-lock
         try {
-          lockDataDir(${JSON.stringify(dir)});
+          lockDataDir(dir);
           process.stdout.write("won " + process.pid + "\\n");
         } catch (e) {
           process.stdout.write("lost " + e.pid + "\\n");
         }
       });
-      process.stdin.resume(); // alive (holding what it won) until the test closes stdin
     `;
-    const racers = Array.from({ length: 4 }, () => {
+    const racers = Array.from({ length: 6 }, () => {
       const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
         cwd: ROOT,
         stdio: ["pipe", "pipe", "inherit"],
       });
       children.push(child);
-      let out = "";
-      child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
-      return { child, out: () => out };
+      let lines: string[] = [];
+      let rest = "";
+      child.stdout!.setEncoding("utf8").on("data", (d: string) => {
+        const parts = (rest + d).split("\n");
+        rest = parts.pop()!;
+        lines = [...lines, ...parts];
+      });
+      return { child, lines: () => lines };
     });
     const until = async (what: () => boolean) => {
       const end = Date.now() + 20_000;
       while (!what()) {
-        if (Date.now() > end) throw new Error(`racers: ${racers.map((r) => r.out()).join(" | ")}`);
-        await new Promise((r) => setTimeout(r, 20));
+        if (Date.now() > end)
+          throw new Error(`racers: ${racers.map((r) => r.lines().join(",")).join(" | ")}`);
+        await new Promise((r) => setTimeout(r, 5));
       }
     };
-    await until(() => racers.every((r) => r.out().includes("ready")));
-    for (const r of racers) r.child.stdin!.write("go\n");
-    await until(() => racers.every((r) => /won|lost/.test(r.out())));
-    const results = racers.map((r) => r.out().split("\n")[1]!);
-    const winners = results.filter((r) => r.startsWith("won"));
-    expect(winners).toHaveLength(1);
-    const winner = winners[0]!.slice(4);
-    expect(results.filter((r) => r === `lost ${winner}`)).toHaveLength(3);
-    expect(String(isDataDirLocked(dir))).toBe(winner);
-    for (const r of racers) r.child.stdin!.end();
-  }, 30_000);
+    await until(() => racers.every((r) => r.lines()[0] === "ready"));
+    const stalePid = deadPid();
+    try {
+      for (let round = 1; round <= 60; round++) {
+        const dir = fresh();
+        if (round % 2 === 0) writeFileSync(join(dir, LOCK_FILE), `${stalePid}\n${bootId}\n`);
+        const at = Date.now() + 30;
+        for (const r of racers) r.child.stdin!.write(`${JSON.stringify([at, dir])}\n`);
+        await until(() => racers.every((r) => r.lines().length > round));
+        const results = racers.map((r) => r.lines()[round]!);
+        const winners = results.filter((r) => r.startsWith("won"));
+        expect(winners, `round ${round}: ${results.join(", ")}`).toHaveLength(1);
+        const winner = winners[0]!.slice(4);
+        expect(
+          results.filter((r) => r === `lost ${winner}`),
+          `round ${round}`,
+        ).toHaveLength(5);
+        expect(String(isDataDirLocked(dir))).toBe(winner);
+        expect(readdirSync(dir), `round ${round}`).toEqual([LOCK_FILE]); // no draft or takeover file left
+      }
+    } finally {
+      for (const r of racers) r.child.stdin!.end();
+    }
+  }, 60_000);
 });
