@@ -157,6 +157,7 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
       mailboxDepth: () => census.mailbox,
       outboxDepth: () => store.journal.outboxDepth,
       federationUp: () => link?.online ?? false,
+      coapTables: () => udp.endpoint.tables(),
     });
     const sync = () =>
       metrics.syncTotals({
@@ -177,6 +178,7 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
         mailboxCoalesced: service.stats.mailboxCoalesced,
         connects: service.stats.connects,
         refusedConnects: service.stats.refusedConnects,
+        coap: udp.endpoint.tables(),
       });
     const started = Date.now();
     // Healthy while the store takes writes: acked means stored. Federation down is reported, not

@@ -7,6 +7,8 @@
  *   the small methods of GatewayMetrics, right where the event happens.
  * - States (sessions, awake/asleep nodes, queue depths, federation link) are gauges read from a
  *   MetricsSource at scrape time, so they can never drift from the truth the gateway already holds.
+ * - The CoAP stack's tables (cxmpp_coap_*): their sizes are gauges read from the source's
+ *   `coapTables()` at scrape time, their evictions counters brought up by syncTotals (docs/PROTOCOL.md §1).
  *
  * `startMetricsServer` serves the registry as `GET /metrics` over node:http, and the gateway's health
  * as `GET /healthz` for service managers, load balancers and container probes.
@@ -27,6 +29,39 @@ export interface MetricsSource {
   /** Stanzas waiting in the durable outbox for the XMPP server. */
   outboxDepth(): number;
   federationUp(): boolean;
+  /** The CoAP endpoint's tables (`CoapEndpoint.tables()`); without it the cxmpp_coap_* gauges read 0. */
+  coapTables?(): CoapTableCounts;
+}
+
+/** The CoAP tables unauthenticated peers can fill, as `CoapEndpoint.tables()` shows them. */
+export interface CoapTableCounts extends CoapCounters {
+  readonly dedup: number;
+  readonly dedupBytes: number;
+  readonly assemblies: number;
+  readonly assemblyBytes: number;
+  readonly representations: number;
+  readonly representationBytes: number;
+  readonly observers: number;
+  readonly limits: {
+    readonly maxDedupEntries: number;
+    readonly maxAssemblies: number;
+    readonly maxRepresentations: number;
+    readonly maxObservers: number;
+  };
+}
+
+/** The CoAP stack's cumulative counters (a part of `CoapEndpoint.tables()`). */
+export interface CoapCounters {
+  /** Entries dropped because their table was full. */
+  readonly evicted: {
+    readonly dedup: number;
+    readonly assemblies: number;
+    readonly representations: number;
+    readonly observers: number;
+  };
+  readonly observersReplaced: number;
+  readonly representationsNotKept: number;
+  readonly errorPayloadsCut: number;
 }
 
 /** One stanza's size as a cxmpp frame (the CoAP payload) and as XML (UTF-8, no whitespace between tags). */
@@ -56,6 +91,8 @@ export interface Totals {
   readonly mailboxCoalesced: number;
   readonly connects: number;
   readonly refusedConnects: number;
+  /** The CoAP endpoint's counters; absent, the cxmpp_coap_* counters stay as they are. */
+  readonly coap?: CoapCounters;
 }
 
 export interface GatewayMetricsOptions {
@@ -68,6 +105,23 @@ export interface GatewayMetricsOptions {
 const PATHS = ["node", "federation"] as const;
 const DIRECTIONS = ["uplink", "downlink"] as const;
 const DROP_REASONS: readonly MailboxDropReason[] = ["full", "ttl", "coalesced"];
+/** The `table` label of the cxmpp_coap_* metrics. */
+const COAP_TABLES = ["dedup", "block1_assemblies", "block2_representations", "observers"] as const;
+type CoapTable = (typeof COAP_TABLES)[number];
+const NO_COAP_TABLES: CoapTableCounts = {
+  dedup: 0,
+  dedupBytes: 0,
+  assemblies: 0,
+  assemblyBytes: 0,
+  representations: 0,
+  representationBytes: 0,
+  observers: 0,
+  limits: { maxDedupEntries: 0, maxAssemblies: 0, maxRepresentations: 0, maxObservers: 0 },
+  evicted: { dedup: 0, assemblies: 0, representations: 0, observers: 0 },
+  observersReplaced: 0,
+  representationsNotKept: 0,
+  errorPayloadsCut: 0,
+};
 
 export class GatewayMetrics {
   readonly registry = new Registry();
@@ -117,6 +171,24 @@ export class GatewayMetrics {
   );
   private readonly connects = this.counter("cxmpp_connects_total", "session connects accepted");
   private readonly refused = this.counter("cxmpp_connects_refused_total", "session connects refused");
+  private readonly coapEvictions = this.counter(
+    "cxmpp_coap_evictions_total",
+    "CoAP table entries dropped because the table (or the peer's share of it) was full",
+    ["table"],
+    COAP_TABLES,
+  );
+  private readonly coapObserversReplaced = this.counter(
+    "cxmpp_coap_observers_replaced_total",
+    "observe registrations replaced by a newer one of the same peer for the same resource",
+  );
+  private readonly coapNotKept = this.counter(
+    "cxmpp_coap_block2_not_kept_total",
+    "responses larger than the Block2 byte cap, served block by block without a copy",
+  );
+  private readonly coapErrorsCut = this.counter(
+    "cxmpp_coap_error_payloads_cut_total",
+    "error responses whose diagnostic payload was cut to the CoAP limit",
+  );
 
   constructor(options: GatewayMetricsOptions = {}) {
     this.source = options.source;
@@ -128,6 +200,23 @@ export class GatewayMetrics {
     this.snapshot("cxmpp_federation_up", "1 when the XMPP server link is up", (s) =>
       s.federationUp() ? 1 : 0,
     );
+    this.coapSnapshot("cxmpp_coap_table_entries", "entries held in each CoAP table", (t) => ({
+      dedup: t.dedup,
+      block1_assemblies: t.assemblies,
+      block2_representations: t.representations,
+      observers: t.observers,
+    }));
+    this.coapSnapshot("cxmpp_coap_table_bytes", "bytes held in each CoAP table that keeps data", (t) => ({
+      dedup: t.dedupBytes,
+      block1_assemblies: t.assemblyBytes,
+      block2_representations: t.representationBytes,
+    }));
+    this.coapSnapshot("cxmpp_coap_table_limit", "the entry cap of each CoAP table", (t) => ({
+      dedup: t.limits.maxDedupEntries,
+      block1_assemblies: t.limits.maxAssemblies,
+      block2_representations: t.limits.maxRepresentations,
+      observers: t.limits.maxObservers,
+    }));
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -192,7 +281,7 @@ export class GatewayMetrics {
    */
   syncTotals(t: Totals): void {
     const last = this.lastTotals;
-    const d = (k: keyof Totals) => Math.max(0, t[k] - last[k]);
+    const d = (k: Exclude<keyof Totals, "coap">) => Math.max(0, t[k] - last[k]);
     this.stanzasIn.inc({ path: "node" }, d("stanzasFromNodes"));
     this.stanzasOut.inc({ path: "node" }, d("stanzasToNodes"));
     this.stanzasIn.inc({ path: "federation" }, d("stanzasFromFederation"));
@@ -212,7 +301,25 @@ export class GatewayMetrics {
     this.mailboxDrops.inc({ reason: "coalesced" }, d("mailboxCoalesced"));
     this.connects.inc(d("connects"));
     this.refused.inc(d("refusedConnects"));
-    this.lastTotals = { ...t };
+    if (t.coap) this.syncCoap(t.coap, this.lastTotals.coap ?? NO_COAP_TABLES);
+    this.lastTotals = { ...t, coap: t.coap ?? this.lastTotals.coap };
+  }
+
+  private syncCoap(now: CoapCounters, last: CoapCounters): void {
+    const d = (a: number, b: number) => Math.max(0, a - b);
+    this.coapEvictions.inc({ table: "dedup" }, d(now.evicted.dedup, last.evicted.dedup));
+    this.coapEvictions.inc(
+      { table: "block1_assemblies" },
+      d(now.evicted.assemblies, last.evicted.assemblies),
+    );
+    this.coapEvictions.inc(
+      { table: "block2_representations" },
+      d(now.evicted.representations, last.evicted.representations),
+    );
+    this.coapEvictions.inc({ table: "observers" }, d(now.evicted.observers, last.evicted.observers));
+    this.coapObserversReplaced.inc(d(now.observersReplaced, last.observersReplaced));
+    this.coapNotKept.inc(d(now.representationsNotKept, last.representationsNotKept));
+    this.coapErrorsCut.inc(d(now.errorPayloadsCut, last.errorPayloadsCut));
   }
 
   private lastTotals: Totals = {
@@ -263,6 +370,28 @@ export class GatewayMetrics {
     if (label === undefined) c.inc(0);
     else for (const v of values) c.inc({ [label]: v }, 0);
     return c;
+  }
+
+  /** A gauge per CoAP table (`table` label), read from the source's coapTables() at scrape time. */
+  private coapSnapshot(
+    name: string,
+    help: string,
+    read: (tables: CoapTableCounts) => Partial<Record<CoapTable, number>>,
+  ): void {
+    const metrics = this;
+    new Gauge({
+      name,
+      help,
+      labelNames: ["table"],
+      registers: [this.registry],
+      collect() {
+        const values = read(metrics.source?.coapTables?.() ?? NO_COAP_TABLES);
+        for (const table of COAP_TABLES) {
+          const v = values[table];
+          if (v !== undefined) this.set({ table }, v);
+        }
+      },
+    });
   }
 
   private snapshot(name: string, help: string, read: (source: MetricsSource) => number): void {

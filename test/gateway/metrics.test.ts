@@ -1,12 +1,17 @@
 /** Gateway metrics as Prometheus sees them: scraped over real HTTP on loopback and parsed. */
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  type CoapTableCounts,
   GatewayMetrics,
   type HealthReport,
   type MetricsServer,
   type MetricsSource,
   startMetricsServer,
+  type Totals,
 } from "../../gateway/metrics.js";
+import { CoapEndpoint, Code, type PeerAddress, pathOptions } from "../../src/core/index.js";
+import { drive, FakeTime, fakeRandom } from "../kit/fake-time.js";
+import { LossyNetwork } from "../kit/lossy-link.js";
 
 /** Prometheus text format → `name{labels}` → value (comments dropped). */
 function parse(text: string): Map<string, number> {
@@ -38,6 +43,35 @@ async function scrape(server: MetricsServer): Promise<Map<string, number>> {
   return parse(await res.text());
 }
 
+/** A source with nothing in it, and totals all 0, to spread new fields over. */
+const idle: MetricsSource = {
+  sessions: () => 0,
+  awake: () => 0,
+  asleep: () => 0,
+  mailboxDepth: () => 0,
+  outboxDepth: () => 0,
+  federationUp: () => false,
+};
+const zeroTotals: Totals = {
+  stanzasFromNodes: 0,
+  stanzasToNodes: 0,
+  stanzasFromFederation: 0,
+  stanzasToFederation: 0,
+  bytesUp: 0,
+  xmlUp: 0,
+  bytesDown: 0,
+  xmlDown: 0,
+  retransmissions: 0,
+  duplicateFrames: 0,
+  badFrames: 0,
+  tableMisses: 0,
+  mailboxFull: 0,
+  mailboxExpired: 0,
+  mailboxCoalesced: 0,
+  connects: 0,
+  refusedConnects: 0,
+};
+
 describe("GatewayMetrics over /metrics", () => {
   it("shows every counter at 0 from the start and counts events", async () => {
     const metrics = new GatewayMetrics({ processMetrics: false });
@@ -52,6 +86,8 @@ describe("GatewayMetrics over /metrics", () => {
       'cxmpp_mailbox_dropped_total{reason="coalesced"}',
       "cxmpp_retransmissions_total",
       "cxmpp_connects_refused_total",
+      'cxmpp_coap_evictions_total{table="block1_assemblies"}',
+      "cxmpp_coap_error_payloads_cut_total",
     ])
       expect(before.get(name), name).toBe(0);
 
@@ -74,7 +110,10 @@ describe("GatewayMetrics over /metrics", () => {
     const after = await scrape(server);
     expect(
       Object.fromEntries(
-        [...after].filter(([k]) => k.startsWith("cxmpp_") && !/depth|nodes_|sessions|_up/.test(k)),
+        [...after].filter(
+          ([k]) =>
+            k.startsWith("cxmpp_") && !k.startsWith("cxmpp_coap_") && !/depth|nodes_|sessions|_up/.test(k),
+        ),
       ),
     ).toEqual({
       'cxmpp_stanzas_in_total{path="node"}': 2,
@@ -129,6 +168,107 @@ describe("GatewayMetrics over /metrics", () => {
     expect(second.get("cxmpp_nodes_awake")).toBe(3);
     expect(second.get("cxmpp_mailbox_depth")).toBe(0);
     expect(second.get("cxmpp_federation_up")).toBe(1);
+  });
+
+  it("shows the CoAP tables (cxmpp_coap_*): sizes read at each scrape, evictions counted up by syncTotals", async () => {
+    const metrics = new GatewayMetrics({ processMetrics: false });
+    const server = await serve(metrics);
+    const coap = (s: Map<string, number>) =>
+      Object.fromEntries([...s].filter(([k]) => k.startsWith("cxmpp_coap_")));
+    // Before a source is bound: every table at 0, every counter at 0.
+    expect(coap(await scrape(server))).toEqual({
+      'cxmpp_coap_evictions_total{table="dedup"}': 0,
+      'cxmpp_coap_evictions_total{table="block1_assemblies"}': 0,
+      'cxmpp_coap_evictions_total{table="block2_representations"}': 0,
+      'cxmpp_coap_evictions_total{table="observers"}': 0,
+      cxmpp_coap_observers_replaced_total: 0,
+      cxmpp_coap_block2_not_kept_total: 0,
+      cxmpp_coap_error_payloads_cut_total: 0,
+      'cxmpp_coap_table_entries{table="dedup"}': 0,
+      'cxmpp_coap_table_entries{table="block1_assemblies"}': 0,
+      'cxmpp_coap_table_entries{table="block2_representations"}': 0,
+      'cxmpp_coap_table_entries{table="observers"}': 0,
+      'cxmpp_coap_table_bytes{table="dedup"}': 0,
+      'cxmpp_coap_table_bytes{table="block1_assemblies"}': 0,
+      'cxmpp_coap_table_bytes{table="block2_representations"}': 0,
+      'cxmpp_coap_table_limit{table="dedup"}': 0,
+      'cxmpp_coap_table_limit{table="block1_assemblies"}': 0,
+      'cxmpp_coap_table_limit{table="block2_representations"}': 0,
+      'cxmpp_coap_table_limit{table="observers"}': 0,
+    });
+
+    let tables: CoapTableCounts = {
+      dedup: 900,
+      dedupBytes: 12_000,
+      assemblies: 64,
+      assemblyBytes: 1_024,
+      representations: 3,
+      representationBytes: 9_000,
+      observers: 2,
+      evicted: { dedup: 10, assemblies: 136, representations: 0, observers: 1 },
+      observersReplaced: 999,
+      representationsNotKept: 1,
+      errorPayloadsCut: 2_000,
+      limits: { maxDedupEntries: 65_536, maxAssemblies: 64, maxRepresentations: 256, maxObservers: 4_096 },
+    };
+    metrics.bind({ ...idle, coapTables: () => tables });
+    metrics.syncTotals({ ...zeroTotals, coap: tables });
+    const first = coap(await scrape(server));
+    expect(first).toMatchObject({
+      'cxmpp_coap_table_entries{table="dedup"}': 900,
+      'cxmpp_coap_table_entries{table="block1_assemblies"}': 64,
+      'cxmpp_coap_table_entries{table="block2_representations"}': 3,
+      'cxmpp_coap_table_entries{table="observers"}': 2,
+      'cxmpp_coap_table_bytes{table="dedup"}': 12_000,
+      'cxmpp_coap_table_bytes{table="block1_assemblies"}': 1_024,
+      'cxmpp_coap_table_bytes{table="block2_representations"}': 9_000,
+      'cxmpp_coap_table_limit{table="block1_assemblies"}': 64,
+      'cxmpp_coap_table_limit{table="observers"}': 4_096,
+      'cxmpp_coap_evictions_total{table="dedup"}': 10,
+      'cxmpp_coap_evictions_total{table="block1_assemblies"}': 136,
+      'cxmpp_coap_evictions_total{table="observers"}': 1,
+      cxmpp_coap_observers_replaced_total: 999,
+      cxmpp_coap_block2_not_kept_total: 1,
+      cxmpp_coap_error_payloads_cut_total: 2_000,
+    });
+    expect(first).not.toHaveProperty('cxmpp_coap_table_bytes{table="observers"}');
+
+    // The gauges follow the tables at the next scrape; the counters add what changed since the last sync.
+    tables = { ...tables, assemblies: 5, evicted: { ...tables.evicted, assemblies: 200 } };
+    const between = coap(await scrape(server));
+    expect(between['cxmpp_coap_table_entries{table="block1_assemblies"}']).toBe(5);
+    expect(between['cxmpp_coap_evictions_total{table="block1_assemblies"}']).toBe(136);
+    metrics.syncTotals({ ...zeroTotals, coap: tables });
+    metrics.syncTotals({ ...zeroTotals }); // a sync without CoAP numbers leaves them alone
+    metrics.syncTotals({ ...zeroTotals, coap: tables });
+    expect(coap(await scrape(server))['cxmpp_coap_evictions_total{table="block1_assemblies"}']).toBe(200);
+  });
+
+  it("reads a real endpoint's tables() (the gateway binds CoapEndpoint.tables)", async () => {
+    const time = new FakeTime();
+    const net = new LossyNetwork(time);
+    const base = { clock: time, scheduler: time };
+    const server = new CoapEndpoint({ ...base, transport: net.transport("s:1"), random: fakeRandom(1) });
+    const client = new CoapEndpoint({ ...base, transport: net.transport("c:1"), random: fakeRandom(2) });
+    server.handle(() => ({ code: Code.CONTENT, options: [], payload: new Uint8Array(0) }));
+    const at = "s:1" as PeerAddress;
+    for (let i = 0; i < 3; i++)
+      await drive(
+        time,
+        client.observe(at, "r", () => {}),
+      );
+    await drive(
+      time,
+      client.request(at, { code: Code.GET, options: pathOptions("x"), payload: new Uint8Array(0) }),
+    );
+    const metrics = new GatewayMetrics({ processMetrics: false });
+    metrics.bind({ ...idle, coapTables: () => server.tables() });
+    metrics.syncTotals({ ...zeroTotals, coap: server.tables() });
+    const s = parse(await metrics.scrape());
+    expect(s.get('cxmpp_coap_table_entries{table="observers"}')).toBe(1);
+    expect(s.get("cxmpp_coap_observers_replaced_total")).toBe(2);
+    expect(s.get('cxmpp_coap_table_entries{table="dedup"}')).toBe(4);
+    expect(s.get('cxmpp_coap_table_limit{table="dedup"}')).toBe(65_536);
   });
 
   it("includes the Node.js process metrics unless told not to", async () => {
