@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createSocket } from "node:dgram";
 import {
+  chownSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -79,6 +80,12 @@ async function until(what: () => boolean, ms: number, explain = () => ""): Promi
 
 const sha = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
 const mode = (file: string) => statSync(file).mode & 0o777;
+
+/** The database files in a data directory: the store, its companions, anything set aside or half-copied. */
+const storeFiles = (data: string) =>
+  readdirSync(data)
+    .filter((f) => f.startsWith("cxmpp.db"))
+    .sort();
 
 /** The devices in a store file, read directly (not through the code under test). */
 function devicesIn(file: string): string[] {
@@ -177,7 +184,7 @@ describe("cxmpp store backup and restore, around a real gateway", () => {
       expect(refused.stderr, file).toContain(why);
       expect(refused.stderr, file).toContain("the store in the data directory is unchanged");
       expect(sha(store), file).toBe(current);
-      expect(readdirSync(data).sort(), file).toEqual(["cxmpp.db"]);
+      expect(storeFiles(data), file).toEqual(["cxmpp.db"]); // nothing set aside, no copy left behind
     }
 
     const restored = await cxmpp(dir, ["store", "restore", backup, "--data-dir", data]);
@@ -254,7 +261,8 @@ describe("cxmpp store backup and restore, around a real gateway", () => {
     expect(refused.stderr).toContain(`stop the gateway (pid ${holder.pid}) first`);
     expect(refused.stderr).toContain("nothing was changed");
     expect(sha(join(data, "cxmpp.db"))).toBe(current);
-    expect(readdirSync(data).sort()).toEqual(["cxmpp.db", "gateway.pid"]);
+    expect(storeFiles(data)).toEqual(["cxmpp.db"]);
+    expect(readdirSync(data)).toContain("gateway.pid");
     holder.kill("SIGKILL");
     await new Promise((r) => holder.once("exit", r));
 
@@ -264,6 +272,21 @@ describe("cxmpp store backup and restore, around a real gateway", () => {
     expect(done.status).toBe(0);
     expect(devicesIn(join(data, "cxmpp.db"))).toEqual(["sensor1"]);
   }, 60_000);
+
+  it.skipIf(process.getuid?.() !== 0)(
+    "run as root, restore gives the restored store to the data directory's owner (the service's user)",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "cxmpp-ops-owner-"));
+      const data = join(dir, "data");
+      expect((await cxmpp(dir, ["provision", "add", "sensor1", "--data-dir", data])).status).toBe(0);
+      const backup = join(dir, "b.db");
+      expect((await cxmpp(dir, ["store", "backup", "--out", backup, "--data-dir", data])).status).toBe(0);
+      chownSync(data, 65534, 65534);
+      expect((await cxmpp(dir, ["store", "restore", backup, "--data-dir", data])).status).toBe(0);
+      const restored = statSync(join(data, "cxmpp.db"));
+      expect([restored.uid, restored.gid, restored.mode & 0o777]).toEqual([65534, 65534, 0o600]);
+    },
+  );
 
   it("restore is refused while a real cxmpp gateway runs on the data directory", async () => {
     const dir = mkdtempSync(join(tmpdir(), "cxmpp-ops-running-"));
