@@ -157,6 +157,7 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
       mailboxDepth: () => census.mailbox,
       outboxDepth: () => store.journal.outboxDepth,
       federationUp: () => link?.online ?? false,
+      usedNonces: () => service.usedNonces,
       coapTables: () => udp.endpoint.tables(),
     });
     const sync = () =>
@@ -178,6 +179,10 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
         mailboxCoalesced: service.stats.mailboxCoalesced,
         connects: service.stats.connects,
         refusedConnects: service.stats.refusedConnects,
+        badAcks: service.stats.badAcks,
+        replayedTelemetry: service.stats.replayedTelemetry,
+        gaps: service.stats.gaps,
+        usedNoncesEvicted: service.stats.usedNoncesEvicted,
         coap: udp.endpoint.tables(),
       });
     const started = Date.now();

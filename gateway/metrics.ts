@@ -31,6 +31,8 @@ export interface MetricsSource {
   federationUp(): boolean;
   /** The CoAP endpoint's tables (`CoapEndpoint.tables()`); without it the cxmpp_coap_* gauges read 0. */
   coapTables?(): CoapTableCounts;
+  /** Connect nonces remembered as used (the only connect state; bounded, docs/PROTOCOL.md §8). */
+  usedNonces?(): number;
 }
 
 /** The CoAP tables unauthenticated peers can fill, as `CoapEndpoint.tables()` shows them. */
@@ -91,6 +93,14 @@ export interface Totals {
   readonly mailboxCoalesced: number;
   readonly connects: number;
   readonly refusedConnects: number;
+  /** Uplinks refused for an ack beyond the frames sent. */
+  readonly badAcks?: number;
+  /** NON readings dropped as replays (telemetry number already routed). */
+  readonly replayedTelemetry?: number;
+  /** Uplink frames beyond h + 1, not taken. */
+  readonly gaps?: number;
+  /** Used connect nonces forgotten early (table full). */
+  readonly usedNoncesEvicted?: number;
   /** The CoAP endpoint's counters; absent, the cxmpp_coap_* counters stay as they are. */
   readonly coap?: CoapCounters;
 }
@@ -170,6 +180,16 @@ export class GatewayMetrics {
     DROP_REASONS,
   );
   private readonly connects = this.counter("cxmpp_connects_total", "session connects accepted");
+  private readonly uplinkRejected = this.counter(
+    "cxmpp_uplink_rejected_total",
+    "uplinks or frames not taken: an ack beyond the frames sent (bad_ack), a replayed telemetry number (telemetry_replay), a frame beyond h + 1 (gap)",
+    ["reason"],
+    ["bad_ack", "telemetry_replay", "gap"],
+  );
+  private readonly noncesEvicted = this.counter(
+    "cxmpp_connect_nonces_evicted_total",
+    "used connect nonces forgotten before their lifetime because the table was full",
+  );
   private readonly refused = this.counter("cxmpp_connects_refused_total", "session connects refused");
   private readonly coapEvictions = this.counter(
     "cxmpp_coap_evictions_total",
@@ -199,6 +219,11 @@ export class GatewayMetrics {
     this.snapshot("cxmpp_outbox_depth", "stanzas waiting for the XMPP server", (s) => s.outboxDepth());
     this.snapshot("cxmpp_federation_up", "1 when the XMPP server link is up", (s) =>
       s.federationUp() ? 1 : 0,
+    );
+    this.snapshot(
+      "cxmpp_connect_nonces_used",
+      "connect nonces remembered as used (single use; only proven connects add one)",
+      (s) => s.usedNonces?.() ?? 0,
     );
     this.coapSnapshot("cxmpp_coap_table_entries", "entries held in each CoAP table", (t) => ({
       dedup: t.dedup,
@@ -281,7 +306,7 @@ export class GatewayMetrics {
    */
   syncTotals(t: Totals): void {
     const last = this.lastTotals;
-    const d = (k: Exclude<keyof Totals, "coap">) => Math.max(0, t[k] - last[k]);
+    const d = (k: Exclude<keyof Totals, "coap">) => Math.max(0, (t[k] ?? 0) - (last[k] ?? 0));
     this.stanzasIn.inc({ path: "node" }, d("stanzasFromNodes"));
     this.stanzasOut.inc({ path: "node" }, d("stanzasToNodes"));
     this.stanzasIn.inc({ path: "federation" }, d("stanzasFromFederation"));
@@ -301,6 +326,10 @@ export class GatewayMetrics {
     this.mailboxDrops.inc({ reason: "coalesced" }, d("mailboxCoalesced"));
     this.connects.inc(d("connects"));
     this.refused.inc(d("refusedConnects"));
+    this.uplinkRejected.inc({ reason: "bad_ack" }, d("badAcks"));
+    this.uplinkRejected.inc({ reason: "telemetry_replay" }, d("replayedTelemetry"));
+    this.uplinkRejected.inc({ reason: "gap" }, d("gaps"));
+    this.noncesEvicted.inc(d("usedNoncesEvicted"));
     if (t.coap) this.syncCoap(t.coap, this.lastTotals.coap ?? NO_COAP_TABLES);
     this.lastTotals = { ...t, coap: t.coap ?? this.lastTotals.coap };
   }

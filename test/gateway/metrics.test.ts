@@ -112,7 +112,7 @@ describe("GatewayMetrics over /metrics", () => {
       Object.fromEntries(
         [...after].filter(
           ([k]) =>
-            k.startsWith("cxmpp_") && !k.startsWith("cxmpp_coap_") && !/depth|nodes_|sessions|_up/.test(k),
+            k.startsWith("cxmpp_") && !k.startsWith("cxmpp_coap_") && !/depth|nodes_|sessions|federation_up|nonces_used/.test(k),
         ),
       ),
     ).toEqual({
@@ -135,7 +135,54 @@ describe("GatewayMetrics over /metrics", () => {
       'cxmpp_mailbox_dropped_total{reason="coalesced"}': 0,
       cxmpp_connects_total: 2,
       cxmpp_connects_refused_total: 1,
+      'cxmpp_uplink_rejected_total{reason="bad_ack"}': 0,
+      'cxmpp_uplink_rejected_total{reason="telemetry_replay"}': 0,
+      'cxmpp_uplink_rejected_total{reason="gap"}': 0,
+      cxmpp_connect_nonces_evicted_total: 0,
     });
+  });
+
+  it("counts refused acks, replayed readings, gaps and the connect nonces from the session layer", async () => {
+    const metrics = new GatewayMetrics({ processMetrics: false });
+    let used = 3;
+    metrics.bind({
+      sessions: () => 0,
+      awake: () => 0,
+      asleep: () => 0,
+      mailboxDepth: () => 0,
+      outboxDepth: () => 0,
+      federationUp: () => false,
+      usedNonces: () => used,
+    });
+    const server = await serve(metrics);
+    const zero = {
+      stanzasFromNodes: 0,
+      stanzasToNodes: 0,
+      stanzasFromFederation: 0,
+      stanzasToFederation: 0,
+      bytesUp: 0,
+      xmlUp: 0,
+      bytesDown: 0,
+      xmlDown: 0,
+      retransmissions: 0,
+      duplicateFrames: 0,
+      badFrames: 0,
+      tableMisses: 0,
+      mailboxFull: 0,
+      mailboxExpired: 0,
+      mailboxCoalesced: 0,
+      connects: 0,
+      refusedConnects: 0,
+    };
+    metrics.syncTotals({ ...zero, badAcks: 2, replayedTelemetry: 5, gaps: 1, usedNoncesEvicted: 0 });
+    metrics.syncTotals({ ...zero, badAcks: 3, replayedTelemetry: 5, gaps: 4, usedNoncesEvicted: 1 });
+    used = 7;
+    const m = await scrape(server);
+    expect(m.get('cxmpp_uplink_rejected_total{reason="bad_ack"}')).toBe(3);
+    expect(m.get('cxmpp_uplink_rejected_total{reason="telemetry_replay"}')).toBe(5);
+    expect(m.get('cxmpp_uplink_rejected_total{reason="gap"}')).toBe(4);
+    expect(m.get("cxmpp_connect_nonces_evicted_total")).toBe(1);
+    expect(m.get("cxmpp_connect_nonces_used")).toBe(7);
   });
 
   it("reads the state gauges from the source at each scrape", async () => {
