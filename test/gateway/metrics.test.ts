@@ -112,7 +112,9 @@ describe("GatewayMetrics over /metrics", () => {
       Object.fromEntries(
         [...after].filter(
           ([k]) =>
-            k.startsWith("cxmpp_") && !k.startsWith("cxmpp_coap_") && !/depth|nodes_|sessions|federation_up|nonces_used/.test(k),
+            k.startsWith("cxmpp_") &&
+            !k.startsWith("cxmpp_coap_") &&
+            !/depth|nodes_|sessions|federation_up|nonces_used/.test(k),
         ),
       ),
     ).toEqual({
