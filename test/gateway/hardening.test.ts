@@ -246,12 +246,19 @@ describe("acknowledgements are checked against what was sent", () => {
 });
 
 describe("telemetry errors come back", () => {
-  it("a NON reading whose frame does not decode is answered 4.00 (No-Response = 2 keeps errors)", async () => {
+  it("a NON reading whose frame does not decode is answered 4.00, and the node hears of it", async () => {
     const dir = join(root, "bad-telemetry");
-    const gw = await gateway(dir);
+    const outbound: XElement[] = [];
+    const gw = await gateway(dir, 0, outbound);
     cleanups.push(() => gw.stop());
     const n = await node("sensor1", 1, gw.address);
+    const heard: string[] = [];
+    n.client.onTelemetryError((e) => heard.push(`${e.kind}: ${e.message}`));
     await n.client.connect();
+    n.client.sendTelemetry(reading(0)); // CON (priming)
+    await until(() => outbound.length === 1);
+    n.client.sendTelemetry(reading(1)); // NON: from now on the node listens for errors to its readings
+    await until(() => outbound.length === 2);
     const bad = serializeMessage({
       type: MessageType.NON,
       code: Code.POST,
@@ -265,6 +272,8 @@ describe("telemetry errors come back", () => {
     const answer = n.tap.received.map((d) => parseMessage(d)).find((m) => m.code === Code.BAD_REQUEST)!;
     expect(new TextDecoder().decode(answer.payload)).toMatch(/^telemetry 50: [A-Z_]+ at byte \d+$/);
     expect(gw.service.stats.badFrames).toBe(1);
+    await until(() => heard.length === 1);
+    expect(heard[0]).toMatch(/^frame-rejected: telemetry refused: 4\.00 telemetry 50: /);
   });
 });
 

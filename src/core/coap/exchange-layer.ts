@@ -103,6 +103,22 @@ export class ExchangeLayer {
   }
 
   /**
+   * Takes every response from `peer` with `token` until cancelled, sending nothing: for fire-and-forget
+   * NON requests whose only answers can be errors (No-Response, RFC 7967 §2), so that an error that
+   * comes back reaches the sender instead of an RST. The token must not be one our requests use.
+   */
+  listen(
+    peer: PeerAddress,
+    token: Uint8Array,
+    onResponse: (response: CoapMessage) => void,
+  ): { cancel(): void } {
+    const k = tokenKey(peer, token);
+    const w: Waiting = { resolve: onResponse, reject: () => this.waiting.delete(k) };
+    this.waiting.set(k, w);
+    return { cancel: () => this.waiting.get(k) === w && this.waiting.delete(k) };
+  }
+
+  /**
    * Sends a request with a token the caller chose, e.g. the token of a forgotten observation to
    * deregister it with GET Observe=1 (RFC 7641 §3.6). The token must not be in use.
    */

@@ -81,6 +81,9 @@ export class NodeClient {
   private telemetryPrimed = false;
   /** The next telemetry number (the gateway says where to start at each connect). */
   private telemetryNext = 1;
+  /** Errors the gateway answered to NON readings (a frame it could not decode), newest last. */
+  private readonly telemetryErrorHandlers: ((error: SessionError) => void)[] = [];
+  private telemetryListener: { cancel(): void } | undefined;
 
   constructor(private readonly options: NodeClientOptions) {
     this.logger = options.logger ?? silentLogger;
@@ -206,6 +209,18 @@ export class NodeClient {
       return;
     }
     const frame = this.encoder.encodeUnsequenced(stanza);
+    // Readings go with the empty token and No-Response for 2.xx: the only answer can be an error.
+    this.telemetryListener ??= this.options.endpoint.exchanges.listen(
+      this.options.gateway,
+      new Uint8Array(0),
+      (r) => {
+        const error = new SessionError(
+          "frame-rejected",
+          `telemetry refused: ${codeString(r.code)} ${text(r)}`,
+        );
+        for (const h of this.telemetryErrorHandlers) h(error);
+      },
+    );
     const payload = encodeUplink({
       seq: 0,
       t: this.telemetryNext++,
@@ -224,6 +239,11 @@ export class NodeClient {
       },
       this.options.gateway,
     );
+  }
+
+  /** Called when the gateway answers a NON reading with an error (its frame did not decode). */
+  onTelemetryError(handler: (error: SessionError) => void): void {
+    this.telemetryErrorHandlers.push(handler);
   }
 
   /**
@@ -251,6 +271,7 @@ export class NodeClient {
   close(): void {
     this.closed = true;
     this.retryTimer?.cancel();
+    this.telemetryListener?.cancel();
     for (const o of this.outbox.splice(0)) o.failed(new SessionError("closed", "client closed"));
   }
 
