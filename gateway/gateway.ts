@@ -6,7 +6,7 @@
  * kits all start gateways through here.
  */
 import { DICTIONARY_V1, type XElement } from "../codec/index.js";
-import type { CoapEndpoint } from "../src/core/index.js";
+import { type CoapEndpoint, protocol } from "../src/core/index.js";
 import { consoleLogger, createUdpEndpoint, cryptoRandom, nodeMac, wallClock } from "../src/node/index.js";
 import { formatHostPort, type GatewayConfig } from "./config.js";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
@@ -51,7 +51,8 @@ export function attachGateway(endpoint: CoapEndpoint, options: AttachOptions): G
       service.reload();
     };
   }
-  endpoint.handle(service.handle);
+  // Only a session's downlink is observable (docs/PROTOCOL.md §3.4): nothing else ever changes.
+  endpoint.handle(service.handle, { observable: (path) => path.startsWith(`${protocol.Paths.DOWNLINK}/`) });
   return service;
 }
 

@@ -12,6 +12,7 @@ export {
   RetransmitsExceeded,
 } from "./coap/errors.js";
 export type { Request, RequestHandler, Response, ServerRequest } from "./coap/exchange-layer.js";
+export { type CoapLimits, type CoapTables, DEFAULT_COAP_LIMITS } from "./coap/limits.js";
 export {
   CoapFormatError,
   type CoapMessage,

@@ -245,6 +245,24 @@ describe("acknowledgements are checked against what was sent", () => {
   });
 });
 
+describe("observers", () => {
+  it("only a session's downlink is observable: /.well-known/core is served without Observe, taking no entry", async () => {
+    const gw = await gateway(join(root, "observe"));
+    cleanups.push(() => gw.stop());
+    const n = await node("sensor1", 1, gw.address);
+    const endpoint = (n.client as unknown as { options: { endpoint: CoapEndpoint } }).options.endpoint;
+    const o = await endpoint.observe(gw.address as PeerAddress, ".well-known/core", () => {});
+    expect(o.response.code).toBe(Code.CONTENT);
+    expect(o.response.options.some((opt) => opt.number === OptionNumber.OBSERVE)).toBe(false);
+    const scrape = await gw.metrics.scrape();
+    expect(scrape).toMatch(/^cxmpp_coap_table_entries\{table="observers"\} 0$/m);
+    await n.client.connect();
+    const d = await n.client.observeDownlink(); // the one resource that changes
+    expect(await gw.metrics.scrape()).toMatch(/^cxmpp_coap_table_entries\{table="observers"\} 1$/m);
+    await d.cancel();
+  });
+});
+
 describe("telemetry errors come back", () => {
   it("a NON reading whose frame does not decode is answered 4.00, and the node hears of it", async () => {
     const dir = join(root, "bad-telemetry");

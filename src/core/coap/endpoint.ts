@@ -133,8 +133,12 @@ export class CoapEndpoint {
     this.observations = new ObserveClient(this.exchanges, options.clock);
   }
 
-  /** The server side: `handler` sees whole request bodies; large responses go out block-wise. */
-  handle(handler: RequestHandler): void {
+  /**
+   * The server side: `handler` sees whole request bodies; large responses go out block-wise. Only
+   * `observable` paths (default: all) take Observe registrations.
+   */
+  handle(handler: RequestHandler, options: { readonly observable?: (path: string) => boolean } = {}): void {
+    if (options.observable) this.observers.observable = options.observable;
     this.exchanges.handle(this.blockServer.wrap(this.observers.wrap(handler)));
   }
 

@@ -108,6 +108,12 @@ export class ObserveServer {
     messages.onReset((peer, messageId) => this.resetBy(peer, messageId));
   }
 
+  /**
+   * Which paths can be observed (default: all). Others are served without Observe, which tells the
+   * client it is not registered (RFC 7641 §4.1): a resource that never changes takes no table space.
+   */
+  observable: (path: string) => boolean = () => true;
+
   /** The handler the layer below calls: registers and deregisters observers around `inner`. */
   wrap(inner: RequestHandler): RequestHandler {
     return (request) => {
@@ -157,6 +163,7 @@ export class ObserveServer {
       return response;
     }
     const path = uriPath(request);
+    if (!this.observable(path)) return response;
     // Read before any replacement below can leave the path without observers (which forgets it).
     const value = this.sequence.get(path) ?? 0;
     // §4.1: the same (endpoint, token) replaces the earlier entry.
