@@ -16,6 +16,7 @@
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import type { CoapLimits, CoapTables } from "../src/core/index.js";
 import { formatHostPort, type HostPort, parseHostPort } from "./config.js";
 
 /** What the gateway knows at any moment; called on every scrape, so keep each call cheap. */
@@ -35,36 +36,22 @@ export interface MetricsSource {
   usedNonces?(): number;
 }
 
-/** The CoAP tables unauthenticated peers can fill, as `CoapEndpoint.tables()` shows them. */
-export interface CoapTableCounts extends CoapCounters {
-  readonly dedup: number;
-  readonly dedupBytes: number;
-  readonly assemblies: number;
-  readonly assemblyBytes: number;
-  readonly representations: number;
-  readonly representationBytes: number;
-  readonly observers: number;
-  readonly limits: {
-    readonly maxDedupEntries: number;
-    readonly maxAssemblies: number;
-    readonly maxRepresentations: number;
-    readonly maxObservers: number;
-  };
-}
+/**
+ * The CoAP tables unauthenticated peers can fill, as `CoapEndpoint.tables()` shows them (only the caps
+ * that metrics show are needed from `limits`).
+ */
+export type CoapTableCounts = Omit<CoapTables, "limits"> & {
+  readonly limits: Pick<
+    CoapLimits,
+    "maxDedupEntries" | "maxAssemblies" | "maxRepresentations" | "maxObservers"
+  >;
+};
 
 /** The CoAP stack's cumulative counters (a part of `CoapEndpoint.tables()`). */
-export interface CoapCounters {
-  /** Entries dropped because their table was full. */
-  readonly evicted: {
-    readonly dedup: number;
-    readonly assemblies: number;
-    readonly representations: number;
-    readonly observers: number;
-  };
-  readonly observersReplaced: number;
-  readonly representationsNotKept: number;
-  readonly errorPayloadsCut: number;
-}
+export type CoapCounters = Pick<
+  CoapTables,
+  "evicted" | "observersReplaced" | "representationsNotKept" | "errorPayloadsCut"
+>;
 
 /** One stanza's size as a cxmpp frame (the CoAP payload) and as XML (UTF-8, no whitespace between tags). */
 export interface FrameSizes {
@@ -104,6 +91,27 @@ export interface Totals {
   /** The CoAP endpoint's counters; absent, the cxmpp_coap_* counters stay as they are. */
   readonly coap?: CoapCounters;
 }
+
+/** Totals before anything happened: where syncTotals starts, and a base for callers to spread over. */
+export const ZERO_TOTALS: Totals = Object.freeze({
+  stanzasFromNodes: 0,
+  stanzasToNodes: 0,
+  stanzasFromFederation: 0,
+  stanzasToFederation: 0,
+  bytesUp: 0,
+  xmlUp: 0,
+  bytesDown: 0,
+  xmlDown: 0,
+  retransmissions: 0,
+  duplicateFrames: 0,
+  badFrames: 0,
+  tableMisses: 0,
+  mailboxFull: 0,
+  mailboxExpired: 0,
+  mailboxCoalesced: 0,
+  connects: 0,
+  refusedConnects: 0,
+});
 
 export interface GatewayMetricsOptions {
   /** Can also be bound later with bind(); until then the state gauges read 0. */
@@ -351,25 +359,7 @@ export class GatewayMetrics {
     this.coapErrorsCut.inc(d(now.errorPayloadsCut, last.errorPayloadsCut));
   }
 
-  private lastTotals: Totals = {
-    stanzasFromNodes: 0,
-    stanzasToNodes: 0,
-    stanzasFromFederation: 0,
-    stanzasToFederation: 0,
-    bytesUp: 0,
-    xmlUp: 0,
-    bytesDown: 0,
-    xmlDown: 0,
-    retransmissions: 0,
-    duplicateFrames: 0,
-    badFrames: 0,
-    tableMisses: 0,
-    mailboxFull: 0,
-    mailboxExpired: 0,
-    mailboxCoalesced: 0,
-    connects: 0,
-    refusedConnects: 0,
-  };
+  private lastTotals: Totals = ZERO_TOTALS;
 
   /** The exposition text, gauges read from the source now. */
   scrape(): Promise<string> {

@@ -8,6 +8,7 @@ import {
   type MetricsSource,
   startMetricsServer,
   type Totals,
+  ZERO_TOTALS,
 } from "../../gateway/metrics.js";
 import { CoapEndpoint, Code, type PeerAddress, pathOptions } from "../../src/core/index.js";
 import { drive, FakeTime, fakeRandom } from "../kit/fake-time.js";
@@ -52,25 +53,7 @@ const idle: MetricsSource = {
   outboxDepth: () => 0,
   federationUp: () => false,
 };
-const zeroTotals: Totals = {
-  stanzasFromNodes: 0,
-  stanzasToNodes: 0,
-  stanzasFromFederation: 0,
-  stanzasToFederation: 0,
-  bytesUp: 0,
-  xmlUp: 0,
-  bytesDown: 0,
-  xmlDown: 0,
-  retransmissions: 0,
-  duplicateFrames: 0,
-  badFrames: 0,
-  tableMisses: 0,
-  mailboxFull: 0,
-  mailboxExpired: 0,
-  mailboxCoalesced: 0,
-  connects: 0,
-  refusedConnects: 0,
-};
+const zeroTotals: Totals = ZERO_TOTALS;
 
 describe("GatewayMetrics over /metrics", () => {
   it("shows every counter at 0 from the start and counts events", async () => {
@@ -157,25 +140,7 @@ describe("GatewayMetrics over /metrics", () => {
       usedNonces: () => used,
     });
     const server = await serve(metrics);
-    const zero = {
-      stanzasFromNodes: 0,
-      stanzasToNodes: 0,
-      stanzasFromFederation: 0,
-      stanzasToFederation: 0,
-      bytesUp: 0,
-      xmlUp: 0,
-      bytesDown: 0,
-      xmlDown: 0,
-      retransmissions: 0,
-      duplicateFrames: 0,
-      badFrames: 0,
-      tableMisses: 0,
-      mailboxFull: 0,
-      mailboxExpired: 0,
-      mailboxCoalesced: 0,
-      connects: 0,
-      refusedConnects: 0,
-    };
+    const zero = zeroTotals;
     metrics.syncTotals({ ...zero, badAcks: 2, replayedTelemetry: 5, gaps: 1, usedNoncesEvicted: 0 });
     metrics.syncTotals({ ...zero, badAcks: 3, replayedTelemetry: 5, gaps: 4, usedNoncesEvicted: 1 });
     used = 7;
