@@ -3,9 +3,18 @@
  * Each subcommand lives in its own module, imported only when that command runs: `cxmpp gateway` never
  * loads the benchmarks (bench/) or the demo (examples/), and `--help` loads neither.
  */
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { describeConfig } from "../config.js";
 import { versionLine } from "../version.js";
+
+/** How every command that reads the store finds it (gateway/cli/settings.ts). */
+const dataDirOption = () =>
+  new Option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)");
+const configOption = () =>
+  new Option(
+    "--config <file>",
+    "the gateway's config file (env CXMPP_CONFIG; default ./cxmpp.json if present)",
+  );
 
 export async function main(argv: readonly string[]): Promise<number> {
   let code = 0;
@@ -28,7 +37,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--config <file>", "JSON config file (env CXMPP_CONFIG; default ./cxmpp.json if present)")
     .option("--listen <host:port>", "CoAP address (env CXMPP_LISTEN; default 127.0.0.1:5683)")
     .option("--domain <domain>", "XMPP domain of the nodes (env CXMPP_DOMAIN; default iot.localhost)")
-    .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
+    .addOption(dataDirOption())
     .option("--log-level <level>", "debug | info | warn | error (env CXMPP_LOG_LEVEL)")
     .option("--metrics-listen <host:port>", "serve Prometheus metrics at /metrics (env CXMPP_METRICS_LISTEN)")
     .option(
@@ -53,11 +62,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--out <file>", "write the device file here (CBOR; a name ending in .json gets the JSON view)")
     .option("--domain <domain>", "XMPP domain (env CXMPP_DOMAIN; default iot.localhost)")
     .option("--gateway <host:port>", "gateway address for the device file (default 127.0.0.1:5683)")
-    .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
-    .option(
-      "--config <file>",
-      "the gateway's config file (env CXMPP_CONFIG; default ./cxmpp.json if present)",
-    )
+    .addOption(dataDirOption())
+    .addOption(configOption())
     .action(async (name: string, opts) => {
       code = (await import("./provision-command.js")).runProvisionAdd(name, opts);
     });
@@ -65,8 +71,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command("list")
     .description("list registered devices")
     .option("--json", "as JSON")
-    .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
-    .option("--config <file>", "the gateway's config file (env CXMPP_CONFIG)")
+    .addOption(dataDirOption())
+    .addOption(configOption())
     .action(async (opts) => {
       code = (await import("./provision-command.js")).runProvisionList(opts);
     });
@@ -75,8 +81,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description("show one device (with its key)")
     .argument("<name>")
     .option("--json", "as JSON: identity, key_hex, jid, peers, revoked")
-    .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
-    .option("--config <file>", "the gateway's config file (env CXMPP_CONFIG)")
+    .addOption(dataDirOption())
+    .addOption(configOption())
     .action(async (name: string, opts) => {
       code = (await import("./provision-command.js")).runProvisionShow(name, opts);
     });
@@ -84,8 +90,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command("revoke")
     .description("revoke a device: a running gateway refuses it at its next exchange")
     .argument("<name>")
-    .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
-    .option("--config <file>", "the gateway's config file (env CXMPP_CONFIG)")
+    .addOption(dataDirOption())
+    .addOption(configOption())
     .action(async (name: string, opts) => {
       code = (await import("./provision-command.js")).runProvisionRevoke(name, opts);
     });
@@ -99,11 +105,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command("backup")
     .description("copy the store to a file while the gateway runs (SQLite online backup), check the copy")
     .option("--out <file>", "the backup file to write (mode 0600: it holds the device keys); required")
-    .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
-    .option(
-      "--config <file>",
-      "the gateway's config file (env CXMPP_CONFIG; default ./cxmpp.json if present)",
-    )
+    .addOption(dataDirOption())
+    .addOption(configOption())
     .addHelpText(
       "after",
       "\nThe copy is one consistent snapshot, taken without stopping the gateway. It is checked (SQLite\n" +
@@ -118,11 +121,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command("restore")
     .description("replace the store with a backup; the gateway must be stopped")
     .argument("<file>", "a backup written by `cxmpp store backup`")
-    .option("--data-dir <dir>", "state directory (env CXMPP_DATA_DIR; default ./cxmpp-data)")
-    .option(
-      "--config <file>",
-      "the gateway's config file (env CXMPP_CONFIG; default ./cxmpp.json if present)",
-    )
+    .addOption(dataDirOption())
+    .addOption(configOption())
     .addHelpText(
       "after",
       "\nRefused while a gateway runs on the data directory, and when the file is not a cxmpp store this\n" +
@@ -232,6 +232,23 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--json", "print one JSON object {uplink, downlink, …}")
     .action(async (opts) => {
       code = await (await import("../../bench/federation.js")).runFederationBench(opts);
+    });
+
+  bench
+    .command("soak")
+    .description(
+      "a gateway for a long while under lossy nodes, spoofed floods and hostile datagrams: every acknowledged stanza once and in order, CoAP tables at their caps, heap after GC bounded",
+    )
+    .option("--duration <s>", "seconds of load, 5-86400 (default 60)")
+    .option("--nodes <n>", "normal nodes, 1-200 (default 20)")
+    .option("--loss <p>", "drop probability per direction for the nodes, 0 ≤ p < 1 (default 0.2)")
+    .option("--seed <n>", "seed of the relay, the nodes and the flood (default 1)")
+    .option("--flood-rate <n>", "spoofed and hostile datagrams per second, 0-5000 (default 300)")
+    .option("--interval <ms>", "mean time between two things a node sends (default 100)")
+    .option("--heap-bound <MiB>", "allowed growth of the heap after GC (default 64)")
+    .option("--json", "print one JSON object")
+    .action(async (opts) => {
+      code = await (await import("../../bench/soak.js")).runSoakBench(opts);
     });
 
   program
