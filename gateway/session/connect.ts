@@ -20,6 +20,7 @@ import {
   type Response,
   randomBytes,
   type ServerRequest,
+  toHex,
   uintOption,
 } from "../../src/core/index.js";
 import type { DeviceDirectory } from "../devices.js";
@@ -164,11 +165,11 @@ export class ConnectHandler {
     const now = this.o.clock.now();
     // Issued at most one lifetime ago (and not in the future: the clock of this process made it).
     if (now - issued >= this.o.nonceLifetimeMs || issued > now) return false;
-    return !this.used.has(hex(nonce));
+    return !this.used.has(toHex(nonce));
   }
 
   private markUsed(nonce: Uint8Array): void {
-    this.used.set(hex(nonce), issuedAt(nonce) + this.o.nonceLifetimeMs + 1000);
+    this.used.set(toHex(nonce), issuedAt(nonce) + this.o.nonceLifetimeMs + 1000);
     while (this.used.size > this.o.maxUsedNonces) {
       const oldest = this.used.keys().next().value as string;
       this.used.delete(oldest);
@@ -180,10 +181,4 @@ export class ConnectHandler {
 /** When a nonce was issued (ms; whole seconds). */
 function issuedAt(nonce: Uint8Array): number {
   return new DataView(nonce.buffer, nonce.byteOffset).getUint32(0) * 1000;
-}
-
-function hex(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += b.toString(16).padStart(2, "0");
-  return s;
 }

@@ -7,6 +7,13 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** Lowercase hexadecimal, two digits a byte (map keys for tokens, nonces, ETags). */
+export function toHex(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += (b < 16 ? "0" : "") + b.toString(16);
+  return s;
+}
+
 /** `n` random bytes from `random` (tokens, nonces, resume tokens), low byte of each draw first. */
 export function randomBytes(random: Random, n: number): Uint8Array {
   const out = new Uint8Array(n);

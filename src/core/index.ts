@@ -1,6 +1,6 @@
 /** The portable core: CoAP stack and cxmpp session layer. No Node.js APIs. */
 
-export { equalBytes, randomBytes } from "./bytes.js";
+export { equalBytes, randomBytes, toHex } from "./bytes.js";
 export { BlockwiseError } from "./coap/blockwise.js";
 export { CoapEndpoint, type EndpointOptions, maxTransmitWait } from "./coap/endpoint.js";
 export {

@@ -17,7 +17,7 @@
  * responses are never cut into blocks (a 4.xx/5.xx payload is a short diagnostic, at most one block).
  */
 
-import { equalBytes } from "../bytes.js";
+import { equalBytes, toHex } from "../bytes.js";
 import type { Cancellable, Clock, PeerAddress, Random } from "../interfaces.js";
 import type { TimerQueue } from "../timer-queue.js";
 import { CoapError } from "./errors.js";
@@ -390,7 +390,7 @@ const BLOCK2_OWN: ReadonlySet<number> = new Set([OptionNumber.BLOCK2, OptionNumb
 /** RFC 9175 §3.3: blocks belong together by endpoint, resource and Request-Tag (absent = empty tag). */
 function assemblyKey(r: ServerRequest): string {
   const tag = findOption(r, OptionNumber.REQUEST_TAG)?.value;
-  return `${r.peer}\u0000${r.code}\u0000${uriPath(r)}\u0000${tag ? hex(tag) : "-"}`;
+  return `${r.peer}\u0000${r.code}\u0000${uriPath(r)}\u0000${tag ? toHex(tag) : "-"}`;
 }
 
 function representationKey(r: ServerRequest): string {
@@ -531,10 +531,4 @@ function fnv1a(data: Uint8Array): Uint8Array {
   let h = 0x811c9dc5;
   for (const b of data) h = Math.imul(h ^ b, 0x01000193);
   return Uint8Array.of(h >>> 24, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff);
-}
-
-function hex(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += (b < 16 ? "0" : "") + b.toString(16);
-  return s;
 }

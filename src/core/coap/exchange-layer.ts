@@ -4,7 +4,7 @@
  * sends its response piggybacked (CON) or as a NON (NON request). It knows nothing of resources,
  * blocks or sessions (aiocoap's TokenManager has the same cut).
  */
-import { equalBytes, randomBytes } from "../bytes.js";
+import { equalBytes, randomBytes, toHex } from "../bytes.js";
 import type { Logger, PeerAddress, Random } from "../interfaces.js";
 import type { TimerQueue } from "../timer-queue.js";
 import { ResponseTimeout } from "./errors.js";
@@ -304,7 +304,5 @@ function suppressed(request: CoapMessage, code: number): boolean {
 }
 
 function tokenKey(peer: PeerAddress, token: Uint8Array): string {
-  let hex = "";
-  for (const b of token) hex += (b < 16 ? "0" : "") + b.toString(16);
-  return `${peer}#${hex}`;
+  return `${peer}#${toHex(token)}`;
 }
