@@ -49,6 +49,18 @@ function plainLengths(weights: readonly number[]): number[] {
 }
 
 const utf8 = new TextEncoder();
+
+/** Byte-wise order of tokens `a` and `b` in `bytes` (a prefix first). */
+function compareTokens(bytes: Uint8Array, start: Uint32Array, a: number, b: number): number {
+  const i = start[a]!;
+  const j = start[b]!;
+  const m = start[a + 1]! - i;
+  const n = start[b + 1]! - j;
+  for (let d = 0; d < m && d < n; d++)
+    if (bytes[i + d] !== bytes[j + d]) return bytes[i + d]! - bytes[j + d]!;
+  return m - n;
+}
+
 /** Bits looked up at once when decoding; longer codes continue bit by bit. */
 const TABLE_BITS = 10;
 
@@ -56,7 +68,12 @@ export class HuffmanCode {
   readonly eos: number;
   private readonly codes: Uint32Array;
   private readonly lengths: Uint8Array;
-  private readonly tokens: readonly Uint8Array[];
+  /**
+   * The tokens' UTF-8 bytes back to back: token t is `tokenBytes[tokenStart[t]…tokenStart[t + 1]]`.
+   * One array rather than a Uint8Array per token (some 2,700 objects, each with its buffer).
+   */
+  private readonly tokenBytes: Uint8Array;
+  private readonly tokenStart: Uint32Array;
   /**
    * The tokens (of 2+ bytes) as a trie, flat. `plan` used to scan every token sharing the first two
    * bytes (up to 140 for `ur`, i.e. `urn:…`) at each string position; the trie walks each position once
@@ -83,52 +100,96 @@ export class HuffmanCode {
     const n = lengths.length;
     if (n !== 257 + tokens.length) throw new RangeError("Huffman lengths must cover bytes, tokens and EOS");
     this.eos = n - 1;
-    this.tokens = tokens.map((t) => utf8.encode(t));
-    // Build the trie with Map children, then flatten it (children by ascending byte).
-    const kids: Map<number, number>[] = [new Map()];
-    const ends: number[] = [0];
-    this.tokens.forEach((t, i) => {
-      if (t.length < 2) return;
-      let v = 0;
-      for (const b of t) {
-        let c = kids[v]!.get(b);
-        if (c === undefined) {
-          c = kids.length;
-          kids.push(new Map());
-          ends.push(0);
-          kids[v]!.set(b, c);
-        }
-        v = c;
+    const k = tokens.length;
+    let room = 0;
+    for (const t of tokens) room += t.length * 3; // a UTF-16 unit is at most 3 UTF-8 bytes
+    const bytes = new Uint8Array(room);
+    const start = new Uint32Array(k + 1);
+    let at = 0;
+    for (let i = 0; i < k; i++) {
+      const t = tokens[i]!;
+      let j = 0;
+      for (; j < t.length; j++) {
+        const c = t.charCodeAt(j);
+        if (c >= 0x80) break;
+        bytes[at + j] = c;
       }
+      at += j === t.length ? j : utf8.encodeInto(t, bytes.subarray(at)).written;
+      start[i + 1] = at;
+    }
+    this.tokenBytes = bytes.slice(0, at);
+    this.tokenStart = start;
+    this.tokenLength = new Uint16Array(k);
+    for (let i = 0; i < k; i++) this.tokenLength[i] = start[i + 1]! - start[i]!;
+    // The trie is built flat, without a Map per node: those ~13,000 Maps and their sorted entry arrays
+    // were most of what loading the dictionary allocated, and the young generation V8 grew for them
+    // stayed in the process's RSS. Taken in byte order (equal tokens by index), the tokens create the
+    // nodes depth first and each node's children in ascending byte order, which is the order the
+    // edges are laid out in. Node numbers differ from an insertion-order build; nothing depends on them.
+    const multi: number[] = [];
+    let maxNodes = 1;
+    let longest = 0;
+    for (let i = 0; i < k; i++) {
+      const length = this.tokenLength[i]!;
+      if (length < 2) continue;
+      multi.push(i);
+      maxNodes += length;
+      if (length > longest) longest = length;
+    }
+    const tokenBytes = this.tokenBytes;
+    multi.sort((a, b) => compareTokens(tokenBytes, start, a, b) || a - b);
+    const parent = new Int32Array(maxNodes);
+    const label = new Uint8Array(maxNodes);
+    const ends = new Uint16Array(maxNodes);
+    /** path[d]: the node after the first d bytes of the token in hand (and of the one before it). */
+    const path = new Int32Array(longest + 1);
+    let nodes = 1;
+    let previous = -1;
+    for (const i of multi) {
+      const from = start[i]!;
+      const length = this.tokenLength[i]!;
+      let depth = 0;
+      if (previous >= 0) {
+        const shared = Math.min(length, this.tokenLength[previous]!);
+        const other = start[previous]!;
+        while (depth < shared && tokenBytes[from + depth] === tokenBytes[other + depth]) depth++;
+      }
+      for (; depth < length; depth++) {
+        parent[nodes] = path[depth]!;
+        label[nodes] = tokenBytes[from + depth]!;
+        path[depth + 1] = nodes++;
+      }
+      const v = path[length]!;
       // Equal tokens: the cheapest wins, the earliest on a tie (what scanning them in order with a
       // strict `<` chose).
       const held = ends[v]!;
       if (held === 0 || lengths[256 + i]! < lengths[256 + held - 1]!) ends[v] = i + 1;
-    });
-    const nodes = kids.length;
+      previous = i;
+    }
     if (nodes >= 65_536) throw new RangeError("too many Huffman token bytes");
     this.childStart = new Uint32Array(nodes + 1);
     this.childByte = new Uint8Array(nodes);
     this.childNode = new Uint32Array(nodes);
-    this.terminal = Uint16Array.from(ends);
-    let edge = 0;
-    for (let v = 0; v < nodes; v++) {
-      this.childStart[v] = edge;
-      for (const [b, c] of [...kids[v]!].sort((x, y) => x[0] - y[0])) {
-        this.childByte[edge] = b;
-        this.childNode[edge++] = c;
-      }
+    this.terminal = ends.slice(0, nodes);
+    // Every node but the root is one edge, grouped by parent: count, prefix sums, then fill in
+    // creation order (ascending byte within a parent).
+    for (let c = 1; c < nodes; c++) this.childStart[parent[c]! + 1]! += 1;
+    for (let v = 0; v < nodes; v++) this.childStart[v + 1]! += this.childStart[v]!;
+    const fill = this.childStart.slice(0, nodes);
+    for (let c = 1; c < nodes; c++) {
+      const e = fill[parent[c]!]!++;
+      this.childByte[e] = label[c]!;
+      this.childNode[e] = c;
     }
-    this.childStart[nodes] = edge;
-    for (const [b0, v1] of kids[0]!) {
-      for (const [b1, v2] of kids[v1]!) {
-        const key = b0 * 256 + b1;
-        this.pairNode[key] = v2;
+    for (let e1 = this.childStart[0]!; e1 < this.childStart[1]!; e1++) {
+      const b0 = this.childByte[e1]!;
+      const v1 = this.childNode[e1]!;
+      for (let e2 = this.childStart[v1]!; e2 < this.childStart[v1 + 1]!; e2++) {
+        const key = b0 * 256 + this.childByte[e2]!;
+        this.pairNode[key] = this.childNode[e2]!;
         this.pairMask[key >>> 3]! |= 1 << (key & 7);
       }
     }
-    this.tokenLength = new Uint16Array(this.tokens.length);
-    for (let i = 0; i < this.tokens.length; i++) this.tokenLength[i] = this.tokens[i]!.length;
     this.lengths = Uint8Array.from(lengths);
     this.codes = new Uint32Array(n);
     this.maxLength = Math.max(...lengths);
@@ -141,10 +202,14 @@ export class HuffmanCode {
       code = (code + this.countPerLength[len - 1]!) << 1;
       next[len] = code;
     }
-    const order: number[] = [];
-    for (let len = 1; len <= this.maxLength; len++)
-      for (let s = 0; s < n; s++) if (lengths[s] === len) order.push(s);
-    this.sorted = Uint16Array.from(order);
+    // Symbols by code length, then by symbol (a counting sort: one pass instead of one per length).
+    const slot = new Uint32Array(this.maxLength + 2);
+    for (let len = 1; len <= this.maxLength; len++) slot[len + 1] = slot[len]! + this.countPerLength[len]!;
+    this.sorted = new Uint16Array(slot[this.maxLength + 1]!);
+    for (let s = 0; s < n; s++) {
+      const len = lengths[s]!;
+      if (len > 0) this.sorted[slot[len]!++] = s;
+    }
     for (let s = 0; s < n; s++) {
       const len = lengths[s]!;
       if (len > 0) this.codes[s] = next[len]!++;
@@ -327,12 +392,13 @@ export class HuffmanCode {
           throw new CodecError("LIMIT", offset + (pos >>> 3), "string longer than maxStringBytes");
         out[o++] = symbol;
       } else {
-        const tok = this.tokens[symbol - 256]!;
-        if (o + tok.length > out.length) {
+        const from = this.tokenStart[symbol - 256]!;
+        const to = this.tokenStart[symbol - 255]!;
+        if (o + (to - from) > out.length) {
           throw new CodecError("LIMIT", offset + (pos >>> 3), "string longer than maxStringBytes");
         }
-        out.set(tok, o);
-        o += tok.length;
+        const tokenBytes = this.tokenBytes;
+        for (let b = from; b < to; b++) out[o++] = tokenBytes[b]!;
       }
     }
     return o;

@@ -37,37 +37,43 @@ export interface QName {
   readonly name: string;
 }
 
+/**
+ * Context lists up to this long are searched linearly: most hold 1-5 ids, and a scan of a few ints
+ * beats a Map lookup per element, attribute and value id (cxmpp bench codec (cold and warm rounds)).
+ */
+const SCAN_MAX = 16;
+
 /** One context list: local ids first, then the global list. */
 class Context {
-  /** The list as an Int32Array, for lists of up to SCAN_MAX ids (else undefined: use `index`). */
-  private readonly scan: Int32Array | undefined;
-  readonly index = new Map<number, number>();
+  /**
+   * Global id → its first position, only for lists longer than SCAN_MAX: the short ones (all but a
+   * few dozen of some 1,400) are scanned in place, with no Map or typed copy each to build and keep.
+   */
+  private readonly index: Map<number, number> | undefined;
   constructor(readonly ids: readonly number[]) {
-    ids.forEach((id, i) => void (this.index.has(id) || this.index.set(id, i)));
-    this.scan = ids.length <= SCAN_MAX ? Int32Array.from(ids) : undefined;
+    if (ids.length > SCAN_MAX) {
+      const index = new Map<number, number>();
+      ids.forEach((id, i) => void (index.has(id) || index.set(id, i)));
+      this.index = index;
+    }
   }
   /** Contextual id of global id `g`. */
   encode(g: number): number {
-    const scan = this.scan;
-    if (scan !== undefined) {
-      // First occurrence, as `index` holds it.
-      for (let i = 0; i < scan.length; i++) if (scan[i] === g) return i;
-      return scan.length + g;
+    const ids = this.ids;
+    const index = this.index;
+    if (index === undefined) {
+      // First occurrence, as `index` would hold it.
+      for (let i = 0; i < ids.length; i++) if (ids[i] === g) return i;
+      return ids.length + g;
     }
-    const local = this.index.get(g);
-    return local !== undefined ? local : this.ids.length + g;
+    const local = index.get(g);
+    return local !== undefined ? local : ids.length + g;
   }
   /** Global id of contextual id `c`. */
   decode(c: number): number {
     return c < this.ids.length ? this.ids[c]! : c - this.ids.length;
   }
 }
-
-/**
- * Context lists up to this long are searched linearly: most hold 1-5 ids, and a scan of a few ints
- * beats a Map lookup per element, attribute and value id (cxmpp bench codec (cold and warm rounds)).
- */
-const SCAN_MAX = 16;
 
 const EMPTY = new Context([]);
 
