@@ -801,6 +801,8 @@ export interface SoakResult {
     readonly rss_start_mib: number;
     readonly rss_max_mib: number;
     readonly rss_end_mib: number;
+    /** RSS at the end minus RSS at half time (reported; RSS also holds SQLite's cache and freed pages). */
+    readonly rss_late_growth_mib: number;
     readonly samples: readonly { readonly t: number; readonly heap_mib: number; readonly rss_mib: number }[];
   };
   readonly relay: LossyRelay["stats"];
@@ -1319,6 +1321,7 @@ export async function runSoak(config: SoakConfig, progress: (line: string) => vo
         rss_start_mib: mib(start.rss),
         rss_max_mib: mib(rssMax),
         rss_end_mib: mib(end.rss),
+        rss_late_growth_mib: mib(end.rss - half.rss),
         samples: memory.map((m) => ({ t: m.t, heap_mib: mib(m.heap), rss_mib: mib(m.rss) })),
       },
       relay: structuredClone(relay.stats),
@@ -1348,6 +1351,13 @@ export async function runSoak(config: SoakConfig, progress: (line: string) => vo
 
 // ---------------------------------------------------------------------------------------------------
 // Output.
+
+/** About a dozen samples, evenly spread, first and last included. */
+function timeline(samples: SoakResult["memory"]["samples"]): string {
+  const step = Math.max(1, Math.ceil((samples.length - 1) / 12));
+  const picked = samples.filter((_, i) => i % step === 0 || i === samples.length - 1);
+  return picked.map((x) => `${Math.round(x.t)}: ${x.heap_mib} / ${Math.round(x.rss_mib)}`).join(", ");
+}
 
 export function formatSoak(r: SoakResult): string {
   const s = r.stanzas;
@@ -1394,7 +1404,8 @@ export function formatSoak(r: SoakResult): string {
     "",
     "Memory (whole process: gateway, nodes, relay, flood)",
     `  heap + ArrayBuffers after GC: start ${m.heap_start_mib} MiB, max ${m.heap_max_mib}, end ${m.heap_end_mib} (grew ${m.heap_growth_mib}, bound ${m.heap_bound_mib})${m.heap_late_growth_mib === null ? "" : `; half time → end ${m.heap_late_growth_mib} MiB`}`,
-    `  RSS: start ${m.rss_start_mib} MiB, max ${m.rss_max_mib}, end ${m.rss_end_mib}`,
+    `  RSS: start ${m.rss_start_mib} MiB, max ${m.rss_max_mib}, end ${m.rss_end_mib}; half time → end ${m.rss_late_growth_mib} MiB`,
+    `  over time (s: heap / RSS MiB): ${timeline(m.samples)}`,
     `  relay: up ${fmt(r.relay.up.received)} in, ${fmt(r.relay.up.dropped)} dropped; down ${fmt(r.relay.down.received)} in, ${fmt(r.relay.down.dropped)} dropped`,
   ];
   if (r.uncaught.length > 0) lines.push("", "Uncaught:", ...r.uncaught.map((u) => `  ${u}`));
