@@ -1,14 +1,15 @@
 /**
  * The gateway's configuration: one JSON file, CXMPP_* environment variables and command-line flags,
- * merged key by key (flags > env > file > defaults) and validated with one zod schema per key.
+ * merged key by key (flags > env > file > defaults) and validated with one small check per key.
  *
  * Operators meet this code mostly through its errors, so every error is a ConfigError that names the
- * key, where the bad value came from and what was expected, in one line (never a raw zod dump).
+ * key, where the bad value came from and what was expected, in one line. The checks are a few lines of
+ * code rather than a schema library: every command loads this module, and a border router's gateway
+ * idles within 60 MB (a schema library took about 3.5 MB of it).
  */
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { resolve } from "node:path";
-import { z } from "zod";
 import { GATEWAY_DEFAULTS as D } from "./defaults.js";
 
 /** A parsed `HOST:PORT`; IPv6 hosts are kept without their brackets. */
@@ -41,19 +42,42 @@ export function formatHostPort(address: HostPort): string {
 /** Values that switch an optional key off: "off", or "" (from env, "" counts as unset instead). */
 const isOff = (s: string) => s === "" || s === "off";
 
-const hostPort = z.string().refine((s) => parseHostPort(s) !== undefined);
-const domainName = z.string().regex(/^[^\s@/:[\]]{1,1023}$/);
-const nonEmpty = z.string().min(1);
-const optional = <T extends z.ZodType<unknown, string>>(inner: T) =>
-  z.union([
-    z
-      .string()
-      .refine(isOff)
-      .transform(() => undefined),
-    inner,
-  ]);
-const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.int().min(min).max(max);
-const xmppUrl = z.string().refine((s) => {
+/** A check: the value it accepts, converted, or undefined when it refuses (then the key's error says why). */
+type Check<T> = (value: unknown) => { readonly ok: true; readonly value: T } | undefined;
+type Checked<C> = C extends Check<infer T> ? T : never;
+
+const accept = <T>(value: T) => ({ ok: true as const, value });
+const text =
+  (test: (s: string) => boolean = () => true): Check<string> =>
+  (v) =>
+    typeof v === "string" && test(v) ? accept(v) : undefined;
+const convert =
+  <A, B>(check: Check<A>, to: (a: A) => B): Check<B> =>
+  (v) => {
+    const r = check(v);
+    return r && accept(to(r.value));
+  };
+const oneOf =
+  <const T extends string>(...values: T[]): Check<T> =>
+  (v) =>
+    values.includes(v as T) ? accept(v as T) : undefined;
+/** An optional key: "off" (or "") switches it off, anything else must pass `inner`. */
+const optional =
+  <T>(inner: Check<T>): Check<T | undefined> =>
+  (v) =>
+    typeof v === "string" && isOff(v) ? accept(undefined) : inner(v);
+const int =
+  (min: number, max = Number.MAX_SAFE_INTEGER): Check<number> =>
+  (v) =>
+    Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max ? accept(v as number) : undefined;
+
+const hostPort = convert(
+  text((s) => parseHostPort(s) !== undefined),
+  (s) => parseHostPort(s)!,
+);
+const domainName = text((s) => /^[^\s@/:[\]]{1,1023}$/.test(s));
+const nonEmpty = text((s) => s.length > 0);
+const xmppUrl = text((s) => {
   try {
     const url = new URL(s);
     return url.protocol === "xmpp:" && url.hostname !== "";
@@ -62,7 +86,7 @@ const xmppUrl = z.string().refine((s) => {
   }
 });
 
-interface KeySpec<S extends z.ZodType> {
+interface KeySpec<S extends Check<unknown>> {
   readonly schema: S;
   /** The value used when no source sets the key; it goes through the schema like any other. */
   readonly fallback: unknown;
@@ -75,7 +99,7 @@ interface KeySpec<S extends z.ZodType> {
   readonly integer?: boolean;
 }
 
-const spec = <S extends z.ZodType>(s: KeySpec<S>) => s;
+const spec = <S extends Check<unknown>>(s: KeySpec<S>) => s;
 const intSpec = (min: number, max: number | undefined, fallback: number, description: string) =>
   spec({
     schema: int(min, max),
@@ -88,7 +112,7 @@ const intSpec = (min: number, max: number | undefined, fallback: number, descrip
 
 const SPECS = {
   listen: spec({
-    schema: hostPort.transform((s) => parseHostPort(s)!),
+    schema: hostPort,
     fallback: D.listen,
     description: "CoAP address for the nodes, HOST:PORT or [IPV6]:PORT",
     shown: D.listen,
@@ -109,14 +133,14 @@ const SPECS = {
     expected: "a directory path",
   }),
   log_level: spec({
-    schema: z.enum(["debug", "info", "warn", "error"]),
+    schema: oneOf("debug", "info", "warn", "error"),
     fallback: D.logLevel,
     description: "debug | info | warn | error",
     shown: D.logLevel,
     expected: "one of debug, info, warn, error",
   }),
   metrics_listen: spec({
-    schema: optional(hostPort.transform((s) => parseHostPort(s)!)),
+    schema: optional(hostPort),
     fallback: "off",
     description: 'Prometheus /metrics address, HOST:PORT; "off" disables it',
     shown: "off",
@@ -144,7 +168,7 @@ const SPECS = {
     expected: "a string",
   }),
   resource: spec({
-    schema: z.string().regex(/^\S{1,1023}$/),
+    schema: text((s) => /^\S{1,1023}$/.test(s)),
     fallback: D.resource,
     description: "resource of the nodes' full JIDs (name@domain/resource)",
     shown: D.resource,
@@ -170,7 +194,7 @@ const SPECS = {
     "seconds a stanza waits in a mailbox before it is dropped",
   ),
   durability: spec({
-    schema: z.enum(["full", "normal"]),
+    schema: oneOf("full", "normal"),
     fallback: D.durability,
     description: "SQLite synchronous mode: full survives power loss, normal survives process crashes",
     shown: D.durability,
@@ -183,7 +207,7 @@ const SPECS = {
     "seconds a silent node's session is kept for resumption",
   ),
   asleep_policy: spec({
-    schema: z.enum(["queue", "bounce"]),
+    schema: oneOf("queue", "bounce"),
     fallback: D.asleepPolicy,
     description:
       "a message or iq from the network for a sleeping node: queue it, or bounce recipient-unavailable",
@@ -193,7 +217,7 @@ const SPECS = {
 } as const;
 
 export type ConfigKey = keyof typeof SPECS;
-type Values = { -readonly [K in ConfigKey]: z.output<(typeof SPECS)[K]["schema"]> };
+type Values = { -readonly [K in ConfigKey]: Checked<(typeof SPECS)[K]["schema"]> };
 
 export interface ConfigKeyInfo {
   readonly description: string;
@@ -292,17 +316,17 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   const values = {} as Record<ConfigKey, unknown>;
   const sources = {} as Record<ConfigKey, string>;
   for (const key of KEYS) {
-    const s: KeySpec<z.ZodType> = SPECS[key];
+    const s: KeySpec<Check<unknown>> = SPECS[key];
     const chosen = layers.map((l) => l[key]).find((c) => c !== undefined) ?? {
       value: s.fallback,
       written: s.fallback,
       source: "default",
     };
-    const parsed = s.schema.safeParse(chosen.value);
-    if (!parsed.success) {
+    const parsed = s.schema(chosen.value);
+    if (!parsed) {
       throw new ConfigError(key, chosen.source, `expected ${s.expected}, got ${shown(key, chosen.written)}`);
     }
-    values[key] = parsed.data;
+    values[key] = parsed.value;
     sources[key] = chosen.source;
   }
   const v = values as Values;
@@ -402,7 +426,7 @@ function fileLayer(path: string): Partial<Record<ConfigKey, Candidate>> {
 
 /** Strings from env and flags are typed only by their key: integer keys parse them, strictly. */
 function fromText(key: ConfigKey, value: string | number): unknown {
-  const integer = (SPECS[key] as KeySpec<z.ZodType>).integer === true;
+  const integer = (SPECS[key] as KeySpec<Check<unknown>>).integer === true;
   if (integer && typeof value === "string" && /^-?\d+$/.test(value)) return Number(value);
   return value;
 }

@@ -13,7 +13,7 @@ import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 import { GATEWAY_DEFAULTS } from "./defaults.js";
 import type { ComponentLink } from "./federation/component-link.js";
 import type { OutboxPump } from "./federation/outbox-pump.js";
-import { GatewayMetrics, type HealthReport, type MetricsServer, startMetricsServer } from "./metrics.js";
+import type { GatewayMetrics, HealthReport, MetricsServer } from "./metrics.js";
 import { GatewayService, type GatewayServiceOptions } from "./session/gateway-service.js";
 import { openStore, type Store } from "./store/index.js";
 import { packageVersion } from "./version.js";
@@ -64,7 +64,8 @@ export interface RunningGateway {
   readonly devices: number;
   readonly service: GatewayService;
   readonly store: Store;
-  readonly metrics: GatewayMetrics;
+  /** The Prometheus registry, when `metrics_listen` is set (undefined otherwise: nothing is loaded). */
+  readonly metrics: GatewayMetrics | undefined;
   readonly metricsAddress: string | undefined;
   /** What /healthz answers. */
   health(): HealthReport;
@@ -148,21 +149,48 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
       await l.start();
     }
 
+    const started = Date.now();
+    // Healthy while the store takes writes: acked means stored. Federation down is reported, not
+    // unhealthy: stanzas wait in the durable outbox until it is back.
+    const health = (): HealthReport => {
+      const storeError = store.batch.lastError;
+      return {
+        ok: storeError === undefined,
+        version: packageVersion(),
+        uptime_s: Math.round((Date.now() - started) / 1000),
+        store: storeError === undefined ? "ok" : `failing: ${storeError.message}`,
+        federation: config.xmppService ? (link?.online ? "up" : "down") : "off",
+        sessions: service.sessions.length,
+        outbox: store.journal.outboxDepth,
+      };
+    };
+
+    // Metrics are loaded only when served: prom-client and node:http cost memory that a border router
+    // without a scraper should not pay (the idle budget, README).
+    let metrics: GatewayMetrics | undefined;
+    let metricsServer: MetricsServer | undefined;
     // One scan of the sessions per tick serves the three gauges that need it (not three per scrape).
     let census = service.census();
-    const metrics = new GatewayMetrics();
-    metrics.bind({
-      sessions: () => service.sessions.length,
-      awake: () => census.awake,
-      asleep: () => census.asleep,
-      mailboxDepth: () => census.mailbox,
-      outboxDepth: () => store.journal.outboxDepth,
-      federationUp: () => link?.online ?? false,
-      usedNonces: () => service.usedNonces,
-      coapTables: () => udp.endpoint.tables(),
-    });
-    const sync = () =>
-      metrics.syncTotals({
+    if (config.metricsListen) {
+      const m = await import("./metrics.js");
+      const gauges = new m.GatewayMetrics();
+      metrics = gauges;
+      gauges.bind({
+        sessions: () => service.sessions.length,
+        awake: () => census.awake,
+        asleep: () => census.asleep,
+        mailboxDepth: () => census.mailbox,
+        outboxDepth: () => store.journal.outboxDepth,
+        federationUp: () => link?.online ?? false,
+        usedNonces: () => service.usedNonces,
+        coapTables: () => udp.endpoint.tables(),
+      });
+      const server = await m.startMetricsServer(gauges, config.metricsListen, health);
+      metricsServer = server;
+      cleanup.push(() => server.close());
+    }
+    const sync = (gauges: GatewayMetrics) =>
+      gauges.syncTotals({
         stanzasFromNodes: service.stats.stanzasIn + service.stats.telemetryIn,
         stanzasToNodes: service.stats.stanzasOut,
         stanzasFromFederation: fromFederation,
@@ -186,32 +214,13 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
         usedNoncesEvicted: service.stats.usedNoncesEvicted,
         coap: udp.endpoint.tables(),
       });
-    const started = Date.now();
-    // Healthy while the store takes writes: acked means stored. Federation down is reported, not
-    // unhealthy: stanzas wait in the durable outbox until it is back.
-    const health = (): HealthReport => {
-      const storeError = store.batch.lastError;
-      return {
-        ok: storeError === undefined,
-        version: packageVersion(),
-        uptime_s: Math.round((Date.now() - started) / 1000),
-        store: storeError === undefined ? "ok" : `failing: ${storeError.message}`,
-        federation: config.xmppService ? (link?.online ? "up" : "down") : "off",
-        sessions: service.sessions.length,
-        outbox: store.journal.outboxDepth,
-      };
-    };
-    let metricsServer: MetricsServer | undefined;
-    if (config.metricsListen) {
-      const server = await startMetricsServer(metrics, config.metricsListen, health);
-      metricsServer = server;
-      cleanup.push(() => server.close());
-    }
     const ticker = setInterval(() => {
       try {
         service.tick();
-        census = service.census();
-        sync();
+        if (metrics) {
+          census = service.census();
+          sync(metrics);
+        }
       } catch (error) {
         logger.log("error", "gateway.tick_failed", { error: (error as Error).message });
       }

@@ -1,5 +1,6 @@
 /**
- * The package as npm ships it: `npm pack` from the repository (which builds dist/ through `prepare`),
+ * The package as npm ships it: `npm pack` of the repository's dist/ (which `npm test` built before any
+ * test ran: packing with scripts would rebuild dist/ under the feet of tests running the CLI),
  * installed with production dependencies only into an empty prefix, then run from that install alone —
  * a working directory and environment that lead nowhere near the repository — as an operator and a
  * node builder would: `cxmpp --version`, two devices provisioned, a gateway, one node running and one
@@ -113,8 +114,8 @@ function installedPackages(dir: string, found = new Set<string>()): Set<string> 
 
 beforeAll(async () => {
   mkdirSync(work);
-  // `prepare` builds dist/ first; its output goes to stderr, the JSON report to stdout.
-  const packed = await run("npm", ["pack", "--pack-destination", tmp, "--json"], {
+  expect(existsSync(join(ROOT, "dist", "gateway", "cli", "main.js")), "run `npm run build` first").toBe(true);
+  const packed = await run("npm", ["pack", "--ignore-scripts", "--pack-destination", tmp, "--json"], {
     cwd: ROOT,
     env: npmEnv(),
     timeout: 180_000,
@@ -189,16 +190,26 @@ describe("the packed package", () => {
   it("an idle gateway (defaults, no devices, no XMPP server): RSS measured, SIGTERM exits 0", async () => {
     const gw = start("gateway", "--listen", `127.0.0.1:${await freeUdpPort()}`, "--data-dir", "idle-data");
     await until(() => gw.out().includes("listening"), 30_000, `the gateway to listen\n${gw.err()}`);
-    await sleep(5_000);
-    if (process.platform === "linux") {
+    // Idle means idle: V8's memory reducer shrinks the young generation a few seconds after start-up's
+    // allocation stops (seen here: ~66 MB at 5 s, ~61 MB from 10 s on, in the checkout). Sampled at 5 s
+    // and at 15 s; the budget applies to the gateway at rest.
+    const rss = () => {
       const status = readFileSync(`/proc/${gw.child.pid}/status`, "utf8");
-      const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]);
-      const hwm = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1]);
+      return {
+        kb: Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]),
+        hwm: Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1]),
+      };
+    };
+    if (process.platform === "linux") {
+      await sleep(5_000);
+      const early = rss();
+      await sleep(10_000);
+      const idle = rss();
       console.log(
-        `installed gateway idle RSS after 5 s: ${(kb / 1024).toFixed(1)} MB (peak ${(hwm / 1024).toFixed(1)} MB)`,
+        `installed gateway RSS: ${(early.kb / 1024).toFixed(1)} MB after 5 s, ${(idle.kb / 1024).toFixed(1)} MB idle ` +
+          `after 15 s (peak ${(idle.hwm / 1024).toFixed(1)} MB)`,
       );
-      expect(kb).toBeGreaterThan(0);
-      // The budget is 60 MB: assert `kb / 1024 <= 60` here once the gateway meets it.
+      expect(idle.kb / 1024).toBeLessThanOrEqual(60); // the border-router budget (README, docs/DEPLOY.md)
     }
     gw.child.kill("SIGTERM");
     expect(await gw.exited).toBe(0);

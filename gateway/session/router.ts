@@ -10,7 +10,7 @@ import type { Clock, Logger } from "../../src/core/index.js";
 import type { Device, DeviceDirectory } from "../devices.js";
 import { withDelay } from "../xml/stamps.js";
 import { StanzaError } from "../xml/stanza-error.js";
-import { xmlByteLength } from "../xml/stanza-xml.js";
+import { xmlByteLength } from "../xml/xml-size.js";
 import type { IqTracker } from "./iq-tracker.js";
 import type { SessionJournal } from "./journal.js";
 import { classify, type MailboxLimits } from "./mailbox.js";

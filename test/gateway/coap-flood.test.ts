@@ -172,7 +172,7 @@ async function recordingEndpoint() {
 /** Prometheus text → `name{labels}` → value. */
 async function coapMetrics(gw: RunningGateway): Promise<Map<string, number>> {
   const samples = new Map<string, number>();
-  for (const line of (await gw.metrics.scrape()).split("\n")) {
+  for (const line of (await gw.metrics!.scrape()).split("\n")) {
     const m = /^(cxmpp_coap_\S+?(?:\{[^}]*\})?) (\S+)$/.exec(line);
     if (m) samples.set(m[1]!, Number(m[2]));
   }
@@ -195,7 +195,15 @@ describe("a real gateway flooded over UDP on loopback", () => {
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
     const outbound: XElement[] = [];
     const gw = await startGateway(
-      loadConfig({ env: {}, flags: { data_dir: dataDir, listen: "127.0.0.1:0", log_level: "error" } }),
+      loadConfig({
+        env: {},
+        flags: {
+          data_dir: dataDir,
+          listen: "127.0.0.1:0",
+          log_level: "error",
+          metrics_listen: "127.0.0.1:0",
+        },
+      }),
       { outbound: (s) => outbound.push(s) },
     );
     cleanups.push(() => gw.stop());

@@ -112,7 +112,7 @@ async function node(identity: string, n: number, gateway: string): Promise<Node>
 async function gateway(dir: string, port = 0, outbound: XElement[] = []): Promise<RunningGateway> {
   const config = loadConfig({
     env: {},
-    flags: { data_dir: dir, listen: `127.0.0.1:${port}`, log_level: "error" },
+    flags: { data_dir: dir, listen: `127.0.0.1:${port}`, log_level: "error", metrics_listen: "127.0.0.1:0" },
   });
   const gw = await startGateway(config, { outbound: (s) => outbound.push(s) });
   for (const [i, name] of ["sensor1", "actuator1"].entries()) {
@@ -254,11 +254,11 @@ describe("observers", () => {
     const o = await endpoint.observe(gw.address as PeerAddress, ".well-known/core", () => {});
     expect(o.response.code).toBe(Code.CONTENT);
     expect(o.response.options.some((opt) => opt.number === OptionNumber.OBSERVE)).toBe(false);
-    const scrape = await gw.metrics.scrape();
+    const scrape = await gw.metrics!.scrape();
     expect(scrape).toMatch(/^cxmpp_coap_table_entries\{table="observers"\} 0$/m);
     await n.client.connect();
     const d = await n.client.observeDownlink(); // the one resource that changes
-    expect(await gw.metrics.scrape()).toMatch(/^cxmpp_coap_table_entries\{table="observers"\} 1$/m);
+    expect(await gw.metrics!.scrape()).toMatch(/^cxmpp_coap_table_entries\{table="observers"\} 1$/m);
     await d.cancel();
   });
 });
