@@ -678,7 +678,7 @@ export interface TableSample {
 type TableName = keyof TableSample;
 
 async function metricValues(gw: RunningGateway, name: string): Promise<Map<string, number>> {
-  const metric = gw.metrics.registry.getSingleMetric(name);
+  const metric = gw.metrics!.registry.getSingleMetric(name);
   const out = new Map<string, number>();
   if (!metric) return out;
   const got = await metric.get();
@@ -901,7 +901,13 @@ export async function runSoak(config: SoakConfig, progress: (line: string) => vo
     gw = await startGateway(
       loadConfig({
         env: {},
-        flags: { data_dir: dataDir, listen: "127.0.0.1:0", log_level: "error", durability: "full" },
+        flags: {
+          data_dir: dataDir,
+          listen: "127.0.0.1:0",
+          log_level: "error",
+          durability: "full",
+          metrics_listen: "127.0.0.1:0",
+        },
       }),
       { outbound: arrive },
     );
@@ -1201,10 +1207,11 @@ export async function runSoak(config: SoakConfig, progress: (line: string) => vo
     const stats = gateway.service.stats;
     const coap = await metricValues(gateway, "cxmpp_coap_evictions_total");
     const replaced = (
-      await gateway.metrics.registry.getSingleMetric("cxmpp_coap_observers_replaced_total")?.get()
+      await gateway.metrics!.registry.getSingleMetric("cxmpp_coap_observers_replaced_total")?.get()
     )?.values[0]?.value;
-    const cut = (await gateway.metrics.registry.getSingleMetric("cxmpp_coap_error_payloads_cut_total")?.get())
-      ?.values[0]?.value;
+    const cut = (
+      await gateway.metrics!.registry.getSingleMetric("cxmpp_coap_error_payloads_cut_total")?.get()
+    )?.values[0]?.value;
     const heapMax = Math.max(...memory.map((m) => m.heap));
     const rssMax = Math.max(...memory.map((m) => m.rss));
     const half = memory.reduce((best, m) =>

@@ -454,7 +454,15 @@ describe("fuzzing the gateway's datagram input over real UDP", () => {
     const dataDir = mkdtempSync(join(tmpdir(), "cxmpp-fuzz-"));
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
     gw = await startGateway(
-      loadConfig({ env: {}, flags: { data_dir: dataDir, listen: "127.0.0.1:0", log_level: "error" } }),
+      loadConfig({
+        env: {},
+        flags: {
+          data_dir: dataDir,
+          listen: "127.0.0.1:0",
+          log_level: "error",
+          metrics_listen: "127.0.0.1:0",
+        },
+      }),
       { outbound: (s) => outbound.push(s) },
     );
     cleanups.push(() => gw.stop());
@@ -566,7 +574,7 @@ describe("fuzzing the gateway's datagram input over real UDP", () => {
       const heapAfter = heapAfterGc();
       const answers = new Map<string, number>();
       for (const f of fuzz) for (const [k, n] of f.answers) answers.set(k, (answers.get(k) ?? 0) + n);
-      const tables = await gw.metrics.registry.getSingleMetric("cxmpp_coap_table_entries")!.get();
+      const tables = await gw.metrics!.registry.getSingleMetric("cxmpp_coap_table_entries")!.get();
       console.info(
         `fuzz: ${sent} datagrams in ${fuzzMs} ms; answers ${[...answers].map(([k, n]) => `${k} ×${n}`).join(", ")}; ` +
           `tables ${tables.values.map((v) => `${v.labels.table} ${v.value}`).join(", ")}; ` +
