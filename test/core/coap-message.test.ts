@@ -5,6 +5,7 @@ import {
   blockOption,
   CoapFormatError,
   type CoapMessage,
+  isUtf8,
   parseMessage,
   pathOptions,
   readBlock,
@@ -145,5 +146,26 @@ describe("CoAP message format", () => {
     expect(hex(block.value)).toBe("3a");
     expect(readBlock(block.value)).toEqual({ num: 3, more: true, szx: 2 });
     expect(readBlock(bytes("0f"))).toBeUndefined(); // SZX 7 is reserved
+  });
+});
+
+describe("isUtf8 (string options, RFC 7252 §3.2)", () => {
+  it("agrees with a fatal TextDecoder on arbitrary bytes", () => {
+    const strict = new TextDecoder("utf-8", { fatal: true });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 12 }), (bytes) => {
+        let valid = true;
+        try {
+          strict.decode(bytes);
+        } catch {
+          valid = false;
+        }
+        expect(isUtf8(bytes)).toBe(valid);
+      }),
+      { numRuns: 20_000 },
+    );
+    for (const s of ["a/b", "é", "€", "𝄞", ""]) expect(isUtf8(new TextEncoder().encode(s))).toBe(true);
+    for (const b of [[0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82]])
+      expect(isUtf8(Uint8Array.from(b))).toBe(false);
   });
 });

@@ -9,7 +9,7 @@ import type { Logger, PeerAddress, Random } from "../interfaces.js";
 import type { TimerQueue } from "../timer-queue.js";
 import { ResponseTimeout } from "./errors.js";
 import { type CoapLimits, DEFAULT_COAP_LIMITS } from "./limits.js";
-import { type CoapMessage, type CoapOption, optionUint } from "./message.js";
+import { type CoapMessage, type CoapOption, isUtf8, optionUint } from "./message.js";
 import { type Incoming, isRequest, type MessageLayer } from "./message-layer.js";
 import {
   Code,
@@ -58,6 +58,17 @@ export interface ExchangeOptions {
   /** How long to wait for a separate response after an empty ACK or a NON request. */
   readonly responseTimeoutMs: number;
 }
+
+/** Options whose values are strings (RFC 7252 §5.10 table 4): they must be UTF-8. */
+const STRING_OPTIONS = new Set<number>([
+  OptionNumber.URI_HOST,
+  OptionNumber.LOCATION_PATH,
+  OptionNumber.URI_PATH,
+  OptionNumber.URI_QUERY,
+  OptionNumber.LOCATION_QUERY,
+  OptionNumber.PROXY_URI,
+  OptionNumber.PROXY_SCHEME,
+]);
 
 export class ExchangeLayer {
   private readonly waiting = new Map<string, Waiting>(); // key: peer + token hex
@@ -231,13 +242,19 @@ export class ExchangeLayer {
       this.logger.log("error", "coap.handler_failed", { peer, error: String(error) });
       reply({ code: Code.INTERNAL_SERVER_ERROR, options: [], payload: new Uint8Array(0) });
     };
-    const unknownCritical = message.options.find((o) => isCritical(o.number) && !KNOWN_OPTIONS.has(o.number));
-    if (unknownCritical) {
-      // RFC 7252 §5.4.1: an unrecognised critical option in a request gets 4.02 Bad Option.
+    // RFC 7252 §5.4.1: an unrecognised critical option in a request gets 4.02 Bad Option; so does a
+    // string option (§3.2) that is not UTF-8, which no handler could read (§5.4.1 treats a malformed
+    // critical option like an unrecognised one).
+    const bad = message.options.find(
+      (o) =>
+        (isCritical(o.number) && !KNOWN_OPTIONS.has(o.number)) ||
+        (STRING_OPTIONS.has(o.number) && !isUtf8(o.value)),
+    );
+    if (bad) {
       reply({
         code: Code.BAD_OPTION,
         options: [],
-        payload: new TextEncoder().encode(`option ${unknownCritical.number}`),
+        payload: new TextEncoder().encode(`option ${bad.number}`),
       });
       return;
     }
