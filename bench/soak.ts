@@ -35,8 +35,9 @@
  * reached its steady state (entries live at most EXCHANGE_LIFETIME, 247 s).
  *
  * Why 64 MiB: what an unauthenticated peer can make the gateway hold is capped (src/core/coap/limits.ts,
- * gateway/defaults.ts): 65,536 deduplication entries and 8 MiB of kept replies (about 40 MiB with the
- * per-entry key, record and array overhead measured on Node 20), 64 Block1 bodies of at most 16 KiB
+ * gateway/defaults.ts): 16,384 deduplication entries and 8 MiB of kept replies (about 9 MiB plus the
+ * replies with the per-entry key, record and array overhead, ~570 bytes measured on Node 20; 65,536
+ * entries took 36 MiB), 64 Block1 bodies of at most 16 KiB
  * (1 MiB), 1 MiB of Block2 copies, 4,096 observers (about 2 MiB), 10,000 used connect nonces (about
  * 1 MiB); the codec's literal memo (16,384 distinct short strings, ~450 bytes each with their
  * encoded bytes: ~7 MiB; one per process, so the nodes here share the gateway's), the store's outbox

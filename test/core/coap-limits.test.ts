@@ -118,7 +118,7 @@ const observe0 = uintOption(OptionNumber.OBSERVE, 0);
 describe("limits: defaults and validation", () => {
   it("has documented defaults, and refuses caps that are not positive integers", () => {
     expect(DEFAULT_COAP_LIMITS).toEqual({
-      maxDedupEntries: 65_536,
+      maxDedupEntries: 16_384,
       maxDedupBytes: 8 * 1024 * 1024,
       maxErrorPayloadBytes: 64,
       maxAssemblies: 64,

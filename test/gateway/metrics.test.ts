@@ -282,7 +282,7 @@ describe("GatewayMetrics over /metrics", () => {
     expect(s.get('cxmpp_coap_table_entries{table="observers"}')).toBe(1);
     expect(s.get("cxmpp_coap_observers_replaced_total")).toBe(2);
     expect(s.get('cxmpp_coap_table_entries{table="dedup"}')).toBe(4);
-    expect(s.get('cxmpp_coap_table_limit{table="dedup"}')).toBe(65_536);
+    expect(s.get('cxmpp_coap_table_limit{table="dedup"}')).toBe(16_384);
   });
 
   it("includes the Node.js process metrics unless told not to", async () => {
