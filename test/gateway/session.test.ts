@@ -200,6 +200,44 @@ describe("cxmpp session: push to always-on nodes", () => {
   });
 });
 
+describe("cxmpp session: an observation the gateway dropped", () => {
+  it("is registered again after a quiet period, so pushed stanzas are not stranded (RFC 7641 §3.3.1)", async () => {
+    const h = harness(["sensor1", "display1"]);
+    const sensor = h.node("sensor1");
+    const display = h.node("display1");
+    const got: string[] = [];
+    display.onStanza((s) => got.push(bodyOf(s)));
+    const c = Promise.all([sensor.connect(), display.connect()]);
+    await h.settle(300);
+    await c;
+    const observing = display.observeDownlink();
+    await h.settle(200);
+    await observing;
+    // The display's datagrams to the gateway are lost for a while: its ACK of the 10th notification
+    // (a CON, RFC 7641 §4.5) never arrives, and the gateway drops the observer. The display cannot
+    // tell: for it the observation is still on.
+    const displayAt = h.address(display);
+    h.drop((from) => from === displayAt);
+    for (let i = 1; i <= 10; i++) {
+      const sent = sensor.send(msg(`display1@${DOMAIN}`, `m${i}`));
+      await h.settle(100);
+      await sent;
+    }
+    await h.settle(90_000); // every retransmission of the CON notification goes unanswered
+    expect(h.gatewayEndpoint.observers.count()).toBe(0);
+    h.drop(undefined);
+    const late = sensor.send(msg(`display1@${DOMAIN}`, "after"));
+    await h.settle(300);
+    await late;
+    const before = got.length;
+    await h.settle(130_000); // the refresh period (120 s) passes without a notification
+    expect(h.gatewayEndpoint.observers.count()).toBe(1); // registered again
+    expect(got.length).toBeGreaterThan(before);
+    expect(got).toContain("after");
+    expect(new Set(got).size).toBe(got.length); // nothing twice
+  });
+});
+
 describe("cxmpp session: node reboot", () => {
   it("a rebooted node (no RAM, no resume token) reconnects; its mailbox survives; nothing is delivered twice", async () => {
     const h = harness(["sensor1", "actuator1"]);

@@ -51,6 +51,13 @@ export interface NodeClientOptions {
   readonly maxPayload?: number;
   /** Delay before the pump retries after a failed exchange. Default 1 s, doubling to 60 s. */
   readonly retryDelayMs?: number;
+  /**
+   * An observing node registers again after this long without a notification (RFC 7641 §3.3.1): the
+   * gateway drops an observer whose CON notification went unacknowledged (§4.5), which a node on a
+   * lossy link cannot see. The gateway replaces the earlier registration, so it costs one GET. Default
+   * 120 s.
+   */
+  readonly observeRefreshMs?: number;
 }
 
 interface Outgoing {
@@ -253,13 +260,44 @@ export class NodeClient {
   async observeDownlink(): Promise<{ cancel(): Promise<void> }> {
     if (!this.session) throw new SessionError("not-connected", "not connected");
     const path = `${Paths.DOWNLINK}/${this.session.session}`;
-    const observation = await this.options.endpoint.observe(this.options.gateway, path, (notification) => {
-      const before = this.received;
-      this.handleDownlink(notification);
-      if (this.received > before) this.poll().catch(() => {}); // the acknowledgement; a loss is retried later
-    });
-    this.handleDownlink(observation.response);
-    return { cancel: () => observation.cancel() };
+    const refreshMs = this.options.observeRefreshMs ?? 120_000;
+    const timers = this.options.endpoint.timers;
+    let refresh: { cancel(): void } | undefined;
+    let cancelled = false;
+    const arm = () => {
+      refresh?.cancel();
+      refresh = timers.after(refreshMs, () => {
+        // Quiet for a whole period: register again (the old token is forgotten, not deregistered:
+        // the gateway replaced it with the new registration of this address for this path).
+        if (cancelled || this.closed) return;
+        register().then(
+          (next) => {
+            observation.cancel({ passive: true }).catch(() => {});
+            observation = next;
+          },
+          () => arm(), // not answered: try again after another period
+        );
+      });
+    };
+    const register = async () => {
+      const o = await this.options.endpoint.observe(this.options.gateway, path, (notification) => {
+        arm();
+        const before = this.received;
+        this.handleDownlink(notification);
+        if (this.received > before) this.poll().catch(() => {}); // the acknowledgement; a loss is retried later
+      });
+      arm();
+      this.handleDownlink(o.response);
+      return o;
+    };
+    let observation = await register();
+    return {
+      cancel: () => {
+        cancelled = true;
+        refresh?.cancel();
+        return observation.cancel();
+      },
+    };
   }
 
   /** Asks for downlink now (a wake-up with nothing to send). */
