@@ -51,8 +51,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { attr, DICTIONARY_V1, el, type XElement } from "../codec/index.js";
 import { LossyRelay } from "../examples/lossy-relay.js";
 import { GATEWAY_DEFAULTS, loadConfig, type RunningGateway, startGateway } from "../gateway/index.js";
@@ -79,6 +77,7 @@ import {
 } from "../src/core/index.js";
 import { nodeMac, systemClock, timerScheduler, UdpTransport } from "../src/node/index.js";
 import { fmt, integer, round, runBenchCommand, sleep, table, UsageError } from "./common.js";
+import { fullGc as gc, MiB } from "./memory.js";
 
 export interface SoakBenchOptions {
   /** Commander hands over strings; numbers are accepted too. */
@@ -105,7 +104,6 @@ export interface SoakConfig {
   readonly heapBoundMiB: number;
 }
 
-const MiB = 1024 * 1024;
 const SINK = "sink@elsewhere.example";
 /** Reliable stanzas a node lets wait for their acknowledgement before it holds back. */
 const MAX_OUTSTANDING = 8;
@@ -128,20 +126,6 @@ const BIG_PATH_BYTES = 60_000;
 
 // ---------------------------------------------------------------------------------------------------
 // Memory after a full collection.
-
-let gcFunction: (() => void) | undefined;
-function gc(): void {
-  if (!gcFunction) {
-    const exposed = (globalThis as { gc?: () => void }).gc;
-    if (exposed) gcFunction = exposed;
-    else {
-      setFlagsFromString("--expose-gc");
-      gcFunction = runInNewContext("gc") as () => void;
-    }
-  }
-  gcFunction();
-  gcFunction();
-}
 
 interface MemorySample {
   /** Seconds since the load started. */

@@ -12,9 +12,8 @@ import { createSocket, type Socket } from "node:dgram";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { afterAll, describe, expect, it } from "vitest";
+import { heapAfterGc, MiB } from "../../bench/memory.js";
 import { el, type XElement } from "../../codec/index.js";
 import { loadConfig, type RunningGateway, startGateway } from "../../gateway/index.js";
 import { blockOption } from "../../src/core/coap/message.js";
@@ -36,20 +35,6 @@ import {
 import { cryptoRandom, nodeMac, systemClock, timerScheduler, UdpTransport } from "../../src/node/index.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
-
-/**
- * Memory after a full collection (V8's gc(), exposed at run time: vitest does not pass --expose-gc):
- * the JavaScript heap plus the ArrayBuffers outside it (kept payloads are Uint8Arrays).
- */
-setFlagsFromString("--expose-gc");
-const gc = ((globalThis as { gc?: () => void }).gc ?? runInNewContext("gc")) as () => void;
-function heapAfterGc(): number {
-  gc();
-  gc();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
-}
-const MiB = 1024 * 1024;
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterAll(async () => {

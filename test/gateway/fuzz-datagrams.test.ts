@@ -23,10 +23,9 @@ import { createSocket, type Socket } from "node:dgram";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { heapAfterGc, MiB } from "../../bench/memory.js";
 import { attr, DICTIONARY_V1, el, SessionEncoder, type XElement } from "../../codec/index.js";
 import { loadConfig, type RunningGateway, startGateway } from "../../gateway/index.js";
 import {
@@ -50,17 +49,6 @@ import {
 import { cryptoRandom, nodeMac, systemClock, timerScheduler, UdpTransport } from "../../src/node/index.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
-
-setFlagsFromString("--expose-gc");
-const gc = ((globalThis as { gc?: () => void }).gc ?? runInNewContext("gc")) as () => void;
-/** The JavaScript heap plus the ArrayBuffers outside it, after full collections. */
-function heapAfterGc(): number {
-  gc();
-  gc();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
-}
-const MiB = 1024 * 1024;
 
 const SINK = "sink@elsewhere.example";
 const cleanups: Array<() => unknown> = [];
