@@ -52,7 +52,11 @@ export function attachGateway(endpoint: CoapEndpoint, options: AttachOptions): G
     };
   }
   // Only a session's downlink is observable (docs/PROTOCOL.md §3.4): nothing else ever changes.
-  endpoint.handle(service.handle, { observable: (path) => path.startsWith(`${protocol.Paths.DOWNLINK}/`) });
+  // An address with a session is a node that proved its key: its block-wise transfers outlive strangers'.
+  endpoint.handle(service.handle, {
+    observable: (path) => path.startsWith(`${protocol.Paths.DOWNLINK}/`),
+    trusted: (peer) => service.hasSession(peer),
+  });
   return service;
 }
 

@@ -17,6 +17,7 @@ import {
   type Clock,
   type Logger,
   type Mac,
+  type PeerAddress,
   type Random,
   type Response,
   type ServerRequest,
@@ -166,6 +167,11 @@ export class GatewayService {
 
   session(identity: string): NodeSession | undefined {
     return this.registry.get(identity);
+  }
+
+  /** Whether a node with a session connected from `peer` (it proved its device key there). */
+  hasSession(peer: PeerAddress): boolean {
+    return this.registry.at(peer) !== undefined;
   }
 
   get devices(): DeviceDirectory {

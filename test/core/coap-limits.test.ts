@@ -316,6 +316,35 @@ describe("finding: 200 Block1 transfers from spoofed sources, never finished, to
     expect(t.evicted.assemblies).toBe(port - t.assemblies);
   });
 
+  it("when the table is full, strangers' transfers are evicted before a known peer's, however old", () => {
+    const { time, server, send, got } = setup();
+    // What the gateway says of an address with an authenticated session.
+    server.handle(
+      (req) => ({ code: uriPath(req) === "up" ? Code.CHANGED : Code.NOT_FOUND, options: [], payload: EMPTY }),
+      { trusted: (peer) => peer === "node:1" },
+    );
+    const block = (address: string, t: number, num: number, more: boolean) =>
+      send(address, {
+        code: Code.POST,
+        options: [...pathOptions("up"), tag(t), b1(num, more)],
+        payload: bytes(16),
+      });
+    block("node:1", 1, 0, true); // the oldest transfer of all
+    time.advance(1);
+    for (let port = 0; port < 200; port++) block(`evil:${port}`, 1000 + port, 0, true);
+    time.advance(5);
+    expect(server.tables().assemblies).toBe(64);
+    // The node's transfer survived 200 starts by strangers: its next block continues it, the last one completes it.
+    block("node:1", 1, 1, false);
+    time.advance(5);
+    expect(got("node:1").map((m) => m.code)).toEqual([Code.CONTINUE, Code.CHANGED]);
+    // Without that knowledge the oldest goes first, as before.
+    expect(got("evil:0").map((m) => m.code)).toEqual([Code.CONTINUE]);
+    block("evil:0", 1000, 1, false);
+    time.advance(5);
+    expect(got("evil:0").at(-1)?.code).toBe(Code.REQUEST_ENTITY_INCOMPLETE);
+  });
+
   it("one address holds at most 4 transfers (its oldest evicted), and assemblies still expire", () => {
     const { time, server, send, got } = setup({ blockwise: { assemblyLifetimeMs: 10_000 } });
     for (let i = 0; i < 50; i++)

@@ -239,8 +239,15 @@ export class BlockwiseServer {
   }
 
   /**
+   * Which peers the server knows (for the gateway: an address with an authenticated session). When the
+   * table is full, transfers of unknown peers are evicted first; default: nobody is known.
+   */
+  trusted: (peer: PeerAddress) => boolean = () => false;
+
+  /**
    * Before a new assembly of `peer`: evicts that peer's least recently continued one when it holds
-   * its share, else the least recently continued of all when the table is full.
+   * its share, else, when the table is full, the least recently continued of an unknown peer, or of
+   * all if every transfer belongs to a known one.
    */
   private makeRoomForAssembly(peer: PeerAddress): void {
     const mine = this.assembliesByPeer.get(peer);
@@ -249,7 +256,15 @@ export class BlockwiseServer {
       this.stats.assembliesEvicted++;
     }
     while (this.assemblies.size >= this.limits.maxAssemblies) {
-      this.dropAssembly(this.assemblies.keys().next().value!);
+      let victim: string | undefined;
+      // Oldest first; at most maxAssemblies entries to look at.
+      for (const [key, a] of this.assemblies) {
+        if (!this.trusted(a.peer)) {
+          victim = key;
+          break;
+        }
+      }
+      this.dropAssembly(victim ?? this.assemblies.keys().next().value!);
       this.stats.assembliesEvicted++;
     }
   }

@@ -137,8 +137,16 @@ export class CoapEndpoint {
    * The server side: `handler` sees whole request bodies; large responses go out block-wise. Only
    * `observable` paths (default: all) take Observe registrations.
    */
-  handle(handler: RequestHandler, options: { readonly observable?: (path: string) => boolean } = {}): void {
+  handle(
+    handler: RequestHandler,
+    options: {
+      readonly observable?: (path: string) => boolean;
+      /** Peers the handler knows: when the Block1 table is full, unknown peers' transfers go first. */
+      readonly trusted?: (peer: PeerAddress) => boolean;
+    } = {},
+  ): void {
     if (options.observable) this.observers.observable = options.observable;
+    if (options.trusted) this.blockServer.trusted = options.trusted;
     this.exchanges.handle(this.blockServer.wrap(this.observers.wrap(handler)));
   }
 
