@@ -173,9 +173,11 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
     // without a scraper should not pay (the idle budget, README).
     let metrics: GatewayMetrics | undefined;
     let metricsServer: MetricsServer | undefined;
-    // One scan of the sessions per tick serves the three gauges that need it (not three per scrape).
-    let census = service.census();
+    // One scan of the sessions per tick serves the three gauges that need it (not three per scrape);
+    // without metrics nobody reads it, so it is not taken.
+    let census = { awake: 0, asleep: 0, mailbox: 0 };
     if (config.metricsListen) {
+      census = service.census();
       const m = await import("./metrics.js");
       const gauges = new m.GatewayMetrics();
       metrics = gauges;

@@ -18,9 +18,15 @@ export function packageRoot(from: string = dirname(fileURLToPath(import.meta.url
   }
 }
 
+let version: string | undefined;
+
+/** The package.json version, read once (/healthz reports it on every request). */
 export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version?: string };
-  return pkg.version ?? "0.0.0";
+  if (version === undefined) {
+    const pkg = JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version?: string };
+    version = pkg.version ?? "0.0.0";
+  }
+  return version;
 }
 
 /** One line for `cxmpp --version`. */

@@ -206,7 +206,7 @@ export class NodeSession {
   freshTelemetry(t: number): boolean {
     if (t > this.telemetryMax) {
       const shift = t - this.telemetryMax;
-      this.telemetrySeen = shift >= TELEMETRY_WINDOW ? 1 : (this.telemetrySeen << shift) | 1 | 0;
+      this.telemetrySeen = shift >= TELEMETRY_WINDOW ? 1 : (this.telemetrySeen << shift) | 1;
       this.telemetryMax = t;
       return true;
     }

@@ -2,7 +2,7 @@
  * The gateway's store in its data directory (`cxmpp.db`): devices, sessions, mailboxes, outbox. Every
  * command opens it the same way, so `cxmpp provision` and a running `cxmpp gateway` share it.
  */
-import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MemoryDevices } from "../devices.js";
 import { type Db, type Durability, openDatabase } from "./database.js";
@@ -90,7 +90,6 @@ function checkNotLost(dir: string, path: string): void {
 function markStore(dir: string): void {
   const marker = join(dir, STORE_MARKER);
   if (existsSync(marker)) return;
-  mkdirSync(dir, { recursive: true });
   writeFileSync(marker, `cxmpp store created ${new Date().toISOString()}\n`, { mode: 0o600 });
 }
 

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { heapAfterGc, MiB } from "../../bench/memory.js";
 import { el, type XElement } from "../../codec/index.js";
-import { loadConfig, type RunningGateway, startGateway } from "../../gateway/index.js";
+import type { RunningGateway } from "../../gateway/index.js";
 import { blockOption } from "../../src/core/coap/message.js";
 import {
   CoapEndpoint,
@@ -33,6 +33,7 @@ import {
   uintOption,
 } from "../../src/core/index.js";
 import { cryptoRandom, nodeMac, systemClock, timerScheduler, UdpTransport } from "../../src/node/index.js";
+import { inProcessGateway } from "../kit/in-process-gateway.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
 
@@ -179,20 +180,9 @@ describe("a real gateway flooded over UDP on loopback", () => {
     const dataDir = mkdtempSync(join(tmpdir(), "cxmpp-flood-"));
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
     const outbound: XElement[] = [];
-    const gw = await startGateway(
-      loadConfig({
-        env: {},
-        flags: {
-          data_dir: dataDir,
-          listen: "127.0.0.1:0",
-          log_level: "error",
-          metrics_listen: "127.0.0.1:0",
-        },
-      }),
-      { outbound: (s) => outbound.push(s) },
-    );
+    const gw = await inProcessGateway(dataDir, { outbound });
     cleanups.push(() => gw.stop());
-    const [host, port] = [gw.address.split(":")[0]!, Number(gw.address.split(":")[1])];
+    const { host, port } = gw;
     const gateway = gw.address as PeerAddress;
     const domain = gw.config.xmppDomain;
     gw.store.devices.add({ identity: "sender", key: key(1), jid: `sender@${domain}`, peers: [] });

@@ -33,6 +33,7 @@ import {
   SessionError,
   SessionFormatError,
 } from "../../src/core/index.js";
+import { testGatewayConfig } from "../kit/in-process-gateway.js";
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -43,11 +44,7 @@ function tempDir(): string {
   dirs.push(d);
   return d;
 }
-const config = (dataDir: string) =>
-  loadConfig({
-    env: {},
-    flags: { data_dir: dataDir, listen: "127.0.0.1:0", metrics_listen: "127.0.0.1:0", log_level: "error" },
-  });
+const config = (dataDir: string) => testGatewayConfig(dataDir);
 
 async function healthz(address: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`http://${address}/healthz`);

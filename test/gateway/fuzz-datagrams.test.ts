@@ -27,7 +27,6 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { heapAfterGc, MiB } from "../../bench/memory.js";
 import { attr, DICTIONARY_V1, el, SessionEncoder, type XElement } from "../../codec/index.js";
-import { loadConfig, type RunningGateway, startGateway } from "../../gateway/index.js";
 import {
   CoapEndpoint,
   type CoapMessage,
@@ -47,6 +46,7 @@ import {
   uintOption,
 } from "../../src/core/index.js";
 import { cryptoRandom, nodeMac, systemClock, timerScheduler, UdpTransport } from "../../src/node/index.js";
+import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
 
@@ -429,7 +429,7 @@ function arbitraries(w: World) {
 // ---------------------------------------------------------------------------------------------------
 
 describe("fuzzing the gateway's datagram input over real UDP", () => {
-  let gw: RunningGateway;
+  let gw: TestGateway;
   let fuzz: RawPeer[];
   let probe: RawPeer;
   let world: World;
@@ -441,23 +441,12 @@ describe("fuzzing the gateway's datagram input over real UDP", () => {
   beforeAll(async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "cxmpp-fuzz-"));
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
-    gw = await startGateway(
-      loadConfig({
-        env: {},
-        flags: {
-          data_dir: dataDir,
-          listen: "127.0.0.1:0",
-          log_level: "error",
-          metrics_listen: "127.0.0.1:0",
-        },
-      }),
-      { outbound: (s) => outbound.push(s) },
-    );
+    gw = await inProcessGateway(dataDir, { outbound });
     cleanups.push(() => gw.stop());
     const domain = gw.config.xmppDomain;
     for (const [n, identity] of ["legit", "fuzzer", "spare"].entries())
       gw.store.devices.add({ identity, key: key(n + 1), jid: `${identity}@${domain}`, peers: [] });
-    const to = { host: gw.address.split(":")[0]!, port: Number(gw.address.split(":")[1]) };
+    const to = { host: gw.host, port: gw.port };
 
     // The legitimate node, connected before the fuzz; what it sends is the corpus of the mutations.
     const corpus: Uint8Array[] = [];
@@ -585,7 +574,7 @@ describe("fuzzing the gateway's datagram input over real UDP", () => {
   // 0xff) made uriPath() throw, so the gateway answered 5.00 and wrote an error log line per datagram (a
   // way to fill the log). String options are checked in the exchange layer now: 4.02 Bad Option.
   it("answers a Uri-Path that is not UTF-8 with a 4.xx, not 5.00", async () => {
-    const to = { host: gw.address.split(":")[0]!, port: Number(gw.address.split(":")[1]) };
+    const to = { host: gw.host, port: gw.port };
     const peer = await RawPeer.open(to);
     const original = process.stderr.write.bind(process.stderr);
     vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array, ...rest: unknown[]) =>

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { heapAfterGc } from "../../bench/memory.js";
 import { DICTIONARY_V1, el, type XElement } from "../../codec/index.js";
-import { loadConfig, MemoryDevices, type RunningGateway, startGateway } from "../../gateway/index.js";
+import { MemoryDevices } from "../../gateway/index.js";
 import { GatewayService } from "../../gateway/session/gateway-service.js";
 import {
   CoapEndpoint,
@@ -40,6 +40,7 @@ import {
   UdpTransport,
   wallClock,
 } from "../../src/node/index.js";
+import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
 
@@ -108,12 +109,8 @@ async function node(identity: string, n: number, gateway: string): Promise<Node>
   return { client, tap, inbox };
 }
 
-async function gateway(dir: string, port = 0, outbound: XElement[] = []): Promise<RunningGateway> {
-  const config = loadConfig({
-    env: {},
-    flags: { data_dir: dir, listen: `127.0.0.1:${port}`, log_level: "error", metrics_listen: "127.0.0.1:0" },
-  });
-  const gw = await startGateway(config, { outbound: (s) => outbound.push(s) });
+async function gateway(dir: string, port = 0, outbound: XElement[] = []): Promise<TestGateway> {
+  const gw = await inProcessGateway(dir, { port, outbound });
   for (const [i, name] of ["sensor1", "actuator1"].entries()) {
     if (!gw.store.devices.find(name))
       gw.store.devices.add({ identity: name, key: key(i + 1), jid: `${name}@${DOMAIN}`, peers: [] });
@@ -143,7 +140,7 @@ describe("replays never route a stanza twice", () => {
     const dir = join(root, "replay-non");
     const outbound: XElement[] = [];
     let gw = await gateway(dir, 0, outbound);
-    const port = Number(gw.address.split(":")[1]);
+    const port = gw.port;
     const n = await node("sensor1", 1, gw.address);
     await n.client.connect();
     n.client.sendTelemetry(reading(0)); // the first goes CON (table priming)
