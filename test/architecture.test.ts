@@ -1,7 +1,8 @@
 /**
  * Imports point one way (docs/ARCHITECTURE.md):
- * test → bench → examples → gateway → src/node → src/core → codec → (cbor-x).
- * codec/ and src/core/ are the portable tiny-node core: no `node:` modules, no Buffer. The product
+ * test → bench → examples → gateway → src/node → src/dtls → src/core → codec → (cbor-x).
+ * codec/, src/core/ and src/dtls/ are the portable tiny-node core: no `node:` modules, no Buffer. The
+ * CoAP core never imports DTLS: DTLS is a transport beneath it. The product
  * (gateway/ and below) never loads benchmarks or examples, except through the command line's dynamic
  * `import()` of the one command that runs them.
  */
@@ -10,7 +11,16 @@ import { join, relative, resolve, sep } from "node:path";
 import { describe, expect, it } from "vitest";
 
 const ROOT = resolve(import.meta.dirname, "..");
-const LAYERS = ["codec", "src/core", "src/node", "gateway", "examples", "bench", "tools"] as const;
+const LAYERS = [
+  "codec",
+  "src/core",
+  "src/dtls",
+  "src/node",
+  "gateway",
+  "examples",
+  "bench",
+  "tools",
+] as const;
 type Layer = (typeof LAYERS)[number];
 
 /** What each layer may import besides itself. */
@@ -25,12 +35,16 @@ const PRODUCT_PACKAGES = new RegExp(
 const ALLOWED: Record<Layer, { layers: Layer[]; packages: RegExp }> = {
   codec: { layers: [], packages: /^cbor-x$/ },
   "src/core": { layers: ["codec"], packages: /^$/ },
-  "src/node": { layers: ["codec", "src/core"], packages: /^(node:|[a-z@])/ },
-  gateway: { layers: ["codec", "src/core", "src/node"], packages: PRODUCT_PACKAGES },
-  examples: { layers: ["codec", "src/core", "src/node", "gateway"], packages: PRODUCT_PACKAGES },
-  bench: { layers: ["codec", "src/core", "src/node", "gateway", "examples"], packages: /^(node:|[a-z@])/ },
+  "src/dtls": { layers: ["src/core"], packages: /^$/ },
+  "src/node": { layers: ["codec", "src/core", "src/dtls"], packages: /^(node:|[a-z@])/ },
+  gateway: { layers: ["codec", "src/core", "src/dtls", "src/node"], packages: PRODUCT_PACKAGES },
+  examples: { layers: ["codec", "src/core", "src/dtls", "src/node", "gateway"], packages: PRODUCT_PACKAGES },
+  bench: {
+    layers: ["codec", "src/core", "src/dtls", "src/node", "gateway", "examples"],
+    packages: /^(node:|[a-z@])/,
+  },
   tools: {
-    layers: ["codec", "src/core", "src/node", "gateway", "examples", "bench"],
+    layers: ["codec", "src/core", "src/dtls", "src/node", "gateway", "examples", "bench"],
     packages: /^(node:|[a-z@])/,
   },
 };
@@ -103,7 +117,7 @@ describe("import direction", () => {
           }
         }
         if (
-          (layer === "codec" || layer === "src/core") &&
+          (layer === "codec" || layer === "src/core" || layer === "src/dtls") &&
           /\bBuffer\b/.test(text.replace(/\/\/.*|\/\*[\s\S]*?\*\//g, ""))
         ) {
           problems.push(`${relative(ROOT, file)} uses Buffer`);

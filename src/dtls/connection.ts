@@ -1,0 +1,291 @@
+/**
+ * One DTLS association's record layer and flight machinery, shared by the server and the client
+ * (RFC 6347 §4.1, §4.2.4): epochs and per-epoch sequence numbers, the protection of epoch 1, the
+ * replay window, packing a flight's records into datagrams that fit the MTU, and retransmitting the
+ * last flight with exponential backoff until the peer answers. The handshake logic lives in
+ * server.ts and client.ts; this class does not know which side it is.
+ */
+import type { Cancellable, Clock } from "../core/interfaces.js";
+import type { TimerQueue } from "../core/timer-queue.js";
+import type { DtlsCrypto } from "./crypto.js";
+import { AlertLevel, decodeError } from "./errors.js";
+import {
+  encodeHandshake,
+  fragmentHandshake,
+  HANDSHAKE_HEADER_BYTES,
+  type HandshakeMessage,
+  HandshakeType,
+  parseFragments,
+  Reassembler,
+} from "./handshake.js";
+import {
+  ContentType,
+  DTLS_1_2,
+  type DtlsRecord,
+  MAX_SEQUENCE,
+  RECORD_HEADER_BYTES,
+  RecordProtection,
+  ReplayWindow,
+  writeRecord,
+} from "./record.js";
+import type { CipherSuite } from "./suites.js";
+import { concatBytes, Writer } from "./wire.js";
+
+export interface RetransmitParameters {
+  /** First retransmission timeout (RFC 6347 §4.2.4.1 suggests 1 s). */
+  readonly initialMs: number;
+  /** The timeout doubles up to this. RFC 6347 allows up to 60 s; a short cap completes handshakes on very lossy links. */
+  readonly maxMs: number;
+}
+
+export const DEFAULT_RETRANSMIT: RetransmitParameters = { initialMs: 1000, maxMs: 4000 };
+
+/** A datagram that fits any IPv6 link (1280) after IP and UDP headers, as RFC 7925 §11 suggests. */
+export const DEFAULT_MTU = 1200;
+
+export interface ConnectionContext {
+  readonly crypto: DtlsCrypto;
+  readonly clock: Clock;
+  readonly timers: TimerQueue;
+  readonly retransmit: RetransmitParameters;
+  readonly mtu: number;
+  /** Puts one datagram on the wire to this association's peer. */
+  readonly transmit: (datagram: Uint8Array) => void;
+}
+
+/** One record of a flight, kept as plaintext: a retransmission seals it again with a new sequence number. */
+interface FlightRecord {
+  readonly type: number;
+  readonly epoch: number;
+  readonly data: Uint8Array;
+}
+
+export type Received =
+  | {
+      readonly kind: "handshake";
+      readonly messages: HandshakeMessage[];
+      readonly retransmission: boolean;
+      readonly epoch: number;
+    }
+  | { readonly kind: "ccs" }
+  | { readonly kind: "alert"; readonly level: number; readonly description: number; readonly epoch: number }
+  | { readonly kind: "data"; readonly data: Uint8Array };
+
+export class Connection {
+  /** Next record sequence number of each epoch (a retransmitted epoch-0 record still needs one). */
+  private readonly writeSeq = [0, 0];
+  private writeProtection: RecordProtection | undefined;
+  private readProtection: RecordProtection | undefined;
+  private readonly replay = new ReplayWindow();
+  /** The epoch application data and alerts are sent in: 1 once our ChangeCipherSpec is out. */
+  writeEpoch = 0;
+  /** The flight to retransmit, while the peer has not answered it. */
+  private flight: FlightRecord[] = [];
+  private timer: Cancellable | undefined;
+  private timeoutMs: number;
+  private lastRetransmit = Number.NEGATIVE_INFINITY;
+  /** message_seq of our next handshake message. */
+  sendSeq = 0;
+  readonly reassembler: Reassembler;
+  /** The handshake messages so far, as the Finished hash covers them (§4.2.6). */
+  private transcript: Uint8Array[] = [];
+  lastReceived: number;
+  /** Flights retransmitted on our timer or because the peer retransmitted. */
+  retransmissions = 0;
+
+  constructor(
+    private readonly ctx: ConnectionContext,
+    firstReceiveSeq: number,
+  ) {
+    this.timeoutMs = ctx.retransmit.initialMs;
+    this.reassembler = new Reassembler(firstReceiveSeq);
+    this.lastReceived = ctx.clock.now();
+  }
+
+  /** Installs epoch-1 keys (after the key exchange). */
+  protect(
+    suite: CipherSuite,
+    write: { key: Uint8Array; iv: Uint8Array },
+    read: { key: Uint8Array; iv: Uint8Array },
+  ): void {
+    this.writeProtection = new RecordProtection(this.ctx.crypto, suite, write.key, write.iv);
+    this.readProtection = new RecordProtection(this.ctx.crypto, suite, read.key, read.iv);
+  }
+
+  get canRead(): boolean {
+    return this.readProtection !== undefined;
+  }
+
+  /** Bytes DTLS adds to one application datagram: header, explicit nonce, tag. */
+  get overhead(): number {
+    return RECORD_HEADER_BYTES + (this.writeProtection?.overhead ?? 0);
+  }
+
+  // ---- transcript ----
+
+  record(message: HandshakeMessage): void {
+    this.transcript.push(encodeHandshake(message));
+  }
+
+  resetTranscript(): void {
+    this.transcript = [];
+  }
+
+  transcriptHash(): Uint8Array {
+    return this.ctx.crypto.sha256(concatBytes(this.transcript));
+  }
+
+  // ---- receiving ----
+
+  /**
+   * Reads one record of this association: undefined when it is dropped (does not authenticate, a
+   * replay, an epoch we cannot read). Handshake fragments go through the reassembler.
+   */
+  receive(record: DtlsRecord): Received | undefined {
+    let plaintext: Uint8Array;
+    if (record.epoch === 0) {
+      plaintext = record.fragment;
+    } else if (record.epoch === 1 && this.readProtection) {
+      if (!this.replay.fresh(record.seq)) return undefined;
+      const opened = this.readProtection.open(record);
+      if (!opened) return undefined;
+      this.replay.mark(record.seq);
+      plaintext = opened;
+    } else return undefined;
+    this.lastReceived = this.ctx.clock.now();
+    switch (record.type) {
+      case ContentType.HANDSHAKE: {
+        try {
+          // Finished is only ever protected (§4.2.6): a plaintext one is forged or broken.
+          const fragments = parseFragments(plaintext).filter(
+            (f) => record.epoch === 1 || f.type !== HandshakeType.FINISHED,
+          );
+          const result = this.reassembler.add(fragments);
+          return { kind: "handshake", ...result, epoch: record.epoch };
+        } catch {
+          return undefined; // malformed or oversized: dropped like any invalid record (§4.1.2.7)
+        }
+      }
+      case ContentType.CHANGE_CIPHER_SPEC:
+        return plaintext.length === 1 && plaintext[0] === 1 ? { kind: "ccs" } : undefined;
+      case ContentType.ALERT:
+        return plaintext.length === 2
+          ? { kind: "alert", level: plaintext[0]!, description: plaintext[1]!, epoch: record.epoch }
+          : undefined;
+      case ContentType.APPLICATION_DATA:
+        return record.epoch === 1 ? { kind: "data", data: plaintext } : undefined;
+      default:
+        return undefined;
+    }
+  }
+
+  // ---- sending ----
+
+  /** A handshake message of ours: numbered, recorded in the transcript, returned as flight records. */
+  handshakeRecords(type: number, body: Uint8Array, epoch: number): FlightRecord[] {
+    const message = { type, seq: this.sendSeq++, body };
+    this.record(message);
+    const room = this.ctx.mtu - RECORD_HEADER_BYTES - HANDSHAKE_HEADER_BYTES - (epoch === 1 ? 24 : 0);
+    return fragmentHandshake(message, Math.max(16, room)).map((data) => ({
+      type: ContentType.HANDSHAKE,
+      epoch,
+      data,
+    }));
+  }
+
+  static changeCipherSpec(): FlightRecord {
+    return { type: ContentType.CHANGE_CIPHER_SPEC, epoch: 0, data: Uint8Array.of(1) };
+  }
+
+  /**
+   * Sends a flight and keeps it for retransmission. `timed` arms the retransmission timer (every
+   * flight but the last of the handshake, which is resent only when the peer resends its own, §4.2.4).
+   */
+  sendFlight(records: FlightRecord[], timed: boolean, onGiveUp?: () => void): void {
+    this.cancelTimer();
+    this.flight = records;
+    this.timeoutMs = this.ctx.retransmit.initialMs;
+    this.transmitFlight();
+    if (timed) this.arm(onGiveUp);
+  }
+
+  /** The peer answered our flight: stop retransmitting it (it may still be resent on request). */
+  flightAnswered(): void {
+    this.cancelTimer();
+  }
+
+  /** Forgets the last flight entirely (the peer has shown it has it). */
+  forgetFlight(): void {
+    this.cancelTimer();
+    this.flight = [];
+  }
+
+  /** The peer retransmitted: send ours again, at most once per half initial timeout (no storms). */
+  retransmitOnRequest(): void {
+    if (this.flight.length === 0) return;
+    const now = this.ctx.clock.now();
+    if (now - this.lastRetransmit < this.ctx.retransmit.initialMs / 2) return;
+    this.lastRetransmit = now;
+    this.retransmissions++;
+    this.transmitFlight();
+  }
+
+  private arm(onGiveUp?: () => void): void {
+    this.timer = this.ctx.timers.after(this.timeoutMs, () => {
+      this.timer = undefined;
+      this.timeoutMs = Math.min(this.timeoutMs * 2, this.ctx.retransmit.maxMs);
+      this.retransmissions++;
+      this.lastRetransmit = this.ctx.clock.now();
+      this.transmitFlight();
+      this.arm(onGiveUp);
+    });
+  }
+
+  cancelTimer(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
+
+  /** Seals and packs the flight into as few datagrams as the MTU allows. */
+  private transmitFlight(): void {
+    let w = new Writer(256);
+    for (const r of this.flight) {
+      const sealed = this.seal(r.type, r.epoch, r.data);
+      if (w.length > 0 && w.length + RECORD_HEADER_BYTES + sealed.fragment.length > this.ctx.mtu) {
+        this.ctx.transmit(w.finish());
+        w = new Writer(256);
+      }
+      writeRecord(w, r.type, DTLS_1_2, r.epoch, sealed.seq, sealed.fragment);
+    }
+    if (w.length > 0) this.ctx.transmit(w.finish());
+  }
+
+  private seal(type: number, epoch: number, data: Uint8Array): { seq: number; fragment: Uint8Array } {
+    const seq = this.writeSeq[epoch]!;
+    if (seq >= MAX_SEQUENCE) throw decodeError("sequence numbers exhausted");
+    this.writeSeq[epoch] = seq + 1;
+    if (epoch === 0) return { seq, fragment: data };
+    if (!this.writeProtection) throw decodeError("no keys for epoch 1");
+    return { seq, fragment: this.writeProtection.seal(type, DTLS_1_2, epoch, seq, data) };
+  }
+
+  /** One record in the current write epoch, in its own datagram (application data, alerts). */
+  encode(type: number, data: Uint8Array): Uint8Array {
+    const sealed = this.seal(type, this.writeEpoch, data);
+    const w = new Writer(RECORD_HEADER_BYTES + sealed.fragment.length);
+    writeRecord(w, type, DTLS_1_2, this.writeEpoch, sealed.seq, sealed.fragment);
+    return w.finish();
+  }
+
+  sendData(data: Uint8Array): void {
+    this.ctx.transmit(this.encode(ContentType.APPLICATION_DATA, data));
+  }
+
+  sendAlert(description: number, level: number = AlertLevel.FATAL): void {
+    this.ctx.transmit(this.encode(ContentType.ALERT, Uint8Array.of(level, description)));
+  }
+
+  close(): void {
+    this.forgetFlight();
+  }
+}
