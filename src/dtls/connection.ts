@@ -186,7 +186,10 @@ export class Connection {
     const message = { type, seq: this.sendSeq++, body };
     this.record(message);
     const room = this.ctx.mtu - RECORD_HEADER_BYTES - HANDSHAKE_HEADER_BYTES - (epoch === 1 ? 24 : 0);
-    return fragmentHandshake(message, Math.max(16, room)).map((data) => ({
+    // A ClientHello goes whole, whatever the MTU: a server answers only a whole one statelessly (ours,
+    // OpenSSL's DTLSv1_listen and mbedTLS drop a fragmented ClientHello).
+    const max = type === HandshakeType.CLIENT_HELLO ? body.length : Math.max(16, room);
+    return fragmentHandshake(message, max).map((data) => ({
       type: ContentType.HANDSHAKE,
       epoch,
       data,
