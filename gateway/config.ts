@@ -8,7 +8,7 @@
  * idles within 60 MB (a schema library took about 3.5 MB of it).
  */
 import { readFileSync } from "node:fs";
-import { isIP } from "node:net";
+import { BlockList, isIP } from "node:net";
 import { resolve } from "node:path";
 import { GATEWAY_DEFAULTS as D } from "./defaults.js";
 
@@ -35,6 +35,20 @@ export function parseHostPort(text: string): HostPort | undefined {
 /** The inverse of parseHostPort: brackets IPv6 hosts again. */
 export function formatHostPort(address: HostPort): string {
   return isIP(address.host) === 6 ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
+LOOPBACK.addAddress("::1", "ipv6");
+
+/**
+ * True for a loopback host: 127.0.0.0/8, ::1 (any spelling, also ::ffff:127.x.y.z) and the name
+ * `localhost` (RFC 6761 §6.3). A wildcard (0.0.0.0, ::) is not: it listens on every interface.
+ */
+export function isLoopback(host: string): boolean {
+  if (host.toLowerCase() === "localhost") return true;
+  const family = isIP(host);
+  return family !== 0 && LOOPBACK.check(host, family === 4 ? "ipv4" : "ipv6");
 }
 
 // --- one schema per key ---------------------------------------------------------------------------
@@ -66,6 +80,7 @@ const optional =
   <T>(inner: Check<T>): Check<T | undefined> =>
   (v) =>
     typeof v === "string" && isOff(v) ? accept(undefined) : inner(v);
+const bool: Check<boolean> = (v) => (typeof v === "boolean" ? accept(v) : undefined);
 const int =
   (min: number, max = Number.MAX_SAFE_INTEGER): Check<number> =>
   (v) =>
@@ -97,6 +112,13 @@ interface KeySpec<S extends Check<unknown>> {
   readonly expected: string;
   /** Environment and flag strings are read as integers first. */
   readonly integer?: boolean;
+  /** Environment and flag strings "true" and "false" are read as booleans. */
+  readonly boolean?: boolean;
+  /**
+   * The default worked out from the keys before this one (already checked), used instead of `fallback`
+   * when no source sets the key; it goes through the schema too.
+   */
+  readonly derive?: (earlier: Readonly<Record<string, unknown>>) => unknown;
 }
 
 const spec = <S extends Check<unknown>>(s: KeySpec<S>) => s;
@@ -112,11 +134,35 @@ const intSpec = (min: number, max: number | undefined, fallback: number, descrip
 
 const SPECS = {
   listen: spec({
-    schema: hostPort,
+    schema: optional(hostPort),
     fallback: D.listen,
-    description: "CoAP address for the nodes, HOST:PORT or [IPV6]:PORT",
+    description:
+      'plain CoAP (no DTLS) address for the nodes, HOST:PORT or [IPV6]:PORT; "off" disables it. Other than ' +
+      "on loopback it needs allow_plain_coap",
     shown: D.listen,
-    expected: "HOST:PORT (port 0-65535, [::1]:PORT for IPv6)",
+    expected: 'HOST:PORT (port 0-65535, [::1]:PORT for IPv6) or "off"',
+  }),
+  dtls_listen: spec({
+    schema: optional(hostPort),
+    fallback: `${parseHostPort(D.listen)!.host}:${D.dtlsPort}`,
+    derive: (earlier) => {
+      const listen = earlier.listen as HostPort | undefined;
+      return formatHostPort({ host: listen?.host ?? parseHostPort(D.listen)!.host, port: D.dtlsPort });
+    },
+    description:
+      'CoAP over DTLS 1.2 with pre-shared keys (coaps) for the nodes, HOST:PORT; "off" disables it',
+    shown: `the host of listen, port ${D.dtlsPort}`,
+    expected: 'HOST:PORT (port 0-65535, [::1]:PORT for IPv6) or "off"',
+  }),
+  allow_plain_coap: spec({
+    schema: bool,
+    fallback: D.allowPlainCoap,
+    description:
+      "let listen (plain CoAP: no authentication of datagrams, no encryption) be an address other than " +
+      "loopback; only for a trusted link",
+    shown: String(D.allowPlainCoap),
+    expected: "true or false",
+    boolean: true,
   }),
   domain: spec({
     schema: domainName,
@@ -214,6 +260,24 @@ const SPECS = {
     shown: D.asleepPolicy,
     expected: "queue or bounce",
   }),
+  dtls_max_handshakes: intSpec(
+    1,
+    undefined,
+    D.dtlsMaxHandshakes,
+    "DTLS handshakes in progress at once; more are refused until one ends",
+  ),
+  dtls_max_sessions: intSpec(
+    1,
+    undefined,
+    D.dtlsMaxSessions,
+    "DTLS sessions kept at once; beyond it the longest idle one is dropped",
+  ),
+  dtls_session_idle_s: intSpec(
+    1,
+    undefined,
+    D.dtlsSessionIdleS,
+    "seconds a silent DTLS session is kept; after it the node handshakes again",
+  ),
 } as const;
 
 export type ConfigKey = keyof typeof SPECS;
@@ -247,7 +311,15 @@ const KEYS = Object.keys(SPECS) as ConfigKey[];
 // --- the result ----------------------------------------------------------------------------------
 
 export interface GatewayConfig {
-  readonly listen: HostPort;
+  /** Plain CoAP (UDP); undefined: "off" (then dtlsListen is set). */
+  readonly listen: HostPort | undefined;
+  /** CoAP over DTLS (coaps); undefined: "off" (then listen is set). */
+  readonly dtlsListen: HostPort | undefined;
+  /**
+   * The operator allowed plain CoAP on an address other than loopback. loadConfig has already refused
+   * a `listen` that needs it and lacks it.
+   */
+  readonly allowPlainCoap: boolean;
   readonly domain: string;
   /** Absolute. */
   readonly dataDir: string;
@@ -267,6 +339,12 @@ export interface GatewayConfig {
   readonly sessionExpiryS: number;
   /** What happens to a stanza from the network for a sleeping node (RFC 6120 §8.3.3.13). */
   readonly asleepPolicy: "queue" | "bounce";
+  /** DTLS handshakes in progress at once (after the cookie exchange). */
+  readonly dtlsMaxHandshakes: number;
+  /** Established DTLS sessions kept at once. */
+  readonly dtlsMaxSessions: number;
+  /** Seconds a silent DTLS session is kept. */
+  readonly dtlsSessionIdleS: number;
   /** Where each value came from ("default", "file /etc/cxmpp.json", "env CXMPP_LISTEN", "flag --listen"). */
   readonly sources: Readonly<Record<ConfigKey, string>>;
 }
@@ -317,9 +395,10 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   const sources = {} as Record<ConfigKey, string>;
   for (const key of KEYS) {
     const s: KeySpec<Check<unknown>> = SPECS[key];
+    const fallback = s.derive ? s.derive(values) : s.fallback;
     const chosen = layers.map((l) => l[key]).find((c) => c !== undefined) ?? {
-      value: s.fallback,
-      written: s.fallback,
+      value: fallback,
+      written: fallback,
       source: "default",
     };
     const parsed = s.schema(chosen.value);
@@ -342,8 +421,12 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     );
   }
 
+  checkListeners(v, sources);
+
   return Object.freeze({
-    listen: Object.freeze(v.listen),
+    listen: v.listen && Object.freeze(v.listen),
+    dtlsListen: v.dtls_listen && Object.freeze(v.dtls_listen),
+    allowPlainCoap: v.allow_plain_coap,
     domain: v.domain,
     dataDir: resolve(cwd, v.data_dir),
     logLevel: v.log_level,
@@ -359,8 +442,37 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     durability: v.durability,
     sessionExpiryS: v.session_expiry_s,
     asleepPolicy: v.asleep_policy,
+    dtlsMaxHandshakes: v.dtls_max_handshakes,
+    dtlsMaxSessions: v.dtls_max_sessions,
+    dtlsSessionIdleS: v.dtls_session_idle_s,
     sources: Object.freeze(sources),
   });
+}
+
+/**
+ * Secure by default: plain CoAP authenticates no datagram and encrypts nothing, so it listens on
+ * loopback unless the operator says the link is trusted; and the nodes need at least one listener.
+ */
+function checkListeners(v: Values, sources: Record<ConfigKey, string>): void {
+  if (v.listen === undefined && v.dtls_listen === undefined) {
+    throw new ConfigError(
+      "listen",
+      sources.listen,
+      `plain CoAP is "off" and so is dtls_listen (${sources.dtls_listen}): the nodes would have nothing to ` +
+        `connect to; set "dtls_listen" to HOST:PORT (default: port ${D.dtlsPort}) or "listen" to HOST:PORT`,
+    );
+  }
+  if (v.listen !== undefined && !v.allow_plain_coap && !isLoopback(v.listen.host)) {
+    const at = formatHostPort(v.listen);
+    throw new ConfigError(
+      "listen",
+      sources.listen,
+      `${at} is not a loopback address, and plain CoAP there would let anyone on that network forge and ` +
+        `read the nodes' traffic. Either set "allow_plain_coap": true (or ${envName("allow_plain_coap")}=true) ` +
+        `if that link is trusted, or listen on loopback (127.0.0.1:${v.listen.port}), or set "listen": "off" ` +
+        'and let the nodes use DTLS ("dtls_listen")',
+    );
+  }
 }
 
 function flagLayer(flags: Partial<Record<string, string | number>>): Partial<Record<ConfigKey, Candidate>> {
@@ -426,8 +538,9 @@ function fileLayer(path: string): Partial<Record<ConfigKey, Candidate>> {
 
 /** Strings from env and flags are typed only by their key: integer keys parse them, strictly. */
 function fromText(key: ConfigKey, value: string | number): unknown {
-  const integer = (SPECS[key] as KeySpec<Check<unknown>>).integer === true;
-  if (integer && typeof value === "string" && /^-?\d+$/.test(value)) return Number(value);
+  const s = SPECS[key] as KeySpec<Check<unknown>>;
+  if (s.integer === true && typeof value === "string" && /^-?\d+$/.test(value)) return Number(value);
+  if (s.boolean === true && (value === "true" || value === "false")) return value === "true";
   return value;
 }
 
@@ -512,7 +625,7 @@ export function describeConfig(): string {
   const lines = [
     "Configuration: --config FILE names a JSON file holding one object with the keys below.",
     "Each key can also be set by the environment variable CXMPP_<KEY> (CXMPP_DATA_DIR=/var/lib/cxmpp);",
-    'the value "off" switches metrics_listen and xmpp_service off.',
+    'the value "off" switches listen, dtls_listen, metrics_listen and xmpp_service off.',
     "Precedence: command-line flags > environment > file > defaults.",
     "",
   ];

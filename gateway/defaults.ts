@@ -7,6 +7,29 @@
 export const GATEWAY_DEFAULTS = Object.freeze({
   /** Loopback: plain CoAP is only for trusted links (docs/PROTOCOL.md), so nothing listens outside. */
   listen: "127.0.0.1:5683",
+  /**
+   * CoAP over DTLS (coaps, RFC 7252 §9) on its registered port, beside plain CoAP; `dtls_listen` defaults
+   * to the host of `listen` with this port ("127.0.0.1:5684" with the default `listen`).
+   */
+  dtlsPort: 5684,
+  /**
+   * Plain CoAP on an address other than loopback must be asked for: on a radio link anyone in range can
+   * forge and read it (issue 10).
+   */
+  allowPlainCoap: false,
+  /**
+   * DTLS handshakes in progress at once (after the cookie exchange, so each has a real return address):
+   * beyond it new ones are refused until one finishes or times out. 1024 is far above a fleet's
+   * reconnect wave after a gateway restart, and bounds the memory half-open handshakes hold.
+   */
+  dtlsMaxHandshakes: 1024,
+  /** Established DTLS sessions kept at once; beyond it the longest idle is dropped (it handshakes again). */
+  dtlsMaxSessions: 100_000,
+  /**
+   * A DTLS session silent this long is forgotten: a day, like a mailbox's stanzas (a node asleep longer
+   * handshakes again when it wakes: a few hundred bytes).
+   */
+  dtlsSessionIdleS: 86_400,
   /** `.localhost` never resolves outside this machine (RFC 6761 §6.3). */
   domain: "iot.localhost",
   dataDir: "./cxmpp-data",

@@ -13,7 +13,7 @@ export const MASK = "********";
 const SECRET_KEY = /secret|password|passphrase|token|psk/;
 
 export interface CheckedKey {
-  readonly value: string | number | null;
+  readonly value: string | number | boolean | null;
   /** "default", "file /etc/cxmpp/cxmpp.json", "env CXMPP_LISTEN", "flag --listen". */
   readonly source: string;
 }
@@ -52,9 +52,9 @@ export function resolvedConfig(config: GatewayConfig): Record<ConfigKey, Checked
 }
 
 /** A value as the config file would spell it: HOST:PORT text, "off" for a switched-off feature. */
-function written(value: unknown): string | number | null {
+function written(value: unknown): string | number | boolean | null {
   if (value === undefined) return "off";
-  if (typeof value === "string" || typeof value === "number") return value;
+  if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") return value;
   if (typeof value === "object" && value !== null && "host" in value && "port" in value) {
     return formatHostPort(value as { host: string; port: number });
   }
@@ -62,7 +62,7 @@ function written(value: unknown): string | number | null {
 }
 
 /** xmpp://user:password@host would print the password; a URL's password is a secret wherever it is. */
-function maskUrlPassword(value: string | number | null): string | number | null {
+function maskUrlPassword(value: string | number | boolean | null): string | number | boolean | null {
   if (typeof value !== "string" || !/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value;
   try {
     const url = new URL(value);

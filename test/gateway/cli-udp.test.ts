@@ -12,7 +12,8 @@ import { freeUdpPort } from "../../bench/child-process.js";
 const ROOT = join(import.meta.dirname, "..", "..");
 const CLI = join(ROOT, "bin", "cxmpp.js");
 const dir = mkdtempSync(join(tmpdir(), "cxmpp-cli-udp-"));
-const env = { ...process.env, CXMPP_DATA_DIR: join(dir, "data") };
+// Plain CoAP only: devices that may use it, and no DTLS listener (none holds the coaps port 5684).
+const env = { ...process.env, CXMPP_DATA_DIR: join(dir, "data"), CXMPP_DTLS_LISTEN: "off" };
 const children: ChildProcess[] = [];
 
 const run = (...args: string[]) =>

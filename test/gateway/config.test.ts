@@ -40,6 +40,8 @@ describe("loadConfig", () => {
     const c = loadConfig({ env: {}, cwd: "/srv/gw" });
     expect(c).toMatchObject({
       listen: { host: "127.0.0.1", port: 5683 },
+      dtlsListen: { host: "127.0.0.1", port: 5684 },
+      allowPlainCoap: false,
       domain: "iot.localhost",
       dataDir: "/srv/gw/cxmpp-data",
       logLevel: "info",
@@ -54,8 +56,12 @@ describe("loadConfig", () => {
       mailboxTtlS: 86400,
       durability: "full",
       sessionExpiryS: 604800,
+      dtlsMaxHandshakes: 1024,
+      dtlsMaxSessions: 100000,
+      dtlsSessionIdleS: 86400,
     });
     expect(c.sources.listen).toBe("default");
+    expect(c.sources.dtls_listen).toBe("default");
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.listen)).toBe(true);
   });
@@ -77,10 +83,20 @@ describe("loadConfig", () => {
       mailbox_ttl_s: 60,
       durability: "normal",
       session_expiry_s: 60,
+      dtls_listen: "[::1]:15684",
+      allow_plain_coap: true,
+      dtls_max_handshakes: 8,
+      dtls_max_sessions: 9,
+      dtls_session_idle_s: 10,
     });
     const c = loadConfig({ file: path, env: {}, cwd: "/x" });
     expect(c).toMatchObject({
       listen: { host: "::1", port: 5684 },
+      dtlsListen: { host: "::1", port: 15684 },
+      allowPlainCoap: true,
+      dtlsMaxHandshakes: 8,
+      dtlsMaxSessions: 9,
+      dtlsSessionIdleS: 10,
       domain: "iot.example.org",
       dataDir: "/x/state",
       logLevel: "debug",
@@ -110,7 +126,7 @@ describe("loadConfig", () => {
     const c = loadConfig({ file: path, env, flags: { listen: "127.0.0.1:3", mailbox_ttl_s: 30 } });
     expect(c.domain).toBe("env.example");
     expect(c.mailboxTtlS).toBe(30);
-    expect(c.listen.port).toBe(3);
+    expect(c.listen?.port).toBe(3);
     expect(c.sources).toMatchObject({
       domain: "env CXMPP_DOMAIN",
       mailbox_ttl_s: "flag --mailbox-ttl-s",
@@ -125,7 +141,7 @@ describe("loadConfig", () => {
       flags: { listen: undefined },
     });
     expect(c.domain).toBe("iot.localhost");
-    expect(c.listen.port).toBe(7);
+    expect(c.listen?.port).toBe(7);
   });
 
   it('switches metrics and federation off with "off", also over a file that turns them on', () => {
@@ -149,7 +165,9 @@ describe("loadConfig", () => {
       `config: mailbox_tll_s (file ${path}): unknown key; did you mean "mailbox_ttl_s"?`,
     );
     expect(failure({ file: file({ dataDir: "x" }) }).message).toContain('did you mean "data_dir"?');
-    expect(failure({ file: file({ zzzzzzzz: 1 }) }).message).toContain("valid keys: listen, domain,");
+    expect(failure({ file: file({ zzzzzzzz: 1 }) }).message).toContain(
+      "valid keys: listen, dtls_listen, allow_plain_coap, domain,",
+    );
   });
 
   it("names key and source of a value of the wrong type in the file", () => {
@@ -262,6 +280,84 @@ describe("loadConfig", () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("plain CoAP and DTLS listeners (secure by default)", () => {
+  it("dtls_listen defaults to the host of listen on port 5684, wherever listen came from", () => {
+    const c = loadConfig({ env: { CXMPP_LISTEN: "[::1]:7000" } });
+    expect(c.dtlsListen).toEqual({ host: "::1", port: 5684 });
+    expect(c.sources.dtls_listen).toBe("default");
+    expect(loadConfig({ env: {}, flags: { listen: "127.0.0.2:1" } }).dtlsListen).toEqual({
+      host: "127.0.0.2",
+      port: 5684,
+    });
+    const set = loadConfig({ env: { CXMPP_DTLS_LISTEN: "127.0.0.1:0" } });
+    expect(set.dtlsListen).toEqual({ host: "127.0.0.1", port: 0 });
+    expect(set.sources.dtls_listen).toBe("env CXMPP_DTLS_LISTEN");
+    expect(Object.isFrozen(set.dtlsListen)).toBe(true);
+  });
+
+  it('"off" switches either off, never both', () => {
+    expect(loadConfig({ env: { CXMPP_DTLS_LISTEN: "off" } }).dtlsListen).toBeUndefined();
+    const dtlsOnly = loadConfig({ file: file({ listen: "off", dtls_listen: "[::]:5684" }), env: {} });
+    expect(dtlsOnly.listen).toBeUndefined();
+    expect(dtlsOnly.dtlsListen).toEqual({ host: "::", port: 5684 });
+    // listen off, dtls_listen by default: the default host of listen
+    expect(loadConfig({ env: { CXMPP_LISTEN: "off" } }).dtlsListen).toEqual({
+      host: "127.0.0.1",
+      port: 5684,
+    });
+    const both = failure({ env: { CXMPP_LISTEN: "off", CXMPP_DTLS_LISTEN: "off" } });
+    expect(both.key).toBe("listen");
+    expect(both.message).toContain('plain CoAP is "off" and so is dtls_listen (env CXMPP_DTLS_LISTEN)');
+    expect(both.message).toContain('set "dtls_listen" to HOST:PORT');
+    expect(failure({ file: file({ dtls_listen: "5684" }) }).message).toContain(
+      'expected HOST:PORT (port 0-65535, [::1]:PORT for IPv6) or "off", got "5684"',
+    );
+  });
+
+  it("plain CoAP on an address other than loopback is refused unless allow_plain_coap, saying what to do", () => {
+    for (const loopback of [
+      "127.0.0.1:1",
+      "127.8.9.10:1",
+      "[::1]:1",
+      "[::ffff:127.0.0.1]:1",
+      "localhost:1",
+    ]) {
+      expect(loadConfig({ env: { CXMPP_LISTEN: loopback } }).listen).toBeDefined();
+    }
+    const path = file({ listen: "[::]:5683" });
+    const e = failure({ file: path });
+    expect(e.key).toBe("listen");
+    expect(e.source).toBe(`file ${path}`);
+    expect(e.message).toBe(
+      `config: listen (file ${path}): [::]:5683 is not a loopback address, and plain CoAP there would let ` +
+        'anyone on that network forge and read the nodes\' traffic. Either set "allow_plain_coap": true (or ' +
+        "CXMPP_ALLOW_PLAIN_COAP=true) if that link is trusted, or listen on loopback (127.0.0.1:5683), or " +
+        'set "listen": "off" and let the nodes use DTLS ("dtls_listen")',
+    );
+    for (const outside of ["0.0.0.0:5683", "192.168.1.1:5683", "[fd00::1]:5683", "gw.example:5683"]) {
+      expect(failure({ env: { CXMPP_LISTEN: outside } }).key).toBe("listen");
+    }
+    const allowed = loadConfig({ file: file({ listen: "[::]:5683", allow_plain_coap: true }), env: {} });
+    expect(allowed).toMatchObject({ listen: { host: "::", port: 5683 }, allowPlainCoap: true });
+    expect(
+      loadConfig({ env: { CXMPP_LISTEN: "0.0.0.0:1", CXMPP_ALLOW_PLAIN_COAP: "true" } }).allowPlainCoap,
+    ).toBe(true);
+    expect(failure({ env: { CXMPP_ALLOW_PLAIN_COAP: "yes" } }).message).toBe(
+      'config: allow_plain_coap (env CXMPP_ALLOW_PLAIN_COAP): expected true or false, got "yes"',
+    );
+    expect(failure({ file: file({ allow_plain_coap: "true" }) }).key).toBe("allow_plain_coap");
+  });
+
+  it("the DTLS limits are integers ≥ 1 from file, env and flags", () => {
+    const c = loadConfig({
+      env: { CXMPP_DTLS_MAX_HANDSHAKES: "16", CXMPP_DTLS_SESSION_IDLE_S: "5" },
+      flags: { dtls_max_sessions: 7 },
+    });
+    expect([c.dtlsMaxHandshakes, c.dtlsMaxSessions, c.dtlsSessionIdleS]).toEqual([16, 7, 5]);
+    expect(failure({ env: { CXMPP_DTLS_MAX_SESSIONS: "0" } }).message).toContain("expected an integer ≥ 1");
   });
 });
 

@@ -31,6 +31,8 @@ import { CLI, freeUdpPort, killAllGateways, startGatewayProcess } from "../kit/g
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const children: ChildProcess[] = [];
+/** These gateways speak plain CoAP only: no DTLS listener (none holds port 5684), devices not DTLS-only. */
+const PLAIN = { CXMPP_DTLS_LISTEN: "off" } as const;
 
 afterAll(async () => {
   for (const c of children) c.kill("SIGKILL");
@@ -106,21 +108,15 @@ describe("cxmpp store backup and restore, around a real gateway", () => {
     const port = await freeUdpPort();
     const gateway = `127.0.0.1:${port}`;
     const provision = (name: string) =>
-      cxmpp(dir, [
-        "provision",
-        "add",
-        name,
-        "--gateway",
-        gateway,
-        "--out",
-        `${name}.json`,
-        "--data-dir",
-        data,
-      ]);
+      cxmpp(
+        dir,
+        ["provision", "add", name, "--gateway", gateway, "--out", `${name}.json`, "--data-dir", data],
+        PLAIN,
+      );
     expect((await provision("sensor1")).status).toBe(0);
     expect((await provision("actuator1")).status).toBe(0);
 
-    const gw = await startGatewayProcess({ dataDir: data, port });
+    const gw = await startGatewayProcess({ dataDir: data, port, env: PLAIN });
     // actuator1 has never connected: the message waits in its mailbox.
     const send = (body: string) =>
       cxmpp(dir, [
@@ -213,7 +209,7 @@ describe("cxmpp store backup and restore, around a real gateway", () => {
     ).toEqual(["actuator1", "sensor1"]);
 
     // The restored gateway delivers what was queued when the backup was taken, and nothing later.
-    const again = await startGatewayProcess({ dataDir: data, port });
+    const again = await startGatewayProcess({ dataDir: data, port, env: PLAIN });
     const actuator = start(dir, ["node", "run", "--device", "actuator1.json", "--poll", "0.2"]);
     await until(
       () => actuator.out().includes("queued before the backup"),
@@ -292,7 +288,7 @@ describe("cxmpp store backup and restore, around a real gateway", () => {
     const dir = mkdtempSync(join(tmpdir(), "cxmpp-ops-running-"));
     const data = join(dir, "data");
     expect((await cxmpp(dir, ["provision", "add", "sensor1", "--data-dir", data])).status).toBe(0);
-    const gw = await startGatewayProcess({ dataDir: data, port: await freeUdpPort() });
+    const gw = await startGatewayProcess({ dataDir: data, port: await freeUdpPort(), env: PLAIN });
     try {
       const backup = join(dir, "b.db");
       expect((await cxmpp(dir, ["store", "backup", "--out", backup, "--data-dir", data])).status).toBe(0);
@@ -419,6 +415,8 @@ describe("cxmpp gateway --check-config", () => {
       expect(shown.xmpp_domain).toEqual({ value: "iot.example.org", source: "default" });
       expect(shown.xmpp_secret).toEqual({ value: "********", source: file });
       expect(shown.durability).toEqual({ value: "full", source: "default" });
+      expect(shown.dtls_listen).toEqual({ value: "127.0.0.1:5684", source: "default" }); // listen's host
+      expect(shown.allow_plain_coap).toEqual({ value: false, source: "default" });
       expect(existsSync(join(dir, "state"))).toBe(false);
 
       // From the environment, and inside a URL, a secret is masked as well.
