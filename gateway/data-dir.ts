@@ -4,10 +4,59 @@
  */
 import { readFileSync } from "node:fs";
 import { encodeSequence, SessionReader, type Value } from "../src/core/index.js";
+import { formatHostPort, parseHostPort } from "./config.js";
 import { DeviceConfigError, parseDevice } from "./devices.js";
+
+/** Where a node finds its gateway: plain CoAP or CoAP over DTLS (coaps), and the address. */
+export interface GatewayUri {
+  readonly scheme: "coap" | "coaps";
+  /** IPv6 without brackets. */
+  readonly host: string;
+  readonly port: number;
+}
+
+/** The default ports of the two schemes (RFC 7252 §6.1, §6.2). */
+const DEFAULT_PORT = { coap: 5683, coaps: 5684 } as const;
+
+/**
+ * Parses a device file's gateway address: `coaps://HOST:PORT`, `coap://HOST:PORT` (the port may be left
+ * out: 5684 and 5683), or a bare `HOST:PORT` as files before DTLS wrote it, which is plain CoAP. IPv6
+ * hosts in brackets. Throws a DeviceConfigError saying what is accepted.
+ */
+export function parseGatewayUri(text: string): GatewayUri {
+  const m = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/(.*?)\/?$/.exec(text);
+  const scheme = m ? m[1]!.toLowerCase() : "coap";
+  if (scheme !== "coap" && scheme !== "coaps") {
+    throw new DeviceConfigError(
+      `gateway address ${JSON.stringify(text)}: the scheme must be coap:// or coaps://, not ${scheme}://`,
+    );
+  }
+  const authority = m ? m[2]! : text;
+  // In a URI the port may be left out (the scheme's default); a bare address must have one.
+  // No user, path, query or fragment: a gateway is a host and a port.
+  const address = /[@/?#]/.test(authority)
+    ? undefined
+    : (parseHostPort(authority) ?? (m ? parseHostPort(`${authority}:${DEFAULT_PORT[scheme]}`) : undefined));
+  if (!address || address.port === 0) {
+    throw new DeviceConfigError(
+      `gateway address ${JSON.stringify(text)}: expected coaps://HOST:PORT, coap://HOST:PORT or HOST:PORT ` +
+        "(IPv6 in brackets: coaps://[fd00::1]:5684; port 1-65535)",
+    );
+  }
+  return { scheme, host: address.host, port: address.port };
+}
+
+/** The inverse of parseGatewayUri: always with the scheme and the port. */
+export function formatGatewayUri(uri: GatewayUri): string {
+  return `${uri.scheme}://${formatHostPort(uri)}`;
+}
 
 /** The few bytes a builder flashes onto a node, as humans see them (the JSON view). */
 export interface DeviceFile {
+  /**
+   * `coaps://HOST:PORT` for a device that connects over DTLS, `coap://HOST:PORT` for plain CoAP; files
+   * written before DTLS hold a bare `HOST:PORT` (plain CoAP). Read it with parseGatewayUri.
+   */
   readonly gateway: string;
   readonly identity: string;
   readonly key_hex: string;
@@ -17,7 +66,8 @@ export interface DeviceFile {
 
 /**
  * The device file on flash (docs/PROTOCOL.md §5): one CBOR map with small integer keys,
- * {0: gateway "HOST:PORT", 1: identity, 2: key (bytes), 3: JID, 4: dictionary id}; 60-70 bytes.
+ * {0: gateway "coaps://HOST:PORT" (or coap://; a bare "HOST:PORT" in older files), 1: identity,
+ * 2: key (bytes), 3: JID, 4: dictionary id}; 70-80 bytes.
  */
 export function encodeDeviceFile(d: DeviceFile): Uint8Array {
   return encodeSequence([
@@ -66,8 +116,13 @@ export function readDeviceFile(path: string): DeviceFile {
   }
   const d = parseDevice(raw, path);
   const gateway = (raw as Record<string, unknown>).gateway;
-  if (typeof gateway !== "string" || !/^(\[[^\]]+\]|[^:]+):\d+$/.test(gateway)) {
-    throw new DeviceConfigError(`${path}.gateway: expected HOST:PORT`);
+  if (typeof gateway !== "string") {
+    throw new DeviceConfigError(`${path}.gateway: expected coaps://HOST:PORT, coap://HOST:PORT or HOST:PORT`);
+  }
+  try {
+    parseGatewayUri(gateway);
+  } catch (error) {
+    throw new DeviceConfigError(`${path}.gateway: ${(error as Error).message}`);
   }
   const dictionary = (raw as Record<string, unknown>).dictionary;
   return {

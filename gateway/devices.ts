@@ -7,12 +7,18 @@ import { readFileSync } from "node:fs";
 export interface Device {
   /** The PSK identity / connect identity. */
   readonly identity: string;
+  /** The pre-shared key: binary, 16-64 bytes (a `--psk TEXT` key is the text's bytes). */
   readonly key: Uint8Array;
   /** Bare JID, `name@domain`. */
   readonly jid: string;
   /** Bare JIDs the node talks to; they become codec aliases (FORMAT.md §6). */
   readonly peers: readonly string[];
   readonly revoked?: boolean;
+  /**
+   * The device may only connect over DTLS (coaps): plain CoAP from it, or for it, is refused. Absent:
+   * both are allowed.
+   */
+  readonly dtlsOnly?: boolean;
 }
 
 export interface DeviceDirectory {
@@ -67,7 +73,10 @@ export class MemoryDevices implements DeviceDirectory {
     return [...this.byIdentity.values()];
   }
 
-  /** Reads `[{identity, key_hex, jid, peers?}]` from a JSON file, with errors that name the entry. */
+  /**
+   * Reads `[{identity, key_hex, jid, peers?, revoked?, dtls_only?}]` from a JSON file, with errors that
+   * name the entry.
+   */
   static fromFile(path: string): MemoryDevices {
     let raw: unknown;
     try {
@@ -101,11 +110,15 @@ export function parseDevice(entry: unknown, where: string): Device {
   if (!Array.isArray(peers) || !peers.every((p) => typeof p === "string")) {
     throw new DeviceConfigError(`${where}.peers: expected an array of JIDs`);
   }
+  const dtlsOnly = e.dtls_only ?? false;
+  if (typeof dtlsOnly !== "boolean")
+    throw new DeviceConfigError(`${where}.dtls_only: expected true or false`);
   return {
     identity: str("identity"),
     key: Uint8Array.from(Buffer.from(keyHex, "hex")),
     jid,
     peers: peers as string[],
     ...(e.revoked === true ? { revoked: true } : {}),
+    ...(dtlsOnly ? { dtlsOnly: true } : {}),
   };
 }

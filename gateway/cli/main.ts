@@ -61,16 +61,35 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--allow <jid>", "a peer the node talks to (repeatable)", collect)
     .option("--out <file>", "write the device file here (CBOR; a name ending in .json gets the JSON view)")
     .option("--domain <domain>", "XMPP domain (env CXMPP_DOMAIN; default iot.localhost)")
-    .option("--gateway <host:port>", "gateway address for the device file (default 127.0.0.1:5683)")
+    .option(
+      "--gateway <uri>",
+      "gateway address for the device file: coaps://HOST:PORT, coap://HOST:PORT, or HOST:PORT (coaps for a " +
+        "DTLS-only device); default: dtls_listen for a DTLS-only device, listen otherwise",
+    )
+    .option(
+      "--psk <text>",
+      "use the bytes of TEXT as the key (16-64 printable ASCII characters), for DTLS peers that take only " +
+        "text keys; default: 16 random bytes. It is visible to other users in the process list",
+    )
+    .option(
+      "--dtls-only",
+      "the device may only connect over DTLS (default when dtls_listen is on, as it is by default)",
+    )
+    .option("--no-dtls-only", "the device may connect over plain CoAP too (default when dtls_listen is off)")
     .addOption(dataDirOption())
     .addOption(configOption())
+    .addHelpText(
+      "after",
+      "\nThe device file holds the key: it is written with mode 0600. `provision show NAME --json` prints the\n" +
+        "identity and key_hex again (for DTLS clients: PSK identity = the name, key = key_hex).",
+    )
     .action(async (name: string, opts) => {
       code = (await import("./provision-command.js")).runProvisionAdd(name, opts);
     });
   provision
     .command("list")
     .description("list registered devices")
-    .option("--json", "as JSON")
+    .option("--json", "as JSON (identity, jid, peers, revoked, dtls_only)")
     .addOption(dataDirOption())
     .addOption(configOption())
     .action(async (opts) => {
@@ -80,7 +99,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command("show")
     .description("show one device (with its key)")
     .argument("<name>")
-    .option("--json", "as JSON: identity, key_hex, jid, peers, revoked")
+    .option("--json", "as JSON: identity, jid, peers, revoked, dtls_only, key_hex, gateway, dictionary")
+    .option("--gateway <uri>", "the gateway address to show, as for `provision add`")
     .addOption(dataDirOption())
     .addOption(configOption())
     .action(async (name: string, opts) => {

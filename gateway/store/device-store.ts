@@ -13,6 +13,7 @@ interface Row {
   key: Buffer;
   peers: string;
   revoked: number;
+  dtls_only: number;
 }
 
 export class SqliteDevices implements DeviceDirectory {
@@ -26,9 +27,9 @@ export class SqliteDevices implements DeviceDirectory {
 
   constructor(private readonly db: Db) {
     this.dataVersion = db.prepare("PRAGMA data_version").pluck();
-    this.selectAll = db.prepare<[], Row>("SELECT identity, jid, key, peers, revoked FROM devices");
+    this.selectAll = db.prepare<[], Row>("SELECT identity, jid, key, peers, revoked, dtls_only FROM devices");
     this.insert = db.prepare(
-      "INSERT INTO devices (identity, jid, key, peers, revoked, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+      "INSERT INTO devices (identity, jid, key, peers, revoked, dtls_only, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
     this.setRevoked = db.prepare("UPDATE devices SET revoked = 1 WHERE identity = ?");
   }
@@ -45,6 +46,7 @@ export class SqliteDevices implements DeviceDirectory {
         key: Uint8Array.from(row.key),
         peers: JSON.parse(row.peers) as string[],
         ...(row.revoked ? { revoked: true } : {}),
+        ...(row.dtls_only ? { dtlsOnly: true } : {}),
       })),
     );
     return this.cache;
@@ -77,6 +79,7 @@ export class SqliteDevices implements DeviceDirectory {
       Buffer.from(device.key),
       JSON.stringify(device.peers),
       device.revoked ? 1 : 0,
+      device.dtlsOnly ? 1 : 0,
       now,
     );
     // Our own write does not change data_version (only other connections' commits do): keep the cache

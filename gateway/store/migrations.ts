@@ -81,4 +81,8 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE sessions ADD COLUMN telemetry INTEGER NOT NULL DEFAULT 0;
   `,
+  // 4: devices that may only connect over DTLS (issue 10). Devices of earlier releases keep plain CoAP.
+  `
+  ALTER TABLE devices ADD COLUMN dtls_only INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
