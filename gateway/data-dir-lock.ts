@@ -11,7 +11,7 @@
  * now), and takes the lock over.
  */
 import { closeSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 
 export const LOCK_FILE = "gateway.pid";
 
@@ -60,7 +60,13 @@ const TAKEOVER_WAIT_MS = 2000;
  * DataDirLockedError when a live process holds it; the lock file of a dead one is taken over.
  */
 export function lockDataDir(dir: string): DataDirLock {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // 0700 for the data directory only: missing parents get the usual mode (they may be shared).
+  mkdirSync(dirname(resolve(dir)), { recursive: true });
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  }
   const path = resolve(dir, LOCK_FILE);
   const deadline = Date.now() + TAKEOVER_WAIT_MS;
   for (;;) {

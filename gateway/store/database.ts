@@ -2,8 +2,13 @@
  * The gateway's embedded store: one SQLite file (better-sqlite3) in the data directory, in WAL mode,
  * migrated on open. Errors a operator can act on (read-only directory, full disk, a newer schema, a
  * file that is not a database) become a StoreError that says so.
+ *
+ * The store holds every device's key, so it is private to its owner: the data directory is created
+ * mode 0700 and the database file 0600 before SQLite opens it (SQLite gives its -wal, -shm and -journal
+ * files the mode of the database file), whatever the umask; a file an older release left readable by
+ * others is tightened at open.
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { StoreError } from "./errors.js";
@@ -58,13 +63,67 @@ function checkIntegrity(db: Db, path: string): void {
   );
 }
 
+/** Mode of the data directory and of every file in it: the owner's only. */
+export const PRIVATE_DIR_MODE = 0o700;
+export const PRIVATE_FILE_MODE = 0o600;
+
+/**
+ * Creates directory `dir` with mode 0700 if it is missing (its missing parents get the usual mode). An
+ * existing directory is left as it is: it may be one the operator made, with a mode chosen on purpose.
+ */
+export function makePrivateDir(dir: string): void {
+  const parent = dirname(dir);
+  if (parent !== dir) mkdirSync(parent, { recursive: true });
+  try {
+    mkdirSync(dir, { mode: PRIVATE_DIR_MODE });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  }
+}
+
+/**
+ * Makes the store file `path` private before SQLite opens it: created empty with mode 0600 when missing
+ * (SQLite takes an empty file for a new database), tightened to 0600 with its -wal and -shm when an
+ * older release left them readable by others (one line on stderr says so).
+ */
+function privateStoreFile(path: string): void {
+  try {
+    closeSync(openSync(path, "wx", PRIVATE_FILE_MODE));
+    return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  }
+  for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
+    let mode: number;
+    try {
+      mode = statSync(file).mode & 0o777;
+    } catch {
+      continue; // no such companion
+    }
+    if ((mode & 0o077) === 0) continue;
+    try {
+      chmodSync(file, mode & 0o700);
+      process.stderr.write(
+        `cxmpp: ${file} was readable by other users (mode 0${mode.toString(8)}); it holds device keys: ` +
+          `mode set to 0${(mode & 0o700).toString(8)}\n`,
+      );
+    } catch (error) {
+      process.stderr.write(
+        `cxmpp: ${file} is readable by other users (mode 0${mode.toString(8)}) and holds device keys, but ` +
+          `its mode cannot be changed (${(error as NodeJS.ErrnoException).code}): chmod 600 it\n`,
+      );
+    }
+  }
+}
+
 /** Opens (creating it and its directory if needed) and migrates the store at `path` (":memory:" for tests). */
 export function openDatabase(path: string, options: OpenOptions = {}): Db {
   let db: Db | undefined;
   try {
     if (path !== ":memory:" && !options.readonly) {
-      mkdirSync(dirname(path), { recursive: true });
+      makePrivateDir(dirname(path));
       probeWritable(dirname(path));
+      privateStoreFile(path);
     }
     db = new Database(path, {
       readonly: options.readonly === true,
@@ -91,7 +150,7 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
 function probeWritable(dir: string): void {
   const probe = join(dir, `.cxmpp-write-test-${process.pid}`);
   try {
-    writeFileSync(probe, "");
+    writeFileSync(probe, "", { mode: PRIVATE_FILE_MODE });
     rmSync(probe);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? "";
