@@ -321,7 +321,9 @@ export class DtlsServer implements DatagramTransport {
       return;
     }
     this.stats.badRecords++;
-    this.alertUnknownPeer(record, lower);
+    // A handshake without keys yet: its Finished came before the ClientKeyExchange (reordered, or that
+    // was lost). Dropped silently (RFC 6347 §4.1); the client's retransmission brings both again.
+    if (!pending) this.alertUnknownPeer(record, lower);
   }
 
   private deliverTo(session: ServerAssociation, record: DtlsRecord): boolean {

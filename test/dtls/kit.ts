@@ -77,8 +77,9 @@ export function dtlsWorld(options: WorldOptions = {}) {
     address: PeerAddress,
     identity = "node-1",
     extra: Partial<Omit<DtlsClientOptions, "crypto" | "clock" | "scheduler">> = {},
+    wrap: (lower: DatagramTransport) => DatagramTransport = (lower) => lower,
   ): DtlsClient {
-    const c = new DtlsClient(net.transport(address), {
+    const c = new DtlsClient(wrap(net.transport(address)), {
       server: SERVER,
       identity,
       psk: keyOf(identity),
@@ -199,3 +200,30 @@ export function dtlsWorld(options: WorldOptions = {}) {
 }
 
 export type DtlsWorld = ReturnType<typeof dtlsWorld>;
+
+/**
+ * A transport that holds back the first datagram `match` picks and sends it right after the next
+ * one: a deterministic reordering of two datagrams.
+ */
+export function holdFirst(match: (datagram: Uint8Array) => boolean) {
+  return (lower: DatagramTransport): DatagramTransport => {
+    let held: { data: Uint8Array; peer: PeerAddress } | undefined;
+    let used = false;
+    return {
+      send(data, peer) {
+        if (!used && match(data)) {
+          used = true;
+          held = { data, peer };
+          return;
+        }
+        lower.send(data, peer);
+        if (held) {
+          lower.send(held.data, held.peer);
+          held = undefined;
+        }
+      },
+      onReceive: (handler) => lower.onReceive(handler),
+      close: () => lower.close(),
+    };
+  };
+}
