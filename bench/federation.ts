@@ -185,7 +185,7 @@ async function startGatewayChild(env: Readonly<Record<string, string>>, cwd: str
       fail(new Error(`the gateway did not listen within 60 s:\n${out}`));
     }, 60_000);
     const check = () => {
-      if (!out.includes("listening on coap://")) return;
+      if (!out.includes("cxmpp gateway listening on ")) return;
       clearTimeout(timer);
       child.stdout!.off("data", check);
       child.off("exit", onExit);

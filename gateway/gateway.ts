@@ -7,12 +7,14 @@
  */
 import { DICTIONARY_V1, type XElement } from "../codec/index.js";
 import { type CoapEndpoint, protocol } from "../src/core/index.js";
-import { consoleLogger, createUdpEndpoint, cryptoRandom, nodeMac, wallClock } from "../src/node/index.js";
-import { formatHostPort, type GatewayConfig } from "./config.js";
+import type { DtlsServer } from "../src/dtls/index.js";
+import { consoleLogger, cryptoRandom, nodeMac, wallClock } from "../src/node/index.js";
+import type { GatewayConfig } from "./config.js";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 import { GATEWAY_DEFAULTS } from "./defaults.js";
 import type { ComponentLink } from "./federation/component-link.js";
 import type { OutboxPump } from "./federation/outbox-pump.js";
+import { openListeners } from "./listeners.js";
 import type { GatewayMetrics, HealthReport, MetricsServer } from "./metrics.js";
 import { GatewayService, type GatewayServiceOptions } from "./session/gateway-service.js";
 import { openStore, type Store } from "./store/index.js";
@@ -33,15 +35,22 @@ export type AttachOptions = Omit<GatewayServiceOptions, "mac" | "random" | "push
  * The session layer answering on `endpoint`: downlink pushed as Observe notifications to nodes that
  * observe (RFC 7641), node:crypto's HMAC and randomness unless the caller gives its own.
  */
-export function attachGateway(endpoint: CoapEndpoint, options: AttachOptions): GatewayService {
+export function attachGateway(
+  endpoints: CoapEndpoint | readonly CoapEndpoint[],
+  options: AttachOptions,
+): GatewayService {
   const { store, devices, ...rest } = options;
+  const all: readonly CoapEndpoint[] = Array.isArray(endpoints)
+    ? (endpoints as readonly CoapEndpoint[])
+    : [endpoints as CoapEndpoint];
   const service = new GatewayService({
     mac: nodeMac,
     random: cryptoRandom,
     ...(store ? { devices: store.devices, journal: store.journal } : { devices: devices! }),
     ...rest,
-    push: (path, response) => endpoint.notify(path, response),
-    observed: (path) => endpoint.observers.count(path) > 0,
+    // A session's downlink path is observed on the one endpoint its node uses (coap or coaps).
+    push: (path, response) => all.reduce((n, e) => n + e.notify(path, response), 0),
+    observed: (path) => all.some((e) => e.observers.count(path) > 0),
   });
   // After a failed commit the store is the truth (its requests got 5.03): throw away what it changed.
   if (store) {
@@ -53,16 +62,22 @@ export function attachGateway(endpoint: CoapEndpoint, options: AttachOptions): G
   }
   // Only a session's downlink is observable (docs/PROTOCOL.md §3.4): nothing else ever changes.
   // An address with a session is a node that proved its key: its block-wise transfers outlive strangers'.
-  endpoint.handle(service.handle, {
-    observable: (path) => path.startsWith(`${protocol.Paths.DOWNLINK}/`),
-    trusted: (peer) => service.hasSession(peer),
-  });
+  for (const endpoint of all) {
+    endpoint.handle(service.handle, {
+      observable: (path) => path.startsWith(`${protocol.Paths.DOWNLINK}/`),
+      trusted: (peer) => service.hasSession(peer),
+    });
+  }
   return service;
 }
 
 export interface RunningGateway {
-  /** The CoAP address it listens on (HOST:PORT). */
+  /** The plain CoAP address it listens on (HOST:PORT); the coaps one when plain CoAP is off. */
   readonly address: string;
+  /** The coaps (DTLS) address, when DTLS is on. */
+  readonly secureAddress: string | undefined;
+  /** The DTLS server, when DTLS is on (its stats and tables). */
+  readonly dtls: DtlsServer | undefined;
   readonly config: GatewayConfig;
   /** Devices registered when it started. */
   readonly devices: number;
@@ -94,16 +109,12 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
     cleanup.push(() => lock.release());
     const store = openStore(config.dataDir, { durability: config.durability });
     cleanup.push(() => store.close()); // commits what is pending first
-    let udp: Awaited<ReturnType<typeof createUdpEndpoint>>;
-    try {
-      udp = await createUdpEndpoint({ host: config.listen.host, port: config.listen.port, logger });
-    } catch (error) {
-      throw new Error(`cannot listen on ${formatHostPort(config.listen)}: ${(error as Error).message}`);
-    }
-    cleanup.push(() => udp.close());
+    const listeners = await openListeners(config, store.devices, logger);
+    cleanup.push(() => listeners.close());
     let pump: OutboxPump | undefined;
-    const service = attachGateway(udp.endpoint, {
+    const service = attachGateway(listeners.endpoints, {
       store,
+      dtlsIdentity: listeners.dtlsIdentity,
       // Nodes are NAME@<xmpp_domain> (which defaults to `domain`): the component's domain when federating.
       domain: config.xmppDomain,
       resource: config.resource,
@@ -189,7 +200,8 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
         outboxDepth: () => store.journal.outboxDepth,
         federationUp: () => link?.online ?? false,
         usedNonces: () => service.usedNonces,
-        coapTables: () => udp.endpoint.tables(),
+        coapTables: () => listeners.tables(),
+        dtlsTables: () => listeners.secure?.dtls.tables() ?? { handshakes: 0, sessions: 0 },
       });
       const server = await m.startMetricsServer(gauges, config.metricsListen, health);
       metricsServer = server;
@@ -205,7 +217,7 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
         xmlUp: service.stats.xmlBytesIn,
         bytesDown: service.stats.bytesOut,
         xmlDown: service.stats.xmlBytesOut,
-        retransmissions: udp.endpoint.messages.stats.retransmissions,
+        retransmissions: listeners.endpoints.reduce((n, e) => n + e.messages.stats.retransmissions, 0),
         duplicateFrames: service.stats.duplicateFrames,
         badFrames: service.stats.badFrames,
         tableMisses: service.stats.tableMisses,
@@ -218,7 +230,8 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
         replayedTelemetry: service.stats.replayedTelemetry,
         gaps: service.stats.gaps,
         usedNoncesEvicted: service.stats.usedNoncesEvicted,
-        coap: udp.endpoint.tables(),
+        coap: listeners.tables(),
+        dtls: listeners.secure?.dtls.stats,
       });
     const ticker = setInterval(() => {
       try {
@@ -234,9 +247,12 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
     ticker.unref();
     cleanup.push(() => clearInterval(ticker));
 
-    const address = udp.transport.address;
+    const address = (listeners.plain ?? listeners.secure)!.transport.address;
+    const secureAddress = listeners.secure?.transport.address;
     logger.log("info", "gateway.listening", {
       address,
+      coap: listeners.plain ? listeners.plain.transport.address : "off",
+      coaps: secureAddress ?? "off",
       domain: config.xmppDomain,
       dataDir: config.dataDir,
       store: store.path,
@@ -250,6 +266,8 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
     let stopped = false;
     return {
       address,
+      secureAddress,
+      dtls: listeners.secure?.dtls,
       config,
       devices: store.devices.size,
       service,

@@ -32,8 +32,22 @@ export interface MetricsSource {
   federationUp(): boolean;
   /** The CoAP endpoint's tables (`CoapEndpoint.tables()`); without it the cxmpp_coap_* gauges read 0. */
   coapTables?(): CoapTableCounts;
-  /** Connect nonces remembered as used (the only connect state; bounded, docs/PROTOCOL.md §8). */
+  /** Connect nonces remembered as used (the only connect state; bounded, docs/PROTOCOL.md §7). */
   usedNonces?(): number;
+  /** The DTLS server's tables (`DtlsServer.tables()`), when coaps listens. */
+  dtlsTables?(): { readonly handshakes: number; readonly sessions: number };
+}
+
+/** The DTLS server's cumulative counters (`DtlsServer.stats`). */
+export interface DtlsCounters {
+  readonly helloVerifyRequests: number;
+  readonly handshakesCompleted: number;
+  readonly handshakesFailed: number;
+  readonly handshakesRefused: number;
+  readonly handshakesTimedOut: number;
+  readonly sessionsEvicted: number;
+  readonly sessionsExpired: number;
+  readonly badRecords: number;
 }
 
 /**
@@ -90,6 +104,8 @@ export interface Totals {
   readonly usedNoncesEvicted?: number;
   /** The CoAP endpoint's counters; absent, the cxmpp_coap_* counters stay as they are. */
   readonly coap?: CoapCounters;
+  /** The DTLS server's counters, when coaps listens. */
+  readonly dtls?: DtlsCounters;
 }
 
 /** Totals before anything happened: where syncTotals starts, and a base for callers to spread over. */
@@ -218,6 +234,27 @@ export class GatewayMetrics {
     "error responses whose diagnostic payload was cut to the CoAP limit",
   );
 
+  private readonly dtlsHandshakes = this.counter(
+    "cxmpp_dtls_handshakes_total",
+    "DTLS handshakes after a valid cookie: completed, failed (wrong key, unknown or revoked identity, protocol), refused (limits), timed_out",
+    ["result"],
+    ["completed", "failed", "refused", "timed_out"],
+  );
+  private readonly dtlsHelloVerify = this.counter(
+    "cxmpp_dtls_hello_verify_requests_total",
+    "ClientHellos answered with a cookie and no state (RFC 6347 §4.2.1)",
+  );
+  private readonly dtlsClosed = this.counter(
+    "cxmpp_dtls_sessions_dropped_total",
+    "DTLS sessions dropped by the server: table full (evicted) or idle (expired)",
+    ["reason"],
+    ["evicted", "expired"],
+  );
+  private readonly dtlsBadRecords = this.counter(
+    "cxmpp_dtls_records_dropped_total",
+    "DTLS records dropped: malformed, not authentic, replayed, or for no session",
+  );
+
   constructor(options: GatewayMetricsOptions = {}) {
     this.source = options.source;
     this.snapshot("cxmpp_sessions", "sessions held, awake or asleep", (s) => s.sessions());
@@ -250,6 +287,12 @@ export class GatewayMetrics {
       block2_representations: t.limits.maxRepresentations,
       observers: t.limits.maxObservers,
     }));
+    this.snapshot(
+      "cxmpp_dtls_handshakes_in_progress",
+      "DTLS handshakes in progress (only after a valid cookie)",
+      (s) => s.dtlsTables?.().handshakes ?? 0,
+    );
+    this.snapshot("cxmpp_dtls_sessions", "DTLS sessions established", (s) => s.dtlsTables?.().sessions ?? 0);
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -314,7 +357,7 @@ export class GatewayMetrics {
    */
   syncTotals(t: Totals): void {
     const last = this.lastTotals;
-    const d = (k: Exclude<keyof Totals, "coap">) => Math.max(0, (t[k] ?? 0) - (last[k] ?? 0));
+    const d = (k: Exclude<keyof Totals, "coap" | "dtls">) => Math.max(0, (t[k] ?? 0) - (last[k] ?? 0));
     this.stanzasIn.inc({ path: "node" }, d("stanzasFromNodes"));
     this.stanzasOut.inc({ path: "node" }, d("stanzasToNodes"));
     this.stanzasIn.inc({ path: "federation" }, d("stanzasFromFederation"));
@@ -339,7 +382,20 @@ export class GatewayMetrics {
     this.uplinkRejected.inc({ reason: "gap" }, d("gaps"));
     this.noncesEvicted.inc(d("usedNoncesEvicted"));
     if (t.coap) this.syncCoap(t.coap, this.lastTotals.coap ?? NO_COAP_TABLES);
-    this.lastTotals = { ...t, coap: t.coap ?? this.lastTotals.coap };
+    if (t.dtls) this.syncDtls(t.dtls, this.lastTotals.dtls);
+    this.lastTotals = { ...t, coap: t.coap ?? this.lastTotals.coap, dtls: t.dtls ?? this.lastTotals.dtls };
+  }
+
+  private syncDtls(now: DtlsCounters, last: DtlsCounters | undefined): void {
+    const d = (k: keyof DtlsCounters) => Math.max(0, now[k] - (last?.[k] ?? 0));
+    this.dtlsHandshakes.inc({ result: "completed" }, d("handshakesCompleted"));
+    this.dtlsHandshakes.inc({ result: "failed" }, d("handshakesFailed"));
+    this.dtlsHandshakes.inc({ result: "refused" }, d("handshakesRefused"));
+    this.dtlsHandshakes.inc({ result: "timed_out" }, d("handshakesTimedOut"));
+    this.dtlsHelloVerify.inc(d("helloVerifyRequests"));
+    this.dtlsClosed.inc({ reason: "evicted" }, d("sessionsEvicted"));
+    this.dtlsClosed.inc({ reason: "expired" }, d("sessionsExpired"));
+    this.dtlsBadRecords.inc(d("badRecords"));
   }
 
   private syncCoap(now: CoapCounters, last: CoapCounters): void {

@@ -33,7 +33,11 @@ export async function runGateway(opts: GatewayCommandOptions): Promise<number> {
     process.stderr.write(`cxmpp gateway: ${known ? error.message : (error.stack ?? error.message)}\n`);
     return 2;
   }
-  process.stdout.write(`cxmpp gateway listening on coap://${running.address} (Ctrl-C to stop)\n`);
+  const on = [
+    running.secureAddress ? `coaps://${running.secureAddress}` : undefined,
+    running.config.listen ? `coap://${running.address}` : undefined,
+  ].filter((a) => a !== undefined);
+  process.stdout.write(`cxmpp gateway listening on ${on.join(" and ")} (Ctrl-C to stop)\n`);
   if (running.metricsAddress) process.stdout.write(`metrics on http://${running.metricsAddress}/metrics\n`);
   if (running.devices === 0) {
     process.stdout.write(

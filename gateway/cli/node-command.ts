@@ -1,14 +1,15 @@
 /** `cxmpp node run|send`: a simulated node on real UDP, from a device file. */
 import { attr, el, type XElement } from "../../codec/index.js";
-import { type Logger, NodeClient, type PeerAddress } from "../../src/core/index.js";
+import { type Logger, NodeClient, peerAddress } from "../../src/core/index.js";
 import {
   consoleLogger,
+  createDtlsClientEndpoint,
   createUdpEndpoint,
   nodeMac,
   type UdpEndpoint,
   type UdpEndpointOptions,
 } from "../../src/node/index.js";
-import { type DeviceFile, readDeviceFile } from "../data-dir.js";
+import { type DeviceFile, parseGatewayUri, readDeviceFile } from "../data-dir.js";
 import { packageVersion } from "../version.js";
 import { StanzaError } from "../xml/stanza-error.js";
 import { toXml } from "../xml/stanza-xml.js";
@@ -40,16 +41,23 @@ export async function nodeFromDevice(
 ): Promise<DeviceNode> {
   const device = readDeviceFile(deviceFile);
   const logger = options.logger?.(device);
-  const udp = await createUdpEndpoint({
-    ...options.udp,
-    host: hostFor(device.gateway),
-    ...(logger ? { logger } : {}),
-  });
+  const uri = parseGatewayUri(device.gateway);
+  const gateway = peerAddress(uri.host, uri.port);
+  const key = Uint8Array.from(Buffer.from(device.key_hex, "hex"));
+  const at = { ...options.udp, host: hostFor(uri.host), ...(logger ? { logger } : {}) };
+  // coaps: the DTLS handshake proves the key (PSK identity = device identity); no connect proof follows.
+  const udp =
+    uri.scheme === "coaps"
+      ? await createDtlsClientEndpoint({
+          ...at,
+          dtls: { server: gateway, identity: device.identity, psk: key },
+        })
+      : await createUdpEndpoint(at);
   const client = new NodeClient({
     endpoint: udp.endpoint,
-    gateway: device.gateway as PeerAddress,
+    gateway,
     identity: device.identity,
-    key: Uint8Array.from(Buffer.from(device.key_hex, "hex")),
+    key,
     mac: nodeMac,
     ...(logger ? { logger } : {}),
     ...(options.wake !== undefined ? { wake: options.wake } : {}),
@@ -121,10 +129,10 @@ export function answerIq(stanza: XElement): XElement | undefined {
 }
 
 /** Bind next to the gateway: loopback for a loopback gateway, so no traffic leaves the machine. */
-function hostFor(gateway: string): string {
-  if (gateway.startsWith("127.")) return "127.0.0.1";
-  if (gateway.startsWith("[::1]")) return "::1";
-  return gateway.startsWith("[") ? "::" : "0.0.0.0";
+function hostFor(host: string): string {
+  if (host.startsWith("127.")) return "127.0.0.1";
+  if (host === "::1") return "::1";
+  return host.includes(":") ? "::" : "0.0.0.0";
 }
 
 export interface NodeSendOptions {

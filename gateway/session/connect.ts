@@ -23,7 +23,8 @@ import {
   toHex,
   uintOption,
 } from "../../src/core/index.js";
-import type { DeviceDirectory } from "../devices.js";
+import { DTLS_PEER_PREFIX } from "../../src/dtls/index.js";
+import type { Device, DeviceDirectory } from "../devices.js";
 import type { PresenceBroadcaster } from "./presence.js";
 import { respond } from "./respond.js";
 import type { SessionRegistry } from "./session-registry.js";
@@ -41,6 +42,13 @@ export interface ConnectOptions {
   readonly nonceLifetimeMs: number;
   /** Most nonces remembered as used (only proven connects add one); the oldest go first. */
   readonly maxUsedNonces: number;
+  /** The PSK identity of the DTLS session behind a `coaps://` peer, if it is still up. */
+  readonly dtlsIdentity?: ((peer: PeerAddress) => string | undefined) | undefined;
+}
+
+/** Peers of the DTLS endpoint are labelled `coaps://HOST:PORT` (src/dtls server.ts): never plain ones. */
+export function isDtlsPeer(peer: PeerAddress): boolean {
+  return peer.startsWith(DTLS_PEER_PREFIX);
 }
 
 /**
@@ -82,6 +90,7 @@ export class ConnectHandler {
       this.o.stats.refusedConnects++;
       return respond(Code.NOT_ACCEPTABLE, `dictionary ${this.o.dictionary.id} required`);
     }
+    if (isDtlsPeer(request.peer)) return this.secureConnect(request, c);
     const echo = findOption(request, OptionNumber.ECHO);
     if (!echo || !c.proof || !this.validNonce(echo.value, request.peer)) {
       // Challenge with a fresh nonce in the Echo option (RFC 9175 §2.4): the proof must cover it.
@@ -97,13 +106,40 @@ export class ConnectHandler {
       .hmacSha256(device?.key ?? this.decoyKey, protocol.proofInput(echo.value, c))
       .subarray(0, protocol.PROOF_BYTES);
     const proven = c.proof.length === expected.length && timingSafeEqual(c.proof, expected);
-    if (!device || device.revoked || !proven) {
-      this.o.stats.refusedConnects++;
-      this.o.logger.log("warn", "gateway.connect_refused", { peer: request.peer, identity: c.identity });
-      // One answer for unknown, revoked and wrong key: nothing to learn about which identities exist.
-      return respond(Code.FORBIDDEN, "identity or proof not accepted");
-    }
+    if (!device || device.revoked || !proven) return this.refuse(request, c.identity);
     this.markUsed(echo.value);
+    if (device.dtlsOnly) {
+      // The node proved its key, so saying why is no oracle: it must come back over coaps.
+      this.o.stats.refusedConnects++;
+      this.o.logger.log("warn", "gateway.plain_connect_refused", {
+        peer: request.peer,
+        identity: c.identity,
+      });
+      return respond(Code.FORBIDDEN, "this device connects over DTLS only (coaps)");
+    }
+    return this.accept(device, request, c);
+  }
+
+  /**
+   * A connect inside a DTLS session (docs/PROTOCOL.md §8): the handshake proved the key, so no
+   * challenge; the session may only act as the device of its PSK identity.
+   */
+  private secureConnect(request: ServerRequest, c: protocol.ConnectRequest): Response {
+    const identity = this.o.dtlsIdentity?.(request.peer);
+    if (identity === undefined) return respond(Code.UNAUTHORIZED, "no DTLS session");
+    const device = this.o.devices.find(identity);
+    if (c.identity !== identity || !device || device.revoked) return this.refuse(request, c.identity);
+    return this.accept(device, request, c);
+  }
+
+  private refuse(request: ServerRequest, identity: string): Response {
+    this.o.stats.refusedConnects++;
+    this.o.logger.log("warn", "gateway.connect_refused", { peer: request.peer, identity });
+    // One answer for unknown, revoked and wrong key: nothing to learn about which identities exist.
+    return respond(Code.FORBIDDEN, "identity or proof not accepted");
+  }
+
+  private accept(device: Device, request: ServerRequest, c: protocol.ConnectRequest): Response {
     // What the node says it received is delivered, before establish renumbers the rest; an ack beyond
     // what was sent is not applied (it would drop stanzas the node never got).
     const known = this.registry.get(device.identity);

@@ -68,6 +68,11 @@ export interface GatewayServiceOptions {
   readonly mailbox?: MailboxLimits;
   /** A session not heard of for this long ends (its node shows unavailable). Default 7 days. */
   readonly sessionExpiryMs?: number;
+  /**
+   * The PSK identity of the DTLS session behind a `coaps://` peer (the coaps endpoint's DtlsServer):
+   * such a peer acts only as that device, and needs no connect proof (docs/PROTOCOL.md §8).
+   */
+  readonly dtlsIdentity?: (peer: PeerAddress) => string | undefined;
 }
 
 export class GatewayService {
@@ -133,6 +138,7 @@ export class GatewayService {
       stats,
       nonceLifetimeMs: GATEWAY_DEFAULTS.nonceLifetimeMs,
       maxUsedNonces: GATEWAY_DEFAULTS.maxUsedNonces,
+      dtlsIdentity: options.dtlsIdentity,
     });
     this.connect = connect;
     this.resources = new NodeResources(this.registry, connect, this.router, this.presence, {
@@ -144,6 +150,7 @@ export class GatewayService {
       stats,
       maxDownlinkBytes: options.maxDownlinkBytes ?? GATEWAY_DEFAULTS.maxDownlinkBytes,
       push: options.push,
+      dtlsIdentity: options.dtlsIdentity,
     });
     this.reload();
   }

@@ -12,6 +12,7 @@ import {
   ContentFormat,
   type Logger,
   OptionNumber,
+  type PeerAddress,
   protocol,
   type Response,
   type ServerRequest,
@@ -21,7 +22,7 @@ import {
 } from "../../src/core/index.js";
 import type { DeviceDirectory } from "../devices.js";
 import { StoreError } from "../store/errors.js";
-import type { ConnectHandler } from "./connect.js";
+import { type ConnectHandler, isDtlsPeer } from "./connect.js";
 import type { SessionJournal } from "./journal.js";
 import type { NodeSession } from "./node-session.js";
 import type { PresenceBroadcaster } from "./presence.js";
@@ -41,6 +42,8 @@ export interface NodeResourcesOptions {
   readonly maxDownlinkBytes: number;
   /** Pushes a representation to the observers of a path (the endpoint's Observe notify). */
   readonly push?: ((path: string, response: Response) => number) | undefined;
+  /** The PSK identity of the DTLS session behind a `coaps://` peer, if it is still up. */
+  readonly dtlsIdentity?: ((peer: PeerAddress) => string | undefined) | undefined;
 }
 
 /** Seconds a node waits before retrying after 5.03 (RFC 7252 §5.9.3.4). */
@@ -135,8 +138,20 @@ export class NodeResources {
     };
   }
 
+  /**
+   * The session bound to a peer. Behind a `coaps://` peer it must be the device of the DTLS session
+   * there now: if the address has since handshaken as another identity, the binding is void.
+   */
+  private sessionAt(peer: PeerAddress): NodeSession | undefined {
+    const session = this.registry.at(peer);
+    if (!session || !isDtlsPeer(peer)) return session;
+    if (this.o.dtlsIdentity?.(peer) === session.device.identity) return session;
+    this.registry.detach(session, peer);
+    return undefined;
+  }
+
   private uplink(request: ServerRequest): Response {
-    const session = this.registry.at(request.peer);
+    const session = this.sessionAt(request.peer);
     if (!session) return respond(Code.UNAUTHORIZED, "no session: connect first");
     const current = this.o.devices.find(session.device.identity);
     if (!current || current.revoked) {
@@ -230,7 +245,7 @@ export class NodeResources {
    * notification whenever more arrives. The node acknowledges with its next uplink (`ack`).
    */
   private downlink(request: ServerRequest, path: string): Response {
-    const session = this.registry.at(request.peer);
+    const session = this.sessionAt(request.peer);
     if (!session || path !== downlinkPath(session)) {
       return respond(Code.UNAUTHORIZED, "no such session at this address");
     }

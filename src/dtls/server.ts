@@ -72,6 +72,11 @@ export const DEFAULT_DTLS_SERVER_LIMITS: DtlsServerLimits = Object.freeze({
 export interface DtlsServerOptions {
   /** The key of a PSK identity; undefined for an unknown or revoked one (refused like a wrong key). */
   readonly psk: (identity: string) => Uint8Array | undefined;
+  /**
+   * Whether an established session's identity may still speak, asked for every application record:
+   * false closes the session at once with access_denied (its device was revoked). Default: always.
+   */
+  readonly authorize?: (identity: string) => boolean;
   readonly crypto: DtlsCrypto;
   readonly clock: Clock;
   readonly scheduler: Scheduler;
@@ -355,6 +360,10 @@ export class DtlsServer implements DatagramTransport {
         return;
       case "data":
         if (!a.established) return;
+        if (this.options.authorize && !this.options.authorize(a.identity)) {
+          this.closeIdentity(a.identity);
+          return;
+        }
         a.conn.forgetFlight(); // the client has our Finished: no more retransmissions of it
         this.touch(a);
         this.handler(r.data, dtlsPeer(a.lower));

@@ -1,5 +1,13 @@
 /** Node.js adapters for the portable core (docs/ARCHITECTURE.md: src/node). */
-export { createUdpEndpoint, type UdpEndpoint, type UdpEndpointOptions } from "./endpoint.js";
+
+export { nodeDtlsCrypto } from "./dtls-crypto.js";
+export {
+  createDtlsClientEndpoint,
+  createDtlsServerEndpoint,
+  createUdpEndpoint,
+  type UdpEndpoint,
+  type UdpEndpointOptions,
+} from "./endpoint.js";
 export { nodeMac } from "./mac.js";
 export {
   type ConsoleLoggerOptions,

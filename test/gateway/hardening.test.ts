@@ -1,5 +1,5 @@
 /**
- * The gateway's session layer against an attacker on the link (docs/PROTOCOL.md §8): raw forged
+ * The gateway's session layer against an attacker on the link (docs/PROTOCOL.md §3, §8.3): raw forged
  * datagrams on loopback from a node's own address against a real gateway (`startGateway`, real UDP,
  * SQLite on disk), each reproducing one finding of the hardening review:
  * - an `ack` beyond what was sent is refused (4.22) and the mailbox is intact;

@@ -97,6 +97,7 @@ describe("GatewayMetrics over /metrics", () => {
           ([k]) =>
             k.startsWith("cxmpp_") &&
             !k.startsWith("cxmpp_coap_") &&
+            !k.startsWith("cxmpp_dtls_") &&
             !/depth|nodes_|sessions|federation_up|nonces_used/.test(k),
         ),
       ),
@@ -150,6 +151,43 @@ describe("GatewayMetrics over /metrics", () => {
     expect(m.get('cxmpp_uplink_rejected_total{reason="gap"}')).toBe(4);
     expect(m.get("cxmpp_connect_nonces_evicted_total")).toBe(1);
     expect(m.get("cxmpp_connect_nonces_used")).toBe(7);
+  });
+
+  it("shows the DTLS server (cxmpp_dtls_*): tables at each scrape, its counters brought up by syncTotals", async () => {
+    const metrics = new GatewayMetrics({ processMetrics: false });
+    let tables = { handshakes: 2, sessions: 5 };
+    metrics.bind({
+      sessions: () => 0,
+      awake: () => 0,
+      asleep: () => 0,
+      mailboxDepth: () => 0,
+      outboxDepth: () => 0,
+      federationUp: () => false,
+      dtlsTables: () => tables,
+    });
+    const server = await serve(metrics);
+    const dtls = {
+      helloVerifyRequests: 10,
+      handshakesCompleted: 4,
+      handshakesFailed: 1,
+      handshakesRefused: 0,
+      handshakesTimedOut: 2,
+      sessionsEvicted: 0,
+      sessionsExpired: 3,
+      badRecords: 7,
+    };
+    metrics.syncTotals({ ...zeroTotals, dtls });
+    metrics.syncTotals({ ...zeroTotals, dtls: { ...dtls, handshakesCompleted: 6, badRecords: 9 } });
+    tables = { handshakes: 0, sessions: 6 };
+    const m = await scrape(server);
+    expect(m.get('cxmpp_dtls_handshakes_total{result="completed"}')).toBe(6);
+    expect(m.get('cxmpp_dtls_handshakes_total{result="failed"}')).toBe(1);
+    expect(m.get('cxmpp_dtls_handshakes_total{result="timed_out"}')).toBe(2);
+    expect(m.get("cxmpp_dtls_hello_verify_requests_total")).toBe(10);
+    expect(m.get('cxmpp_dtls_sessions_dropped_total{reason="expired"}')).toBe(3);
+    expect(m.get("cxmpp_dtls_records_dropped_total")).toBe(9);
+    expect(m.get("cxmpp_dtls_handshakes_in_progress")).toBe(0);
+    expect(m.get("cxmpp_dtls_sessions")).toBe(6);
   });
 
   it("reads the state gauges from the source at each scrape", async () => {

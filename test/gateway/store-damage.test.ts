@@ -1,5 +1,5 @@
 /**
- * A store that notices damage (docs/PROTOCOL.md §8): SQLite's quick_check at open refuses a damaged
+ * A store that notices damage (docs/PROTOCOL.md §7): SQLite's quick_check at open refuses a damaged
  * file, and a data directory that held a store refuses to start on a missing or empty database file,
  * instead of quietly creating an empty store that forgets every device. `cxmpp gateway` exits 2 with
  * the next step (restore from a backup). The cost of the check on a 100,000-device store is printed.

@@ -235,7 +235,7 @@ beforeAll(async () => {
     throw new Error(`provision show sensor1: unexpected ${show.stdout}`);
   stamp("provisioning", t0);
 
-  await gw.waitUntil(() => gw.stdout().includes("listening on coap://"), 30_000, "listening");
+  await gw.waitUntil(() => gw.stdout().includes("cxmpp gateway listening on "), 30_000, "listening");
   const t2 = Date.now();
   const run = startCli(["node", "run", "--device", device("sensor1"), "--poll", "0.2"], nodeEnv(), dir);
   sensor1 = run;
