@@ -231,7 +231,7 @@ export class DtlsClient implements DatagramTransport {
           error instanceof DtlsError
             ? error
             : new DtlsError("protocol", Alert.INTERNAL_ERROR, (error as Error).message);
-        if (e.kind !== "alert") conn.sendAlert(e.alert);
+        if (e.kind !== "alert" && r.kind !== "alert") conn.sendAlert(e.alert); // never answer an alert
         this.fail(e);
         return;
       }
@@ -239,6 +239,8 @@ export class DtlsClient implements DatagramTransport {
   }
 
   private alert(level: number, description: number, epoch: number): void {
+    // No handshake running (it failed, or the session was just lost): a late alert fails nothing.
+    if (this.phase === "idle") return;
     const name = alertName(description);
     if (this.phase === "established") {
       // An epoch-0 alert is unauthenticated: the server lost our session (a restart) or someone
