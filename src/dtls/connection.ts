@@ -51,6 +51,8 @@ export interface ConnectionContext {
   readonly mtu: number;
   /** Puts one datagram on the wire to this association's peer. */
   readonly transmit: (datagram: Uint8Array) => void;
+  /** Told of each record the replay window refused (stats). */
+  readonly onReplay?: () => void;
 }
 
 /** One record of a flight, kept as plaintext: a retransmission seals it again with a new sequence number. */
@@ -146,7 +148,10 @@ export class Connection {
     if (record.epoch === 0) {
       plaintext = record.fragment;
     } else if (record.epoch === 1 && this.readProtection) {
-      if (!this.replay.fresh(record.seq)) return undefined;
+      if (!this.replay.fresh(record.seq)) {
+        this.ctx.onReplay?.();
+        return undefined;
+      }
       const opened = this.readProtection.open(record);
       if (!opened) return undefined;
       this.replay.mark(record.seq);

@@ -302,9 +302,9 @@ export class DtlsServer implements DatagramTransport {
       // Plaintext: a handshake in progress, or an established session whose last flight the peer
       // is still retransmitting. An unauthenticated alert never ends an established session.
       const target = pending ?? session;
-      if (!target) return;
-      const r = target.conn.receive(record);
-      if (r) this.handle(target, r);
+      const r = target?.conn.receive(record);
+      if (target && r) this.handle(target, r);
+      else this.stats.badRecords++;
       return;
     }
     // Epoch 1: the handshake's Finished, or an established session's traffic. With a new handshake
@@ -384,7 +384,10 @@ export class DtlsServer implements DatagramTransport {
     const f = fragments[0];
     if (fragments.length !== 1 || !f || f.type !== HandshakeType.CLIENT_HELLO) return false;
     // A ClientHello must come whole to be answered statelessly (RFC 6347 §4.2.1 allows no less).
-    if (f.offset !== 0 || f.data.length !== f.length) return true;
+    if (f.offset !== 0 || f.data.length !== f.length) {
+      this.stats.badRecords++;
+      return true;
+    }
     let hello: ClientHello;
     try {
       hello = parseClientHello(f.data);
@@ -428,6 +431,7 @@ export class DtlsServer implements DatagramTransport {
         retransmit: this.retransmit,
         mtu: this.mtu,
         transmit: (d) => this.transmit(d, lower),
+        onReplay: () => this.stats.replayedRecords++,
       },
       message.seq + 1,
     );
