@@ -91,6 +91,7 @@ export class Connection {
   readonly reassembler: Reassembler;
   /** The handshake messages so far, as the Finished hash covers them (§4.2.6). */
   private transcript: Uint8Array[] = [];
+  /** When the last authenticated record came (a session's idleness). */
   lastReceived: number;
   /** Flights retransmitted on our timer or because the peer retransmitted. */
   retransmissions = 0;
@@ -155,9 +156,10 @@ export class Connection {
       const opened = this.readProtection.open(record);
       if (!opened) return undefined;
       this.replay.mark(record.seq);
+      // Only an authenticated record shows the peer is there: anyone can send plaintext in its name.
+      this.lastReceived = this.ctx.clock.now();
       plaintext = opened;
     } else return undefined;
-    this.lastReceived = this.ctx.clock.now();
     switch (record.type) {
       case ContentType.HANDSHAKE: {
         try {
