@@ -195,7 +195,8 @@ export class DtlsServer implements DatagramTransport {
   private cookieRotated: number;
   private readonly decoyKey: Uint8Array;
   private alertBudget = 0;
-  private alertBudgetAt = 0;
+  // The budget fills at the first alert whatever the clock reads (performance.now() starts near 0).
+  private alertBudgetAt = Number.NEGATIVE_INFINITY;
   private sweeper: Cancellable | undefined;
   private closed = false;
 
