@@ -192,7 +192,9 @@ export class DtlsServer implements DatagramTransport {
   /** Established sessions by lower peer address, least recently active first. */
   private readonly sessions = new Map<string, ServerAssociation>();
   private cookieSecrets: [Uint8Array, Uint8Array];
+  /** When cookieSecrets[0] was made; cookieSecrets[1] was made at previousSecretAt. */
   private cookieRotated: number;
+  private previousSecretAt: number;
   private readonly decoyKey: Uint8Array;
   private alertBudget = 0;
   // The budget fills at the first alert whatever the clock reads (performance.now() starts near 0).
@@ -213,6 +215,7 @@ export class DtlsServer implements DatagramTransport {
     const c = options.crypto;
     this.cookieSecrets = [c.randomBytes(32), c.randomBytes(32)];
     this.cookieRotated = options.clock.now();
+    this.previousSecretAt = this.cookieRotated;
     this.decoyKey = c.randomBytes(16);
     lower.onReceive((data, peer) => this.receive(data, peer));
     this.scheduleSweep();
@@ -613,13 +616,19 @@ export class DtlsServer implements DatagramTransport {
   private rotateCookieSecret(): void {
     const now = this.options.clock.now();
     if (now - this.cookieRotated < this.limits.cookieLifetimeMs / 2) return;
+    this.previousSecretAt = this.cookieRotated;
     this.cookieRotated = now;
     this.cookieSecrets = [this.options.crypto.randomBytes(32), this.cookieSecrets[0]];
   }
 
   private validCookie(cookie: Uint8Array, lower: PeerAddress, hello: ClientHello): boolean {
     this.rotateCookieSecret();
-    return this.cookieSecrets.some((secret) => sameBytes(cookie, this.cookie(secret, lower, hello)));
+    const [current, previous] = this.cookieSecrets;
+    if (sameBytes(cookie, this.cookie(current, lower, hello))) return true;
+    // Rotation is lazy (at the next hello), so after a quiet spell the previous secret can be old: its
+    // cookies were issued no earlier than it was made, and are refused once that is a lifetime ago.
+    if (this.options.clock.now() - this.previousSecretAt >= this.limits.cookieLifetimeMs) return false;
+    return sameBytes(cookie, this.cookie(previous, lower, hello));
   }
 
   private helloVerify(record: DtlsRecord, messageSeq: number, lower: PeerAddress, hello: ClientHello): void {
