@@ -241,6 +241,9 @@ export class DtlsClient implements DatagramTransport {
   private alert(level: number, description: number, epoch: number): void {
     // No handshake running (it failed, or the session was just lost): a late alert fails nothing.
     if (this.phase === "idle") return;
+    // Nothing answers a ClientHello with unexpected_message: in plain, while we say hello, it is the
+    // late answer of a server that lost our session to a record we sent before this handshake.
+    if (this.phase === "hello" && epoch === 0 && description === Alert.UNEXPECTED_MESSAGE) return;
     const name = alertName(description);
     if (this.phase === "established") {
       // An epoch-0 alert is unauthenticated: the server lost our session (a restart) or someone
