@@ -195,7 +195,7 @@ describe("DTLS handshake over the in-memory link", () => {
     // And every established session carries data (on a clean link now).
     w.net.setConditions({});
     const live = clients.filter((c) => c.established);
-    live.forEach((c, i) => c.send(text(`hello ${i}`), SERVER));
+    for (const [i, c] of live.entries()) c.send(text(`hello ${i}`), SERVER);
     w.time.advance(10);
     expect(w.toServer.length).toBe(live.length);
     expect(new Set(w.toServer.map((d) => d.peer)).size).toBe(live.length);

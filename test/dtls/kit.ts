@@ -4,6 +4,7 @@
  * layer above on both sides, and can inject datagrams from any (spoofed) address.
  */
 import type { DatagramTransport, PeerAddress } from "../../src/core/interfaces.js";
+import { fragmentHandshake, HandshakeType, parseFragments } from "../../src/dtls/handshake.js";
 import {
   DtlsClient,
   type DtlsClientOptions,
@@ -11,6 +12,14 @@ import {
   type DtlsServerOptions,
   type DtlsSessionEvent,
 } from "../../src/dtls/index.js";
+import {
+  EMPTY_RENEGOTIATION_INFO,
+  EXTENDED_MASTER_SECRET,
+  encodeClientHello,
+  parseHelloVerifyRequest,
+} from "../../src/dtls/messages.js";
+import { ContentType, DTLS_1_2, encodeRecord, parseRecords } from "../../src/dtls/record.js";
+import { DEFAULT_SUITES } from "../../src/dtls/suites.js";
 import { nodeDtlsCrypto } from "../../src/node/dtls-crypto.js";
 import { FakeTime } from "../kit/fake-time.js";
 import { type LinkConditions, LossyNetwork } from "../kit/lossy-link.js";
@@ -178,6 +187,23 @@ export function dtlsWorld(options: WorldOptions = {}) {
   const server = current.server;
   const crash = () => current.crash();
 
+  /**
+   * A peer that speaks only the first half of a handshake: a ClientHello, then the same hello with the
+   * cookie the server sent, and nothing after (a half-open handshake with a valid cookie). Returns what
+   * it received; `cookie` says whether a HelloVerifyRequest came.
+   */
+  function halfOpen(address: PeerAddress, random = nodeDtlsCrypto.randomBytes(32)) {
+    const got: Uint8Array[] = [];
+    const t = net.transport(address);
+    t.onReceive((data) => got.push(data));
+    t.send(clientHello(random, new Uint8Array(0), 0), SERVER);
+    time.advance(3);
+    const cookie = got.flatMap(helloVerifyCookies)[0];
+    if (cookie) t.send(clientHello(random, cookie, 1), SERVER);
+    time.advance(3);
+    return { got, cookie, random, transport: t };
+  }
+
   return {
     time,
     net,
@@ -196,6 +222,7 @@ export function dtlsWorld(options: WorldOptions = {}) {
     wire,
     restartServer,
     makeServer,
+    halfOpen,
   };
 }
 
@@ -226,4 +253,40 @@ export function holdFirst(match: (datagram: Uint8Array) => boolean) {
       close: () => lower.close(),
     };
   };
+}
+
+/** A ClientHello datagram as DtlsClient sends it (message_seq `seq`, record sequence `seq`). */
+export function clientHello(
+  random: Uint8Array,
+  cookie: Uint8Array,
+  seq: number,
+  suites: readonly number[] = DEFAULT_SUITES,
+): Uint8Array {
+  const body = encodeClientHello({
+    version: DTLS_1_2,
+    random,
+    sessionId: new Uint8Array(0),
+    cookie,
+    suites,
+    compressions: Uint8Array.of(0),
+    extensions: [EXTENDED_MASTER_SECRET, EMPTY_RENEGOTIATION_INFO],
+  });
+  const [fragment] = fragmentHandshake({ type: HandshakeType.CLIENT_HELLO, seq, body }, body.length);
+  return encodeRecord(ContentType.HANDSHAKE, DTLS_1_2, 0, seq, fragment!);
+}
+
+/** The cookies of the HelloVerifyRequests in a datagram. */
+export function helloVerifyCookies(datagram: Uint8Array): Uint8Array[] {
+  return parseRecords(datagram)
+    .filter((r) => r.epoch === 0 && r.type === ContentType.HANDSHAKE)
+    .flatMap((r) => parseFragments(r.fragment))
+    .filter((f) => f.type === HandshakeType.HELLO_VERIFY_REQUEST)
+    .map((f) => parseHelloVerifyRequest(f.data).cookie.slice());
+}
+
+/** The alerts (level, description, epoch) in a datagram, as far as they can be read in plain. */
+export function plainAlerts(datagram: Uint8Array): { level: number; description: number; epoch: number }[] {
+  return parseRecords(datagram)
+    .filter((r) => r.type === ContentType.ALERT && r.epoch === 0 && r.fragment.length === 2)
+    .map((r) => ({ level: r.fragment[0]!, description: r.fragment[1]!, epoch: r.epoch }));
 }
