@@ -215,7 +215,11 @@ export class DtlsClient implements DatagramTransport {
         switch (r.kind) {
           case "handshake":
             if (r.retransmission && this.phase !== "established") conn.retransmitOnRequest();
-            for (const m of r.messages) this.handshakeMessage(m, r.epoch);
+            for (const m of r.messages) {
+              this.handshakeMessage(m, r.epoch);
+              // What came with a HelloVerifyRequest predates the hello it made us send: stale.
+              if (m.type === HandshakeType.HELLO_VERIFY_REQUEST) break;
+            }
             break;
           case "ccs":
             break;
@@ -269,6 +273,9 @@ export class DtlsClient implements DatagramTransport {
       case "hello":
         if (m.type === HandshakeType.HELLO_VERIFY_REQUEST) {
           const hvr = parseHelloVerifyRequest(m.body);
+          // Nothing received before our new hello can answer it: a flight of an abandoned earlier
+          // attempt, still retransmitted by the server, must not pass for this one's ServerHello.
+          conn.reassembler.restart(m.seq + 1);
           this.sendHello(hvr.cookie.slice());
           return;
         }

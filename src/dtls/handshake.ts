@@ -118,6 +118,12 @@ export class Reassembler {
     private readonly limits: ReassemblyLimits = DEFAULT_REASSEMBLY,
   ) {}
 
+  /** Expects `next` from now on and forgets everything buffered (it answered an earlier message). */
+  restart(next: number): void {
+    this.next = next;
+    this.pending.clear();
+  }
+
   add(fragments: readonly HandshakeFragment[]): ReassemblyResult {
     let retransmission = false;
     for (const f of fragments) {

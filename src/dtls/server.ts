@@ -409,6 +409,10 @@ export class DtlsServer implements DatagramTransport {
       return true;
     }
     if (hello.cookie.length === 0 || !this.validCookie(hello.cookie, lower, hello)) {
+      // The peer started over: retransmissions of the old flight on our timer could reach it after
+      // this HelloVerifyRequest and pass for the answer to its new hello (same message_seq). The
+      // flight is kept: a retransmitted hello of that handshake still gets it again.
+      pending?.conn.flightAnswered();
       this.helloVerify(record, f.seq, lower, hello);
       return true;
     }
