@@ -536,6 +536,7 @@ async function runFederation(
       {
         CXMPP_DATA_DIR: dataDir,
         CXMPP_LISTEN: address,
+        CXMPP_DTLS_LISTEN: "off", // the nodes are plain CoAP here (bench dtls compares the two)
         CXMPP_DOMAIN: COMPONENT,
         CXMPP_XMPP_SERVICE: prosody.componentService,
         CXMPP_XMPP_DOMAIN: COMPONENT,

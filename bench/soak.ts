@@ -889,6 +889,7 @@ export async function runSoak(config: SoakConfig, progress: (line: string) => vo
         flags: {
           data_dir: dataDir,
           listen: "127.0.0.1:0",
+          dtls_listen: "off", // the soak's nodes and floods are plain CoAP (bench dtls measures DTLS)
           log_level: "error",
           durability: "full",
           metrics_listen: "127.0.0.1:0",

@@ -39,7 +39,16 @@ import {
   type TransmissionParameters,
 } from "../src/core/index.js";
 import { seededRandom } from "../src/core/seeded-random.js";
-import { cryptoRandom, nodeMac, timerScheduler, UdpTransport, wallClock } from "../src/node/index.js";
+import { DtlsClient } from "../src/dtls/index.js";
+import {
+  cryptoRandom,
+  nodeDtlsCrypto,
+  nodeMac,
+  systemClock,
+  timerScheduler,
+  UdpTransport,
+  wallClock,
+} from "../src/node/index.js";
 import { SENSORDATA, sensorDataMessage } from "./iot-stanzas.js";
 import { LossyRelay } from "./lossy-relay.js";
 
@@ -234,8 +243,18 @@ async function createNode(
 ): Promise<DemoNode> {
   const transport = await UdpTransport.bind("127.0.0.1", 0);
   const traffic = newTraffic();
+  // Over DTLS like any node of a new gateway: the name is the PSK identity, the device key the PSK.
+  // Bytes are counted below DTLS: what is on air, record headers, nonces and tags included.
+  const dtls = new DtlsClient(countingTransport(transport, traffic), {
+    server: gateway,
+    identity: name,
+    psk: key,
+    crypto: nodeDtlsCrypto,
+    clock: systemClock,
+    scheduler: timerScheduler(),
+  });
   const endpoint = new CoapEndpoint({
-    transport: countingTransport(transport, traffic),
+    transport: dtls,
     clock: wallClock,
     scheduler: timerScheduler(),
     random: cryptoRandom,
@@ -499,7 +518,8 @@ function demoConfig(dataDir: string) {
     env: {}, // CXMPP_* of the shell belong to a real gateway, not to this one
     cwd: dataDir,
     flags: {
-      listen: "127.0.0.1:0",
+      listen: "off",
+      dtls_listen: "127.0.0.1:0",
       domain: DOMAIN,
       data_dir: dataDir,
       log_level: "error", // its JSON log lines would tear the live table apart
@@ -513,7 +533,7 @@ function provision(gateway: RunningGateway): Map<NodeName, Uint8Array> {
   const keys = new Map<NodeName, Uint8Array>();
   for (const { name, peers } of NODES) {
     const key = Uint8Array.from(randomBytes(16));
-    gateway.store.devices.add({ identity: name, key, jid: jidOf(name), peers: [...peers] });
+    gateway.store.devices.add({ identity: name, key, jid: jidOf(name), peers: [...peers], dtlsOnly: true });
     keys.set(name, key);
   }
   return keys;
@@ -525,7 +545,7 @@ function startRelay(
   settings: DemoSettings,
   byAddress: ReadonlyMap<string, Traffic>,
 ): Promise<LossyRelay> {
-  return LossyRelay.start(gateway.address as PeerAddress, {
+  return LossyRelay.start(gateway.secureAddress as PeerAddress, {
     loss: settings.loss,
     seed: settings.seed,
     onDatagram: (client, direction, bytes) => {
@@ -634,7 +654,7 @@ function sample(demo: Demo): Snapshot {
     nodes,
     gateway: {
       kind: "gateway",
-      address: demo.gateway.address,
+      address: demo.gateway.secureAddress ?? demo.gateway.address,
       store: store.path,
       elapsed_s: Math.round((performance.now() - demo.startedAt) / 100) / 10,
       sessions: service.sessions.filter((x) => x.peer !== undefined).length,
@@ -696,7 +716,7 @@ function relayLine(g: GatewaySummary): string {
 
 function gatewayLine(g: GatewaySummary): string {
   return (
-    `gateway  coap://${g.address}: ${g.sessions} sessions (${g.awake} awake, ${g.asleep} asleep) · ` +
+    `gateway  coaps://${g.address}: ${g.sessions} sessions (${g.awake} awake, ${g.asleep} asleep) · ` +
     `stanzas in ${fmt(g.stanzas_in)} + ${fmt(g.telemetry_in)} telemetry, out ${fmt(g.stanzas_out)} · ` +
     `mailboxes ${g.mailbox} · outbox ${fmt(g.outbox)}`
   );

@@ -188,7 +188,15 @@ describe("the packed package", () => {
   });
 
   it("an idle gateway (defaults, no devices, no XMPP server): RSS measured, SIGTERM exits 0", async () => {
-    const gw = start("gateway", "--listen", `127.0.0.1:${await freeUdpPort()}`, "--data-dir", "idle-data");
+    const gw = start(
+      "gateway",
+      "--listen",
+      `127.0.0.1:${await freeUdpPort()}`,
+      "--dtls-listen",
+      `127.0.0.1:${await freeUdpPort()}`,
+      "--data-dir",
+      "idle-data",
+    );
     await until(() => gw.out().includes("listening"), 30_000, `the gateway to listen\n${gw.err()}`);
     // Idle means idle: V8's memory reducer shrinks the young generation a few seconds after start-up's
     // allocation stops (seen here: ~66 MB at 5 s, ~61 MB from 10 s on, in the checkout). Sampled at 5 s
@@ -217,6 +225,7 @@ describe("the packed package", () => {
   }, 60_000);
 
   it("provision, gateway, node run, node send: the stanza arrives; SIGTERM stops the gateway with 0", async () => {
+    // Over DTLS, as a new user gets it: DTLS-only devices, coaps device files, plain CoAP off.
     const gateway = `127.0.0.1:${await freeUdpPort()}`;
     for (const name of ["sensor1", "actuator1"]) {
       const r = await cxmpp(
@@ -226,14 +235,14 @@ describe("the packed package", () => {
         "--data-dir",
         "data",
         "--gateway",
-        gateway,
+        `coaps://${gateway}`,
         "--out",
         `${name}.json`,
       );
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
     }
-    const gw = start("gateway", "--listen", gateway, "--data-dir", "data");
+    const gw = start("gateway", "--dtls-listen", gateway, "--listen", "off", "--data-dir", "data");
     await until(() => gw.out().includes("listening"), 30_000, `the gateway to listen\n${gw.err()}`);
     const actuator = start("node", "run", "--device", "actuator1.json", "--poll", "0.2");
     await until(

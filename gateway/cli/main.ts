@@ -35,7 +35,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command("gateway")
     .description("run the gateway: CoAP on UDP for nodes, durable mailboxes, local routing, the outbox")
     .option("--config <file>", "JSON config file (env CXMPP_CONFIG; default ./cxmpp.json if present)")
-    .option("--listen <host:port>", "CoAP address (env CXMPP_LISTEN; default 127.0.0.1:5683)")
+    .option(
+      "--dtls-listen <host:port>",
+      'CoAP over DTLS (coaps) address, or "off" (env CXMPP_DTLS_LISTEN; default the host of listen, port 5684)',
+    )
+    .option("--listen <host:port>", 'plain CoAP address, or "off" (env CXMPP_LISTEN; default 127.0.0.1:5683)')
     .option("--domain <domain>", "XMPP domain of the nodes (env CXMPP_DOMAIN; default iot.localhost)")
     .addOption(dataDirOption())
     .option("--log-level <level>", "debug | info | warn | error (env CXMPP_LOG_LEVEL)")
@@ -269,6 +273,24 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--json", "print one JSON object")
     .action(async (opts) => {
       code = await (await import("../../bench/soak.js")).runSoakBench(opts);
+    });
+
+  bench
+    .command("dtls")
+    .description(
+      "DTLS 1.2 PSK on the node link: handshake round trips and bytes, bytes on air per reading with and without DTLS, handshakes/s and records/s of the server, gateway CPU per stanza over DTLS beside plain UDP, with the MQTT-SN anchors beside",
+    )
+    .option("--handshakes <n>", "handshakes per suite and connects per mode, 1-1000 (default 20)")
+    .option("--readings <n>", "readings per mode, CON and NON each, 1-1000 (default 20)")
+    .option("--duration <s>", "seconds of each server load phase, 0.2-600 (default 3)")
+    .option("--clients <n>", "concurrent node sockets loading the server, 1-1000 (default 32)")
+    .option("--nodes <list>", "node counts of the gateway comparison, comma-separated (default 10,100)")
+    .option("--stanzas <m>", "stanzas per node in the gateway comparison (default 10,000 / nodes)")
+    .option("--stores <list>", "gateway stores compared: memory, full, normal (default memory,full)")
+    .option("--seed <n>", "seed of the keys and readings (default 1)")
+    .option("--json", "print one JSON object {handshake, connect, bytes, server, gateway, anchors}")
+    .action(async (opts) => {
+      code = await (await import("../../bench/dtls.js")).runDtlsBench(opts);
     });
 
   program

@@ -12,6 +12,7 @@ export const DEFAULT_CONFIG_FILE = "cxmpp.json";
 /** Commander's camelCase options that are config keys (the rest are ignored here). */
 const FLAG_KEYS: Record<string, ConfigKey> = {
   listen: "listen",
+  dtlsListen: "dtls_listen",
   domain: "domain",
   dataDir: "data_dir",
   logLevel: "log_level",

@@ -44,6 +44,8 @@ export interface GatewayProcessOptions {
   readonly port: number;
   readonly host?: string;
   readonly logLevel?: "debug" | "info" | "warn" | "error";
+  /** coaps address (`--dtls-listen`); default "off" unless `env` sets CXMPP_DTLS_LISTEN. */
+  readonly dtlsListen?: string;
   /** More `cxmpp gateway` flags. */
   readonly args?: readonly string[];
   /** Extra environment (e.g. CXMPP_MAILBOX_MAX_STANZAS). */
@@ -68,6 +70,10 @@ export async function startGatewayProcess(options: GatewayProcessOptions): Promi
       options.dataDir,
       "--listen",
       address,
+      // DTLS off unless asked for (dtlsListen, or CXMPP_DTLS_LISTEN in env): no test holds port 5684.
+      ...(options.dtlsListen !== undefined || options.env?.CXMPP_DTLS_LISTEN === undefined
+        ? ["--dtls-listen", options.dtlsListen ?? "off"]
+        : []),
       "--log-level",
       options.logLevel ?? "warn",
       ...(options.args ?? []),
