@@ -63,6 +63,16 @@ export interface DtlsClientStats {
 
 type Phase = "idle" | "hello" | "keys" | "finished" | "established" | "closed";
 
+/** The alerts a server can send in answer to a ClientHello. */
+const HELLO_REFUSALS: ReadonlySet<number> = new Set([
+  Alert.HANDSHAKE_FAILURE,
+  Alert.PROTOCOL_VERSION,
+  Alert.ILLEGAL_PARAMETER,
+  Alert.DECODE_ERROR,
+  Alert.INSUFFICIENT_SECURITY,
+  Alert.INTERNAL_ERROR,
+]);
+
 export class DtlsClient implements DatagramTransport {
   readonly stats: DtlsClientStats = {
     handshakes: 0,
@@ -245,9 +255,10 @@ export class DtlsClient implements DatagramTransport {
   private alert(level: number, description: number, epoch: number): void {
     // No handshake running (it failed, or the session was just lost): a late alert fails nothing.
     if (this.phase === "idle") return;
-    // Nothing answers a ClientHello with unexpected_message: in plain, while we say hello, it is the
-    // late answer of a server that lost our session to a record we sent before this handshake.
-    if (this.phase === "hello" && epoch === 0 && description === Alert.UNEXPECTED_MESSAGE) return;
+    // While we say hello, a plaintext alert that cannot answer a ClientHello (unexpected_message,
+    // decrypt_error, ...) is the late answer to a record of an earlier session or attempt (a server
+    // that lost our session; the Finished of a handshake we gave up): it must not end this one.
+    if (this.phase === "hello" && epoch === 0 && !HELLO_REFUSALS.has(description)) return;
     const name = alertName(description);
     if (this.phase === "established") {
       // An epoch-0 alert is unauthenticated: the server lost our session (a restart) or someone
