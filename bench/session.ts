@@ -35,6 +35,9 @@
  *   with `synchronous=FULL` (survives power loss) or `NORMAL` (survives a crash of the process). The
  *   default `memory` keeps nothing, as before. The suite runs 100 and 1,000 nodes with all three, so
  *   the cost of "acked means stored" shows beside the in-memory figures.
+ * - `dtls` in the run config (used by `cxmpp bench dtls`, not a flag of this command): the gateway child
+ *   listens with a DtlsServer and the nodes run a DtlsClient (their device key as PSK) beneath their
+ *   CoAP endpoint; the handshakes happen at connect, before the CPU mark. Without it nothing changes.
  * - RSS per idle session (suite): a fresh child with --expose-gc creates sessions through the
  *   GatewayService's real connect path (POST /c, the 4.01 Echo challenge, then the proof) by calling
  *   `service.handle` with synthetic requests from distinct fake peer addresses, no sockets. Devices are
@@ -88,8 +91,15 @@ import {
 } from "../src/core/index.js";
 import { seededRandom } from "../src/core/seeded-random.js";
 import {
+  DtlsClient,
+  TLS_PSK_WITH_AES_128_CCM_8,
+  TLS_PSK_WITH_AES_128_GCM_SHA256,
+} from "../src/dtls/index.js";
+import {
+  createDtlsServerEndpoint,
   createUdpEndpoint,
   cryptoRandom,
+  nodeDtlsCrypto,
   nodeMac,
   systemClock,
   timerScheduler,
@@ -133,7 +143,18 @@ export interface SessionRunConfig {
   readonly telemetry: boolean;
   readonly ackTimeoutMs: number;
   readonly store: StoreKind;
+  /**
+   * Nodes reach the gateway over DTLS 1.2 PSK (`cxmpp bench dtls`): the gateway child listens with a
+   * DtlsServer (createDtlsServerEndpoint) and passes its `dtlsIdentity`, each node runs a DtlsClient
+   * with its device key as PSK and its identity as PSK identity, offering this suite only. Absent: plain
+   * UDP, as before. Bytes on air then include the DTLS records; the handshakes happen at connect, before
+   * the CPU mark, so `cpu_us_per_stanza` is the steady state.
+   */
+  readonly dtls?: DtlsSuiteName;
 }
+
+/** The suites a `dtls` run can ask for. */
+export type DtlsSuiteName = "TLS_PSK_WITH_AES_128_CCM_8" | "TLS_PSK_WITH_AES_128_GCM_SHA256";
 
 /** What the gateway child is given: the run, and the data directory of a durable store. */
 interface GatewayChildConfig extends SessionRunConfig {
@@ -145,6 +166,10 @@ const DOMAIN = "iot.bench.example";
 const CHILD_FLAG = "--cxmpp-bench-session-child";
 const MAX_NODES = 5_000;
 const RECV_BUFFER = 2 ** 21;
+const DTLS_SUITES: Readonly<Record<DtlsSuiteName, number>> = {
+  TLS_PSK_WITH_AES_128_CCM_8,
+  TLS_PSK_WITH_AES_128_GCM_SHA256,
+};
 
 /** Anchors (docs/ARCHITECTURE.md), printed beside our figures. */
 export const ANCHORS = Object.freeze({
@@ -216,7 +241,7 @@ function gatewayState(config: GatewayChildConfig): GatewayState {
   return { devices: store.devices, journal: store.journal, store };
 }
 
-interface Reading {
+export interface Reading {
   readonly stanza: XElement;
   /** The same reading as an MQTT-SN application would publish it: `name=value unit`. */
   readonly plainBytes: number;
@@ -225,7 +250,7 @@ interface Reading {
 const T0 = Date.UTC(2025, 5, 1, 12, 0, 0);
 
 /** An XEP-0323 fields message with one numeric reading; `seqnr` carries the node's sequence number. */
-function reading(node: number, seq: number, random: () => number): Reading {
+export function reading(node: number, seq: number, random: () => number): Reading {
   const value = (15 + random() * 15).toFixed(1);
   const timestamp = new Date(T0 + seq * 60_000).toISOString().replace(".000Z", "Z");
   const field = el(SENSORDATA, "numeric", { name: "temperature", momentary: "true", value, unit: "°C" });
@@ -257,13 +282,35 @@ interface GatewayReport {
   readonly rss: number;
 }
 
+/** A device's key while it may connect: the DTLS server's PSK lookup (as gateway/listeners.ts). */
+function pskOf(devices: DeviceDirectory): (identity: string) => Uint8Array | undefined {
+  return (identity) => {
+    const d = devices.find(identity);
+    return d && !d.revoked ? d.key : undefined;
+  };
+}
+
 async function gatewayChild(config: GatewayChildConfig): Promise<void> {
   const state = gatewayState(config);
-  const udp = await createUdpEndpoint({
+  const listen = {
     host: "127.0.0.1",
     transmission: transmissionFor(config),
     udp: { recvBufferSize: RECV_BUFFER, sendBufferSize: RECV_BUFFER },
-  });
+  };
+  const psk = pskOf(state.devices);
+  const secure = config.dtls
+    ? await createDtlsServerEndpoint({
+        ...listen,
+        dtls: {
+          psk,
+          authorize: (identity) => psk(identity) !== undefined,
+          suites: [DTLS_SUITES[config.dtls]],
+          // Every node shares 127.0.0.1: the per-host limit is for a real link, not loopback.
+          limits: { maxHandshakes: MAX_NODES, maxHandshakesPerHost: MAX_NODES, maxSessions: MAX_NODES },
+        },
+      })
+    : undefined;
+  const udp = secure ?? (await createUdpEndpoint(listen));
   // Per node: the sequence numbers seen and the highest one.
   const seen = new Map<string, { set: Set<number>; max: number }>();
   let delivered = 0;
@@ -271,6 +318,7 @@ async function gatewayChild(config: GatewayChildConfig): Promise<void> {
   let outOfOrder = 0;
   const service = attachGateway(udp.endpoint, {
     ...(state.store ? { store: state.store } : { devices: state.devices }),
+    ...(secure ? { dtlsIdentity: (peer: PeerAddress) => secure.dtls.identityOf(peer) } : {}),
     domain: DOMAIN,
     clock: wallClock,
     outbound: (stanza) => {
@@ -457,6 +505,8 @@ interface SimNode {
   readonly client: NodeClient;
   readonly endpoint: CoapEndpoint;
   readonly transport: UdpTransport;
+  /** The node's DTLS client between its CoAP endpoint and its socket (a `dtls` run). */
+  readonly dtls: DtlsClient | undefined;
   /** UDP payload bytes on air for this node so far (both directions). */
   bytes: number;
 }
@@ -489,8 +539,21 @@ async function createNode(
     },
     close: () => transport.close(),
   };
+  // What createDtlsClientEndpoint assembles, but over the counting transport: bytes on air include DTLS.
+  const dtls = config.dtls
+    ? new DtlsClient(counted, {
+        server: gateway,
+        identity: identityOf(index),
+        psk: deviceKey(index, config.seed),
+        crypto: nodeDtlsCrypto,
+        clock: systemClock,
+        scheduler: timerScheduler(),
+        suites: [DTLS_SUITES[config.dtls]],
+        ...(config.loss > 0 ? { retransmit: { initialMs: 200, maxMs: 1_000 } } : {}),
+      })
+    : undefined;
   const endpoint = new CoapEndpoint({
-    transport: counted,
+    transport: dtls ?? counted,
     clock: systemClock,
     scheduler: timerScheduler(),
     random: seededCoreRandom(config.seed * 7_919 + index),
@@ -506,7 +569,7 @@ async function createNode(
     logger,
     retryDelayMs: config.loss > 0 ? 100 : 1_000,
   });
-  return Object.assign(node, { endpoint, client });
+  return Object.assign(node, { endpoint, client, dtls });
 }
 
 async function connectWithRetry(client: NodeClient, deadline: number): Promise<void> {
@@ -561,6 +624,8 @@ export interface SessionRunResult {
     readonly rss_mb: number;
   };
   readonly anchors: typeof ANCHORS;
+  /** The DTLS suite the nodes spoke (present only in a `dtls` run). */
+  readonly dtls?: DtlsSuiteName;
 }
 
 /** One configuration: a gateway child, N nodes (and a relay with loss), M stanzas each. */
@@ -692,11 +757,13 @@ export async function runOne(config: SessionRunConfig): Promise<SessionRunResult
         rss_mb: round(report.rss / 2 ** 20, 1),
       },
       anchors: ANCHORS,
+      ...(config.dtls ? { dtls: config.dtls } : {}),
     };
   } finally {
     for (const n of nodes) {
       n.client.close();
       n.endpoint.close();
+      n.dtls?.close();
       n.transport.close();
     }
     await relay?.close();
@@ -749,7 +816,7 @@ function bytesLine(r: SessionRunResult): string {
 
 function formatOne(r: SessionRunResult): string {
   const lines = [
-    `cxmpp bench session: ${r.nodes} node(s) × ${r.stanzas_per_node} stanzas, ${r.mode === "telemetry" ? "NON telemetry" : "CON reliable"}, loss ${r.loss * 100}% per direction, seed ${r.seed}, store ${storeLabel(r.store)}`,
+    `cxmpp bench session: ${r.nodes} node(s) × ${r.stanzas_per_node} stanzas, ${r.mode === "telemetry" ? "NON telemetry" : "CON reliable"}, loss ${r.loss * 100}% per direction, seed ${r.seed}, store ${storeLabel(r.store)}${r.dtls ? `, over DTLS ${r.dtls}` : ""}`,
     `  ${r.sent < r.planned ? `STOPPED AT THE DRAIN DEADLINE after ${fmt(r.sent)} of ${fmt(r.planned)};  ` : ""}sent ${fmt(r.sent)}  delivered ${fmt(r.delivered)}  duplicates ${r.duplicates}  out of order ${r.out_of_order}  lost ${r.lost}`,
     `  ${fmt(r.stanzas_per_s)} stanzas/s over ${r.elapsed_s} s (connect ${r.connect_s} s); retransmissions ${r.retransmissions}, failed exchanges retried ${r.exchange_retries}`,
     `  gateway CPU ${r.cpu_us_per_stanza} µs/stanza (busy ${Math.round(r.gateway_cpu_share * 100)}% of wall time; one core would route ${fmt(r.gateway_bound_stanzas_per_s)}/s)   Paho MQTT-SN: 62–89 µs per QoS-1 message, ~50 µs QoS 0; node-coap bare server 120–150 µs/request`,
