@@ -252,4 +252,57 @@ describe("DTLS handshake over the in-memory link", () => {
     expect(w.server.stats.badRecords).toBe(1);
     expect(c.stats.handshakeFailures).toBe(0);
   });
+
+  it("a retry after a timeout is not confused by the server's flight of the abandoned attempt", async () => {
+    const w = dtlsWorld();
+    w.time.advance(5000);
+    const hasCke = (d: Uint8Array) =>
+      plainFragments(d).some((f) => f.type === HandshakeType.CLIENT_KEY_EXCHANGE);
+    let dropCke = true;
+    const c = w.client(NODE, "node-1", { handshakeTimeoutMs: 3000 }, (lower) => ({
+      send: (d, p) => {
+        if (!(dropCke && hasCke(d))) lower.send(d, p);
+      },
+      onReceive: (h) => lower.onReceive(h),
+      close: () => lower.close(),
+    }));
+    // The client's key exchange never arrives: it gives up, while the server keeps its half of the
+    // handshake and retransmits its ServerHello flight.
+    const first = await w.connect(c);
+    expect((first as DtlsError).kind).toBe("timeout");
+    expect(w.server.tables().handshakes).toBe(1);
+    const oldFlight = w
+      .wire(0, { from: SERVER, to: NODE })
+      .filter((d) => plainFragments(d.data).some((f) => f.type === HandshakeType.SERVER_HELLO));
+    expect(oldFlight.length).toBeGreaterThan(1);
+    dropCke = false;
+    // The retry's ClientHello goes out now; a retransmission of the old flight is already on its way
+    // and arrives before the HelloVerifyRequest.
+    const retry = w.run(c.connect());
+    w.inject(oldFlight.at(-1)!.data, SERVER, NODE);
+    await expect(retry).resolves.toBeUndefined();
+    expect(c.established).toBe(true);
+    c.send(text("made it"), SERVER);
+    w.time.advance(5);
+    expect(w.toServer.map((d) => d.data)).toEqual(["made it"]);
+  });
+
+  it("close_notify: a client's close() ends its server session; a server's close() ends its clients'", async () => {
+    const w = dtlsWorld();
+    const a = w.client(NODE, "node-1");
+    const b = w.client(clientAddress(2), "node-2");
+    expect(await w.connect(a)).toBeUndefined();
+    expect(await w.connect(b)).toBeUndefined();
+    a.close();
+    w.time.advance(5);
+    expect(w.closed).toEqual([
+      { peer: `coaps://${NODE}`, identity: "node-1", reason: "peer sent close_notify" },
+    ]);
+    expect(w.server.tables().sessions).toBe(1);
+    await expect(a.connect()).rejects.toMatchObject({ kind: "closed" });
+    w.server.close();
+    w.time.advance(5);
+    expect(b.established).toBe(false);
+    expect(w.toClient.get(clientAddress(2))).toEqual([]);
+  });
 });

@@ -138,6 +138,32 @@ describe("refused handshakes", () => {
     bystanderWorks();
   });
 
+  it("a ServerHello forged from another handshake breaks one attempt, not the retry after it", async () => {
+    const w = dtlsWorld();
+    w.time.advance(5000);
+    const earlier = w.client(C, "node-1");
+    expect(await w.connect(earlier)).toBeUndefined();
+    const forged = w
+      .wire(0, { from: SERVER, to: C })
+      .find((d) =>
+        parseRecords(d.data).some((r) => r.epoch === 0 && r.fragment[0] === HandshakeType.SERVER_HELLO),
+      )!;
+    const node = w.client(A, "node-1");
+    const attempt = w.run(node.connect());
+    w.time.advance(1); // the HelloVerifyRequest is on its way; the forgery lands right after it
+    w.inject(forged.data, SERVER, A);
+    w.inject(clientHello(new Uint8Array(32), new Uint8Array(0), 3), SERVER, A);
+    await expect(attempt).rejects.toBeInstanceOf(DtlsError);
+    // The server answers the broken attempt's records (decrypt_error, an unknown-peer alert) while the
+    // retry says hello: those late alerts must not end the retry.
+    expect(await w.connect(node)).toBeUndefined();
+    expect(node.established).toBe(true);
+    expect(alertsTo(w, A).map((a) => a.description)).toContain(Alert.DECRYPT_ERROR);
+    node.send(text("through"), SERVER);
+    w.time.advance(5);
+    expect(w.toServer.filter((d) => d.peer === label(A)).map((d) => d.data)).toEqual(["through"]);
+  });
+
   for (const alertLost of [false, true]) {
     it(`closeIdentity ends a running session; the client cannot exchange again (alert ${alertLost ? "lost" : "delivered"})`, async () => {
       const { w, bystanderWorks } = await withBystander();
