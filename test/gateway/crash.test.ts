@@ -3,325 +3,64 @@
  * under load from real UDP nodes and is killed with SIGKILL at random moments (seeded), then started
  * again on the same port and data directory. Whatever the gateway acknowledged must survive exactly
  * once and in order — in the sink node's mailbox and in the outbox for another domain — and the nodes
- * must carry on without a new connect, since the restarted gateway rebuilds their sessions.
+ * must carry on without a new connect, since the restarted gateway rebuilds their sessions. The
+ * scenario is test/kit/crash-kit.ts; crash-dtls.test.ts runs it over DTLS.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { el, type XElement } from "../../codec/index.js";
 import { openStore } from "../../gateway/store/index.js";
 import { NodeClient, type PeerAddress } from "../../src/core/index.js";
-import { createUdpEndpoint, nodeMac, type UdpEndpoint } from "../../src/node/index.js";
-import {
-  freeUdpPort,
-  type GatewayProcess,
-  killAllGateways,
-  startGatewayProcess,
-} from "../kit/gateway-process.js";
-import { seededRandom } from "../kit/seeded-random.js";
+import { createUdpEndpoint, nodeMac } from "../../src/node/index.js";
+import { type CrashSetup, crashUnderLoad, DOMAIN, IDENTITIES, SEED } from "../kit/crash-kit.js";
+import { freeUdpPort, killAllGateways, startGatewayProcess } from "../kit/gateway-process.js";
 import { key } from "../kit/session-harness.js";
-import { bodyOf } from "../kit/stanzas.js";
-
-const DOMAIN = "iot.localhost";
-const SINK = `sink@${DOMAIN}`;
-const REMOTE = "alice@a.localhost";
-const SENDERS = 3;
-/**
- * Messages per sender, at least (more while the kills go on, so every kill lands under load), with
- * bodies "s<k>-<i>", alternating: even i to the sink, odd i to the remote JID.
- */
-const N = 150;
-/** Unacknowledged sends a sender allows itself before it waits. */
-const WINDOW = 10;
-/** Pause between two sends of one sender. */
-const PACE_MS = 50;
-const KILLS = 6;
-const SEED = Number(process.env.CXMPP_CRASH_SEED ?? 0xc0ffee);
 
 const root = mkdtempSync(join(tmpdir(), "cxmpp-crash-"));
-const cleanups: Array<() => void | Promise<void>> = [];
+const cleanups: Array<() => unknown> = [];
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
   await killAllGateways();
   rmSync(root, { recursive: true, force: true });
 });
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const msg = (to: string, body: string): XElement =>
-  el("jabber:client", "message", { to, type: "chat" }, el("jabber:client", "body", {}, body));
-
-async function until(what: () => boolean, ms: number, why: () => string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error(`timed out: ${why()}`);
-    await sleep(20);
-  }
-}
-
-interface Node {
-  readonly identity: string;
-  readonly client: NodeClient;
-  readonly udp: UdpEndpoint;
-  /** Bodies received, in order. */
-  readonly inbox: string[];
-  /** NodeClient.connect calls after the first (a client-side count of reconnects). */
-  reconnects: number;
-}
-
-async function node(identity: string, n: number, gateway: string): Promise<Node> {
-  const udp = await createUdpEndpoint({ host: "127.0.0.1", transmission: { ackTimeoutMs: 100 } });
-  cleanups.push(() => udp.close());
-  const client = new NodeClient({
-    endpoint: udp.endpoint,
-    gateway: gateway as PeerAddress,
-    identity,
-    key: key(n),
-    mac: nodeMac,
-    retryDelayMs: 100,
-  });
-  cleanups.push(() => client.close());
-  const result: Node = { identity, client, udp, inbox: [], reconnects: 0 };
-  client.onStanza((s) =>
-    result.inbox.push(bodyOf(s) || `<${s.name} type=${s.attrs.find((a) => a.name === "type")?.value ?? ""}>`),
-  );
-  // Count connects made behind the test's back (the client reconnects on 4.01).
-  const connect = client.connect.bind(client);
-  let first = true;
-  client.connect = () => {
-    if (!first) result.reconnects++;
-    first = false;
-    return connect();
-  };
-  return result;
-}
-
-/** The `i`s of sender `k` among bodies "s<k>-<i>", in the order they appear. */
-const indices = (bodies: readonly string[], k: number): number[] =>
-  bodies.filter((b) => b.startsWith(`s${k}-`)).map((b) => Number(b.slice(`s${k}-`.length)));
-const expected = (count: number, parity: 0 | 1): number[] =>
-  Array.from({ length: count }, (_, i) => i).filter((i) => i % 2 === parity);
-/** The first place where sender k's `i`s among `bodies` are not parity, parity + 2, …: a duplicate or a gap. */
-function firstAnomaly(bodies: readonly string[], k: number, parity: 0 | 1): string | undefined {
-  const got = indices(bodies, k);
-  const at = got.findIndex((i, n) => i !== parity + 2 * n);
-  return at < 0
-    ? undefined
-    : `s${k}: expected ${parity + 2 * at}, got ${got[at]} (after ${got[at - 1] ?? "none"})`;
-}
+/** The sink's key is key(100), sender s<k>'s key(k + 1). */
+const keyOf = (identity: string) => key(identity === "sink" ? 100 : Number(identity.slice(1)) + 1);
 
 describe("crash: SIGKILL of the gateway under load", () => {
   it(`loses and duplicates nothing acknowledged; nodes resume without a new connect (seed ${SEED})`, async () => {
-    const t0 = Date.now();
-    const random = seededRandom(SEED);
-    const dir = join(root, "data");
-    const store = openStore(dir);
-    store.devices.add({ identity: "sink", key: key(100), jid: SINK, peers: [] });
-    for (let k = 0; k < SENDERS; k++) {
-      store.devices.add({ identity: `s${k}`, key: key(k + 1), jid: `s${k}@${DOMAIN}`, peers: [] });
-    }
+    const dataDir = join(root, "data");
+    const store = openStore(dataDir);
+    for (const identity of IDENTITIES)
+      store.devices.add({ identity, key: keyOf(identity), jid: `${identity}@${DOMAIN}`, peers: [] });
     store.close();
 
     const port = await freeUdpPort();
-    const start = () =>
-      startGatewayProcess({
-        dataDir: dir,
-        port,
-        logLevel: "info",
-        env: { CXMPP_DTLS_LISTEN: "off" }, // plain CoAP only: no gateway here holds the coaps port
-      });
-    const processes: GatewayProcess[] = [];
-    let gateway = await start();
-    processes.push(gateway);
-    const startupMs = Date.now() - t0;
-
-    const sink = await node("sink", 100, gateway.address);
-    const senders = await Promise.all(
-      Array.from({ length: SENDERS }, (_, k) => node(`s${k}`, k + 1, gateway.address)),
-    );
-    for (const n of [sink, ...senders]) await n.client.connect();
-    // The log line may arrive over the pipe after the response over UDP.
-    await until(
-      () => gateway.log("gateway.connected").length >= SENDERS + 1,
-      5_000,
-      () => gateway.stderr(),
-    );
-    expect(gateway.log("gateway.connected")).toHaveLength(SENDERS + 1);
-
-    // Stops the loops below however the test ends.
-    let running = true;
-    cleanups.push(() => {
-      running = false;
-    });
-
-    // The sink polls (Observe registrations do not survive a restart, polls do).
-    const sinkLoop = (async () => {
-      while (running) {
-        await sink.client.poll().catch(() => {}); // the gateway is down: try again later
-        await sleep(200);
-      }
-    })();
-
-    // Load: each sender sends, paced, at most WINDOW unacknowledged, until it has sent N and the chaos
-    // is over.
-    const acks: { k: number; i: number; at: number }[] = [];
-    const failures: string[] = [];
-    const outstanding = Array.from({ length: SENDERS }, () => 0);
-    const inFlight = () => outstanding.reduce((a, b) => a + b, 0);
-    const issued = Array.from({ length: SENDERS }, () => 0);
-    const total = () => issued.reduce((a, b) => a + b, 0);
-    let chaos = true;
-    let loading = SENDERS;
-    let onIssued: (() => void) | undefined;
-    const load = async (k: number) => {
-      const sender = senders[k]!;
-      for (let i = 0; running && (i < N || chaos); i++) {
-        while (running && outstanding[k]! >= WINDOW) await sleep(5);
-        outstanding[k]!++;
-        sender.client
-          .send(msg(i % 2 === 0 ? SINK : REMOTE, `s${k}-${i}`))
-          .then(
-            () => void acks.push({ k, i, at: Date.now() }),
-            (error: unknown) => void failures.push(`s${k}-${i}: ${String(error)}`),
-          )
-          .finally(() => outstanding[k]!--);
-        issued[k]!++;
-        onIssued?.();
-        await sleep(PACE_MS);
-      }
-      loading--;
+    const setup: CrashSetup = {
+      dataDir,
+      cleanups,
+      start: () =>
+        startGatewayProcess({
+          dataDir,
+          port,
+          logLevel: "info",
+          env: { CXMPP_DTLS_LISTEN: "off" }, // plain CoAP only: no gateway here holds the coaps port
+        }),
+      async node(identity, gateway) {
+        const udp = await createUdpEndpoint({ host: "127.0.0.1", transmission: { ackTimeoutMs: 100 } });
+        const client = new NodeClient({
+          endpoint: udp.endpoint,
+          gateway: gateway.address as PeerAddress,
+          identity,
+          key: keyOf(identity),
+          mac: nodeMac,
+          retryDelayMs: 100,
+        });
+        return { client, close: () => udp.close() };
+      },
     };
-    for (let k = 0; k < SENDERS; k++) void load(k);
-
-    const kills: { at: number; inFlight: number; acked: number; restartMs: number }[] = [];
-    /** What the test saw so far, for a failure message. */
-    const diagnose = () =>
-      JSON.stringify({
-        sent: issued,
-        acknowledged: issued.map((_, k) => acks.filter((a) => a.k === k).length),
-        unacknowledged: outstanding,
-        failures: failures.slice(0, 5),
-        sinkReceived: sink.inbox.length,
-        sinkAnomalies: issued.map((_, k) => firstAnomaly(sink.inbox, k, 0)).filter(Boolean),
-        kills: kills.length,
-        gatewayWarnings: processes.flatMap((p) => p.log().filter((r) => r.level !== "info")).slice(-10),
-      });
-
-    // Chaos: KILLS times, a random 300–1500 ms after the gateway listens (and once it has acknowledged
-    // something), wait for a send to be issued, give it 0–3 ms to be on its way (0: the next turn) and
-    // kill -9 the gateway if a send is still unacknowledged then (else wait for the next one): the kill
-    // lands while requests are in flight.
-    const nextSendInFlight = (delay: number) =>
-      new Promise<void>((resolve, reject) => {
-        const stuck = setTimeout(() => {
-          onIssued = undefined;
-          reject(new Error(`no send for 10 s, the senders are stuck: ${diagnose()}`));
-        }, 10_000);
-        const arm = () => {
-          onIssued = () => {
-            onIssued = undefined;
-            const check = () => {
-              if (inFlight() === 0) return arm();
-              clearTimeout(stuck);
-              resolve();
-            };
-            if (delay === 0) setImmediate(check);
-            else setTimeout(check, delay);
-          };
-        };
-        arm();
-      });
-    for (let round = 0; round < KILLS; round++) {
-      const ackedAtStart = acks.length;
-      await sleep(300 + Math.floor(random() * 1200));
-      // This gateway must have acknowledged something first (a node whose exchange timed out while the
-      // gateway was down retries a little later).
-      await until(
-        () => acks.length > ackedAtStart,
-        20_000,
-        () => `nothing acknowledged since restart ${round}: ${diagnose()}`,
-      );
-      await nextSendInFlight(Math.floor(random() * 4));
-      const at = Date.now();
-      const snapshot = { inFlight: inFlight(), acked: acks.length };
-      const exit = await gateway.crash();
-      expect(exit.signal).toBe("SIGKILL");
-      gateway = await start();
-      processes.push(gateway);
-      kills.push({ at, ...snapshot, restartMs: Date.now() - at });
-    }
-
-    // After the last restart everything finishes: all sends resolve, the sink drains.
-    chaos = false;
-    await until(
-      () => loading === 0 && acks.length + failures.length === total(),
-      30_000,
-      () => `not every send resolved: ${diagnose()}`,
-    );
-    const sinkTotal = issued.reduce((sum, n) => sum + Math.ceil(n / 2), 0);
-    await until(
-      () => sink.inbox.length >= sinkTotal,
-      20_000,
-      () => `the sink received ${sink.inbox.length} of ${sinkTotal}: ${diagnose()}`,
-    );
-    await sleep(500); // a duplicate would show up now
-    running = false;
-    await sinkLoop;
-
-    const final = await gateway.stop();
-    const runtimeMs = Date.now() - t0;
-
-    // Every connect any gateway process logged, less the first connect of each node.
-    const connectsAfterStart = processes.flatMap((p) => p.log("gateway.connected")).slice(SENDERS + 1);
-    const report = {
-      seed: SEED,
-      kills: kills.map((k) => ({ ...k, at: k.at - t0 })),
-      sent: issued,
-      acknowledged: acks.length,
-      ackedBeforeFirstKill: acks.filter((a) => a.at < kills[0]!.at).length,
-      ackedAfterLastKill: acks.filter((a) => a.at > kills[kills.length - 1]!.at).length,
-      reconnects: connectsAfterStart.length,
-      clientReconnects: [sink, ...senders].map((n) => n.reconnects),
-      startupMs,
-      runtimeMs,
-    };
-    console.log(`crash test: ${JSON.stringify(report)}`);
-
-    // (1) Every send resolved.
-    expect(failures).toEqual([]);
-    expect(acks).toHaveLength(total());
-    for (const s of senders) expect(s.inbox).toEqual([]); // no error bounced (mailbox full, unavailable)
-
-    // (2) The sink got every message addressed to it exactly once, in order per sender.
-    expect(sink.inbox).toHaveLength(sinkTotal);
-    for (let k = 0; k < SENDERS; k++)
-      expect(indices(sink.inbox, k), `sink, from s${k}`).toEqual(expected(issued[k]!, 0));
-
-    // (3) After a clean stop, the outbox holds every remote-addressed message exactly once, in order.
-    expect(final).toEqual({ code: 0, signal: null });
-    const after = openStore(dir);
-    const outbox = after.journal.outbox(0, 10_000).map((o) => bodyOf(o.stanza));
-    expect(after.journal.outboxDepth).toBe(total() - sinkTotal);
-    after.close();
-    for (let k = 0; k < SENDERS; k++)
-      expect(indices(outbox, k), `outbox, from s${k}`).toEqual(expected(issued[k]!, 1));
-
-    // (4) The gateway really was killed mid-load, with acknowledgements on both sides of every kill.
-    expect(kills).toHaveLength(KILLS);
-    kills.forEach((kill, j) => {
-      const previous = kills[j - 1]?.at ?? 0;
-      const next = kills[j + 1]?.at ?? Number.POSITIVE_INFINITY;
-      expect(kill.inFlight, `kill ${j}: sends in flight`).toBeGreaterThan(0);
-      expect(
-        acks.filter((a) => a.at >= previous && a.at < kill.at).length,
-        `kill ${j}: acked before`,
-      ).toBeGreaterThan(0);
-      expect(
-        acks.filter((a) => a.at > kill.at && a.at < next).length,
-        `kill ${j}: acked after`,
-      ).toBeGreaterThan(0);
-    });
-    expect(processes.slice(0, -1).every((p) => p.child.signalCode === "SIGKILL")).toBe(true);
+    const { connectsAfterStart, report } = await crashUnderLoad(setup, "crash test");
 
     // (5) The restarted gateways rebuilt every session: no node connected again.
     expect(connectsAfterStart, JSON.stringify(connectsAfterStart)).toEqual([]);
