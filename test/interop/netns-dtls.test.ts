@@ -13,9 +13,7 @@
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { GatewayStats } from "../../gateway/session/gateway-service.js";
-import type { DtlsServerStats } from "../../src/dtls/index.js";
-import { type Loss, lossyLink, nextJsonLine } from "../kit/netns.js";
+import { expectRealLoss, lossyLink, nextJsonLine, runNodes, startGateway } from "../kit/netns.js";
 
 const FIXTURES = join(import.meta.dirname, "fixtures");
 const LOSS_PERCENT = 30;
@@ -35,55 +33,16 @@ const REQUIRED = Math.ceil(HANDSHAKES * 0.99);
 
 // As in netns-loss.test.ts: 3 nodes × 200 CON stanzas, ACK timeout 25 ms (the veth round trip is
 // ~0.1 ms), maxRetransmit 4, the pump retrying failed exchanges itself with the same sequence numbers.
-// The nodes' DTLS flights are retransmitted after 200 ms doubling to 800 ms (dtls-nodes.ts), so their
+// The nodes' DTLS flights are retransmitted after 200 ms doubling to 800 ms (netns-nodes.ts), so their
 // handshakes take seconds rather than the default timer's tens of seconds. Typically 5–15 s in all.
 const NODES = ["n1", "n2", "n3"];
 const PER_NODE = 200;
 const NODE_TRANSMISSION = { ackTimeoutMs: 25, ackRandomFactor: 1.5, maxRetransmit: 4 };
 const RETRY_DELAY_MS = 100;
 
-/** What dtls-gateway.ts reports. */
-interface GatewayReport {
-  received: Record<string, number[]>;
-  strays: string[];
-  stats: GatewayStats;
-  dedupHits: number;
-  dtls: DtlsServerStats & { sessions: number; handshakes: number };
-}
-
-/** Starts dtls-gateway.ts in the server namespace with one device per name. */
-async function startGateway(port: number, names: readonly string[]) {
-  const child = link.run(link.server, join(FIXTURES, "dtls-gateway.ts"), [
-    link.server.ip,
-    String(port),
-    JSON.stringify(NODE_TRANSMISSION),
-    names.join(","),
-  ]);
-  expect(await nextJsonLine(child, 20_000)).toEqual({ ready: true, address: `${link.server.ip}:${port}` });
-  return {
-    async report(): Promise<GatewayReport> {
-      const line = nextJsonLine(child, 10_000);
-      child.stdin!.write("report\n");
-      return (await line) as unknown as GatewayReport;
-    },
-    stop: () => child.stdin!.end(),
-  };
-}
-
-/** A client fixture in the client namespace: SERVER_HOST SERVER_PORT LOCAL_HOST NAMES_CSV, then `rest`. */
-function startClients(script: string, port: number, names: readonly string[], rest: readonly string[]) {
-  const args = [link.server.ip, String(port), link.client.ip, names.join(","), ...rest];
-  return link.run(link.client, join(FIXTURES, script), args);
-}
-
-/** The kernel really dropped about 30% each way (bounds well beyond ±4σ for `minSeen` datagrams). */
-function expectRealLoss(loss: { server: Loss; client: Loss }, minSeen: number): void {
-  for (const side of [loss.server, loss.client]) {
-    expect(side.seen).toBeGreaterThan(minSeen);
-    expect(side.share).toBeGreaterThan(0.15);
-    expect(side.share).toBeLessThan(0.45);
-  }
-}
+/** A gateway on coaps in the server namespace with one DTLS-only device per name. */
+const startDtlsGateway = (port: number, names: readonly string[]) =>
+  startGateway(link, { security: "dtls", port, names, transmission: NODE_TRANSMISSION });
 
 const percentile = (sorted: readonly number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))] ?? Number.NaN;
@@ -92,9 +51,16 @@ describe(`DTLS over a real lossy link (network namespaces, nftables ${LOSS_PERCE
   it(`${HANDSHAKES} handshakes at once: at least ${REQUIRED} complete within ${HANDSHAKE_TIMEOUT_MS / 1000} s each`, async () => {
     const port = 5684;
     const names = Array.from({ length: HANDSHAKES }, (_, i) => `h${i}`);
-    const gateway = await startGateway(port, names);
+    const gateway = await startDtlsGateway(port, names);
     const lossSince = link.measure();
-    const clients = startClients("dtls-handshakes.ts", port, names, [String(HANDSHAKE_TIMEOUT_MS)]);
+    // SERVER_HOST SERVER_PORT LOCAL_HOST NAMES_CSV TIMEOUT_MS
+    const clients = link.run(link.client, join(FIXTURES, "dtls-handshakes.ts"), [
+      link.server.ip,
+      String(port),
+      link.client.ip,
+      names.join(","),
+      String(HANDSHAKE_TIMEOUT_MS),
+    ]);
     const result = (await nextJsonLine(clients, HANDSHAKE_TIMEOUT_MS + 30_000)) as {
       handshakes: Array<{
         identity: string;
@@ -144,27 +110,17 @@ describe(`DTLS over a real lossy link (network namespaces, nftables ${LOSS_PERCE
 
   it(`${NODES.length} NodeClients over DTLS × ${PER_NODE} CON stanzas reach the gateway exactly once and in order`, async () => {
     const port = 5685;
-    const gateway = await startGateway(port, NODES);
+    const gateway = await startDtlsGateway(port, NODES);
     const lossSince = link.measure();
-    const nodes = startClients("dtls-nodes.ts", port, NODES, [
-      String(PER_NODE),
-      JSON.stringify(NODE_TRANSMISSION),
-      String(RETRY_DELAY_MS),
-    ]);
-    const summary = (await nextJsonLine(nodes, 150_000)) as {
-      nodes: Array<{
-        name: string;
-        resolved: number;
-        failed: string[];
-        handshakeMs: number;
-        dtls: { handshakes: number; retransmissions: number; recordsOut: number; badRecords: number };
-        connectAttempts: number;
-        pumpRetries: number;
-        retransmissions: number;
-        sent: number;
-      }>;
-      elapsedMs: number;
-    };
+    const summary = await runNodes(link, {
+      security: "dtls",
+      port,
+      names: NODES,
+      perNode: PER_NODE,
+      transmission: NODE_TRANSMISSION,
+      retryDelayMs: RETRY_DELAY_MS,
+      timeoutMs: 150_000,
+    });
     const seen = await gateway.report();
     gateway.stop();
     const loss = lossSince();
