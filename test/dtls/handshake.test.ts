@@ -91,35 +91,40 @@ describe("DTLS handshake over the in-memory link", () => {
     expect(w.server.stats.handshakesFailed).toBe(1);
   });
 
-  it("flights on a clean link: six datagrams of known size, one per flight", async () => {
-    const w = dtlsWorld();
-    const identity = "node-1";
-    const c = w.client(NODE, identity);
-    expect(await w.connect(c)).toBeUndefined();
-    const flights = w.wire(0).map((d) => ({ dir: d.from === NODE ? "C>S" : "S>C", bytes: d.data.length }));
-    // ClientHello body: version 2, random 32, session_id 1, cookie 1(+16), 2 suites 2+4, compression
-    // 1+1, extensions 2 + EMS 4 + renegotiation_info 5.
-    const hello = 2 + 32 + 1 + 1 + 6 + 2 + 11;
-    const hs = RECORD_HEADER_BYTES + HANDSHAKE_HEADER_BYTES;
-    const serverHello = 2 + 32 + 1 + 2 + 1 + 11;
-    const protectedFinished = RECORD_HEADER_BYTES + 8 + HANDSHAKE_HEADER_BYTES + 12 + 8;
-    const ccs = RECORD_HEADER_BYTES + 1;
-    const expected = [
-      { dir: "C>S", bytes: hs + hello }, // ClientHello
-      { dir: "S>C", bytes: hs + 3 + 16 }, // HelloVerifyRequest with a 16-byte cookie
-      { dir: "C>S", bytes: hs + hello + 16 }, // ClientHello with the cookie
-      { dir: "S>C", bytes: hs + serverHello + hs }, // ServerHello, ServerHelloDone
-      { dir: "C>S", bytes: hs + 2 + identity.length + ccs + protectedFinished }, // CKE, CCS, Finished
-      { dir: "S>C", bytes: ccs + protectedFinished }, // CCS, Finished
-    ];
-    expect(flights).toEqual(expected);
-    const total = flights.reduce((n, f) => n + f.bytes, 0);
-    console.log(
-      `DTLS PSK handshake, CCM_8, identity of ${identity.length} bytes: ${flights
-        .map((f) => `${f.dir} ${f.bytes}`)
-        .join(", ")}; ${total} bytes in 6 datagrams`,
-    );
-  });
+  for (const [id, name, tag] of [
+    [TLS_PSK_WITH_AES_128_CCM_8, "CCM_8", 8],
+    [TLS_PSK_WITH_AES_128_GCM_SHA256, "GCM", 16],
+  ] as const) {
+    it(`flights on a clean link (${name}): six datagrams of known size, one per flight`, async () => {
+      const w = dtlsWorld({ server: { suites: [id] } });
+      const identity = "node-1";
+      const c = w.client(NODE, identity);
+      expect(await w.connect(c)).toBeUndefined();
+      const flights = w.wire(0).map((d) => ({ dir: d.from === NODE ? "C>S" : "S>C", bytes: d.data.length }));
+      // ClientHello body: version 2, random 32, session_id 1, cookie 1(+16), 2 suites 2+4, compression
+      // 1+1, extensions 2 + EMS 4 + renegotiation_info 5.
+      const hello = 2 + 32 + 1 + 1 + 6 + 2 + 11;
+      const hs = RECORD_HEADER_BYTES + HANDSHAKE_HEADER_BYTES;
+      const serverHello = 2 + 32 + 1 + 2 + 1 + 11;
+      const protectedFinished = RECORD_HEADER_BYTES + 8 + HANDSHAKE_HEADER_BYTES + 12 + tag;
+      const ccs = RECORD_HEADER_BYTES + 1;
+      const expected = [
+        { dir: "C>S", bytes: hs + hello }, // ClientHello
+        { dir: "S>C", bytes: hs + 3 + 16 }, // HelloVerifyRequest with a 16-byte cookie
+        { dir: "C>S", bytes: hs + hello + 16 }, // ClientHello with the cookie
+        { dir: "S>C", bytes: hs + serverHello + hs }, // ServerHello, ServerHelloDone
+        { dir: "C>S", bytes: hs + 2 + identity.length + ccs + protectedFinished }, // CKE, CCS, Finished
+        { dir: "S>C", bytes: ccs + protectedFinished }, // CCS, Finished
+      ];
+      expect(flights).toEqual(expected);
+      const total = flights.reduce((n, f) => n + f.bytes, 0);
+      console.log(
+        `DTLS PSK handshake, ${name}, identity of ${identity.length} bytes: ${flights
+          .map((f) => `${f.dir} ${f.bytes}`)
+          .join(", ")}; ${total} bytes in 6 datagrams; ${c.overhead} bytes per application datagram`,
+      );
+    });
+  }
 
   it("a small MTU fragments handshake messages both ways and the handshake still completes", async () => {
     const mtu = 60;
