@@ -105,6 +105,16 @@ export class Connection {
     this.lastReceived = ctx.clock.now();
   }
 
+  /**
+   * Our next epoch-0 record takes this sequence number. A server answering a hello with a cookie
+   * continues from that hello's record number (as OpenSSL and mbedTLS do): its HelloVerifyRequest
+   * took the first hello's number (§4.2.1), and a ServerHello numbered 0 again is dropped as a replay
+   * by clients that check epoch 0 (OpenSSL, node-dtls-client).
+   */
+  continueEpoch0From(seq: number): void {
+    this.writeSeq[0] = Math.max(this.writeSeq[0]!, seq);
+  }
+
   /** Installs epoch-1 keys (after the key exchange). */
   protect(
     suite: CipherSuite,

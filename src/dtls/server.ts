@@ -425,11 +425,21 @@ export class DtlsServer implements DatagramTransport {
       this.stats.handshakesRefused++;
       return true;
     }
-    this.startHandshake(lower, hello, { type: HandshakeType.CLIENT_HELLO, seq: f.seq, body: f.data });
+    this.startHandshake(
+      lower,
+      hello,
+      { type: HandshakeType.CLIENT_HELLO, seq: f.seq, body: f.data },
+      record.seq,
+    );
     return true;
   }
 
-  private startHandshake(lower: PeerAddress, hello: ClientHello, message: HandshakeMessage): void {
+  private startHandshake(
+    lower: PeerAddress,
+    hello: ClientHello,
+    message: HandshakeMessage,
+    recordSeq: number,
+  ): void {
     const now = this.options.clock.now();
     const conn = new Connection(
       {
@@ -462,6 +472,7 @@ export class DtlsServer implements DatagramTransport {
 
     conn.record(message);
     conn.sendSeq = message.seq; // the server's first message takes the hello's message_seq (§4.2.2)
+    conn.continueEpoch0From(recordSeq); // not the HelloVerifyRequest's record number again
     const extensions: Extension[] = [];
     if (
       hasExtension(hello.extensions, ExtensionType.RENEGOTIATION_INFO) ||
