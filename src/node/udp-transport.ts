@@ -63,6 +63,9 @@ export class UdpTransport implements DatagramTransport {
   private readonly closedPromise: Promise<void>;
   /** Datagrams handed to the kernel, refused by it (or unsendable), and received. */
   readonly stats = { sent: 0, sendErrors: 0, received: 0 };
+  /** Sends whose callback has not run yet: close() lets them leave first (a DTLS close_notify). */
+  private inFlight = 0;
+  private closeWhenDrained = false;
 
   private constructor(
     readonly family: "udp4" | "udp6",
@@ -144,8 +147,11 @@ export class UdpTransport implements DatagramTransport {
       return;
     }
     try {
+      this.inFlight++;
       this.socket.send(data, target.port, target.host, (error) => {
+        this.inFlight--;
         if (error) this.dropped(peer, data, String(error));
+        if (this.closeWhenDrained && this.inFlight === 0) this.closeSocket();
       });
       this.stats.sent++;
     } catch (error) {
@@ -157,12 +163,23 @@ export class UdpTransport implements DatagramTransport {
     this.handler = handler;
   }
 
+  /**
+   * Stops receiving at once; the socket itself closes once the datagrams already handed to it have
+   * left (node:dgram drops a send still queued when its socket closes: a DTLS close_notify sent just
+   * before close() would never reach the peer).
+   */
   close(): void {
     if (this.state === "closed") return;
     const wasBound = this.state === "bound";
     this.state = "closed";
     this.handler = () => {};
     if (!wasBound) return;
+    if (this.inFlight > 0) this.closeWhenDrained = true;
+    else this.closeSocket();
+  }
+
+  private closeSocket(): void {
+    this.closeWhenDrained = false;
     try {
       this.socket.close();
     } catch {

@@ -98,12 +98,9 @@ describe("DTLS over real UDP on loopback", () => {
     expect(gcm.received[1]).toBe("echo still here");
   });
 
-  // Finding for src/node (not fixed here): UdpTransport.close() closes the dgram socket at once, and
-  // Node drops a datagram sent just before (send resolves the address on the next tick). So the
-  // close_notify of DtlsClient.close() and DtlsServer.close() never leaves over UDP, and the server
-  // keeps the session until sessionIdleMs. Over the in-memory link it works (handshake.test.ts).
-  // Flip to it() once UdpTransport.close() lets queued datagrams go first.
-  it.fails("a client's close() tells the server over UDP (close_notify ends its session)", async () => {
+  // UdpTransport.close() lets datagrams already handed to the socket leave first (node:dgram drops a
+  // send still queued when its socket closes): without that the close_notify never left over UDP.
+  it("a client's close() tells the server over UDP (close_notify ends its session)", async () => {
     const s = await startServer();
     const node = await startClient(s.udp.address, "node-1");
     await node.client.connect();
