@@ -7,6 +7,7 @@ export { DtlsClient, type DtlsClientOptions, type DtlsClientStats } from "./clie
 export { DEFAULT_MTU, DEFAULT_RETRANSMIT, type RetransmitParameters } from "./connection.js";
 export type { AeadAlgorithm, DtlsCrypto } from "./crypto.js";
 export { Alert, AlertLevel, alertName, DtlsError, type DtlsErrorKind } from "./errors.js";
+export { jsDtlsCrypto, jsDtlsCryptoCcm, jsMac } from "./js-crypto.js";
 export {
   ContentType,
   DTLS_1_0,
