@@ -1,7 +1,7 @@
 /**
  * The cryptography the DTLS layer needs, passed in by the host like the clock and the transport
  * (docs/ARCHITECTURE.md): Node.js gives node:crypto (src/node/dtls-crypto.ts); an embedded engine
- * gives its own. Nothing here is implemented in JavaScript.
+ * gives its own, or takes the pure-JavaScript fallback (js-crypto.ts) for what it lacks.
  */
 import type { Mac } from "../core/interfaces.js";
 

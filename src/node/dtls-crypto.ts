@@ -24,7 +24,9 @@ export const nodeDtlsCrypto: DtlsCrypto = {
     // node's typings split CCM and GCM options; both take authTagLength.
     const cipher = createCipheriv(cipherName(alg) as "aes-128-ccm", key, nonce, { authTagLength: tagLength });
     cipher.setAAD(aad, { plaintextLength: plaintext.length });
-    const body = cipher.update(plaintext);
+    // An empty view of a zero-length ArrayBuffer reaches OpenSSL as a NULL pointer and CCM throws
+    // "tag not set": a fresh empty Buffer does not (an empty DTLS record is legal).
+    const body = cipher.update(plaintext.length > 0 ? plaintext : Buffer.alloc(0));
     cipher.final();
     return view(Buffer.concat([body, cipher.getAuthTag()]));
   },
@@ -38,7 +40,7 @@ export const nodeDtlsCrypto: DtlsCrypto = {
       });
       decipher.setAuthTag(sealed.subarray(sealed.length - tagLength));
       decipher.setAAD(aad, { plaintextLength: ciphertext.length });
-      const body = decipher.update(ciphertext);
+      const body = decipher.update(ciphertext.length > 0 ? ciphertext : Buffer.alloc(0));
       decipher.final(); // throws when the tag does not verify
       return view(body);
     } catch {
