@@ -153,7 +153,7 @@ class Peer {
     );
   }
 
-  write(text: string): void {
+  write(text: string | Uint8Array): void {
     if (!this.running || !this.child.stdin?.writable) throw new Error(`${this.name} is not running`);
     this.child.stdin.write(text);
   }
@@ -397,6 +397,10 @@ export interface OpensslClientOptions {
 }
 
 export interface HandshakeReport {
+  /**
+   * A summary with a cipher, no error on stderr and s_client still connected: a fatal alert (a server
+   * refusing the key) also gives a summary naming the pending cipher, then s_client exits 1.
+   */
   readonly ok: boolean;
   /** OpenSSL's name of the negotiated suite (`PSK-AES128-CCM8`), when `ok`. */
   readonly cipher?: string;
@@ -425,6 +429,11 @@ export interface OpensslClient {
    * starts with `Q`, `R`, `k` or `K` is refused (s_client commands).
    */
   send(text: string): void;
+  /**
+   * Writes `data` to s_client's stdin as is: one application data record with exactly these bytes
+   * (a CoAP message, say). Refused when the first byte is a command letter (`Q`, `R`, `k`, `K`).
+   */
+  sendBytes(data: Uint8Array): void;
   /**
    * Asks for a renegotiation (s_client's `R` command: a ClientHello in epoch 1 with
    * renegotiation_info). s_server refuses it (OpenSSL 3.0's default), and the connection ends.
@@ -476,12 +485,18 @@ export async function opensslClient(options: OpensslClientOptions): Promise<Open
   try {
     const end = await peer.until(() => summaryEnd(peer.stdout), timeoutMs, "handshake summary");
     const summary = peer.stdout.slice(0, end);
+    const ms = performance.now() - started;
     const cipher = /Cipher is (\S+)/.exec(summary)?.[1];
     const protocol = /Protocol\s*: (\S+)/.exec(summary)?.[1];
-    const ok = cipher !== undefined && cipher !== "(NONE)";
+    // A handshake ended by a fatal alert (our decrypt_error for a wrong key) also prints a summary with
+    // the pending cipher, after the error on stderr, and s_client exits; a good one stays connected.
+    // The two pipes are read in no set order: give the error and the exit a moment to show.
+    await Promise.race([peer.exited, new Promise((r) => setTimeout(r, 100))]);
+    const refused = !peer.running || /:error:|SSL alert number/.test(peer.stderr);
+    const ok = cipher !== undefined && cipher !== "(NONE)" && !refused;
     handshake = {
       ok,
-      ms: performance.now() - started,
+      ms,
       ...(ok ? { cipher } : { error: tail(peer.stderr) }),
       ...(protocol ? { protocol } : {}),
       extendedMasterSecret: /Extended master secret: yes/.test(summary),
@@ -506,6 +521,11 @@ export async function opensslClient(options: OpensslClientOptions): Promise<Open
     send(text) {
       if (/^[QRkK]/.test(text)) throw new Error(`s_client would take ${JSON.stringify(text)} as a command`);
       peer.write(text);
+    },
+    sendBytes(data) {
+      if ([0x51, 0x52, 0x6b, 0x4b].includes(data[0] ?? 0))
+        throw new Error("s_client would take the first byte as a command");
+      peer.write(Buffer.from(data));
     },
     renegotiate: () => peer.write("R\n"),
     waitFor: (pattern, ms = 5_000) => peer.waitFor(pattern, ms, received),
