@@ -1,6 +1,6 @@
 /**
  * Imports point one way (docs/ARCHITECTURE.md):
- * test → bench → examples → gateway → src/node → src/dtls → src/core → codec → (cbor-x).
+ * test → bench → examples → gateway → src/node → src/tiny → src/dtls → src/core → codec → (cbor-x).
  * codec/, src/core/ and src/dtls/ are the portable tiny-node core: no `node:` modules, no Buffer. The
  * CoAP core never imports DTLS: DTLS is a transport beneath it. The product
  * (gateway/ and below) never loads benchmarks or examples, except through the command line's dynamic
@@ -15,6 +15,7 @@ const LAYERS = [
   "codec",
   "src/core",
   "src/dtls",
+  "src/tiny",
   "src/node",
   "gateway",
   "examples",
@@ -36,15 +37,19 @@ const ALLOWED: Record<Layer, { layers: Layer[]; packages: RegExp }> = {
   codec: { layers: [], packages: /^cbor-x$/ },
   "src/core": { layers: ["codec"], packages: /^$/ },
   "src/dtls": { layers: ["src/core"], packages: /^$/ },
-  "src/node": { layers: ["codec", "src/core", "src/dtls"], packages: /^(node:|[a-z@])/ },
-  gateway: { layers: ["codec", "src/core", "src/dtls", "src/node"], packages: PRODUCT_PACKAGES },
-  examples: { layers: ["codec", "src/core", "src/dtls", "src/node", "gateway"], packages: PRODUCT_PACKAGES },
+  "src/tiny": { layers: ["codec", "src/core", "src/dtls"], packages: /^$/ },
+  "src/node": { layers: ["codec", "src/core", "src/dtls", "src/tiny"], packages: /^(node:|[a-z@])/ },
+  gateway: { layers: ["codec", "src/core", "src/dtls", "src/tiny", "src/node"], packages: PRODUCT_PACKAGES },
+  examples: {
+    layers: ["codec", "src/core", "src/dtls", "src/tiny", "src/node", "gateway"],
+    packages: PRODUCT_PACKAGES,
+  },
   bench: {
-    layers: ["codec", "src/core", "src/dtls", "src/node", "gateway", "examples"],
+    layers: ["codec", "src/core", "src/dtls", "src/tiny", "src/node", "gateway", "examples"],
     packages: /^(node:|[a-z@])/,
   },
   tools: {
-    layers: ["codec", "src/core", "src/dtls", "src/node", "gateway", "examples", "bench"],
+    layers: ["codec", "src/core", "src/dtls", "src/tiny", "src/node", "gateway", "examples", "bench"],
     packages: /^(node:|[a-z@])/,
   },
 };
@@ -117,7 +122,7 @@ describe("import direction", () => {
           }
         }
         if (
-          (layer === "codec" || layer === "src/core" || layer === "src/dtls") &&
+          (layer === "codec" || layer === "src/core" || layer === "src/dtls" || layer === "src/tiny") &&
           /\bBuffer\b/.test(text.replace(/\/\/.*|\/\*[\s\S]*?\*\//g, ""))
         ) {
           problems.push(`${relative(ROOT, file)} uses Buffer`);
@@ -147,5 +152,43 @@ describe("import direction", () => {
     expect(PRODUCT_PACKAGES.test("@xmpp/component")).toBe(true);
     expect(PRODUCT_PACKAGES.test("tsx")).toBe(false); // a devDependency
     expect(PRODUCT_PACKAGES.test("@xmpp/client")).toBe(false);
+  });
+});
+
+/**
+ * The portable core uses no host API (issue 11): an embedded engine has ECMAScript 2022 and what the host
+ * hands in, nothing else. tsconfig.portable.json ("types": [], lib ES2022) rejects such names where they
+ * are typed; this also catches them behind `any` or `globalThis`. Comments may name them.
+ */
+const HOST_GLOBALS =
+  /\b(?:TextEncoder|TextDecoder|Buffer|process|globalThis|setTimeout|setInterval|setImmediate|clearTimeout|clearInterval|queueMicrotask|console|require|performance)\b|\bcrypto\s*\.\s*(?:subtle|getRandomValues|randomUUID)\b/g;
+
+function hostGlobals(text: string): string[] {
+  return [...text.replace(/\/\/.*|\/\*[\s\S]*?\*\//g, "").matchAll(HOST_GLOBALS)].map((m) => m[0]);
+}
+
+describe("the portable core", () => {
+  for (const layer of ["codec", "src/core", "src/dtls"] as const) {
+    it(`${layer} names no host global (TextEncoder, Buffer, process, globalThis.crypto, timers, console)`, () => {
+      const problems: string[] = [];
+      for (const file of files(join(ROOT, layer))) {
+        const names = hostGlobals(readFileSync(file, "utf8"));
+        if (names.length > 0) problems.push(`${rel(file)}: ${[...new Set(names)].join(", ")}`);
+      }
+      expect(problems).toEqual([]);
+    });
+  }
+
+  it("the check itself catches a host global", () => {
+    expect(hostGlobals("const a = new TextEncoder(); // TextDecoder\n/* Buffer */ const b = 1;")).toEqual([
+      "TextEncoder",
+    ]);
+    expect(hostGlobals("globalThis.crypto.getRandomValues(x); process.env.X; setTimeout(f, 1);")).toEqual([
+      "globalThis",
+      "crypto.getRandomValues",
+      "process",
+      "setTimeout",
+    ]);
+    expect(hostGlobals("this.options.crypto.randomBytes(32); const crypto = host.crypto;")).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 /** Node.js adapters for the portable core (docs/ARCHITECTURE.md: src/node). */
 
 export { nodeDtlsCrypto } from "./dtls-crypto.js";
+export { type NodeTinyHost, nodeTinyHost } from "./tiny-host.js";
 export {
   createDtlsClientEndpoint,
   createDtlsServerEndpoint,

@@ -1,0 +1,9 @@
+/**
+ * The tiny-node client people flash (docs/TINY-NODE.md): `createTinyNode(host, device)` over a host's
+ * datagrams, clock, one timer and random bytes; `el()` builds the stanzas it sends. Portable: ES2022
+ * only, no Node.js APIs; this file is the entry point of `npm run build:node`.
+ */
+export { el, type XElement, type XNode } from "../../codec/index.js";
+export { decodeDeviceFile, gatewayAddress, type TinyDevice } from "./device.js";
+export type { TinyHost } from "./host.js";
+export { createTinyNode, type TinyNode, type TinyNodeOptions } from "./node.js";
