@@ -4,6 +4,7 @@
  * truncated or hostile frame gives a `CodecError` with the offset, never an exception from elsewhere.
  */
 import { CodecError } from "./errors.js";
+import { utf8DecodeRange } from "./utf8.js";
 
 export const MAJOR_UINT = 0;
 export const MAJOR_NEGINT = 1;
@@ -17,8 +18,6 @@ export const MAJOR_SIMPLE = 7;
 export const SIMPLE_FALSE = 20;
 export const SIMPLE_TRUE = 21;
 export const SIMPLE_NULL = 22;
-
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 export interface Head {
   readonly major: number;
@@ -161,7 +160,7 @@ export function decodeUtf8(bytes: Uint8Array, offset: number): string {
 
 /** UTF-8 text of bytes[from, to); a `BAD_UTF8` error names `offset`. */
 export function decodeUtf8Range(bytes: Uint8Array, from: number, to: number, offset: number): string {
-  // ASCII fast path: most XMPP strings are ASCII and TextDecoder has a fixed cost per call.
+  // ASCII fast path: most XMPP strings are short ASCII (see charArrays); the rest go to codec/utf8.ts.
   const n = to - from;
   if (n < SHORT) {
     const chars = charArrays[n]!;
@@ -174,7 +173,7 @@ export function decodeUtf8Range(bytes: Uint8Array, from: number, to: number, off
     if (i === n) return String.fromCharCode.apply(null, chars);
   }
   try {
-    return utf8.decode(bytes.subarray(from, to));
+    return utf8DecodeRange(bytes, from, to);
   } catch {
     throw new CodecError("BAD_UTF8", offset, "text is not UTF-8");
   }

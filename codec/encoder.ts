@@ -40,6 +40,7 @@ import {
   parseUuid,
   splitJid,
 } from "./typed.js";
+import { utf8EncodeInto } from "./utf8.js";
 import { headSize, Tags } from "./wire.js";
 
 export interface CodecOptions {
@@ -183,8 +184,6 @@ const CBOR_FALSE = 0xe0 | SIMPLE_FALSE;
 // ---------------------------------------------------------------------------------------------------
 // Literals: the cheapest self-contained form of a string, and the literal memo.
 
-const textEncoder = new TextEncoder();
-
 // Scratch space shared by all encoders (see the output buffer). Grown on demand.
 let scratchBytes = new Uint8Array(256);
 let scratchSymbols = new Uint16Array(256);
@@ -198,7 +197,7 @@ function utf8Into(s: string): number {
   const bytes = scratchBytes;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
-    if (c >= 0x80) return textEncoder.encodeInto(s, bytes).written;
+    if (c >= 0x80) return utf8EncodeInto(s, bytes, 0);
     bytes[i] = c;
   }
   return n;
@@ -215,8 +214,8 @@ function ensureSymbolScratch(n: number): void {
 /**
  * A text string as cbor-x wrote it, for byte-identical frames: strings under 64 UTF-16 units were
  * converted code unit by code unit (a lone surrogate becomes its 3-byte form), longer ones with the
- * platform's UTF-8 encoder (a lone surrogate becomes U+FFFD) — what `utf8Into` left in `scratchBytes`.
- * Only non-ASCII strings under 64 units can differ, so only they take the slow path.
+ * platform's UTF-8 encoder (a lone surrogate becomes U+FFFD, as codec/utf8.ts does) — what `utf8Into` left
+ * in `scratchBytes`. Only non-ASCII strings under 64 units can differ, so only they take the slow path.
  */
 function writeText(s: string, n: number): void {
   const len = s.length;

@@ -9,6 +9,7 @@
  * string); any tokenisation decodes to the same bytes.
  */
 import { CodecError } from "./errors.js";
+import { utf8EncodeInto } from "./utf8.js";
 
 /** Code lengths for `freq`, limited to `maxLength` bits by flattening rare frequencies. */
 export function huffmanCodeLengths(freq: readonly number[], maxLength: number): number[] {
@@ -47,8 +48,6 @@ function plainLengths(weights: readonly number[]): number[] {
   for (let i = 0; i < n; i++) lengths[order[i]!] = Math.max(1, depth[i]!);
   return lengths;
 }
-
-const utf8 = new TextEncoder();
 
 /** Byte-wise order of tokens `a` and `b` in `bytes` (a prefix first). */
 function compareTokens(bytes: Uint8Array, start: Uint32Array, a: number, b: number): number {
@@ -114,7 +113,7 @@ export class HuffmanCode {
         if (c >= 0x80) break;
         bytes[at + j] = c;
       }
-      at += j === t.length ? j : utf8.encodeInto(t, bytes.subarray(at)).written;
+      at += j === t.length ? j : utf8EncodeInto(t, bytes, at);
       start[i + 1] = at;
     }
     this.tokenBytes = bytes.slice(0, at);

@@ -28,3 +28,4 @@ export {
   XML_NS,
   type XNode,
 } from "./tree.js";
+export { utf8Decode, utf8Encode, utf8Length } from "./utf8.js";

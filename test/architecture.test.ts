@@ -168,7 +168,7 @@ function hostGlobals(text: string): string[] {
 }
 
 describe("the portable core", () => {
-  for (const layer of ["codec", "src/core", "src/dtls"] as const) {
+  for (const layer of ["codec", "src/core", "src/dtls", "src/tiny"] as const) {
     it(`${layer} names no host global (TextEncoder, Buffer, process, globalThis.crypto, timers, console)`, () => {
       const problems: string[] = [];
       for (const file of files(join(ROOT, layer))) {

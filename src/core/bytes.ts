@@ -1,6 +1,9 @@
 /** Small byte-array helpers shared by the CoAP stack and the session layer. */
 import type { Random } from "./interfaces.js";
 
+/** UTF-8 without TextEncoder/TextDecoder (embedded engines lack them): codec/utf8.ts, whose only import. */
+export { utf8Decode, utf8Encode } from "../../codec/utf8.js";
+
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

@@ -17,7 +17,7 @@
  * responses are never cut into blocks (a 4.xx/5.xx payload is a short diagnostic, at most one block).
  */
 
-import { equalBytes, toHex } from "../bytes.js";
+import { equalBytes, toHex, utf8Encode } from "../bytes.js";
 import type { Cancellable, Clock, PeerAddress, Random } from "../interfaces.js";
 import type { TimerQueue } from "../timer-queue.js";
 import { CoapError } from "./errors.js";
@@ -528,7 +528,7 @@ function then<T>(result: T | Promise<T>, f: (value: T) => T): T | Promise<T> {
 }
 
 function status(code: number, reason: string): Response {
-  return { code, options: [], payload: new TextEncoder().encode(reason) };
+  return { code, options: [], payload: utf8Encode(reason) };
 }
 
 function concat(parts: readonly Uint8Array[], length: number): Uint8Array {

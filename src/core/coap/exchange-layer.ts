@@ -4,7 +4,7 @@
  * sends its response piggybacked (CON) or as a NON (NON request). It knows nothing of resources,
  * blocks or sessions (aiocoap's TokenManager has the same cut).
  */
-import { equalBytes, randomBytes, toHex } from "../bytes.js";
+import { equalBytes, randomBytes, toHex, utf8Encode } from "../bytes.js";
 import type { Logger, PeerAddress, Random } from "../interfaces.js";
 import type { TimerQueue } from "../timer-queue.js";
 import { ResponseTimeout } from "./errors.js";
@@ -254,7 +254,7 @@ export class ExchangeLayer {
       reply({
         code: Code.BAD_OPTION,
         options: [],
-        payload: new TextEncoder().encode(`option ${bad.number}`),
+        payload: utf8Encode(`option ${bad.number}`),
       });
       return;
     }
@@ -283,7 +283,7 @@ export class ExchangeLayer {
   }
 }
 
-const ELLIPSIS = new TextEncoder().encode("…");
+const ELLIPSIS = utf8Encode("…");
 
 /**
  * A 4.xx/5.xx response with at most `maxBytes` of payload: the same object when it already fits. A

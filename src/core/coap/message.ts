@@ -3,6 +3,7 @@
  * gives a `CoapFormatError` that carries what could be parsed (type, message id, token), so the message
  * layer can answer a bad CON with RST (§4.2) as Californium does.
  */
+import { utf8Decode, utf8Encode } from "../bytes.js";
 import { CoapError } from "./errors.js";
 import type { MessageType } from "./registry.js";
 
@@ -146,9 +147,6 @@ function writeExt(n: number, out: Uint8Array, pos: number): { nibble: number; po
 
 // --- option values (§3.2): uint (minimal big-endian), string (UTF-8), opaque ------------------------
 
-const utf8 = new TextEncoder();
-const fromUtf8 = new TextDecoder("utf-8", { fatal: true });
-
 /**
  * Whether `bytes` is well-formed UTF-8 (RFC 3629 §4: no overlongs, no surrogates, nothing past
  * U+10FFFF). String options (RFC 7252 §3.2) must be; a request whose are not gets 4.02 Bad Option.
@@ -181,7 +179,7 @@ export function uintOption(number: number, value: number): CoapOption {
 }
 
 export function stringOption(number: number, value: string): CoapOption {
-  return { number, value: utf8.encode(value) };
+  return { number, value: utf8Encode(value) };
 }
 
 export function readUint(value: Uint8Array): number {
@@ -204,12 +202,12 @@ export function optionUint(m: Pick<CoapMessage, "options">, number: number): num
 export function uriPath(m: Pick<CoapMessage, "options">): string {
   return m.options
     .filter((o) => o.number === 11)
-    .map((o) => fromUtf8.decode(o.value))
+    .map((o) => utf8Decode(o.value))
     .join("/");
 }
 
 export function uriQueries(m: Pick<CoapMessage, "options">): string[] {
-  return m.options.filter((o) => o.number === 15).map((o) => fromUtf8.decode(o.value));
+  return m.options.filter((o) => o.number === 15).map((o) => utf8Decode(o.value));
 }
 
 export function pathOptions(path: string): CoapOption[] {

@@ -4,14 +4,12 @@
  * are CBOR themselves and are carried as the remaining bytes, never parsed here.
  */
 
+import { utf8Decode, utf8Encode } from "../bytes.js";
 import { SessionFormatError } from "./errors.js";
 
 export { SessionFormatError };
 
 export type Value = number | Uint8Array | string | Value[] | Map<number, Value>;
-
-const utf8 = new TextEncoder();
-const fromUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 function head(major: number, n: number, out: number[]): void {
   if (n < 24) out.push((major << 5) | n);
@@ -27,7 +25,7 @@ function write(v: Value, out: number[]): void {
     if (!Number.isInteger(v) || v < 0) throw new RangeError("session integers are unsigned");
     head(0, v, out);
   } else if (typeof v === "string") {
-    const b = utf8.encode(v);
+    const b = utf8Encode(v);
     head(3, b.length, out);
     for (const x of b) out.push(x);
   } else if (v instanceof Uint8Array) {
@@ -99,7 +97,7 @@ export class SessionReader {
         this.pos += n;
         if (major === 2) return bytes;
         try {
-          return fromUtf8.decode(bytes);
+          return utf8Decode(bytes);
         } catch {
           throw new SessionFormatError("text is not UTF-8", start);
         }

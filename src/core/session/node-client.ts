@@ -18,6 +18,7 @@ import {
   type StaticDictionary,
   type XElement,
 } from "../../../codec/index.js";
+import { utf8Decode } from "../bytes.js";
 import type { CoapEndpoint } from "../coap/endpoint.js";
 import { type CoapMessage, findOption, pathOptions, uintOption } from "../coap/message.js";
 import { Code, ContentFormat, codeString, OptionNumber } from "../coap/registry.js";
@@ -428,10 +429,7 @@ export class NodeClient {
   }
 }
 
+/** A diagnostic payload's text, ill-formed bytes as U+FFFD. */
 function text(m: CoapMessage): string {
-  try {
-    return new TextDecoder().decode(m.payload);
-  } catch {
-    return "";
-  }
+  return utf8Decode(m.payload, false);
 }
