@@ -1,7 +1,6 @@
 /** Node.js adapters for the portable core (docs/ARCHITECTURE.md: src/node). */
 
 export { nodeDtlsCrypto } from "./dtls-crypto.js";
-export { type NodeTinyHost, nodeTinyHost } from "./tiny-host.js";
 export {
   createDtlsClientEndpoint,
   createDtlsServerEndpoint,
@@ -19,4 +18,5 @@ export {
   timerScheduler,
   wallClock,
 } from "./runtime.js";
+export { type NodeTinyHost, nodeTinyHost } from "./tiny-host.js";
 export { parsePeerAddress, UdpTransport, type UdpTransportOptions } from "./udp-transport.js";
