@@ -3,7 +3,9 @@
  * datagrams, clock, one timer and random bytes; `el()` builds the stanzas it sends. Portable: ES2022
  * only, no Node.js APIs; this file is the entry point of `npm run build:node`.
  */
-export { el, type XElement, type XNode } from "../../codec/index.js";
+// SessionEncoder/SessionDecoder: the session codec the node carries anyway (NodeClient's), exported so a
+// host can check the bundle itself against test/vectors (test/tiny/quickjs.test.ts); 42 bytes of names.
+export { el, SessionDecoder, SessionEncoder, type XElement, type XNode } from "../../codec/index.js";
 export { decodeDeviceFile, gatewayAddress, type TinyDevice } from "./device.js";
 export type { TinyHost } from "./host.js";
 export { createTinyNode, type TinyNode, type TinyNodeOptions } from "./node.js";
