@@ -63,9 +63,47 @@ function compareTokens(bytes: Uint8Array, start: Uint32Array, a: number, b: numb
 /** Bits looked up at once when decoding; longer codes continue bit by bit. */
 const TABLE_BITS = 10;
 
+/**
+ * Tokens given as bytes already: token t is `bytes[start[t]…start[t + 1]]` for t < count (the dictionary's
+ * string pool, whose first strings are the tokens: shared, not copied).
+ */
+export interface TokenBytes {
+  readonly bytes: Uint8Array;
+  readonly start: Uint32Array;
+  readonly count: number;
+}
+
+/**
+ * The tokens (of 2+ bytes) as a trie, flat: what the encoder walks to plan a literal. `plan` used to scan
+ * every token sharing the first two bytes (up to 140 for `ur`, i.e. `urn:…`) at each string position; the
+ * trie walks each position once along the bytes that match, which cut planInto's share of cold encode
+ * time in cxmpp bench codec (cold and warm rounds).
+ * Node 0 is the root; for a first byte b0 that starts a token, `pairRow[b0]` is 1 + its row and
+ * `pairNode[row * 256 + b1]` the node after the two bytes (0: no token starts so); node v's children are
+ * `childNode[childStart[v]…childStart[v + 1]]`, labelled `childByte`, ascending; `terminal[v]` is 1 + the
+ * token ending at v (0: none). Some 13,000 nodes for the dictionary's tokens, ~120 KB: made on the first
+ * `plan`, so that a peer that only decodes never holds it. `pairRow` keeps the two-byte table to the
+ * rows of the ~55 first bytes that start a token (28 KB, where a full 65,536-entry table took 128 KB).
+ */
+/** What encoding uses beside the lengths. */
+interface Encoding {
+  readonly codes: Uint32Array;
+  /** Bytes of each token. */
+  readonly tokenLength: Uint16Array;
+  readonly trie: Trie;
+}
+
+interface Trie {
+  readonly pairRow: Uint8Array;
+  readonly pairNode: Uint16Array;
+  readonly childStart: Uint16Array;
+  readonly childByte: Uint8Array;
+  readonly childNode: Uint16Array;
+  readonly terminal: Uint16Array;
+}
+
 export class HuffmanCode {
   readonly eos: number;
-  private readonly codes: Uint32Array;
   private readonly lengths: Uint8Array;
   /**
    * The tokens' UTF-8 bytes back to back: token t is `tokenBytes[tokenStart[t]…tokenStart[t + 1]]`.
@@ -73,69 +111,117 @@ export class HuffmanCode {
    */
   private readonly tokenBytes: Uint8Array;
   private readonly tokenStart: Uint32Array;
-  /**
-   * The tokens (of 2+ bytes) as a trie, flat. `plan` used to scan every token sharing the first two
-   * bytes (up to 140 for `ur`, i.e. `urn:…`) at each string position; the trie walks each position once
-   * along the bytes that match, which cut planInto's share of cold encode time in cxmpp bench codec (cold and warm rounds).
-   * Node 0 is the root; `pairNode[b0 * 256 + b1]` is the node after two bytes (0: no token starts so);
-   * node v's children are `childNode[childStart[v]…childStart[v + 1]]`, labelled `childByte`, ascending;
-   * `terminal[v]` is 1 + the token ending at v (0: none).
-   */
-  private readonly pairNode = new Uint16Array(65_536);
-  /** Bit k set when `pairNode[k]` is not 0: 8 KiB that stay in cache, unlike the 128 KiB table. */
-  private readonly pairMask = new Uint8Array(8192);
-  private readonly childStart: Uint32Array;
-  private readonly childByte: Uint8Array;
-  private readonly childNode: Uint32Array;
-  private readonly terminal: Uint16Array;
-  private readonly tokenLength: Uint16Array;
+  /** What only encoding needs (codes, token lengths, the trie): made on the first `plan` or `emit`. */
+  private encoding: Encoding | undefined = undefined;
   private readonly sorted: Uint16Array;
   private readonly countPerLength: Uint16Array;
   private readonly maxLength: number;
   /** TABLE_BITS-bit prefix → symbol * 32 + length, or 0 when the code is longer. */
   private readonly table: Int32Array;
 
-  constructor(lengths: readonly number[], tokens: readonly string[] = []) {
+  constructor(lengths: ArrayLike<number>, tokens: readonly string[] | TokenBytes = []) {
     const n = lengths.length;
-    if (n !== 257 + tokens.length) throw new RangeError("Huffman lengths must cover bytes, tokens and EOS");
+    const k = "count" in tokens ? tokens.count : tokens.length;
+    if (n !== 257 + k) throw new RangeError("Huffman lengths must cover bytes, tokens and EOS");
     this.eos = n - 1;
-    const k = tokens.length;
-    let room = 0;
-    for (const t of tokens) room += t.length * 3; // a UTF-16 unit is at most 3 UTF-8 bytes
-    const bytes = new Uint8Array(room);
-    const start = new Uint32Array(k + 1);
-    let at = 0;
-    for (let i = 0; i < k; i++) {
-      const t = tokens[i]!;
-      let j = 0;
-      for (; j < t.length; j++) {
-        const c = t.charCodeAt(j);
-        if (c >= 0x80) break;
-        bytes[at + j] = c;
+    if ("count" in tokens) {
+      this.tokenBytes = tokens.bytes;
+      this.tokenStart = tokens.start;
+    } else {
+      let room = 0;
+      for (const t of tokens) room += t.length * 3; // a UTF-16 unit is at most 3 UTF-8 bytes
+      const bytes = new Uint8Array(room);
+      const start = new Uint32Array(k + 1);
+      let at = 0;
+      for (let i = 0; i < k; i++) {
+        const t = tokens[i]!;
+        let j = 0;
+        for (; j < t.length; j++) {
+          const c = t.charCodeAt(j);
+          if (c >= 0x80) break;
+          bytes[at + j] = c;
+        }
+        at += j === t.length ? j : utf8EncodeInto(t, bytes, at);
+        start[i + 1] = at;
       }
-      at += j === t.length ? j : utf8EncodeInto(t, bytes, at);
-      start[i + 1] = at;
+      this.tokenBytes = bytes.slice(0, at);
+      this.tokenStart = start;
     }
-    this.tokenBytes = bytes.slice(0, at);
-    this.tokenStart = start;
-    this.tokenLength = new Uint16Array(k);
-    for (let i = 0; i < k; i++) this.tokenLength[i] = start[i + 1]! - start[i]!;
-    // The trie is built flat, without a Map per node: those ~13,000 Maps and their sorted entry arrays
-    // were most of what loading the dictionary allocated, and the young generation V8 grew for them
-    // stayed in the process's RSS. Taken in byte order (equal tokens by index), the tokens create the
-    // nodes depth first and each node's children in ascending byte order, which is the order the
-    // edges are laid out in. Node numbers differ from an insertion-order build; nothing depends on them.
+    // The dictionary's lengths are a Uint8Array already: kept, not copied.
+    this.lengths = lengths instanceof Uint8Array ? lengths : Uint8Array.from(lengths);
+    let maxLength = 0;
+    for (let s = 0; s < n; s++) if (this.lengths[s]! > maxLength) maxLength = this.lengths[s]!;
+    this.maxLength = maxLength;
+    this.countPerLength = new Uint16Array(this.maxLength + 1);
+    for (let s = 0; s < n; s++) this.countPerLength[this.lengths[s]!]! += 1;
+    this.countPerLength[0] = 0;
+    // Symbols by code length, then by symbol (a counting sort: one pass instead of one per length).
+    const slot = new Uint32Array(this.maxLength + 2);
+    for (let len = 1; len <= this.maxLength; len++) slot[len + 1] = slot[len]! + this.countPerLength[len]!;
+    this.sorted = new Uint16Array(slot[this.maxLength + 1]!);
+    for (let s = 0; s < n; s++) {
+      const len = this.lengths[s]!;
+      if (len > 0) this.sorted[slot[len]!++] = s;
+    }
+    this.table = new Int32Array(1 << TABLE_BITS);
+    const codes = this.canonicalCodes();
+    for (let s = 0; s < n; s++) {
+      const len = this.lengths[s]!;
+      if (len === 0 || len > TABLE_BITS) continue;
+      const first = codes[s]! << (TABLE_BITS - len);
+      for (let i = 0; i < 1 << (TABLE_BITS - len); i++) this.table[first + i] = s * 32 + len;
+    }
+  }
+
+  /** The canonical code of every symbol (FORMAT.md §5.2). */
+  private canonicalCodes(): Uint32Array {
+    const n = this.lengths.length;
+    const next = new Uint32Array(this.maxLength + 2);
+    let code = 0;
+    for (let len = 1; len <= this.maxLength; len++) {
+      code = (code + this.countPerLength[len - 1]!) << 1;
+      next[len] = code;
+    }
+    const codes = new Uint32Array(n);
+    for (let s = 0; s < n; s++) {
+      const len = this.lengths[s]!;
+      if (len > 0) codes[s] = next[len]!++;
+    }
+    return codes;
+  }
+
+  private encoder(): Encoding {
+    if (this.encoding === undefined) {
+      const k = this.eos - 256;
+      const tokenLength = new Uint16Array(k);
+      for (let i = 0; i < k; i++) tokenLength[i] = this.tokenStart[i + 1]! - this.tokenStart[i]!;
+      this.encoding = { codes: this.canonicalCodes(), tokenLength, trie: this.buildTrie(tokenLength) };
+    }
+    return this.encoding;
+  }
+
+  /**
+   * Builds the trie, flat, without a Map per node: those ~13,000 Maps and their sorted entry arrays were
+   * most of what loading the dictionary allocated. Taken in byte order (equal tokens by index), the
+   * tokens create the nodes depth first and each node's children in ascending byte order, which is the
+   * order the edges are laid out in. Node numbers differ from an insertion-order build; nothing depends
+   * on them.
+   */
+  private buildTrie(tokenLength: Uint16Array): Trie {
+    const lengths = this.lengths;
+    const tokenBytes = this.tokenBytes;
+    const start = this.tokenStart;
+    const k = tokenLength.length;
     const multi: number[] = [];
     let maxNodes = 1;
     let longest = 0;
     for (let i = 0; i < k; i++) {
-      const length = this.tokenLength[i]!;
+      const length = tokenLength[i]!;
       if (length < 2) continue;
       multi.push(i);
       maxNodes += length;
       if (length > longest) longest = length;
     }
-    const tokenBytes = this.tokenBytes;
     multi.sort((a, b) => compareTokens(tokenBytes, start, a, b) || a - b);
     const parent = new Int32Array(maxNodes);
     const label = new Uint8Array(maxNodes);
@@ -146,10 +232,10 @@ export class HuffmanCode {
     let previous = -1;
     for (const i of multi) {
       const from = start[i]!;
-      const length = this.tokenLength[i]!;
+      const length = tokenLength[i]!;
       let depth = 0;
       if (previous >= 0) {
-        const shared = Math.min(length, this.tokenLength[previous]!);
+        const shared = Math.min(length, tokenLength[previous]!);
         const other = start[previous]!;
         while (depth < shared && tokenBytes[from + depth] === tokenBytes[other + depth]) depth++;
       }
@@ -166,60 +252,29 @@ export class HuffmanCode {
       previous = i;
     }
     if (nodes >= 65_536) throw new RangeError("too many Huffman token bytes");
-    this.childStart = new Uint32Array(nodes + 1);
-    this.childByte = new Uint8Array(nodes);
-    this.childNode = new Uint32Array(nodes);
-    this.terminal = ends.slice(0, nodes);
+    const childStart = new Uint16Array(nodes + 1);
+    const childByte = new Uint8Array(nodes);
+    const childNode = new Uint16Array(nodes);
     // Every node but the root is one edge, grouped by parent: count, prefix sums, then fill in
     // creation order (ascending byte within a parent).
-    for (let c = 1; c < nodes; c++) this.childStart[parent[c]! + 1]! += 1;
-    for (let v = 0; v < nodes; v++) this.childStart[v + 1]! += this.childStart[v]!;
-    const fill = this.childStart.slice(0, nodes);
+    for (let c = 1; c < nodes; c++) childStart[parent[c]! + 1]! += 1;
+    for (let v = 0; v < nodes; v++) childStart[v + 1]! += childStart[v]!;
+    const fill = childStart.slice(0, nodes);
     for (let c = 1; c < nodes; c++) {
       const e = fill[parent[c]!]!++;
-      this.childByte[e] = label[c]!;
-      this.childNode[e] = c;
+      childByte[e] = label[c]!;
+      childNode[e] = c;
     }
-    for (let e1 = this.childStart[0]!; e1 < this.childStart[1]!; e1++) {
-      const b0 = this.childByte[e1]!;
-      const v1 = this.childNode[e1]!;
-      for (let e2 = this.childStart[v1]!; e2 < this.childStart[v1 + 1]!; e2++) {
-        const key = b0 * 256 + this.childByte[e2]!;
-        this.pairNode[key] = this.childNode[e2]!;
-        this.pairMask[key >>> 3]! |= 1 << (key & 7);
-      }
+    const pairRow = new Uint8Array(256);
+    const rows = childStart[1]! - childStart[0]!; // the root's children: at most 256 first bytes
+    const pairNode = new Uint16Array(rows * 256);
+    for (let e1 = childStart[0]!, row = 0; e1 < childStart[1]!; e1++, row++) {
+      const v1 = childNode[e1]!;
+      pairRow[childByte[e1]!] = row + 1;
+      for (let e2 = childStart[v1]!; e2 < childStart[v1 + 1]!; e2++)
+        pairNode[row * 256 + childByte[e2]!] = childNode[e2]!;
     }
-    this.lengths = Uint8Array.from(lengths);
-    this.codes = new Uint32Array(n);
-    this.maxLength = Math.max(...lengths);
-    this.countPerLength = new Uint16Array(this.maxLength + 1);
-    for (const l of lengths) this.countPerLength[l]! += 1;
-    this.countPerLength[0] = 0;
-    const next = new Uint32Array(this.maxLength + 2);
-    let code = 0;
-    for (let len = 1; len <= this.maxLength; len++) {
-      code = (code + this.countPerLength[len - 1]!) << 1;
-      next[len] = code;
-    }
-    // Symbols by code length, then by symbol (a counting sort: one pass instead of one per length).
-    const slot = new Uint32Array(this.maxLength + 2);
-    for (let len = 1; len <= this.maxLength; len++) slot[len + 1] = slot[len]! + this.countPerLength[len]!;
-    this.sorted = new Uint16Array(slot[this.maxLength + 1]!);
-    for (let s = 0; s < n; s++) {
-      const len = lengths[s]!;
-      if (len > 0) this.sorted[slot[len]!++] = s;
-    }
-    for (let s = 0; s < n; s++) {
-      const len = lengths[s]!;
-      if (len > 0) this.codes[s] = next[len]!++;
-    }
-    this.table = new Int32Array(1 << TABLE_BITS);
-    for (let s = 0; s < n; s++) {
-      const len = lengths[s]!;
-      if (len === 0 || len > TABLE_BITS) continue;
-      const first = this.codes[s]! << (TABLE_BITS - len);
-      for (let i = 0; i < 1 << (TABLE_BITS - len); i++) this.table[first + i] = s * 32 + len;
-    }
+    return { pairRow, pairNode, childStart, childByte, childNode, terminal: ends.slice(0, nodes) };
   }
 
   get symbolCount(): number {
@@ -248,13 +303,13 @@ export class HuffmanCode {
    */
   planInto(bytes: Uint8Array, n: number, symbols: Uint16Array, cost: Uint32Array, back: Uint16Array): number {
     const lengths = this.lengths;
-    const pairNode = this.pairNode;
-    const pairMask = this.pairMask;
-    const childStart = this.childStart;
-    const childByte = this.childByte;
-    const childNode = this.childNode;
-    const terminal = this.terminal;
-    const tokenLength = this.tokenLength;
+    const { trie, tokenLength } = this.encoding ?? this.encoder();
+    const pairRow = trie.pairRow;
+    const pairNode = trie.pairNode;
+    const childStart = trie.childStart;
+    const childByte = trie.childByte;
+    const childNode = trie.childNode;
+    const terminal = trie.terminal;
     cost[0] = 0;
     for (let i = 1; i <= n; i++) cost[i] = 0xffffffff;
     // Relaxation order (byte first, then the tokens starting here) and strict `<` fix the tie-breaks:
@@ -269,9 +324,10 @@ export class HuffmanCode {
         back[i + 1] = b;
       }
       if (i + 1 >= n) continue;
-      const key = b * 256 + bytes[i + 1]!;
-      if ((pairMask[key >>> 3]! & (1 << (key & 7))) === 0) continue;
-      let v = pairNode[key]!;
+      const row = pairRow[b]!;
+      if (row === 0) continue;
+      let v = pairNode[(row - 1) * 256 + bytes[i + 1]!]!;
+      if (v === 0) continue;
       let end = i + 2;
       for (;;) {
         const t = terminal[v]!;
@@ -310,7 +366,7 @@ export class HuffmanCode {
   /** Writes `count` planned symbols into `out` at `offset`; returns the end offset. */
   emit(symbols: Uint16Array, count: number, out: Uint8Array, offset: number): number {
     const lengths = this.lengths;
-    const codes = this.codes;
+    const codes = (this.encoding ?? this.encoder()).codes;
     // Codes are at most 32 bits long in theory but the model caps them far lower (maxLength); whole
     // codes go into the accumulator while they fit beside the < 8 pending bits, else 8 bits at a time.
     const whole = this.maxLength <= 24;
