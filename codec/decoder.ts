@@ -90,7 +90,7 @@ class DictionaryMemo {
   readonly elements = new Map<string, Int32Array>();
 
   constructor(dict: StaticDictionary) {
-    this.attributes = new Array<Int32Array | undefined>(dict.qnames.length + 1).fill(undefined);
+    this.attributes = new Array<Int32Array | undefined>(dict.qnameCount + 1).fill(undefined);
   }
 
   /** Forgets everything, in place: readers shared by many decoders keep a reference to this memo. */
@@ -265,9 +265,8 @@ class FrameReader extends CborReader {
           const found = this.elementGlobal(this.arg, inheritedNs);
           if (found === undefined)
             throw new CodecError("UNKNOWN_ID", this.start, `no element ${this.arg} in the dictionary`);
-          const q = this.dict.qnames[found]!;
-          ns = q.ns;
-          name = q.name;
+          ns = this.dict.qnameNs(found);
+          name = this.dict.qnameName(found);
           qid = found;
         } else if (major === MAJOR_ARRAY) {
           this.qualified();
@@ -298,9 +297,8 @@ class FrameReader extends CborReader {
             aid = this.attributeFromId(this.arg, qid);
             if (aid === undefined)
               throw new CodecError("UNKNOWN_ID", this.start, `no attribute ${this.arg} in the dictionary`);
-            const a = this.dict.attributes[aid]!;
-            keyNs = a.ns;
-            keyName = a.name;
+            keyNs = this.dict.attributeNs(aid);
+            keyName = this.dict.attributeName(aid);
           } else if (this.major === MAJOR_ARRAY) {
             this.qualified();
             keyNs = this.qNs;
@@ -434,7 +432,7 @@ class FrameReader extends CborReader {
     this.next();
     let ns: string;
     if (this.major === MAJOR_UINT) {
-      const found = this.dict.namespaces[this.arg];
+      const found = this.dict.namespace(this.arg);
       if (found === undefined) throw new CodecError("UNKNOWN_ID", this.start, `no namespace ${this.arg}`);
       ns = found;
     } else ns = this.value(null, undefined);

@@ -9,6 +9,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CORPUS_DIR, type CorpusEntry, readCorpus } from "../bench/corpus.js";
+import { unpackDictionary } from "../codec/dictionary/tables.js";
 import { SessionDecoder, SessionEncoder, StatelessEncoder, StaticDictionary } from "../codec/index.js";
 import { parseXml } from "../gateway/xml/stanza-xml.js";
 import { buildDictionary } from "./gen-dictionary.js";
@@ -40,7 +41,7 @@ function measure(
   exi: Map<string, number>,
 ): void {
   const built = buildDictionary(train, rfc);
-  const dictionary = new StaticDictionary(built.id, built.data);
+  const dictionary = new StaticDictionary(built.id, unpackDictionary(built.strings, built.tables));
   const stateless = new StatelessEncoder({ dictionary });
   const ours: number[] = [];
   const session: number[] = [];
