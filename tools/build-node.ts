@@ -1,0 +1,81 @@
+/**
+ * `npm run build:node`: the tiny-node bundle a builder flashes (docs/TINY-NODE.md). One minified ESM
+ * file, platform neutral, of src/tiny/index.ts (createTinyNode, el, decodeDeviceFile), written to
+ * dist/tiny/cxmpp-node.mjs, with its size printed beside the budgets, which only ever go down
+ * (test/tiny/bundle.test.ts enforces them; the heap budgets are checked inside QuickJS).
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { gzipSync } from "node:zlib";
+import { build } from "esbuild";
+
+const ROOT = resolve(import.meta.dirname, "..");
+export const BUNDLE = join(ROOT, "dist", "tiny", "cxmpp-node.mjs");
+
+/**
+ * Where the tiny node must get to (issue 11): a bundle a microcontroller's flash and a few hundred KB
+ * of RAM hold.
+ */
+export const TARGETS = Object.freeze({
+  minifiedBytes: 128 * 1024,
+  gzipBytes: 48 * 1024,
+  /** QuickJS heap after connect (its own accounting: memory_used_size). */
+  heapBytes: 512 * 1024,
+  /** Peak heap over steady heap. */
+  peakRatio: 1.5,
+});
+
+/**
+ * The budgets `npm test` enforces: a ratchet from the measured size down to TARGETS. Lower them as
+ * the bundle shrinks, never raise them.
+ */
+export const BUDGETS = Object.freeze({
+  minifiedBytes: 160 * 1024,
+  gzipBytes: 64 * 1024,
+  /** Measured 956 KB after connect in QuickJS 0.32 (quickjs-emscripten), 2026-12-07. */
+  heapBytes: 1000 * 1024,
+  peakRatio: 1.5,
+});
+
+export interface BundleReport {
+  readonly path: string;
+  readonly minifiedBytes: number;
+  readonly gzipBytes: number;
+  readonly code: string;
+}
+
+export async function buildNodeBundle(outfile = BUNDLE): Promise<BundleReport> {
+  const result = await build({
+    entryPoints: [join(ROOT, "src", "tiny", "index.ts")],
+    bundle: true,
+    minify: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
+    write: false,
+    legalComments: "none",
+  });
+  const code = result.outputFiles[0]!.text;
+  mkdirSync(dirname(outfile), { recursive: true });
+  writeFileSync(outfile, code);
+  return {
+    path: outfile,
+    minifiedBytes: Buffer.byteLength(code),
+    gzipBytes: gzipSync(code, { level: 9 }).length,
+    code,
+  };
+}
+
+function kb(n: number): string {
+  return `${(n / 1024).toFixed(1)} KB`;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
+  const r = await buildNodeBundle();
+  const line = (what: string, value: number, budget: number, target: number) =>
+    `  ${what.padEnd(10)} ${kb(value).padStart(9)}   budget ${kb(budget).padStart(9)} ${value <= budget ? "ok  " : "OVER"}   target ${kb(target).padStart(9)} ${value <= target ? "met" : "not yet"}`;
+  process.stdout.write(
+    `${r.path}\n${line("minified", r.minifiedBytes, BUDGETS.minifiedBytes, TARGETS.minifiedBytes)}\n${line("gzip -9", r.gzipBytes, BUDGETS.gzipBytes, TARGETS.gzipBytes)}\n`,
+  );
+  if (r.minifiedBytes > BUDGETS.minifiedBytes || r.gzipBytes > BUDGETS.gzipBytes) process.exitCode = 1;
+}
