@@ -38,6 +38,8 @@ import {
 import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
+import { Tap } from "../kit/tap.js";
+import { sleep, until } from "../kit/wait.js";
 
 const DOMAIN = "iot.localhost";
 const root = mkdtempSync(join(tmpdir(), "cxmpp-dtls-gw-"));
@@ -46,26 +48,6 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
   rmSync(root, { recursive: true, force: true });
 });
-
-/** Records every datagram sent below DTLS (what an attacker on the link captures) and can resend them. */
-class Tap implements DatagramTransport {
-  readonly sent: Uint8Array[] = [];
-  readonly received: Uint8Array[] = [];
-  constructor(readonly inner: UdpTransport) {}
-  send(data: Uint8Array, peer: PeerAddress): void {
-    this.sent.push(Uint8Array.from(data));
-    this.inner.send(data, peer);
-  }
-  onReceive(handler: (data: Uint8Array, peer: PeerAddress) => void): void {
-    this.inner.onReceive((data, peer) => {
-      this.received.push(Uint8Array.from(data));
-      handler(data, peer);
-    });
-  }
-  close(): void {
-    this.inner.close();
-  }
-}
 
 /** Counts the CoAP messages the node puts into DTLS (to see how many round trips a connect takes). */
 class Counter implements DatagramTransport {
@@ -86,7 +68,8 @@ class Counter implements DatagramTransport {
 interface DtlsNode {
   readonly client: NodeClient;
   readonly dtls: DtlsClient;
-  readonly tap: Tap;
+  /** Every datagram sent below DTLS (what an attacker on the link captures), to resend. */
+  readonly tap: Tap<UdpTransport>;
   readonly counter: Counter;
   readonly inbox: string[];
 }
@@ -165,14 +148,6 @@ function portOf(address: string): number {
   return Number(address.slice(address.lastIndexOf(":") + 1));
 }
 
-async function until(what: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const chat = (to: string, body: string) =>
   el("jabber:client", "message", { to, type: "chat" }, el("jabber:client", "body", {}, body));
 

@@ -19,7 +19,6 @@ import { GatewayService } from "../../gateway/session/gateway-service.js";
 import {
   CoapEndpoint,
   Code,
-  type DatagramTransport,
   type Mac,
   MessageType,
   NodeClient,
@@ -43,6 +42,8 @@ import {
 import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
+import { Tap } from "../kit/tap.js";
+import { sleep, until } from "../kit/wait.js";
 
 const DOMAIN = "iot.localhost";
 const root = mkdtempSync(join(tmpdir(), "cxmpp-hardening-"));
@@ -52,35 +53,9 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-/** A transport that records every datagram the node sends: what an attacker on the link captures. */
-class Tap implements DatagramTransport {
-  readonly sent: Uint8Array[] = [];
-  readonly received: Uint8Array[] = [];
-  constructor(private readonly inner: UdpTransport) {}
-  send(data: Uint8Array, peer: PeerAddress): void {
-    this.sent.push(Uint8Array.from(data));
-    this.inner.send(data, peer);
-  }
-  onReceive(handler: (data: Uint8Array, peer: PeerAddress) => void): void {
-    this.inner.onReceive((data, peer) => {
-      this.received.push(Uint8Array.from(data));
-      handler(data, peer);
-    });
-  }
-  close(): void {
-    this.inner.close();
-  }
-  /** Sends `datagram` again from the node's own address with a new message id (past deduplication). */
-  replay(datagram: Uint8Array, to: PeerAddress, mid: number): void {
-    const copy = Uint8Array.from(datagram);
-    copy[2] = (mid >> 8) & 0xff;
-    copy[3] = mid & 0xff;
-    this.inner.send(copy, to);
-  }
-}
-
 interface Node {
   readonly client: NodeClient;
+  /** Every datagram the node sends: what an attacker on the link captures. */
   readonly tap: Tap;
   readonly inbox: string[];
 }
@@ -118,14 +93,6 @@ async function gateway(dir: string, port = 0, outbound: XElement[] = []): Promis
   return gw;
 }
 
-async function until(what: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const reading = (n: number) =>
   el("jabber:client", "message", { to: "sink@elsewhere.example" }, el("jabber:client", "body", {}, `r${n}`));
 /** The datagrams a tap recorded that are NON POSTs (telemetry readings). */

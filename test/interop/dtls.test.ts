@@ -33,11 +33,9 @@ import {
   serializeMessage,
 } from "../../src/core/index.js";
 import {
-  ContentType,
   DtlsClient,
   type DtlsClientOptions,
   DtlsError,
-  parseRecords,
   TLS_PSK_WITH_AES_128_CCM_8,
   TLS_PSK_WITH_AES_128_GCM_SHA256,
 } from "../../src/dtls/index.js";
@@ -66,6 +64,8 @@ import {
   stopDtlsPeers,
 } from "../kit/dtls-peers.js";
 import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
+import { Tap } from "../kit/tap.js";
+import { until } from "../kit/wait.js";
 
 const DOMAIN = "iot.localhost";
 const text = (s: string) => new TextEncoder().encode(s);
@@ -108,14 +108,6 @@ afterAll(() => {
 
 function portOf(address: string): number {
   return Number(address.slice(address.lastIndexOf(":") + 1));
-}
-
-async function until(what: () => boolean, ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** A CON GET of /.well-known/core as raw bytes. */
@@ -235,7 +227,7 @@ describe("A. independent clients → the gateway's DTLS server", () => {
       // A line of text is no CoAP message: the gateway's CoAP layer drops it; the session stays.
       const records = gw.dtls!.stats.recordsIn;
       client.send("hello from s_client\n");
-      await until(() => gw.dtls!.stats.recordsIn > records);
+      await until(() => gw.dtls!.stats.recordsIn > records, 5_000);
       // s_client sends what it reads from stdin as one record: a CoAP GET, byte for byte.
       client.sendBytes(wellKnownGet(0x4142, text("tk")));
       await client.waitFor(/<\/d>;rt="cxmpp\.downlink";obs;ct=65101/);
@@ -351,42 +343,11 @@ describe("A. refused clients: the gateway counts the failure, a good client at t
 const CLIENT_ID = "client1";
 const CLIENT_KEY = "secretPSK-0123456789";
 
-/** The UDP socket beneath our client, keeping what the server sent (to see its handshake messages). */
-class Tap implements DatagramTransport {
-  readonly received: Uint8Array[] = [];
-  constructor(readonly inner: UdpTransport) {}
-  send(data: Uint8Array, peer: PeerAddress): void {
-    this.inner.send(data, peer);
-  }
-  onReceive(handler: (data: Uint8Array, peer: PeerAddress) => void): void {
-    this.inner.onReceive((data, peer) => {
-      this.received.push(Uint8Array.from(data));
-      handler(data, peer);
-    });
-  }
-  close(): void {
-    this.inner.close();
-  }
-  /** The plaintext (epoch 0) handshake message types the server sent, in order, once each. */
-  handshakeTypes(): number[] {
-    const types: number[] = [];
-    for (const datagram of this.received)
-      for (const r of parseRecords(datagram)) {
-        if (r.epoch !== 0 || r.type !== ContentType.HANDSHAKE) continue;
-        for (let at = 0; at + 12 <= r.fragment.length; ) {
-          const type = r.fragment[at]!;
-          if (!types.includes(type)) types.push(type);
-          at += 12 + ((r.fragment[at + 9]! << 16) | (r.fragment[at + 10]! << 8) | r.fragment[at + 11]!);
-        }
-      }
-    return types;
-  }
-}
-
 const SERVER_KEY_EXCHANGE = 12;
 
 interface OurClient {
   readonly dtls: DtlsClient;
+  /** The UDP socket beneath our client, keeping what the server sent (to see its handshake messages). */
   readonly tap: Tap;
   readonly server: PeerAddress;
   /** Application datagrams received, as text. */
@@ -472,7 +433,7 @@ describe("B. our DtlsClient → openssl s_server -dtls1_2 -nocert -psk", () => {
     c.dtls.send(text("datagram from cxmpp\n"), c.server);
     await server.waitFor("datagram from cxmpp\n");
     server.send("reply from s_server\n");
-    await until(() => c.received.length > 0);
+    await until(() => c.received.length > 0, 5_000);
     expect(c.received).toEqual(["reply from s_server\n"]);
     expect(c.dtls.stats.handshakes).toBe(1);
     expect(c.dtls.stats.handshakeFailures).toBe(0);
@@ -596,7 +557,7 @@ describe.skipIf(!commandAvailable("tshark") || !commandAvailable("dumpcap"))(
           ),
         );
       });
-      await until(() => outbound.length > sent);
+      await until(() => outbound.length > sent, 5_000);
       await node.close();
       await timed("capture stop", () => capture.stop());
       const psk = pskHex(SENSOR.key);
