@@ -3,8 +3,10 @@
  * and what starting them needs: none may outlive this process, none may read the caller's CXMPP_*
  * settings, and each needs a free port. One copy for gateway/cli and test/kit alike.
  */
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, fork } from "node:child_process";
 import { createSocket } from "node:dgram";
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
 
 /** Children still running, SIGKILLed if this process exits without stopping them. */
 const running = new Set<ChildProcess>();
@@ -53,4 +55,72 @@ export async function freeUdpPort(host = "127.0.0.1"): Promise<number> {
   const port = s.address().port;
   await new Promise<void>((resolve) => s.close(() => resolve()));
   return port;
+}
+
+/** What a benchmark's parent asks its forked child (bench session, bench dtls): mark a phase, report. */
+export type ChildRequest = { readonly id: number; readonly type: "mark" | "report" };
+
+/** A forked child's answer to the request with the same id; id 0 is the child's first message. */
+export type ChildReply = Record<string, unknown> & { readonly id: number };
+
+export interface BenchChild {
+  readonly process: ChildProcess;
+  /** The child's first message (id 0: its port, or its report). */
+  readonly first: Promise<ChildReply>;
+  call(type: ChildRequest["type"]): Promise<ChildReply>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A benchmark module (`file`, its own import.meta.url as a path) forked with `args` and an IPC
+ * channel: from the sources (tests, `npx tsx`) with tsx as the loader, compiled without; `what` names it
+ * in the error every pending call gets when it ends. It does not outlive this process (killOnExit).
+ */
+export function forkBench(
+  file: string,
+  args: readonly string[],
+  what: string,
+  execArgv: readonly string[] = [],
+): BenchChild {
+  const loader = file.endsWith(".ts")
+    ? ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href]
+    : [];
+  const child = fork(file, args, {
+    execArgv: [...loader, ...execArgv],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  killOnExit(child);
+  const waiting = new Map<number, { resolve: (r: ChildReply) => void; reject: (e: Error) => void }>();
+  let nextId = 1;
+  const exited = new Promise<void>((done) => child.once("exit", () => done()));
+  const failAll = (error: Error) => {
+    for (const w of waiting.values()) w.reject(error);
+    waiting.clear();
+  };
+  child.on("message", (m: ChildReply) => {
+    const w = waiting.get(m.id);
+    waiting.delete(m.id);
+    w?.resolve(m);
+  });
+  child.once("error", (error) => failAll(error));
+  child.once("exit", (code, signal) => failAll(new Error(`the ${what} process ended (${signal ?? code})`)));
+  const first = new Promise<ChildReply>((resolve, reject) => waiting.set(0, { resolve, reject }));
+  return {
+    process: child,
+    first,
+    call(type) {
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        waiting.set(id, { resolve, reject });
+        child.send({ id, type } satisfies ChildRequest);
+      });
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      if (child.connected) child.disconnect();
+      const timer = setTimeout(() => child.kill("SIGKILL"), 3_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
 }

@@ -41,6 +41,17 @@ export function round(x: number, digits: number): number {
   return Math.round(x * f) / f;
 }
 
+/** The value at rank ⌊p × n⌋ of `xs` sorted (0 for none). */
+export function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return 0;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+}
+
+export function median(xs: readonly number[]): number {
+  return percentile(xs, 0.5);
+}
+
 export const fmt = (x: number): string => x.toLocaleString("en-US");
 
 /** A plain-text table: first column left-aligned, the others right-aligned. */

@@ -57,12 +57,10 @@
  * delivered, a load phase completed nothing, or a reliable gateway run lost, duplicated or reordered a
  * stanza (the output is still printed); 1 on a bad option or an error.
  */
-import { type ChildProcess, fork } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { createRequire } from "node:module";
 import { resolve } from "node:path";
 import { performance } from "node:perf_hooks";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { type Device, MemoryDevices } from "../gateway/devices.js";
 import { attachGateway } from "../gateway/index.js";
 import { CoapEndpoint, type DatagramTransport, NodeClient, type PeerAddress } from "../src/core/index.js";
@@ -90,10 +88,12 @@ import {
   UdpTransport,
   wallClock,
 } from "../src/node/index.js";
-import { killOnExit } from "./child-process.js";
+import { type BenchChild, type ChildRequest, forkBench } from "./child-process.js";
 import {
   fmt,
   integer,
+  median,
+  percentile,
   round,
   runBenchCommand,
   type StoreKind,
@@ -727,8 +727,6 @@ interface ServerChildConfig {
   readonly replyBytes: number;
 }
 
-type ChildRequest = { readonly id: number; readonly type: "mark" | "report" };
-
 interface ServerReport {
   readonly cpuUs: number;
   readonly wallMs: number;
@@ -801,60 +799,11 @@ async function serverChild(config: ServerChildConfig): Promise<void> {
   process.send?.({ id: 0, port: udp.port });
 }
 
-type Reply = Record<string, unknown> & { readonly id: number };
-
-interface Child {
-  readonly first: Promise<Reply>;
-  call(type: ChildRequest["type"]): Promise<Reply>;
-  stop(): Promise<void>;
-}
-
 const HERE = fileURLToPath(import.meta.url);
 
-/** This file forked as the server (bench session's pattern): tsx from the sources, plain when compiled. */
-function spawnServer(config: ServerChildConfig): Child {
-  const loader = HERE.endsWith(".ts")
-    ? ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href]
-    : [];
-  const child: ChildProcess = fork(HERE, [CHILD_FLAG, JSON.stringify(config)], {
-    execArgv: loader,
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  killOnExit(child);
-  const waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
-  let nextId = 1;
-  const exited = new Promise<void>((done) => child.once("exit", () => done()));
-  const failAll = (error: Error) => {
-    for (const w of waiting.values()) w.reject(error);
-    waiting.clear();
-  };
-  child.on("message", (m: Reply) => {
-    const w = waiting.get(m.id);
-    waiting.delete(m.id);
-    w?.resolve(m);
-  });
-  child.once("error", (error) => failAll(error));
-  child.once("exit", (code, signal) =>
-    failAll(new Error(`the DTLS server process ended (${signal ?? code})`)),
-  );
-  const first = new Promise<Reply>((resolve, reject) => waiting.set(0, { resolve, reject }));
-  return {
-    first,
-    call(type) {
-      const id = nextId++;
-      return new Promise((resolve, reject) => {
-        waiting.set(id, { resolve, reject });
-        child.send({ id, type } satisfies ChildRequest);
-      });
-    },
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      if (child.connected) child.disconnect();
-      const timer = setTimeout(() => child.kill("SIGKILL"), 3_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+/** This file forked as the server (bench session's pattern). */
+function spawnServer(config: ServerChildConfig): BenchChild {
+  return forkBench(HERE, [CHILD_FLAG, JSON.stringify(config)], "DTLS server");
 }
 
 export interface HandshakeLoad {
@@ -903,7 +852,7 @@ interface Phase {
 }
 
 /** Runs `work` between a mark and a report of the child, timing both sides. */
-async function phase(child: Child, work: () => Promise<void>): Promise<Phase> {
+async function phase(child: BenchChild, work: () => Promise<void>): Promise<Phase> {
   await child.call("mark");
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -1230,16 +1179,6 @@ export async function runDtls(
     seed: config.seed,
     elapsed_s: round((performance.now() - t0) / 1000, 1),
   };
-}
-
-function median(xs: readonly number[]): number {
-  return percentile(xs, 0.5);
-}
-
-function percentile(xs: readonly number[], p: number): number {
-  if (xs.length === 0) return 0;
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -58,14 +58,12 @@
  * apart by `store`. Exit code 1 when a reliable run does not deliver every stanza
  * exactly once and in order (the output is still printed), or on an error.
  */
-import { type ChildProcess, fork } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { attr, DICTIONARY_V1, el, type XElement } from "../codec/index.js";
 import { SENSORDATA, sensorDataMessage } from "../examples/iot-stanzas.js";
 import { LossyRelay } from "../examples/lossy-relay.js";
@@ -106,9 +104,12 @@ import {
   UdpTransport,
   wallClock,
 } from "../src/node/index.js";
+import { type BenchChild, type ChildRequest, forkBench } from "./child-process.js";
 import {
   fmt,
   integer,
+  median,
+  percentile,
   round,
   runBenchCommand,
   STORE_KINDS,
@@ -268,8 +269,6 @@ function transmissionFor(
 
 // ---------------------------------------------------------------------------------------------------
 // The child process: the gateway (role "gateway") or the memory measurement (role "memory").
-
-type ChildRequest = { readonly id: number; readonly type: "mark" | "report" };
 
 interface GatewayReport {
   readonly cpuUs: number;
@@ -444,60 +443,11 @@ async function memoryChild(sessions: number, seed: number): Promise<void> {
 // ---------------------------------------------------------------------------------------------------
 // The parent process: children, nodes, relay, figures.
 
-type Reply = Record<string, unknown> & { readonly id: number };
-
-interface Child {
-  readonly process: ChildProcess;
-  /** The child's first message (its port, or the memory report). */
-  readonly first: Promise<Reply>;
-  call(type: ChildRequest["type"]): Promise<Reply>;
-  stop(): Promise<void>;
-}
-
 const HERE = fileURLToPath(import.meta.url);
 
-function spawnChild(role: "gateway" | "memory", config: unknown): Child {
-  // From the sources (tests, `npx tsx`) the child needs the TypeScript loader; compiled, it does not.
-  const loader = HERE.endsWith(".ts")
-    ? ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href]
-    : [];
-  const child = fork(HERE, [CHILD_FLAG, role, JSON.stringify(config)], {
-    execArgv: [...loader, "--expose-gc"],
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  const waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
-  let nextId = 1;
-  const exited = new Promise<void>((done) => child.once("exit", () => done()));
-  const failAll = (error: Error) => {
-    for (const w of waiting.values()) w.reject(error);
-    waiting.clear();
-  };
-  child.on("message", (m: Reply) => {
-    const w = waiting.get(m.id);
-    waiting.delete(m.id);
-    w?.resolve(m);
-  });
-  child.once("error", (error) => failAll(error));
-  child.once("exit", (code, signal) => failAll(new Error(`the ${role} process ended (${signal ?? code})`)));
-  const first = new Promise<Reply>((resolve, reject) => waiting.set(0, { resolve, reject }));
-  return {
-    process: child,
-    first,
-    call(type) {
-      const id = nextId++;
-      return new Promise((resolve, reject) => {
-        waiting.set(id, { resolve, reject });
-        child.send({ id, type } satisfies ChildRequest);
-      });
-    },
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      if (child.connected) child.disconnect();
-      const timer = setTimeout(() => child.kill("SIGKILL"), 3_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+/** This file forked as the gateway or the memory child. */
+function spawnChild(role: "gateway" | "memory", config: unknown): BenchChild {
+  return forkBench(HERE, [CHILD_FLAG, role, JSON.stringify(config)], role, ["--expose-gc"]);
 }
 
 interface SimNode {
@@ -780,16 +730,6 @@ export async function runMemory(sessions: number, seed: number): Promise<MemoryR
   } finally {
     await child.stop();
   }
-}
-
-function median(xs: readonly number[]): number {
-  return percentile(xs, 0.5);
-}
-
-function percentile(xs: readonly number[], p: number): number {
-  if (xs.length === 0) return 0;
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
 }
 
 // ---------------------------------------------------------------------------------------------------
