@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
-import { build } from "esbuild";
+import { type BuildOptions, build } from "esbuild";
 
 const ROOT = resolve(import.meta.dirname, "..");
 export const BUNDLE = join(ROOT, "dist", "tiny", "cxmpp-node.mjs");
@@ -44,17 +44,19 @@ export interface BundleReport {
   readonly code: string;
 }
 
+/** The tiny-node bundle's esbuild options, but for the entry point: one minified neutral ESM file, in memory. */
+export const BUNDLE_OPTIONS = {
+  bundle: true,
+  minify: true,
+  format: "esm",
+  platform: "neutral",
+  target: "es2022",
+  write: false,
+  legalComments: "none",
+} as const satisfies BuildOptions;
+
 export async function buildNodeBundle(outfile = BUNDLE): Promise<BundleReport> {
-  const result = await build({
-    entryPoints: [join(ROOT, "src", "tiny", "index.ts")],
-    bundle: true,
-    minify: true,
-    format: "esm",
-    platform: "neutral",
-    target: "es2022",
-    write: false,
-    legalComments: "none",
-  });
+  const result = await build({ entryPoints: [join(ROOT, "src", "tiny", "index.ts")], ...BUNDLE_OPTIONS });
   const code = result.outputFiles[0]!.text;
   mkdirSync(dirname(outfile), { recursive: true });
   writeFileSync(outfile, code);

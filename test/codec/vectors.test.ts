@@ -3,8 +3,6 @@
  * produces exactly these bytes, and these bytes decode to exactly this stanza — so another implementation
  * can test itself against the same files.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   DICTIONARY_V1,
@@ -15,27 +13,13 @@ import {
   sameInfoset,
 } from "../../codec/index.js";
 import { parseXml } from "../../gateway/xml/stanza-xml.js";
+import { readSessionVectors, readStaticVectors } from "../kit/vectors.js";
 
-const DIR = join(import.meta.dirname, "..", "vectors");
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 const bytes = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h, "hex"));
 
-interface StaticFile {
-  dictionary: string;
-  vectors: Array<{ name: string; xml: string; hex: string }>;
-}
-interface SessionFile {
-  dictionary: string;
-  sessions: Array<{
-    name: string;
-    aliases: string[];
-    implicitBase?: boolean;
-    frames: Array<{ xml: string; hex: string; inserted: number[]; ack: boolean }>;
-  }>;
-}
-
-const staticFile = JSON.parse(readFileSync(join(DIR, "static.json"), "utf8")) as StaticFile;
-const sessionFile = JSON.parse(readFileSync(join(DIR, "session.json"), "utf8")) as SessionFile;
+const staticFile = readStaticVectors();
+const sessionFile = readSessionVectors();
 
 describe("test vectors", () => {
   it("are for the dictionary this codec ships", () => {

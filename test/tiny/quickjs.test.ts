@@ -12,7 +12,7 @@
  * (c) The heap budgets (tools/build-node.ts BUDGETS, QuickJS's own accounting) with the runtime's
  *     limit at heapBytes × peakRatio: after connect ≤ heapBytes, peak ≤ peakRatio × steady.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { build } from "esbuild";
@@ -22,11 +22,13 @@ import { LossyRelay } from "../../examples/lossy-relay.js";
 import { encodeDeviceFile } from "../../gateway/data-dir.js";
 import { parseXml } from "../../gateway/xml/stanza-xml.js";
 import type { PeerAddress } from "../../src/core/index.js";
-import { BUDGETS, buildNodeBundle } from "../../tools/build-node.js";
+import { BUDGETS, BUNDLE_OPTIONS, buildNodeBundle } from "../../tools/build-node.js";
 import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
 import { QuickJsEngine, type QuickJsMemory, QuickJsTinyNode } from "../kit/quickjs-host.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
+import { readSessionVectors, readStaticVectors } from "../kit/vectors.js";
+import { sleep, until } from "../kit/wait.js";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 const DOMAIN = "iot.localhost";
@@ -47,28 +49,9 @@ let codecBundle = "";
 beforeAll(async () => {
   bundle = (await buildNodeBundle(join(root, "cxmpp-node.mjs"))).code;
   // The codec alone (the stateless coder is not in the node), with the node bundle's esbuild options.
-  const codec = await build({
-    entryPoints: [join(ROOT, "codec", "index.ts")],
-    bundle: true,
-    minify: true,
-    format: "esm",
-    platform: "neutral",
-    target: "es2022",
-    write: false,
-    legalComments: "none",
-  });
+  const codec = await build({ entryPoints: [join(ROOT, "codec", "index.ts")], ...BUNDLE_OPTIONS });
   codecBundle = codec.outputFiles[0]!.text;
 });
-
-async function until(what: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The seqnr of a XEP-0323 reading as the gateway passed it on. */
 function seqnr(s: XElement): number {
@@ -116,22 +99,8 @@ async function startNode(gatewayAt: PeerAddress, options: { wake?: number } = {}
 
 // ---- (a) test/vectors inside QuickJS ----
 
-interface StaticFile {
-  dictionary: string;
-  vectors: Array<{ name: string; xml: string; hex: string }>;
-}
-interface SessionFile {
-  dictionary: string;
-  sessions: Array<{
-    name: string;
-    aliases: string[];
-    implicitBase?: boolean;
-    frames: Array<{ xml: string; hex: string; inserted: number[]; ack: boolean }>;
-  }>;
-}
-const VECTORS = join(ROOT, "test", "vectors");
-const staticFile = JSON.parse(readFileSync(join(VECTORS, "static.json"), "utf8")) as StaticFile;
-const sessionFile = JSON.parse(readFileSync(join(VECTORS, "session.json"), "utf8")) as SessionFile;
+const staticFile = readStaticVectors();
+const sessionFile = readSessionVectors();
 
 /**
  * The encode/decode calls of test/codec/vectors.test.ts, inside QuickJS: trees go in as JSON (parsed on

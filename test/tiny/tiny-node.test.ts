@@ -16,6 +16,7 @@ import { createTinyNode, decodeDeviceFile, gatewayAddress } from "../../src/tiny
 import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
+import { until } from "../kit/wait.js";
 
 const DOMAIN = "iot.localhost";
 const root = mkdtempSync(join(tmpdir(), "cxmpp-tiny-"));
@@ -24,14 +25,6 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
   rmSync(root, { recursive: true, force: true });
 });
-
-async function until(what: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const reading = (n: number) =>
   el("jabber:client", "message", { to: "sink@elsewhere.example" }, el("jabber:client", "body", {}, `r${n}`));
