@@ -9,6 +9,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { PeerAddress } from "../../src/core/interfaces.js";
 import {
+  type AeadAlgorithm,
   DtlsClient,
   DtlsServer,
   TLS_PSK_WITH_AES_128_CCM_8,
@@ -57,6 +58,36 @@ function tamper(b: Uint8Array, at: number, by: number): Uint8Array {
   const copy = b.slice();
   copy[at % copy.length]! ^= by;
   return copy;
+}
+
+/**
+ * jsDtlsCrypto's `algorithm` over `runs` random inputs (12-byte nonces): seals as node:crypto does, each
+ * opens the other's record, and a record with any single byte changed (record, nonce, key or associated
+ * data) is refused.
+ */
+function sealsLikeNodeCrypto(algorithm: AeadAlgorithm, runs: number): void {
+  const c = jsDtlsCrypto(hostRandom);
+  fc.assert(
+    fc.property(
+      key16,
+      nonce12,
+      bytes(0, 40),
+      bytes(0, 300),
+      fc.nat(),
+      fc.integer({ min: 1, max: 255 }),
+      (key, nonce, aad, plaintext, at, by) => {
+        const sealed = c.seal(algorithm, key, nonce, aad, plaintext);
+        expect(toHex(sealed)).toBe(toHex(nodeDtlsCrypto.seal(algorithm, key, nonce, aad, backed(plaintext))));
+        expect(c.open(algorithm, key, nonce, aad, sealed)).toEqual(plaintext);
+        expect(nodeDtlsCrypto.open(algorithm, key, nonce, aad, sealed)).toEqual(plaintext);
+        expect(c.open(algorithm, key, nonce, aad, tamper(sealed, at, by))).toBeUndefined();
+        expect(c.open(algorithm, key, tamper(nonce, at, by), aad, sealed)).toBeUndefined();
+        expect(c.open(algorithm, tamper(key, at, by), nonce, aad, sealed)).toBeUndefined();
+        if (aad.length) expect(c.open(algorithm, key, nonce, tamper(aad, at, by), sealed)).toBeUndefined();
+      },
+    ),
+    { numRuns: runs },
+  );
 }
 
 describe("SHA-256 (FIPS 180-4)", () => {
@@ -441,31 +472,7 @@ describe("AES-128-CCM (RFC 3610, NIST SP 800-38C)", () => {
   });
 
   it("CCM-8 with a 12-byte nonce equals node:crypto; every single-byte change is refused", () => {
-    const c = jsDtlsCrypto(hostRandom);
-    fc.assert(
-      fc.property(
-        key16,
-        nonce12,
-        bytes(0, 40),
-        bytes(0, 300),
-        fc.nat(),
-        fc.integer({ min: 1, max: 255 }),
-        (key, nonce, aad, plaintext, at, by) => {
-          const sealed = c.seal("aes-128-ccm-8", key, nonce, aad, plaintext);
-          expect(toHex(sealed)).toBe(
-            toHex(nodeDtlsCrypto.seal("aes-128-ccm-8", key, nonce, aad, backed(plaintext))),
-          );
-          expect(c.open("aes-128-ccm-8", key, nonce, aad, sealed)).toEqual(plaintext);
-          expect(nodeDtlsCrypto.open("aes-128-ccm-8", key, nonce, aad, sealed)).toEqual(plaintext);
-          expect(c.open("aes-128-ccm-8", key, nonce, aad, tamper(sealed, at, by))).toBeUndefined();
-          expect(c.open("aes-128-ccm-8", key, tamper(nonce, at, by), aad, sealed)).toBeUndefined();
-          expect(c.open("aes-128-ccm-8", tamper(key, at, by), nonce, aad, sealed)).toBeUndefined();
-          if (aad.length)
-            expect(c.open("aes-128-ccm-8", key, nonce, tamper(aad, at, by), sealed)).toBeUndefined();
-        },
-      ),
-      { numRuns: 300 },
-    );
+    sealsLikeNodeCrypto("aes-128-ccm-8", 300);
   });
 
   it("the parameterised core (nonces of 7-13 bytes, even tags of 4-16 bytes) equals node:crypto", () => {
@@ -565,29 +572,7 @@ describe("AES-128-GCM (NIST SP 800-38D)", () => {
   });
 
   it("equals node:crypto for random inputs; every single-byte change is refused", () => {
-    const c = jsDtlsCrypto(hostRandom);
-    fc.assert(
-      fc.property(
-        key16,
-        nonce12,
-        bytes(0, 40),
-        bytes(0, 300),
-        fc.nat(),
-        fc.integer({ min: 1, max: 255 }),
-        (key, nonce, aad, plaintext, at, by) => {
-          const sealed = c.seal("aes-128-gcm", key, nonce, aad, plaintext);
-          expect(toHex(sealed)).toBe(
-            toHex(nodeDtlsCrypto.seal("aes-128-gcm", key, nonce, aad, backed(plaintext))),
-          );
-          expect(c.open("aes-128-gcm", key, nonce, aad, sealed)).toEqual(plaintext);
-          expect(c.open("aes-128-gcm", key, nonce, aad, tamper(sealed, at, by))).toBeUndefined();
-          expect(c.open("aes-128-gcm", key, tamper(nonce, at, by), aad, sealed)).toBeUndefined();
-          if (aad.length)
-            expect(c.open("aes-128-gcm", key, nonce, tamper(aad, at, by), sealed)).toBeUndefined();
-        },
-      ),
-      { numRuns: 200 },
-    );
+    sealsLikeNodeCrypto("aes-128-gcm", 200);
   });
 
   it("takes 12-byte IVs only; open never throws", () => {
