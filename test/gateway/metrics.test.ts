@@ -131,15 +131,7 @@ describe("GatewayMetrics over /metrics", () => {
   it("counts refused acks, replayed readings, gaps and the connect nonces from the session layer", async () => {
     const metrics = new GatewayMetrics({ processMetrics: false });
     let used = 3;
-    metrics.bind({
-      sessions: () => 0,
-      awake: () => 0,
-      asleep: () => 0,
-      mailboxDepth: () => 0,
-      outboxDepth: () => 0,
-      federationUp: () => false,
-      usedNonces: () => used,
-    });
+    metrics.bind({ ...idle, usedNonces: () => used });
     const server = await serve(metrics);
     const zero = zeroTotals;
     metrics.syncTotals({ ...zero, badAcks: 2, replayedTelemetry: 5, gaps: 1, usedNoncesEvicted: 0 });
@@ -156,15 +148,7 @@ describe("GatewayMetrics over /metrics", () => {
   it("shows the DTLS server (cxmpp_dtls_*): tables at each scrape, its counters brought up by syncTotals", async () => {
     const metrics = new GatewayMetrics({ processMetrics: false });
     let tables = { handshakes: 2, sessions: 5 };
-    metrics.bind({
-      sessions: () => 0,
-      awake: () => 0,
-      asleep: () => 0,
-      mailboxDepth: () => 0,
-      outboxDepth: () => 0,
-      federationUp: () => false,
-      dtlsTables: () => tables,
-    });
+    metrics.bind({ ...idle, dtlsTables: () => tables });
     const server = await serve(metrics);
     const dtls = {
       helloVerifyRequests: 10,
@@ -341,15 +325,11 @@ describe("GatewayMetrics over /metrics", () => {
     const metrics = new GatewayMetrics({ processMetrics: false });
     let broken = true;
     metrics.bind({
+      ...idle,
       sessions: () => {
         if (broken) throw new Error("registry gone");
         return 1;
       },
-      awake: () => 0,
-      asleep: () => 0,
-      mailboxDepth: () => 0,
-      outboxDepth: () => 0,
-      federationUp: () => false,
     });
     const server = await serve(metrics);
     const res = await fetch(`http://${server.address}/metrics`);
