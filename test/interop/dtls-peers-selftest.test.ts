@@ -21,26 +21,18 @@ import {
   startCapture,
   stopDtlsPeers,
 } from "../kit/dtls-peers.js";
+import { Timings } from "../kit/timings.js";
 
 const KEY = "secretPSK-0123456789";
 const PSK = pskHex(KEY);
 const ID = "client1";
 
-const timings: Array<[string, number]> = [];
-async function timed<T>(what: string, run: () => Promise<T>): Promise<T> {
-  const t0 = performance.now();
-  try {
-    return await run();
-  } finally {
-    timings.push([what, performance.now() - t0]);
-  }
-}
+const timings = new Timings();
+const timed = <T>(what: string, run: () => Promise<T>): Promise<T> => timings.timed(what, run);
 
 afterEach(stopDtlsPeers);
 afterAll(() => {
-  console.log(
-    `DTLS peer timings (ms):\n${timings.map(([what, ms]) => `  ${ms.toFixed(0).padStart(6)}  ${what}`).join("\n")}`,
-  );
+  console.log(timings.report("DTLS peer timings (ms)"));
 });
 
 const FLAVOURS: readonly LibcoapFlavour[] = ["openssl", "gnutls"];

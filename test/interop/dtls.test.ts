@@ -65,6 +65,7 @@ import {
 } from "../kit/dtls-peers.js";
 import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
 import { Tap } from "../kit/tap.js";
+import { Timings } from "../kit/timings.js";
 import { until } from "../kit/wait.js";
 
 const DOMAIN = "iot.localhost";
@@ -86,21 +87,12 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-const timings: Array<[string, number]> = [];
+const timings = new Timings();
+const timed = <T>(what: string, run: () => Promise<T>): Promise<T> => timings.timed(what, run);
 /** What interoperated: peer, suite, extended master secret, identity hint, what went through. */
 const matrix: Array<[string, string, string, string, string]> = [];
-async function timed<T>(what: string, run: () => Promise<T>): Promise<T> {
-  const t0 = performance.now();
-  try {
-    return await run();
-  } finally {
-    timings.push([what, performance.now() - t0]);
-  }
-}
 afterAll(() => {
-  console.log(
-    `DTLS interop timings (ms):\n${timings.map(([what, ms]) => `  ${ms.toFixed(0).padStart(6)}  ${what}`).join("\n")}`,
-  );
+  console.log(timings.report("DTLS interop timings (ms)"));
   console.log(
     `DTLS interop matrix (peer | suite | EMS | hint | exchange):\n${matrix.map((row) => `  ${row.join(" | ")}`).join("\n")}`,
   );
