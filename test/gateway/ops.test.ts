@@ -27,7 +27,14 @@ import { cleanEnv } from "../../bench/child-process.js";
 import { CONFIG_KEYS } from "../../gateway/config.js";
 import { backupStore } from "../../gateway/store/backup.js";
 import { openStore } from "../../gateway/store/index.js";
-import { CLI, freeUdpPort, killAllGateways, startGatewayProcess } from "../kit/gateway-process.js";
+import {
+  CLI,
+  freeUdpPort,
+  killAllGateways,
+  type Run,
+  runToEnd,
+  startGatewayProcess,
+} from "../kit/gateway-process.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const children: ChildProcess[] = [];
@@ -39,23 +46,9 @@ afterAll(async () => {
   await killAllGateways();
 });
 
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** `cxmpp …` to completion, without blocking the event loop, and without the caller's CXMPP_* settings. */
 function cxmpp(cwd: string, args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: cleanEnv(env) });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.once("error", reject);
-    child.once("close", (status) => resolve({ status, stdout, stderr }));
-  });
+  return runToEnd(process.execPath, [CLI, ...args], { cwd, env: cleanEnv(env) });
 }
 
 /** A long-running `cxmpp …` whose output is read as it comes. */

@@ -1,39 +1,25 @@
-/**
- * The data directory holds every device's key (issue 10): it is created mode 0700, and every file the
- * gateway and the commands create in it is 0600 (the database, its -wal and -shm, the lock file, the
- * marker), as is a backup, whatever the umask; a store an older release left readable by others is
- * tightened when it is opened. The commands run compiled (bin/cxmpp.js → dist/): `npm run build` first.
- */
-import { spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { cleanEnv } from "../../bench/child-process.js";
-import { CLI, freeUdpPort, killAllGateways, startGatewayProcess } from "../kit/gateway-process.js";
+import {
+  CLI,
+  freeUdpPort,
+  killAllGateways,
+  type Run,
+  runToEnd,
+  startGatewayProcess,
+} from "../kit/gateway-process.js";
 
 afterAll(() => killAllGateways());
-
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 /** `cxmpp …` under `umask` (a shell sets it, then execs node), without the caller's CXMPP_* settings. */
 function cxmpp(cwd: string, umask: string, args: readonly string[]): Promise<Run> {
   const quoted = [process.execPath, CLI, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
-  return new Promise((resolve, reject) => {
-    const child = spawn("/bin/sh", ["-c", `umask ${umask} && exec ${quoted}`], {
-      cwd,
-      env: cleanEnv({ CXMPP_DTLS_LISTEN: "off" }),
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.once("error", reject);
-    child.once("close", (status) => resolve({ status, stdout, stderr }));
+  return runToEnd("/bin/sh", ["-c", `umask ${umask} && exec ${quoted}`], {
+    cwd,
+    env: cleanEnv({ CXMPP_DTLS_LISTEN: "off" }),
   });
 }
 
