@@ -246,6 +246,27 @@ class Counting implements DatagramTransport {
   }
 }
 
+/** UDP datagrams and payload bytes each way, medians over runs (bytes_total: the two medians added). */
+export interface Traffic {
+  readonly datagrams_up: number;
+  readonly datagrams_down: number;
+  readonly bytes_up: number;
+  readonly bytes_down: number;
+  readonly bytes_total: number;
+}
+
+function medianTraffic(runs: readonly Counts[]): Traffic {
+  const up = median(runs.map((c) => c.up.bytes));
+  const down = median(runs.map((c) => c.down.bytes));
+  return {
+    datagrams_up: median(runs.map((c) => c.up.datagrams)),
+    datagrams_down: median(runs.map((c) => c.down.datagrams)),
+    bytes_up: up,
+    bytes_down: down,
+    bytes_total: up + down,
+  };
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Part 1: the handshake.
 
@@ -256,18 +277,13 @@ export interface FlightReport {
   readonly messages: readonly string[];
 }
 
-export interface HandshakeReport {
+export interface HandshakeReport extends Traffic {
   readonly suite: DtlsSuiteName;
   readonly handshakes: number;
   readonly failed: number;
   readonly identity_bytes: number;
   readonly flights: number;
   readonly round_trips: number;
-  readonly datagrams_up: number;
-  readonly datagrams_down: number;
-  readonly bytes_up: number;
-  readonly bytes_down: number;
-  readonly bytes_total: number;
   readonly retransmissions: number;
   readonly extended_master_secret: boolean;
   readonly ms_median: number;
@@ -398,8 +414,6 @@ async function measureHandshakes(s: Suite, config: DtlsBenchConfig): Promise<Han
   const shape = (f: readonly FlightReport[]) => JSON.stringify(f);
   const pick = (f: (r: (typeof runs)[number]) => number) => median(runs.map(f));
   const flights = first?.flights ?? [];
-  const up = pick((r) => r.counts.up.bytes);
-  const down = pick((r) => r.counts.down.bytes);
   return {
     suite: s.name,
     handshakes: runs.length,
@@ -407,11 +421,7 @@ async function measureHandshakes(s: Suite, config: DtlsBenchConfig): Promise<Han
     identity_bytes: HANDSHAKE_IDENTITY.length,
     flights: flights.length,
     round_trips: flights.filter((f) => f.from === "node").length,
-    datagrams_up: pick((r) => r.counts.up.datagrams),
-    datagrams_down: pick((r) => r.counts.down.datagrams),
-    bytes_up: up,
-    bytes_down: down,
-    bytes_total: up + down,
+    ...medianTraffic(runs.map((r) => r.counts)),
     retransmissions: runs.reduce((n, r) => n + r.retransmissions, 0),
     extended_master_secret: runs.every((r) => r.ems),
     ms_median: round(
@@ -517,18 +527,13 @@ async function benchNode(gw: LocalGateway, mode: Suite | undefined, device: Devi
   };
 }
 
-export interface ConnectReport {
+export interface ConnectReport extends Traffic {
   readonly mode: "plain" | DtlsSuiteName;
   readonly connects: number;
   readonly handshake_round_trips: number;
   /** CoAP requests of the connect (plain: the challenged one and the proof). */
   readonly exchanges: number;
   readonly round_trips: number;
-  readonly datagrams_up: number;
-  readonly datagrams_down: number;
-  readonly bytes_up: number;
-  readonly bytes_down: number;
-  readonly bytes_total: number;
   readonly ms_median: number;
 }
 
@@ -565,19 +570,13 @@ async function measureConnects(
     }
   }
   const pick = (f: (r: (typeof runs)[number]) => number) => median(runs.map(f));
-  const up = pick((r) => r.counts.up.bytes);
-  const down = pick((r) => r.counts.down.bytes);
   return {
     mode: mode?.name ?? "plain",
     connects: runs.length,
     handshake_round_trips: pick((r) => r.handshakeTrips),
     exchanges: pick((r) => r.exchanges),
     round_trips: pick((r) => r.handshakeTrips + r.exchanges),
-    datagrams_up: pick((r) => r.counts.up.datagrams),
-    datagrams_down: pick((r) => r.counts.down.datagrams),
-    bytes_up: up,
-    bytes_down: down,
-    bytes_total: up + down,
+    ...medianTraffic(runs.map((r) => r.counts)),
     ms_median: round(
       pick((r) => r.ms),
       2,
