@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { freeUdpPort } from "../../bench/child-process.js";
+import { until } from "../kit/wait.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const CLI = join(ROOT, "bin", "cxmpp.js");
@@ -27,14 +28,6 @@ function start(...args: string[]): { child: ChildProcess; out: () => string; err
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (err += d));
   return { child, out: () => out, err: () => err };
-}
-
-async function until(what: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 afterAll(() => {

@@ -35,6 +35,7 @@ import {
   runToEnd,
   startGatewayProcess,
 } from "../kit/gateway-process.js";
+import { until } from "../kit/wait.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const children: ChildProcess[] = [];
@@ -63,14 +64,6 @@ function start(
   child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d));
   return { child, out: () => out, err: () => err };
-}
-
-async function until(what: () => boolean, ms: number, explain = () => ""): Promise<void> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error(`timed out waiting ${explain()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const sha = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
@@ -207,7 +200,7 @@ describe("cxmpp store backup and restore, around a real gateway", () => {
     await until(
       () => actuator.out().includes("queued before the backup"),
       20_000,
-      () => `for the queued stanza\nnode: ${actuator.out()}${actuator.err()}\ngateway: ${again.stderr()}`,
+      () => `the queued stanza\nnode: ${actuator.out()}${actuator.err()}\ngateway: ${again.stderr()}`,
     );
     expect(actuator.out()).toMatch(
       /<message xmlns='jabber:client' from='sensor1@iot\.localhost\/cxmpp' to='actuator1@iot\.localhost' type='chat'>.*<body>queued before the backup<\/body>/,

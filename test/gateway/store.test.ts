@@ -17,6 +17,7 @@ import { NodeClient } from "../../src/core/index.js";
 import { createUdpEndpoint, nodeMac, systemClock, type UdpEndpoint } from "../../src/node/index.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
+import { until } from "../kit/wait.js";
 
 const DOMAIN = "iot.localhost";
 const CLI = join(import.meta.dirname, "..", "..", "bin", "cxmpp.js");
@@ -112,14 +113,6 @@ async function node(
   const inbox: string[] = [];
   client.onStanza((s) => inbox.push(bodyOf(s) ?? s.name));
   return { client, udp, inbox };
-}
-
-async function until(what: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const addDevices = (store: Store) => {

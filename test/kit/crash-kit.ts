@@ -13,6 +13,7 @@ import type { NodeClient } from "../../src/core/index.js";
 import type { GatewayProcess } from "./gateway-process.js";
 import { seededRandom } from "./seeded-random.js";
 import { bodyOf } from "./stanzas.js";
+import { sleep, until } from "./wait.js";
 
 export const DOMAIN = "iot.localhost";
 export const SINK = `sink@${DOMAIN}`;
@@ -32,17 +33,8 @@ const PACE_MS = 50;
 const KILLS = 6;
 export const SEED = Number(process.env.CXMPP_CRASH_SEED ?? 0xc0ffee);
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const msg = (to: string, body: string): XElement =>
   el("jabber:client", "message", { to, type: "chat" }, el("jabber:client", "body", {}, body));
-
-async function until(what: () => boolean, ms: number, why: () => string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error(`timed out: ${why()}`);
-    await sleep(20);
-  }
-}
 
 /** What a test gives the scenario. */
 export interface CrashSetup {

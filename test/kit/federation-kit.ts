@@ -15,6 +15,7 @@ import { connectDeviceNode } from "../../gateway/cli/node-command.js";
 import { parseXml } from "../../gateway/xml/stanza-xml.js";
 import type { NodeClient } from "../../src/core/index.js";
 import type { UdpEndpoint } from "../../src/node/index.js";
+import { sleep, until } from "./wait.js";
 
 export const CLI = join(import.meta.dirname, "..", "..", "bin", "cxmpp.js");
 
@@ -40,22 +41,7 @@ export async function killAllChildren(): Promise<void> {
   );
 }
 
-export { cleanEnv, freeUdpPort };
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `what` every 20 ms; rejects with `describe()` after `timeoutMs`. */
-export async function until(
-  what: () => boolean,
-  timeoutMs: number,
-  describe: () => string = () => "condition",
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!what()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${describe()}`);
-    await sleep(20);
-  }
-}
+export { cleanEnv, freeUdpPort, sleep, until };
 
 /**
  * The index of the first item of `list` at or after `from` that matches, waiting for it to arrive.

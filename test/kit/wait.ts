@@ -2,16 +2,15 @@
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `what` every `everyMs`; rejects with `describe()` after `timeoutMs`. */
+/** Polls `what` every 10 ms; rejects with `describe()` after `timeoutMs`. */
 export async function until(
   what: () => boolean,
   timeoutMs = 10_000,
   describe: () => string = () => "condition",
-  everyMs = 10,
 ): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!what()) {
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${describe()}`);
-    await sleep(everyMs);
+    await sleep(10);
   }
 }
