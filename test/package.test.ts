@@ -15,6 +15,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freeUdpPort } from "../bench/child-process.js";
 import { DICTIONARY_V1, FORMAT_VERSION } from "../codec/index.js";
+import { sleep, until } from "./kit/wait.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
@@ -85,16 +86,6 @@ function start(...args: string[]): Running {
   const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
   return { child, out: () => out, err: () => err, exited };
 }
-
-async function until(what: () => boolean, ms: number, label: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${label}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Every package installed under `dir` (a node_modules directory), nested ones included. */
 function installedPackages(dir: string, found = new Set<string>()): Set<string> {
@@ -197,7 +188,11 @@ describe("the packed package", () => {
       "--data-dir",
       "idle-data",
     );
-    await until(() => gw.out().includes("listening"), 30_000, `the gateway to listen\n${gw.err()}`);
+    await until(
+      () => gw.out().includes("listening"),
+      30_000,
+      () => `the gateway to listen\n${gw.err()}`,
+    );
     // Idle means idle: V8's memory reducer shrinks the young generation a few seconds after start-up's
     // allocation stops (seen here: ~66 MB at 5 s, ~61 MB from 10 s on, in the checkout). Sampled at 5 s
     // and at 15 s; the budget applies to the gateway at rest.
@@ -243,12 +238,16 @@ describe("the packed package", () => {
       expect(r.code).toBe(0);
     }
     const gw = start("gateway", "--dtls-listen", gateway, "--listen", "off", "--data-dir", "data");
-    await until(() => gw.out().includes("listening"), 30_000, `the gateway to listen\n${gw.err()}`);
+    await until(
+      () => gw.out().includes("listening"),
+      30_000,
+      () => `the gateway to listen\n${gw.err()}`,
+    );
     const actuator = start("node", "run", "--device", "actuator1.json", "--poll", "0.2");
     await until(
       () => actuator.err().includes("connected as actuator1@iot.localhost"),
       30_000,
-      `actuator1 to connect\n${actuator.err()}`,
+      () => `actuator1 to connect\n${actuator.err()}`,
     );
     const sent = await cxmpp(
       "node",
@@ -262,7 +261,11 @@ describe("the packed package", () => {
     );
     expect(sent.stderr).toBe("");
     expect(sent.code).toBe(0);
-    await until(() => actuator.out().includes("switch on"), 15_000, `the stanza\n${actuator.out()}`);
+    await until(
+      () => actuator.out().includes("switch on"),
+      15_000,
+      () => `the stanza\n${actuator.out()}`,
+    );
     expect(actuator.out()).toContain("from='sensor1@iot.localhost/cxmpp'");
     expect(actuator.out()).toContain("<body>switch on</body>");
 
