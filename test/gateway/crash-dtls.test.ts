@@ -12,23 +12,17 @@
  * compiled (bin/cxmpp.js → dist/): `npm run build` first.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { cleanEnv } from "../../bench/child-process.js";
 import { nodeFromDevice } from "../../gateway/cli/node-command.js";
 import type { DtlsClient } from "../../src/dtls/index.js";
 import { type CrashSetup, crashUnderLoad, IDENTITIES, SEED } from "../kit/crash-kit.js";
 import { CLI, freeUdpPort, killAllGateways, startGatewayProcess } from "../kit/gateway-process.js";
+import { scratch } from "../kit/scratch.js";
 
-const root = mkdtempSync(join(tmpdir(), "cxmpp-crash-dtls-"));
-const cleanups: Array<() => unknown> = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  await killAllGateways();
-  rmSync(root, { recursive: true, force: true });
-});
+const { root, cleanups } = scratch("cxmpp-crash-dtls-");
+cleanups.push(killAllGateways); // (run last: cleanups run in reverse)
 
 describe("crash over DTLS: SIGKILL of the gateway under load", () => {
   it(`loses and duplicates nothing acknowledged; nodes handshake again and resume (seed ${SEED})`, async () => {

@@ -6,24 +6,18 @@
  * must carry on without a new connect, since the restarted gateway rebuilds their sessions. The
  * scenario is test/kit/crash-kit.ts; crash-dtls.test.ts runs it over DTLS.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openStore } from "../../gateway/store/index.js";
 import { NodeClient, type PeerAddress } from "../../src/core/index.js";
 import { createUdpEndpoint, nodeMac } from "../../src/node/index.js";
 import { type CrashSetup, crashUnderLoad, DOMAIN, IDENTITIES, SEED } from "../kit/crash-kit.js";
 import { freeUdpPort, killAllGateways, startGatewayProcess } from "../kit/gateway-process.js";
+import { scratch } from "../kit/scratch.js";
 import { key } from "../kit/session-harness.js";
 
-const root = mkdtempSync(join(tmpdir(), "cxmpp-crash-"));
-const cleanups: Array<() => unknown> = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  await killAllGateways();
-  rmSync(root, { recursive: true, force: true });
-});
+const { root, cleanups } = scratch("cxmpp-crash-");
+cleanups.push(killAllGateways); // (run last: cleanups run in reverse)
 
 /** The sink's key is key(100), sender s<k>'s key(k + 1). */
 const keyOf = (identity: string) => key(identity === "sink" ? 100 : Number(identity.slice(1)) + 1);

@@ -8,10 +8,8 @@
  * - a restarted gateway: the node handshakes again by itself and its session resumes.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { el, type XElement } from "../../codec/index.js";
 import {
   CoapEndpoint,
@@ -36,18 +34,14 @@ import {
   UdpTransport,
 } from "../../src/node/index.js";
 import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
+import { scratch } from "../kit/scratch.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
 import { Tap } from "../kit/tap.js";
 import { sleep, until } from "../kit/wait.js";
 
 const DOMAIN = "iot.localhost";
-const root = mkdtempSync(join(tmpdir(), "cxmpp-dtls-gw-"));
-const cleanups: (() => unknown)[] = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  rmSync(root, { recursive: true, force: true });
-});
+const { root, cleanups } = scratch("cxmpp-dtls-gw-");
 
 /** Counts the CoAP messages the node puts into DTLS (to see how many round trips a connect takes). */
 class Counter implements DatagramTransport {

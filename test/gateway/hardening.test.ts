@@ -8,10 +8,8 @@
  * - a telemetry frame that does not decode is answered 4.00 (errors come back);
  * - unknown identities cost the same work as wrong keys; challenges keep no state.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { heapAfterGc } from "../../bench/memory.js";
 import { DICTIONARY_V1, el, type XElement } from "../../codec/index.js";
 import { MemoryDevices } from "../../gateway/index.js";
@@ -40,18 +38,14 @@ import {
   wallClock,
 } from "../../src/node/index.js";
 import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
+import { scratch } from "../kit/scratch.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
 import { Tap } from "../kit/tap.js";
 import { sleep, until } from "../kit/wait.js";
 
 const DOMAIN = "iot.localhost";
-const root = mkdtempSync(join(tmpdir(), "cxmpp-hardening-"));
-const cleanups: (() => unknown)[] = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  rmSync(root, { recursive: true, force: true });
-});
+const { root, cleanups } = scratch("cxmpp-hardening-");
 
 interface Node {
   readonly client: NodeClient;

@@ -1,3 +1,9 @@
+/**
+ * The data directory holds every device's key (issue 10): it is created mode 0700, and every file the
+ * gateway and the commands create in it is 0600 (the database, its -wal and -shm, the lock file, the
+ * marker), as is a backup, whatever the umask; a store an older release left readable by others is
+ * tightened when it is opened. The commands run compiled (bin/cxmpp.js → dist/): `npm run build` first.
+ */
 import { chmodSync, existsSync, mkdtempSync, readdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -8,25 +8,21 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { deserialize, serialize } from "node:v8";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { el, type XElement } from "../../codec/index.js";
 import { attachGateway, type GatewayService } from "../../gateway/index.js";
 import { MIGRATIONS, openDatabase, openStore, type Store, StoreError } from "../../gateway/store/index.js";
 import { packEntry } from "../../gateway/store/session-store.js";
 import { NodeClient } from "../../src/core/index.js";
 import { createUdpEndpoint, nodeMac, systemClock, type UdpEndpoint } from "../../src/node/index.js";
+import { scratch } from "../kit/scratch.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
 import { until } from "../kit/wait.js";
 
 const DOMAIN = "iot.localhost";
 const CLI = join(import.meta.dirname, "..", "..", "bin", "cxmpp.js");
-const root = mkdtempSync(join(tmpdir(), "cxmpp-store-"));
-const cleanups: Array<() => void | Promise<void>> = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  rmSync(root, { recursive: true, force: true });
-});
+const { root, cleanups } = scratch("cxmpp-store-");
 
 const msg = (to: string, body: string): XElement =>
   el("jabber:client", "message", { to, type: "chat" }, el("jabber:client", "body", {}, body));

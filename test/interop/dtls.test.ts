@@ -15,8 +15,6 @@
  * C. A capture of a node on our client talking to our gateway, decoded by tshark with the PSK: CoAP
  *    inside DTLS; without the PSK, nothing of it.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { el, type XElement } from "../../codec/index.js";
@@ -64,6 +62,7 @@ import {
   stopDtlsPeers,
 } from "../kit/dtls-peers.js";
 import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
+import { scratch } from "../kit/scratch.js";
 import { Tap } from "../kit/tap.js";
 import { Timings } from "../kit/timings.js";
 import { until } from "../kit/wait.js";
@@ -79,13 +78,8 @@ const METER = { identity: "meter2", key: "secret-key-meter2" };
 const LINK_FORMAT =
   /^<\/c>;rt="cxmpp\.connect";dict="[^"]+",<\/u>;rt="cxmpp\.uplink";ct=65101,<\/d>;rt="cxmpp\.downlink";obs;ct=65101$/;
 
-const root = mkdtempSync(join(tmpdir(), "cxmpp-dtls-interop-"));
-const cleanups: Array<() => unknown> = [];
+const { root, cleanups } = scratch("cxmpp-dtls-interop-");
 afterEach(stopDtlsPeers);
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  rmSync(root, { recursive: true, force: true });
-});
 
 const timings = new Timings();
 const timed = <T>(what: string, run: () => Promise<T>): Promise<T> => timings.timed(what, run);

@@ -12,11 +12,9 @@
  * (c) The heap budgets (tools/build-node.ts BUDGETS, QuickJS's own accounting) with the runtime's
  *     limit at heapBytes × peakRatio: after connect ≤ heapBytes, peak ≤ peakRatio × steady.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { build } from "esbuild";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { attr, el, sameInfoset, type XElement } from "../../codec/index.js";
 import { LossyRelay } from "../../examples/lossy-relay.js";
 import { encodeDeviceFile } from "../../gateway/data-dir.js";
@@ -25,6 +23,7 @@ import type { PeerAddress } from "../../src/core/index.js";
 import { BUDGETS, BUNDLE_OPTIONS, buildNodeBundle } from "../../tools/build-node.js";
 import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
 import { QuickJsEngine, type QuickJsMemory, QuickJsTinyNode } from "../kit/quickjs-host.js";
+import { scratch } from "../kit/scratch.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
 import { readSessionVectors, readStaticVectors } from "../kit/vectors.js";
@@ -37,12 +36,7 @@ const SINK = "sink@elsewhere.example";
 /** The runtime's limit: the heap budget times the allowed peak ratio. */
 const LIMIT = BUDGETS.heapBytes * BUDGETS.peakRatio;
 
-const root = mkdtempSync(join(tmpdir(), "cxmpp-quickjs-"));
-const cleanups: (() => unknown)[] = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  rmSync(root, { recursive: true, force: true });
-});
+const { root, cleanups } = scratch("cxmpp-quickjs-");
 
 let bundle = "";
 let codecBundle = "";

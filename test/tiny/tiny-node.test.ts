@@ -4,27 +4,21 @@
  * runs on the pure-JavaScript fallback as on a device. coaps and plain coap; CON and NON readings;
  * a downlink stanza; sleep and wake; the device file decoded on the node.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { attr, el, type XElement } from "../../codec/index.js";
 import { encodeDeviceFile } from "../../gateway/data-dir.js";
 import type { PeerAddress } from "../../src/core/index.js";
 import { nodeTinyHost } from "../../src/node/index.js";
 import { createTinyNode, decodeDeviceFile, gatewayAddress } from "../../src/tiny/index.js";
 import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
+import { scratch } from "../kit/scratch.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
 import { until } from "../kit/wait.js";
 
 const DOMAIN = "iot.localhost";
-const root = mkdtempSync(join(tmpdir(), "cxmpp-tiny-"));
-const cleanups: (() => unknown)[] = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  rmSync(root, { recursive: true, force: true });
-});
+const { root, cleanups } = scratch("cxmpp-tiny-");
 
 const reading = (n: number) =>
   el("jabber:client", "message", { to: "sink@elsewhere.example" }, el("jabber:client", "body", {}, `r${n}`));
