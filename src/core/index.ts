@@ -2,6 +2,7 @@
 
 export { equalBytes, randomBytes, toHex } from "./bytes.js";
 export { BlockwiseError } from "./coap/blockwise.js";
+export { CoapClientEndpoint } from "./coap/client-endpoint.js";
 export { CoapEndpoint, type EndpointOptions, maxTransmitWait } from "./coap/endpoint.js";
 export {
   CoapError,

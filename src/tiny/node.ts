@@ -1,12 +1,13 @@
 /**
- * The tiny node: `createTinyNode(host, device)` assembles the portable client — the CoAP endpoint,
- * DTLS when the device file says coaps, and the cxmpp session (NodeClient) — over the host's few
- * functions (host.ts). Everything runs on one host timer and the host's datagram callbacks; the
+ * The tiny node: `createTinyNode(host, device)` assembles the portable client — the CoAP endpoint's
+ * client half (CoapClientEndpoint: the node serves no requests, so no server layers are bundled), DTLS
+ * when the device file says coaps, and the cxmpp session (NodeClient) — over the host's few functions
+ * (host.ts). Everything runs on one host timer and the host's datagram callbacks; the
  * client is promise-based, so a host whose engine has a job queue (QuickJS) runs pending jobs after
  * each call into the node (docs/TINY-NODE.md).
  */
 import type { XElement } from "../../codec/index.js";
-import { CoapEndpoint } from "../core/coap/endpoint.js";
+import { CoapClientEndpoint } from "../core/coap/client-endpoint.js";
 import type {
   Cancellable,
   Clock,
@@ -127,7 +128,7 @@ export function createTinyNode(host: TinyHost, device: TinyDevice, options: Tiny
         ...(options.mtu !== undefined ? { mtu: options.mtu } : {}),
       })
     : undefined;
-  const endpoint = new CoapEndpoint({
+  const endpoint = new CoapClientEndpoint({
     transport: dtls ?? socket,
     clock,
     scheduler,

@@ -2,7 +2,8 @@
  * The tiny-node side of a cxmpp session (docs/PROTOCOL.md §3): connect with proof of the device key,
  * send stanzas reliably (CON, exactly once, in order) or as telemetry (NON), receive the gateway's
  * downlink piggybacked on responses or pushed, and resume after losing the session. Portable: it sees
- * only a CoapEndpoint, a clock and a MAC; the same code runs on Node.js and on an embedded engine.
+ * only a CoapClientEndpoint (a CoapEndpoint will do), a clock and a MAC; the same code runs on Node.js
+ * and on an embedded engine.
  *
  * Reliability is end to end: a stanza counts as sent when the gateway's `h` covers its sequence
  * number (the gateway answers only once the frame is stored), like XEP-0198. CoAP retransmission
@@ -19,7 +20,7 @@ import {
   type XElement,
 } from "../../../codec/index.js";
 import { utf8Decode } from "../bytes.js";
-import type { CoapEndpoint } from "../coap/endpoint.js";
+import type { CoapClientEndpoint } from "../coap/client-endpoint.js";
 import { type CoapMessage, findOption, pathOptions, uintOption } from "../coap/message.js";
 import { Code, ContentFormat, codeString, OptionNumber } from "../coap/registry.js";
 import { type Logger, type Mac, type PeerAddress, silentLogger } from "../interfaces.js";
@@ -39,7 +40,7 @@ import {
 export { SessionError } from "./errors.js";
 
 export interface NodeClientOptions {
-  readonly endpoint: CoapEndpoint;
+  readonly endpoint: CoapClientEndpoint;
   readonly gateway: PeerAddress;
   readonly identity: string;
   readonly key: Uint8Array;
