@@ -394,13 +394,17 @@ export class BlockwiseServer {
 }
 
 /** Options that describe the Block1 transfer, not the reassembled request. */
-const BLOCK1_ONLY: ReadonlySet<number> = new Set([
+const BLOCK1_ONLY: ReadonlySet<number> = /* @__PURE__ */ new Set([
   OptionNumber.BLOCK1,
   OptionNumber.SIZE1,
   OptionNumber.REQUEST_TAG,
 ]);
 /** Options the Block2 server sets itself on every block. */
-const BLOCK2_OWN: ReadonlySet<number> = new Set([OptionNumber.BLOCK2, OptionNumber.SIZE2, OptionNumber.ETAG]);
+const BLOCK2_OWN: ReadonlySet<number> = /* @__PURE__ */ new Set([
+  OptionNumber.BLOCK2,
+  OptionNumber.SIZE2,
+  OptionNumber.ETAG,
+]);
 
 /** RFC 9175 §3.3: blocks belong together by endpoint, resource and Request-Tag (absent = empty tag). */
 function assemblyKey(r: ServerRequest): string {

@@ -52,7 +52,9 @@ export interface ObserveServerOptions {
   readonly confirmEvery: number;
 }
 
-export const DEFAULT_OBSERVE_SERVER: ObserveServerOptions = Object.freeze({ confirmEvery: 10 });
+export const DEFAULT_OBSERVE_SERVER: ObserveServerOptions = /* @__PURE__ */ Object.freeze({
+  confirmEvery: 10,
+});
 
 /** What `notify` sends: the response a GET would get now. */
 export interface Notification {
