@@ -30,10 +30,14 @@ export const TARGETS = Object.freeze({
  * the bundle shrinks, never raise them.
  */
 export const BUDGETS = Object.freeze({
-  minifiedBytes: 160 * 1024,
-  gzipBytes: 64 * 1024,
-  /** Measured 956 KB after connect in QuickJS 0.32 (quickjs-emscripten), 2026-12-07. */
-  heapBytes: 1000 * 1024,
+  /**
+   * Measured 148,766 B minified, 60,964 B gzip (the tiny-node API); examples/tiny-sensor's bundle, held
+   * to the same budgets, 151,049 B and 61,979 B.
+   */
+  minifiedBytes: 148 * 1024,
+  gzipBytes: 61 * 1024,
+  /** Measured 912 KB after connect in QuickJS 0.32 (quickjs-emscripten), 2026-12-07. */
+  heapBytes: 920 * 1024,
   peakRatio: 1.5,
 });
 
