@@ -3,14 +3,19 @@
  * file, platform neutral, of src/tiny/index.ts (createTinyNode, el, decodeDeviceFile), written to
  * dist/tiny/cxmpp-node.mjs, with its size printed beside the budgets, which only ever go down
  * (test/tiny/bundle.test.ts enforces them; the heap budgets are checked inside QuickJS).
+ *
+ * `tsx tools/build-node.ts ENTRY [OUTFILE]` bundles a device program on the tiny node instead, with the
+ * same options (examples/tiny-sensor: dist/tiny/cxmpp-sensor.mjs), its size beside the same budgets.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { type BuildOptions, build } from "esbuild";
 
 const ROOT = resolve(import.meta.dirname, "..");
 export const BUNDLE = join(ROOT, "dist", "tiny", "cxmpp-node.mjs");
+/** The tiny-node API's entry point: what BUNDLE holds. */
+export const ENTRY = join(ROOT, "src", "tiny", "index.ts");
 
 /**
  * Where the tiny node must get to (issue 11): a bundle a microcontroller's flash and a few hundred KB
@@ -59,8 +64,9 @@ export const BUNDLE_OPTIONS = {
   legalComments: "none",
 } as const satisfies BuildOptions;
 
-export async function buildNodeBundle(outfile = BUNDLE): Promise<BundleReport> {
-  const result = await build({ entryPoints: [join(ROOT, "src", "tiny", "index.ts")], ...BUNDLE_OPTIONS });
+/** Bundles `entry` (the tiny-node API, or a device program on it) with BUNDLE_OPTIONS into `outfile`. */
+export async function buildNodeBundle(outfile = BUNDLE, entry = ENTRY): Promise<BundleReport> {
+  const result = await build({ entryPoints: [entry], ...BUNDLE_OPTIONS });
   const code = result.outputFiles[0]!.text;
   mkdirSync(dirname(outfile), { recursive: true });
   writeFileSync(outfile, code);
@@ -77,7 +83,15 @@ function kb(n: number): string {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
-  const r = await buildNodeBundle();
+  const [entry, out] = process.argv.slice(2);
+  const r = entry
+    ? await buildNodeBundle(
+        out
+          ? resolve(out)
+          : join(dirname(BUNDLE), `cxmpp-${basename(entry).replace(/\.[cm]?[jt]s$/, "")}.mjs`),
+        resolve(entry),
+      )
+    : await buildNodeBundle();
   const line = (what: string, value: number, budget: number, target: number) =>
     `  ${what.padEnd(10)} ${kb(value).padStart(9)}   budget ${kb(budget).padStart(9)} ${value <= budget ? "ok  " : "OVER"}   target ${kb(target).padStart(9)} ${value <= target ? "met" : "not yet"}`;
   process.stdout.write(

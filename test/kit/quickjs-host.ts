@@ -411,6 +411,12 @@ export interface QuickJsTinyNodeOptions {
   readonly ackTimeoutMs?: number;
   readonly wake?: number;
   readonly memoryLimit?: number;
+  /**
+   * The device side evaluated after the bundle (default: the glue above, over createTinyNode). Another
+   * glue (a device program's, examples/tiny-sensor) defines at least `__fire()`, `__receive(buffer)` and
+   * `device_create(file, ackTimeoutMs, wake)` over `__host`, and `device_*` for the calls it supports.
+   */
+  readonly glue?: string;
 }
 
 /** Heap figures of one node (memory_used_size, bytes). */
@@ -522,7 +528,7 @@ export class QuickJsTinyNode {
     // The first collection, which also brings QuickJS's own collection threshold down to what a
     // device would have (see collect()).
     const load = e.collect();
-    e.evaluate(DEVICE_GLUE, "device-glue.js");
+    e.evaluate(options.glue ?? DEVICE_GLUE, "device-glue.js");
     e.call("device_create", options.deviceFile, options.ackTimeoutMs, options.wake);
     return { empty: this.emptyHeap, load, loadPeak };
   }
