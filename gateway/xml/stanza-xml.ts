@@ -1,71 +1,15 @@
 /**
- * XML text ⇄ codec tree. Parsing uses ltx through `@xmpp/xml` (the parser xmpp.js uses on the wire);
- * namespace prefixes are resolved here so that the codec only ever sees (namespace, local name) pairs.
+ * XML text ⇄ codec tree. Parsing is xml-parser.ts's (saxes: XML 1.0 + Namespaces); this module converts
+ * between the codec tree and `@xmpp/xml` (ltx) elements, the form xmpp.js sends and receives, and
+ * writes XML text. Namespace prefixes are resolved so that the codec only ever sees (namespace, local
+ * name) pairs.
  */
-import { Element, parse } from "ltx";
-import {
-  JABBER_CLIENT,
-  normalize,
-  type XAttr,
-  type XElement,
-  XML_NS,
-  type XNode,
-} from "../../codec/index.js";
+import { Element } from "ltx";
+import { JABBER_CLIENT, type XAttr, type XElement, XML_NS, type XNode } from "../../codec/index.js";
+import { XmlError } from "./xml-error.js";
 
-const COMMENT = /<!--[\s\S]*?-->/g;
-/** A start tag with its attributes (values may hold '>'), as XML 1.0 §3.1 STag. */
-const START_TAG = /<[^\s/>!?]+((?:\s+[^\s=/>]+\s*=\s*(?:'[^']*'|"[^"]*"))*)\s*\/?>/g;
-const ATTRIBUTE_NAME = /([^\s=/>]+)\s*=\s*(?:'[^']*'|"[^"]*")/g;
-
-/**
- * ltx keeps attributes in a plain object, so a repeated attribute silently overwrites the first and
- * `__proto__` silently disappears. XML 1.0 §3.1 forbids the first (well-formedness constraint "Unique
- * Att Spec"); the second cannot be represented faithfully here. Both become a clear XmlError.
- */
-function checkAttributes(xml: string): void {
-  if (!xml.includes("=")) return;
-  for (const tag of xml.matchAll(START_TAG)) {
-    const list = tag[1];
-    if (!list) continue;
-    const names = new Set<string>();
-    for (const m of list.matchAll(ATTRIBUTE_NAME)) {
-      const name = m[1]!;
-      if (name === "__proto__") throw new XmlError("attribute name '__proto__' is not supported");
-      if (names.has(name)) throw new XmlError(`duplicate attribute '${name}'`);
-      names.add(name);
-    }
-  }
-}
-
-export class XmlError extends Error {
-  override readonly name = "XmlError";
-}
-
-export interface ParseOptions {
-  /** Namespace of an unprefixed root without `xmlns` (the stream's default namespace). */
-  readonly defaultNs?: string;
-  /**
-   * Keep whitespace-only text between child elements. Default false: XMPP ignores it (RFC 6120 §11.7)
-   * and the brief lets the codec drop it, so it never costs bytes on air.
-   */
-  readonly keepWhitespace?: boolean;
-}
-
-/** Parses one stanza (or any element) into the codec tree; throws `XmlError` on malformed XML. */
-export function parseXml(xml: string, options: ParseOptions = {}): XElement {
-  checkAttributes(xml);
-  let root: Element;
-  try {
-    // ltx 3.1.2 drops the text that follows a comment or CDATA section in the same parent: comments
-    // carry nothing for XMPP (RFC 6120 §11.1 forbids them on the stream), so remove them first.
-    root = parse(xml.includes("<!--") ? xml.replace(COMMENT, "") : xml);
-  } catch (error) {
-    throw new XmlError(`malformed XML: ${(error as Error).message}`);
-  }
-  if (!root || typeof root !== "object") throw new XmlError("no element in XML text");
-  const tree = fromLtx(root, options.defaultNs ?? JABBER_CLIENT, new Map([["xml", XML_NS]]));
-  return options.keepWhitespace ? tree : normalize(tree);
-}
+export { type ParseOptions, parseXml } from "./xml-parser.js";
+export { XmlError };
 
 /** Converts an `@xmpp/xml` / ltx element (as the XMPP component receives it) into the codec tree. */
 export function fromLtx(
@@ -128,11 +72,13 @@ export function fromLtx(
  * namespaced attributes, as in `toXml`.
  */
 export function toElement(element: XElement, parentNs = ""): Element {
-  const attrs: Record<string, string> = {};
+  // filled in place: Element's constructor would copy attributes by assignment and lose `__proto__`
+  const out = new Element(element.name);
+  const attrs = out.attrs as Record<string, string>;
   if (element.ns !== parentNs) attrs.xmlns = element.ns;
   let declared: Map<string, string> | undefined;
   for (const a of element.attrs) {
-    if (a.ns === "") attrs[a.name] = a.value;
+    if (a.ns === "") setAttr(attrs, a.name, a.value);
     else if (a.ns === XML_NS) attrs[`xml:${a.name}`] = a.value;
     else {
       declared ??= new Map();
@@ -145,7 +91,6 @@ export function toElement(element: XElement, parentNs = ""): Element {
       attrs[`${prefix}:${a.name}`] = a.value;
     }
   }
-  const out = new Element(element.name, attrs);
   for (const child of element.children) {
     if (typeof child === "string") out.children.push(child);
     else {
@@ -155,6 +100,13 @@ export function toElement(element: XElement, parentNs = ""): Element {
     }
   }
   return out;
+}
+
+/** `attrs[name] = value`, also for `__proto__` (an own property, not the prototype). */
+function setAttr(attrs: Record<string, string>, name: string, value: string): void {
+  if (name === "__proto__") {
+    Object.defineProperty(attrs, name, { value, enumerable: true, writable: true, configurable: true });
+  } else attrs[name] = value;
 }
 
 function escapeText(text: string): string {
