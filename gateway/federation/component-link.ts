@@ -4,12 +4,14 @@
  *
  * What to send and when it counts as delivered is the outbox pump's business (outbox-pump.ts).
  */
+import { StringDecoder } from "node:string_decoder";
 import { type Component, component } from "@xmpp/component";
 import type { XmppError } from "@xmpp/connection";
 import type { Element } from "@xmpp/xml";
 import { JABBER_CLIENT, type XElement } from "../../codec/index.js";
 import { type Logger, silentLogger } from "../../src/core/index.js";
 import { fromLtx, toElement } from "../xml/stanza-xml.js";
+import { StreamParser } from "../xml/xml-parser.js";
 import { ComponentAuthError } from "./errors.js";
 
 export { ComponentAuthError };
@@ -83,6 +85,7 @@ export class ComponentLink {
     // answered by the nodes, later (its middleware is the only "element" listener).
     xmpp.reconnect.stop();
     xmpp.removeAllListeners("element");
+    plugParser(xmpp);
     this.xmpp = xmpp;
     let authError: ComponentAuthError | undefined;
     xmpp.on("error", (error: XmppError) => {
@@ -193,4 +196,33 @@ export class ComponentLink {
     this.up = false;
     if (xmpp) await this.dispose(xmpp);
   }
+}
+
+/**
+ * The stream's XML is read by our conformant parser (xml-parser.ts, saxes) instead of xmpp.js's ltx one,
+ * which drops the text after a CDATA section and keeps literal newlines in attribute values. And the
+ * socket's bytes become text through one UTF-8 decoder per connection: xmpp.js decodes each chunk on its
+ * own, so a character split between two TCP segments (an emoji, any non-ASCII letter) became U+FFFD.
+ */
+function plugParser(xmpp: Component): void {
+  const connection = xmpp as unknown as {
+    Parser: unknown;
+    parser: { write(text: string): void } | null;
+    emit(event: string, ...args: unknown[]): boolean;
+    _onData(data: Buffer): void;
+    _attachSocket(socket: unknown): void;
+  };
+  connection.Parser = StreamParser;
+  let decoder = new StringDecoder("utf8");
+  const attachSocket = connection._attachSocket;
+  connection._attachSocket = function (this: typeof connection, socket: unknown) {
+    decoder = new StringDecoder("utf8");
+    attachSocket.call(this, socket);
+  };
+  connection._onData = function (this: typeof connection, data: Buffer) {
+    const text = decoder.write(data);
+    if (text === "") return;
+    this.emit("input", text);
+    this.parser?.write(text);
+  };
 }
