@@ -228,6 +228,7 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
         refusedConnects: service.stats.refusedConnects,
         badAcks: service.stats.badAcks,
         replayedTelemetry: service.stats.replayedTelemetry,
+        outOfOrderTelemetry: service.stats.outOfOrderTelemetry,
         gaps: service.stats.gaps,
         usedNoncesEvicted: service.stats.usedNoncesEvicted,
         coap: listeners.tables(),

@@ -98,6 +98,8 @@ export interface Totals {
   readonly badAcks?: number;
   /** NON readings dropped as replays (telemetry number already routed). */
   readonly replayedTelemetry?: number;
+  /** NON readings dropped for arriving after a newer reading or stanza of the node. */
+  readonly outOfOrderTelemetry?: number;
   /** Uplink frames beyond h + 1, not taken. */
   readonly gaps?: number;
   /** Used connect nonces forgotten early (table full). */
@@ -206,9 +208,9 @@ export class GatewayMetrics {
   private readonly connects = this.counter("cxmpp_connects_total", "session connects accepted");
   private readonly uplinkRejected = this.counter(
     "cxmpp_uplink_rejected_total",
-    "uplinks or frames not taken: an ack beyond the frames sent (bad_ack), a replayed telemetry number (telemetry_replay), a frame beyond h + 1 (gap)",
+    "uplinks or frames not taken: an ack beyond the frames sent (bad_ack), a replayed telemetry number (telemetry_replay), a reading that arrived after a newer one was routed (out_of_order), a frame beyond h + 1 (gap)",
     ["reason"],
-    ["bad_ack", "telemetry_replay", "gap"],
+    ["bad_ack", "telemetry_replay", "out_of_order", "gap"],
   );
   private readonly noncesEvicted = this.counter(
     "cxmpp_connect_nonces_evicted_total",
@@ -379,6 +381,7 @@ export class GatewayMetrics {
     this.refused.inc(d("refusedConnects"));
     this.uplinkRejected.inc({ reason: "bad_ack" }, d("badAcks"));
     this.uplinkRejected.inc({ reason: "telemetry_replay" }, d("replayedTelemetry"));
+    this.uplinkRejected.inc({ reason: "out_of_order" }, d("outOfOrderTelemetry"));
     this.uplinkRejected.inc({ reason: "gap" }, d("gaps"));
     this.noncesEvicted.inc(d("usedNoncesEvicted"));
     if (t.coap) this.syncCoap(t.coap, this.lastTotals.coap ?? NO_COAP_TABLES);

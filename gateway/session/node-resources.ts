@@ -48,9 +48,23 @@ export interface NodeResourcesOptions {
 
 /** Seconds a node waits before retrying after 5.03 (RFC 7252 §5.9.3.4). */
 const STORE_RETRY_S = 5;
+/**
+ * How long the message id of a node's newest routed uplink orders its NON readings (docs/PROTOCOL.md
+ * §3.3): NON_LIFETIME (RFC 7252 §4.8.2), the longest a datagram is taken to live in the network; older,
+ * the 16-bit id could have wrapped.
+ */
+const ORDER_FENCE_MS = 145_000;
 const encoder = new TextEncoder();
 
+/** The message id of a node's newest routed uplink, and when it was routed. */
+interface OrderFence {
+  readonly mid: number;
+  readonly at: number;
+}
+
 export class NodeResources {
+  private readonly fences = new WeakMap<NodeSession, OrderFence>();
+
   constructor(
     private readonly registry: SessionRegistry,
     private readonly connect: ConnectHandler,
@@ -111,7 +125,13 @@ export class NodeResources {
     const path = uriPath(request);
     try {
       if (path === protocol.Paths.CORE && request.code === Code.GET) return this.core();
-      if (path === protocol.Paths.CONNECT && request.code === Code.POST) return this.connect.handle(request);
+      if (path === protocol.Paths.CONNECT && request.code === Code.POST) {
+        const response = this.connect.handle(request);
+        // A connect may follow a reboot, which starts the node's message ids afresh.
+        const session = response.code === Code.CREATED ? this.registry.at(request.peer) : undefined;
+        if (session) this.fences.delete(session);
+        return response;
+      }
       if (path === protocol.Paths.UPLINK && request.code === Code.POST) return this.uplink(request);
       if (path.startsWith(`${protocol.Paths.DOWNLINK}/`) && request.code === Code.GET)
         return this.downlink(request, path);
@@ -175,12 +195,13 @@ export class NodeResources {
     session.acknowledge(u.ack);
     this.registry.touch(session);
     this.presence.show(session);
-    if (u.seq === 0) return this.telemetry(session, u.t!, u.frames);
+    if (u.seq === 0) return this.telemetry(session, u.t!, u.frames, request.messageId);
     const before = session.h;
     const result = session.uplink(u.seq, u.frames);
     if (session.h !== before) this.registry.touch(session);
     if (result.gap) stats.gaps++; // never counted as received: the response's h tells the node where to resume
     stats.duplicateFrames += Math.max(0, Math.min(before, u.seq + u.frames.length - 1) - u.seq + 1);
+    if (result.accepted.length > 0) this.routed(session, request.messageId);
     for (const stanza of result.accepted) {
       stats.stanzasIn++;
       stats.xmlBytesIn += xmlSize(stanza);
@@ -204,14 +225,31 @@ export class NodeResources {
     return this.downlinkResponse(session, complete);
   }
 
+  /** Records the message id of an uplink that routed something: readings sent before it come too late. */
+  private routed(session: NodeSession, mid: number): void {
+    const fence = this.fences.get(session);
+    const now = this.o.clock.now();
+    if (!fence || now - fence.at > ORDER_FENCE_MS || !isBefore(mid, fence.mid))
+      this.fences.set(session, { mid, at: now });
+  }
+
+  /** Whether a reading with message id `mid` was sent before an uplink already routed (a live fence). */
+  private late(session: NodeSession, mid: number): boolean {
+    const fence = this.fences.get(session);
+    return fence !== undefined && this.o.clock.now() - fence.at <= ORDER_FENCE_MS && isBefore(mid, fence.mid);
+  }
+
   /**
    * NON readings (docs/PROTOCOL.md §3.3): routed once per telemetry number, whatever the message id,
    * the session or the time; a replay is dropped and counted without an answer (answering forged
-   * replays would make the gateway a reflector). A frame that does not decode is answered 4.00, which
-   * No-Response = 2 does not suppress.
+   * replays would make the gateway a reflector). A reading that comes after a newer one was routed (a
+   * lower telemetry number, or a lower message id than a routed CON uplink's) is dropped and counted
+   * the same way: routed, it would overwrite the newer value. A frame that does not decode is answered
+   * 4.00, which No-Response = 2 does not suppress.
    */
-  private telemetry(session: NodeSession, t: number, frames: readonly Uint8Array[]): Response {
+  private telemetry(session: NodeSession, t: number, frames: readonly Uint8Array[], mid: number): Response {
     const stats = this.o.stats;
+    const behind = t <= session.telemetryMax;
     if (!session.freshTelemetry(t)) {
       stats.replayedTelemetry++;
       this.o.logger.log("warn", "gateway.telemetry_replayed", {
@@ -221,6 +259,12 @@ export class NodeResources {
       });
       return this.downlinkResponse(session, true);
     }
+    if (behind || this.late(session, mid)) {
+      stats.outOfOrderTelemetry++;
+      this.o.logger.log("info", "gateway.telemetry_out_of_order", { jid: session.jid, t, mid });
+      return this.downlinkResponse(session, true);
+    }
+    if (frames.length > 0) this.routed(session, mid);
     let failed: CodecError | undefined;
     for (const frame of frames) {
       try {
@@ -279,6 +323,12 @@ export class NodeResources {
     this.o.stats.stanzasOut += response.frames;
     return response;
   }
+}
+
+/** Whether 16-bit message id `a` was allocated before `b` (serial number arithmetic, RFC 1982). */
+function isBefore(a: number, b: number): boolean {
+  const d = (b - a) & 0xffff;
+  return d !== 0 && d < 0x8000;
 }
 
 /** The downlink resource of a session: /d/<id> (docs/PROTOCOL.md §4.1). */

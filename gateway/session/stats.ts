@@ -28,6 +28,8 @@ export interface GatewayStats {
   badAcks: number;
   /** NON readings dropped because their telemetry number was routed before (replays). */
   replayedTelemetry: number;
+  /** NON readings dropped because a newer reading or stanza of the node was routed first. */
+  outOfOrderTelemetry: number;
   /** Uplink frames beyond h + 1 (an earlier one missing): not taken, the node resends in order. */
   gaps: number;
   /** Used connect nonces forgotten early because the table was full (maxUsedNonces). */
@@ -56,6 +58,7 @@ export function emptyStats(): GatewayStats {
     unsolicited: 0,
     badAcks: 0,
     replayedTelemetry: 0,
+    outOfOrderTelemetry: 0,
     gaps: 0,
     usedNoncesEvicted: 0,
   };

@@ -123,6 +123,7 @@ describe("GatewayMetrics over /metrics", () => {
       cxmpp_connects_refused_total: 1,
       'cxmpp_uplink_rejected_total{reason="bad_ack"}': 0,
       'cxmpp_uplink_rejected_total{reason="telemetry_replay"}': 0,
+      'cxmpp_uplink_rejected_total{reason="out_of_order"}': 0,
       'cxmpp_uplink_rejected_total{reason="gap"}': 0,
       cxmpp_connect_nonces_evicted_total: 0,
     });

@@ -9,6 +9,10 @@
  * number (the gateway answers only once the frame is stored), like XEP-0198. CoAP retransmission
  * covers single losses; a failed exchange is retried by the pump with the same sequence numbers and
  * the same frame bytes, and the gateway drops what it already stored.
+ *
+ * Stanzas and readings leave in the order they were asked for (docs/PROTOCOL.md §3.3): a NON reading
+ * asked for while earlier stanzas still wait for the gateway's `h` is held in the outbox behind them
+ * and sent, as NON, once they are stored; a stanza asked for after a held reading waits for it.
  */
 
 import {
@@ -60,9 +64,15 @@ export interface NodeClientOptions {
    * 120 s.
    */
   readonly observeRefreshMs?: number;
+  /**
+   * NON readings held behind unacknowledged stanzas (see sendTelemetry) at most; one more drops the
+   * oldest held reading (counted in droppedReadings): a sensor's latest value matters most. Default 16.
+   */
+  readonly maxHeldReadings?: number;
 }
 
 interface Outgoing {
+  readonly kind: "stanza";
   readonly stanza: XElement;
   frame: EncodedFrame;
   seq: number;
@@ -70,11 +80,24 @@ interface Outgoing {
   readonly failed: (error: Error) => void;
 }
 
+/** A NON reading held until every stanza before it is acknowledged; encoded when it leaves. */
+interface HeldReading {
+  readonly kind: "reading";
+  readonly stanza: XElement;
+}
+
+type Queued = Outgoing | HeldReading;
+
 export class NodeClient {
   private session: ConnectResponse | undefined;
   private encoder: SessionEncoder | undefined;
   private decoder: SessionDecoder | undefined;
-  private readonly outbox: Outgoing[] = [];
+  /** Stanzas waiting for the gateway's `h`, and NON readings held behind them, in the order asked. */
+  private readonly outbox: Queued[] = [];
+  /** Stanzas in the outbox (the rest are held readings). */
+  private pending = 0;
+  private held = 0;
+  private dropped = 0;
   private nextSeq = 1;
   private h = 0;
   /** Downlink frames received in order. */
@@ -111,7 +134,17 @@ export class NodeClient {
 
   /** Stanzas waiting for the gateway's acknowledgement. */
   get unacknowledged(): number {
-    return this.outbox.length;
+    return this.pending;
+  }
+
+  /** NON readings held behind unacknowledged stanzas (at most maxHeldReadings). */
+  get heldReadings(): number {
+    return this.held;
+  }
+
+  /** Held NON readings dropped, oldest first, because maxHeldReadings newer ones were held. */
+  get droppedReadings(): number {
+    return this.dropped;
   }
 
   onStanza(handler: (stanza: XElement) => void): void {
@@ -179,6 +212,7 @@ export class NodeClient {
     this.h = s.h;
     this.nextSeq = s.h + 1;
     for (const o of this.outbox) {
+      if (o.kind !== "stanza") continue;
       o.seq = this.nextSeq++;
       o.frame = this.encoder.encode(o.stanza);
     }
@@ -197,7 +231,8 @@ export class NodeClient {
     const encoder = this.encoder;
     return new Promise((done, failed) => {
       const frame = encoder.encode(stanza);
-      this.outbox.push({ stanza, frame, seq: this.nextSeq++, done, failed });
+      this.outbox.push({ kind: "stanza", stanza, frame, seq: this.nextSeq++, done, failed });
+      this.pending++;
       this.kick();
     });
   }
@@ -205,6 +240,11 @@ export class NodeClient {
   /**
    * Sends a stanza as telemetry: one NON message, no retransmission, no acknowledgement; the frame
    * inserts nothing into the codec tables, so losing it costs nothing later (FORMAT.md §6.5).
+   *
+   * Readings keep their order with the stanzas around them (docs/PROTOCOL.md §3.3): while stanzas sent
+   * before it wait for the gateway's acknowledgement (a CON retransmitted after a loss would otherwise
+   * be routed after the readings that followed it), the reading is held and goes, as NON, once they are
+   * stored. At most maxHeldReadings are held; beyond, the oldest held one is dropped and counted.
    */
   sendTelemetry(stanza: XElement): void {
     if (!this.session || !this.encoder) throw new SessionError("not-connected", "not connected");
@@ -217,6 +257,39 @@ export class NodeClient {
       });
       return;
     }
+    if (this.outbox.length > 0) {
+      this.hold(stanza);
+      return;
+    }
+    this.sendReading(stanza);
+  }
+
+  /** Queues a reading behind the outbox; the oldest held reading makes room when the cap is reached. */
+  private hold(stanza: XElement): void {
+    if (this.held >= (this.options.maxHeldReadings ?? 16)) {
+      const oldest = this.outbox.findIndex((q) => q.kind === "reading");
+      this.outbox.splice(oldest, 1);
+      this.held--;
+      this.dropped++;
+      this.logger.log("warn", "session.reading_dropped", { held: this.held, dropped: this.dropped });
+    }
+    this.outbox.push({ kind: "reading", stanza });
+    this.held++;
+  }
+
+  /** Sends the readings at the head of the outbox: every stanza before them is acknowledged. */
+  private releaseReadings(): void {
+    if (!this.session || this.closed) return;
+    while (this.outbox[0]?.kind === "reading") {
+      const r = this.outbox.shift()!;
+      this.held--;
+      this.sendReading(r.stanza);
+    }
+  }
+
+  /** One NON reading, encoded now (against the tables of this connection). */
+  private sendReading(stanza: XElement): void {
+    if (!this.encoder) return;
     const frame = this.encoder.encodeUnsequenced(stanza);
     // Readings go with the empty token and No-Response for 2.xx: the only answer can be an error.
     this.telemetryListener ??= this.options.endpoint.exchanges.listen(
@@ -312,11 +385,15 @@ export class NodeClient {
     this.closed = true;
     this.retryTimer?.cancel();
     this.telemetryListener?.cancel();
-    for (const o of this.outbox.splice(0)) o.failed(new SessionError("closed", "client closed"));
+    this.held = 0;
+    this.pending = 0;
+    for (const o of this.outbox.splice(0))
+      if (o.kind === "stanza") o.failed(new SessionError("closed", "client closed"));
   }
 
   private kick(): void {
     if (this.pumping || this.closed || !this.session) return;
+    this.releaseReadings();
     if (this.outbox.length === 0) return;
     this.pumping = true;
     void this.pump();
@@ -324,10 +401,14 @@ export class NodeClient {
 
   private async pump(): Promise<void> {
     try {
-      while (!this.closed && this.outbox.length > 0) {
+      for (;;) {
+        this.releaseReadings();
+        if (this.closed || this.outbox.length === 0) break;
+        // The stanzas at the head, up to the first held reading (it goes once they are stored).
         const batch: Outgoing[] = [];
         let size = 8;
         for (const o of this.outbox) {
+          if (o.kind !== "stanza") break;
           if (batch.length > 0 && size + o.frame.bytes.length + 3 > (this.options.maxPayload ?? 256)) break;
           batch.push(o);
           size += o.frame.bytes.length + 3;
@@ -373,10 +454,12 @@ export class NodeClient {
       // again) and renumber the rest; the gateway rolled its tables back, so their frames stay valid.
       const { h } = decodeDownlink(response.payload);
       this.acknowledgeUpTo(h);
-      const bad = this.outbox.shift();
-      if (bad) {
+      const at = this.outbox.findIndex((q) => q.kind === "stanza");
+      const bad = at < 0 ? undefined : this.outbox.splice(at, 1)[0];
+      if (bad?.kind === "stanza") {
+        this.pending--;
         bad.failed(new SessionError("frame-rejected", `the gateway could not decode frame ${h + 1}`));
-        for (const o of this.outbox) o.seq--;
+        for (const o of this.outbox) if (o.kind === "stanza") o.seq--;
         this.nextSeq--;
       }
       return;
@@ -398,10 +481,15 @@ export class NodeClient {
 
   private acknowledgeUpTo(h: number): void {
     if (h > this.h) this.h = h;
-    while (this.outbox.length > 0 && this.outbox[0]!.seq <= this.h) {
-      const o = this.outbox.shift()!;
+    for (;;) {
+      const o = this.outbox[0];
+      if (o?.kind !== "stanza" || o.seq > this.h) break;
+      this.outbox.shift();
+      this.pending--;
       this.encoder?.acknowledge(o.frame.inserted);
       o.done();
+      // Readings held behind it go now: before any later stanza, whose uplink follows them.
+      this.releaseReadings();
     }
   }
 
