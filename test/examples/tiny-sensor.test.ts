@@ -20,7 +20,7 @@ import type { PeerAddress } from "../../src/core/index.js";
 import { BUDGETS, buildNodeBundle } from "../../tools/build-node.js";
 import { CLI, freeUdpPort, runToEnd } from "../kit/gateway-process.js";
 import { inProcessGateway } from "../kit/in-process-gateway.js";
-import { QuickJsTinyNode } from "../kit/quickjs-host.js";
+import { QuickJsTinyNode, TINY_HOST_GLUE } from "../kit/quickjs-host.js";
 import { bodyOf } from "../kit/stanzas.js";
 import { until } from "../kit/wait.js";
 
@@ -44,11 +44,12 @@ beforeAll(async () => {
 });
 
 describe("examples/tiny-sensor: the bundle", () => {
-  it("builds within the tiny node's budgets, with no Node.js module in it, and exports runSensor", async () => {
+  it("builds within the tiny node's budgets plus its own code, with no Node.js module in it, and exports runSensor", async () => {
     const r = await buildNodeBundle(join(root, "built.mjs"), join(EXAMPLE, "sensor.ts"));
     console.log(`tiny-sensor bundle: ${r.minifiedBytes} B minified, ${r.gzipBytes} B gzip`);
-    expect(r.minifiedBytes).toBeLessThanOrEqual(BUDGETS.minifiedBytes);
-    expect(r.gzipBytes).toBeLessThanOrEqual(BUDGETS.gzipBytes);
+    // The node's budgets plus the example's own code (the sensor loop and its XEP-0323 builder, ~2.3 KB).
+    expect(r.minifiedBytes).toBeLessThanOrEqual(BUDGETS.minifiedBytes + 4 * 1024);
+    expect(r.gzipBytes).toBeLessThanOrEqual(BUDGETS.gzipBytes + 2 * 1024);
     expect(r.code).not.toMatch(/\bfrom\s*"node:|\bimport\s*\(|require\(|\bBuffer\b|TextEncoder|TextDecoder/);
     expect(r.code).not.toMatch(/\bsetTimeout\b|\bsetInterval\b|\bprocess\./);
     expect(r.code).toMatch(/export\s*\{\s*\w+ as runSensor\s*\}/);
@@ -88,19 +89,7 @@ describe("examples/tiny-sensor: the bundle", () => {
 function sensorGlue(options: { to: string; every: number; reliableEvery: number; count: number }): string {
   return `
 (() => {
-  const h = globalThis.__host;
-  let fire;
-  const host = {
-    send(d) { h.send(d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? d.buffer : d.slice().buffer); },
-    now: () => h.now(),
-    setTimer(ms, f) { fire = f; h.setTimer(ms); },
-    clearTimer() { fire = undefined; h.clearTimer(); },
-    random: (n) => new Uint8Array(h.random(n)),
-    log(level, event, fields) {
-      if (level === "warn" || level === "error") h.log(level, event, JSON.stringify(fields ?? {}));
-    },
-  };
-  let sensor;
+${TINY_HOST_GLUE}  let sensor;
   let reads = 0;
   // A thermometer: 20.0, 20.5, 21.0, ... °C.
   const readSensor = () => 20 + 0.5 * reads++;

@@ -347,9 +347,11 @@ function describeError(error: unknown): string {
  * the few calls a sensor application makes (XEP-0323 readings built with el()). Plain ES2022: this is
  * the glue a device would carry.
  */
-const DEVICE_GLUE = `
-(() => {
-  const cx = globalThis.cxmpp;
+/**
+ * The TinyHost inside QuickJS, over the bridge functions of \`globalThis.__host\` (as a device's C glue
+ * registers them): declares \`h\`, \`host\` and the one pending timer callback \`fire\`.
+ */
+export const TINY_HOST_GLUE = `
   const h = globalThis.__host;
   let fire;
   const host = {
@@ -364,7 +366,12 @@ const DEVICE_GLUE = `
       if (level === "warn" || level === "error") h.log(level, event, JSON.stringify(fields ?? {}));
     },
   };
-  let node;
+`;
+
+const DEVICE_GLUE = `
+(() => {
+  const cx = globalThis.cxmpp;
+${TINY_HOST_GLUE}  let node;
   const IOT = "urn:xmpp:iot:sensordata";
   // A XEP-0323 reading: <message><fields seqnr=n><node><timestamp><numeric .../></timestamp></node></fields></message>
   const reading = (to, n) =>
