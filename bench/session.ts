@@ -9,8 +9,21 @@
  *   receive and send, CoAP parsing and deduplication, HMAC, codec, routing, timers, GC) between the
  *   moment every node is connected and the moment the last stanza is acknowledged, divided by the
  *   stanzas delivered. It is the figure to hold beside Paho's 62–89 µs of CPU per QoS-1 message and its
- *   acknowledgement. The nodes run in this process; `gateway_cpu_share` (gateway CPU / wall time) says
- *   whether the gateway was the bottleneck (near 1) or the node side was (well below 1).
+ *   acknowledgement. `gateway_cpu_share` (gateway CPU / wall time) says whether the gateway was the
+ *   bottleneck (near 1) or the node side was (well below 1).
+ * - The nodes run in `load_processes` load processes, each a contiguous slice of them (with loss, each
+ *   with its own relay; the first keeps the run's seed): with 1 they run in this process, as before;
+ *   with more, in children forked from this same file (like the gateway's), started together after
+ *   every node of every slice has connected. Each reports its own CPU / wall time while it sent
+ *   (`load_cpu_share`, one per process, and `load_cpu_share_max`), beside `gateway_cpu_share`: the side
+ *   near 1 set the pace. `load_cpu_us_per_stanza` is their CPU together per stanza delivered, and
+ *   `machine_cpu_share` = (gateway + load CPU) / (wall time × `cores`): near 1, neither side could
+ *   have been faster on this machine (with 2 cores the gateway and two load processes share them). The
+ *   gateway child still counts delivered, duplicates and out-of-order per node; the parent adds up
+ *   what the load sides sent, their retransmissions, bytes on air (as histograms) and relay counts.
+ *   `--load-processes N` (1–16, at most one per node) sets N; without it, 1 below 100 nodes (round
+ *   trips, not CPU, set the pace there) and min(2, cores) from 100 nodes on, where one load process
+ *   spent more CPU per stanza than the gateway and saturated its core first (defaultLoadProcesses).
  * - Each node sends M stanzas one after the other, each awaited (CON: `send()` resolves when the
  *   gateway's `h` covers it, i.e. it was routed; `--telemetry`: one NON each, the next after the NON
  *   response or a timeout). Every stanza is an XEP-0323 fields message with one numeric reading and the
@@ -48,19 +61,20 @@
  * Without options (or with `--suite`) the standard suite runs: throughput at 1, 100 and 1,000 nodes,
  * delivery at 0, 10 and 30% loss, bytes on air (CON and NON), memory at 10,000 idle sessions, and
  * throughput at 100 and 1,000 nodes with each store (memory, full, normal).
- * Any of --nodes, --stanzas, --loss, --telemetry, --store or --json without --suite runs one
- * configuration.
+ * Any of --nodes, --stanzas, --loss, --telemetry, --store, --load-processes or --json without --suite
+ * runs one configuration; with --suite, --load-processes applies to every run of the suite.
  *
  * Contract of `--json` for one configuration (other tools read it): ONE JSON object on stdout with at
  * least sent, delivered, duplicates, out_of_order, lost, stanzas_per_s, bytes_on_air_median,
- * cpu_us_per_stanza, nodes, loss, retransmissions, elapsed_s, store. `--suite --json` prints one object
+ * cpu_us_per_stanza, nodes, loss, retransmissions, elapsed_s, store, gateway_cpu_share, load_processes,
+ * load_cpu_share (an array, one per load process), load_cpu_share_max. `--suite --json` prints one object
  * `{suite: [...those objects], memory}`; the runs that only the store comparison needs come last, told
  * apart by `store`. Exit code 1 when a reliable run does not deliver every stanza
  * exactly once and in order (the output is still printed), or on an error.
  */
 import { createHmac } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
@@ -108,8 +122,6 @@ import { type BenchChild, type ChildRequest, forkBench } from "./child-process.j
 import {
   fmt,
   integer,
-  median,
-  percentile,
   round,
   runBenchCommand,
   STORE_KINDS,
@@ -133,6 +145,8 @@ export interface SessionBenchOptions {
   readonly ackTimeout?: string | number;
   /** The gateway's state: `memory` (default), or the SQLite store with durability `full` or `normal`. */
   readonly store?: string;
+  /** Processes that run the nodes (default: automatic, see defaultLoadProcesses). */
+  readonly loadProcesses?: string | number;
 }
 
 /** One configuration, as `runOne` takes it. */
@@ -152,6 +166,11 @@ export interface SessionRunConfig {
    * the CPU mark, so `cpu_us_per_stanza` is the steady state.
    */
   readonly dtls?: DtlsSuiteName;
+  /**
+   * Processes that run the nodes, each a contiguous slice of them (capped at `nodes`). 1: the nodes run
+   * in this process, as before. Absent: defaultLoadProcesses(nodes).
+   */
+  readonly loadProcesses?: number;
 }
 
 /** The suites a `dtls` run can ask for. */
@@ -166,6 +185,25 @@ export const SINK = "sink@elsewhere.example";
 const DOMAIN = "iot.bench.example";
 const CHILD_FLAG = "--cxmpp-bench-session-child";
 const MAX_NODES = 5_000;
+const MAX_LOAD_PROCESSES = 16;
+/** From this many nodes on, one load process would set the pace instead of the gateway. */
+const AUTO_LOAD_NODES = 100;
+
+/**
+ * Load processes when `--load-processes` is not given: 1 below AUTO_LOAD_NODES nodes (a few nodes are
+ * bound by their round trips, not by CPU, and a fork would only add start-up time), else
+ * min(2, cores): at 100 nodes and more one load process spends more CPU per stanza than the gateway
+ * and saturated its core first; two give the load side up to twice that without taking more cores than
+ * the machine has (with 2 cores the three processes share them: see `machine_cpu_share`).
+ */
+export function defaultLoadProcesses(nodes: number): number {
+  return nodes >= AUTO_LOAD_NODES ? Math.max(1, Math.min(2, availableParallelism())) : 1;
+}
+
+/** The load processes a run uses: the requested or automatic number, at most one per node. */
+function loadProcessesOf(config: Pick<SessionRunConfig, "nodes" | "loadProcesses">): number {
+  return Math.max(1, Math.min(config.nodes, config.loadProcesses ?? defaultLoadProcesses(config.nodes)));
+}
 const RECV_BUFFER = 2 ** 21;
 const DTLS_SUITES: Readonly<Record<DtlsSuiteName, number>> = {
   TLS_PSK_WITH_AES_128_CCM_8,
@@ -445,8 +483,8 @@ async function memoryChild(sessions: number, seed: number): Promise<void> {
 
 const HERE = fileURLToPath(import.meta.url);
 
-/** This file forked as the gateway or the memory child. */
-function spawnChild(role: "gateway" | "memory", config: unknown): BenchChild {
+/** This file forked as the gateway, a load or the memory child. */
+function spawnChild(role: "gateway" | "load" | "memory", config: unknown): BenchChild {
   return forkBench(HERE, [CHILD_FLAG, role, JSON.stringify(config)], role, ["--expose-gc"]);
 }
 
@@ -555,6 +593,17 @@ export interface SessionRunResult {
   readonly gateway_cpu_share: number;
   /** 1e6 / cpu_us_per_stanza: what one core of gateway could route if the nodes kept up. */
   readonly gateway_bound_stanzas_per_s: number;
+  /** Processes that ran the nodes (1: this process, as before). */
+  readonly load_processes: number;
+  /** Each load process's CPU / wall time while it sent (near 1: that process set the pace). */
+  readonly load_cpu_share: readonly number[];
+  readonly load_cpu_share_max: number;
+  /** The load processes' CPU together per stanza delivered. */
+  readonly load_cpu_us_per_stanza: number;
+  /** os.availableParallelism(). */
+  readonly cores: number;
+  /** (gateway + load CPU) / (wall time × cores): near 1, the machine had no core to spare. */
+  readonly machine_cpu_share: number;
   readonly retransmissions: number;
   readonly exchange_retries: number;
   readonly bytes_on_air_median: number;
@@ -578,21 +627,86 @@ export interface SessionRunResult {
   readonly dtls?: DtlsSuiteName;
 }
 
-/** One configuration: a gateway child, N nodes (and a relay with loss), M stanzas each. */
-export async function runOne(config: SessionRunConfig): Promise<SessionRunResult> {
-  // Created (and removed) here rather than in the child, so a child that dies leaves nothing behind.
-  const dataDir = config.store === "memory" ? undefined : mkdtempSync(join(tmpdir(), "cxmpp-bench-"));
-  const gateway = spawnChild("gateway", { ...config, dataDir } satisfies GatewayChildConfig);
+// ---------------------------------------------------------------------------------------------------
+// The load side: a slice of the nodes (and, with loss, their own relay), in this process or a child.
+
+/** The nodes one load side runs, `from` to `to` (exclusive), and the seed of its relay. */
+interface LoadSlice {
+  readonly from: number;
+  readonly to: number;
+  readonly relaySeed: number;
+}
+
+/** What the load child is given. */
+interface LoadChildConfig {
+  readonly run: SessionRunConfig;
+  readonly gateway: PeerAddress;
+  readonly slice: LoadSlice;
+}
+
+/** Counts of values (bytes per stanza): a compact form of a long list, across the IPC channel too. */
+type Histogram = [value: number, count: number][];
+
+function addTo(h: Map<number, number>, value: number, count = 1): void {
+  h.set(value, (h.get(value) ?? 0) + count);
+}
+
+/** `percentile` over the values a histogram counts: the value at rank ⌊p × n⌋ (0 for none). */
+function histogramPercentile(h: ReadonlyMap<number, number>, p: number): number {
+  let n = 0;
+  for (const c of h.values()) n += c;
+  if (n === 0) return 0;
+  const rank = Math.min(n - 1, Math.floor(p * n));
+  let seen = 0;
+  for (const [value, count] of [...h].sort((a, b) => a[0] - b[0])) {
+    seen += count;
+    if (seen > rank) return value;
+  }
+  return 0;
+}
+
+/** What one load side measured between `start` and the end of its last stanza. */
+interface LoadReport {
+  readonly sent: number;
+  /** UDP payload bytes on air per stanza, and the MQTT-SN payload of the same reading. */
+  readonly bytes: Histogram;
+  readonly plain: Histogram;
+  readonly retransmissions: number;
+  readonly exchangeRetries: number;
+  /** Seconds from creating its first node to every node of the slice connected. */
+  readonly connectS: number;
+  readonly relay: LossyRelay["stats"] | null;
+  /** This process's CPU (user + system, every thread) and wall time while it sent. */
+  readonly cpuUs: number;
+  readonly wallMs: number;
+}
+
+interface LoadSide {
+  /** Every node of the slice connected: its connect time in seconds. */
+  readonly ready: Promise<number>;
+  /** Marks the CPU and starts sending. */
+  start(): void;
+  /** After the last stanza (or the drain deadline). */
+  finish(): Promise<LoadReport>;
+  close(): Promise<void>;
+}
+
+/** Creates and connects the slice's nodes (and relay), then sends when started. */
+function startLoad(config: SessionRunConfig, direct: PeerAddress, slice: LoadSlice): LoadSide {
   const nodes: SimNode[] = [];
   let relay: LossyRelay | undefined;
-  try {
-    const port = Number((await gateway.first).port);
-    const direct = `127.0.0.1:${port}` as PeerAddress;
+  let exchangeRetries = 0;
+  const logger: Logger = {
+    log: (_level, event) => {
+      if (event === "session.uplink_failed") exchangeRetries++;
+    },
+  };
+  const setup = async (): Promise<number> => {
     const byAddress = new Map<string, SimNode>();
     if (config.loss > 0) {
       relay = await LossyRelay.start(direct, {
         loss: config.loss,
-        seed: config.seed,
+        seed: slice.relaySeed,
         onDatagram: (client, direction, bytes) => {
           const node = direction === "down" ? byAddress.get(client) : undefined;
           if (node) node.bytes += bytes;
@@ -600,36 +714,35 @@ export async function runOne(config: SessionRunConfig): Promise<SessionRunResult
       });
     }
     const target = relay ? relay.address : direct;
-    let exchangeRetries = 0;
-    const logger: Logger = {
-      log: (_level, event) => {
-        if (event === "session.uplink_failed") exchangeRetries++;
-      },
-    };
-    for (let i = 0; i < config.nodes; i++) {
+    for (let i = slice.from; i < slice.to; i++) {
       const node = await createNode(i, target, config, relay === undefined, logger);
       nodes.push(node);
       byAddress.set(node.transport.address, node);
     }
     const c0 = performance.now();
     await Promise.all(nodes.map((n) => connectWithRetry(n.client, c0 + 60_000)));
-    const connectS = (performance.now() - c0) / 1000;
+    return (performance.now() - c0) / 1000;
+  };
+  const ready = setup();
+  let finished: Promise<LoadReport> | undefined;
+  const total = config.nodes * config.stanzas;
+  const drainMs = 60_000 + total * (config.loss > 0 ? 50 : 5);
+  const send = async (connectS: number): Promise<LoadReport> => {
     exchangeRetries = 0;
     const retransmitted0 = nodes.reduce((s, n) => s + n.endpoint.messages.stats.retransmissions, 0);
-
+    const cpu0 = process.cpuUsage();
+    const wall0 = performance.now();
     let sent = 0;
-    const bytes: number[] = [];
-    const plain: number[] = [];
+    const bytes = new Map<number, number>();
+    const plain = new Map<number, number>();
     let stopped = false;
-    const total = config.nodes * config.stanzas;
-    const drainMs = 60_000 + total * (config.loss > 0 ? 50 : 5);
     const runNode = async (node: SimNode) => {
       const random = seededRandom(config.seed * 100_003 + node.index);
       for (let s = 1; s <= config.stanzas && !stopped; s++) {
         const r = reading(node.index, s, random);
         const before = node.bytes;
         sent++;
-        plain.push(r.plainBytes);
+        addTo(plain, r.plainBytes);
         if (config.telemetry) {
           // A NON reading gets no answer (No-Response, RFC 7967): pace by time. The first reading of a
           // session goes reliably (NodeClient.sendTelemetry), and its answer lands within the pause.
@@ -642,11 +755,9 @@ export async function runOne(config: SessionRunConfig): Promise<SessionRunResult
             return; // closed at the drain deadline
           }
         }
-        bytes.push(node.bytes - before);
+        addTo(bytes, node.bytes - before);
       }
     };
-    await gateway.call("mark");
-    const t0 = performance.now();
     let deadline: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.all(nodes.map(runNode)),
@@ -659,14 +770,156 @@ export async function runOne(config: SessionRunConfig): Promise<SessionRunResult
       }),
     ]);
     clearTimeout(deadline);
+    const cpu = process.cpuUsage(cpu0);
+    const wallMs = performance.now() - wall0;
+    return {
+      sent,
+      bytes: [...bytes],
+      plain: [...plain],
+      retransmissions:
+        nodes.reduce((s, n) => s + n.endpoint.messages.stats.retransmissions, 0) - retransmitted0,
+      exchangeRetries,
+      connectS,
+      relay: relay ? structuredClone(relay.stats) : null,
+      cpuUs: cpu.user + cpu.system,
+      wallMs,
+    };
+  };
+  return {
+    ready,
+    start() {
+      finished ??= ready.then(send);
+    },
+    finish() {
+      if (!finished) throw new Error("the load side was not started");
+      return finished;
+    },
+    async close() {
+      await ready.catch(() => undefined);
+      for (const n of nodes) {
+        n.client.close();
+        n.endpoint.close();
+        n.dtls?.close();
+        n.transport.close();
+      }
+      await relay?.close();
+    },
+  };
+}
+
+/** A forked load process: its slice of the nodes, driven over IPC (`mark` starts, `report` ends). */
+async function loadChild(config: LoadChildConfig): Promise<void> {
+  const side = startLoad(config.run, config.gateway, config.slice);
+  process.on("disconnect", () => {
+    void side.close().finally(() => process.exit(0));
+  });
+  process.on("message", (m: ChildRequest) => {
+    if (m.type === "mark") {
+      side.start();
+      process.send?.({ id: m.id });
+    } else if (m.type === "report") {
+      side.finish().then(
+        (report) => process.send?.({ id: m.id, report }),
+        (error: unknown) => {
+          process.stderr.write(`cxmpp bench session (load): ${String(error)}\n`);
+          process.exit(1);
+        },
+      );
+    }
+  });
+  process.send?.({ id: 0, connectS: await side.ready });
+}
+
+/** The parent's handle on one load side, in this process or forked. */
+interface LoadHandle {
+  readonly ready: Promise<number>;
+  mark(): Promise<void>;
+  report(): Promise<LoadReport>;
+  stop(): Promise<void>;
+}
+
+function localLoad(config: SessionRunConfig, gateway: PeerAddress, slice: LoadSlice): LoadHandle {
+  const side = startLoad(config, gateway, slice);
+  return {
+    ready: side.ready,
+    mark: async () => side.start(),
+    report: () => side.finish(),
+    stop: () => side.close(),
+  };
+}
+
+function forkedLoad(config: SessionRunConfig, gateway: PeerAddress, slice: LoadSlice): LoadHandle {
+  const child = spawnChild("load", { run: config, gateway, slice } satisfies LoadChildConfig);
+  return {
+    ready: child.first.then((m) => Number(m.connectS)),
+    mark: async () => {
+      await child.call("mark");
+    },
+    report: async () => (await child.call("report")).report as LoadReport,
+    stop: () => child.stop(),
+  };
+}
+
+/** Sums the relays' counts (null without loss). */
+function sumRelays(relays: readonly (LossyRelay["stats"] | null)[]): LossyRelay["stats"] | null {
+  let sum: LossyRelay["stats"] | null = null;
+  for (const r of relays) {
+    if (!r) continue;
+    if (!sum) sum = structuredClone(r);
+    else
+      for (const d of ["up", "down"] as const)
+        for (const k of ["received", "dropped", "duplicated", "forwarded"] as const) sum[d][k] += r[d][k];
+  }
+  return sum;
+}
+
+/**
+ * One configuration: a gateway child, N nodes spread over the load processes (and with loss a relay in
+ * each), M stanzas each.
+ */
+export async function runOne(config: SessionRunConfig): Promise<SessionRunResult> {
+  // Created (and removed) here rather than in the child, so a child that dies leaves nothing behind.
+  const dataDir = config.store === "memory" ? undefined : mkdtempSync(join(tmpdir(), "cxmpp-bench-"));
+  const gateway = spawnChild("gateway", { ...config, dataDir } satisfies GatewayChildConfig);
+  const processes = loadProcessesOf(config);
+  const sides: LoadHandle[] = [];
+  try {
+    const port = Number((await gateway.first).port);
+    const direct = `127.0.0.1:${port}` as PeerAddress;
+    for (let k = 0; k < processes; k++) {
+      // Contiguous slices; the first relay keeps the run's seed, so one process loses as before.
+      const slice = {
+        from: Math.floor((k * config.nodes) / processes),
+        to: Math.floor(((k + 1) * config.nodes) / processes),
+        relaySeed: config.seed + k * 7_919,
+      };
+      sides.push(processes === 1 ? localLoad(config, direct, slice) : forkedLoad(config, direct, slice));
+    }
+    const connectS = Math.max(...(await Promise.all(sides.map((s) => s.ready))));
+    await gateway.call("mark");
+    const t0 = performance.now();
+    await Promise.all(sides.map((s) => s.mark()));
+    const loads = await Promise.all(sides.map((s) => s.report()));
     const elapsed = (performance.now() - t0) / 1000;
     if (config.telemetry) await sleep(100); // NON requests whose response was lost may still be queued
     const report = (await gateway.call("report")).report as GatewayReport;
 
-    const retransmissions =
-      nodes.reduce((s, n) => s + n.endpoint.messages.stats.retransmissions, 0) - retransmitted0;
-    const onAir = median(bytes);
-    const payload = median(plain);
+    const total = config.nodes * config.stanzas;
+    const sent = loads.reduce((s, l) => s + l.sent, 0);
+    const bytes = new Map<number, number>();
+    const plain = new Map<number, number>();
+    for (const l of loads) {
+      for (const [v, c] of l.bytes) addTo(bytes, v, c);
+      for (const [v, c] of l.plain) addTo(plain, v, c);
+    }
+    const retransmissions = loads.reduce((s, l) => s + l.retransmissions, 0);
+    const exchangeRetries = loads.reduce((s, l) => s + l.exchangeRetries, 0);
+    const relay = sumRelays(loads.map((l) => l.relay));
+    const loadShares = loads.map((l) => round(l.cpuUs / 1000 / l.wallMs, 2));
+    const loadCpuUs = loads.reduce((s, l) => s + l.cpuUs, 0);
+    const cores = availableParallelism();
+    const onAir = histogramPercentile(bytes, 0.5);
+    const payload = histogramPercentile(plain, 0.5);
     const mqtt = config.telemetry ? 7 + payload : 7 + payload + 7;
     const delivered = report.delivered;
     const transmission = { ...transmissionFor(config) };
@@ -688,17 +941,23 @@ export async function runOne(config: SessionRunConfig): Promise<SessionRunResult
       cpu_us_per_stanza: delivered > 0 ? round(report.cpuUs / delivered, 1) : 0,
       gateway_cpu_share: round(report.cpuUs / 1000 / report.wallMs, 2),
       gateway_bound_stanzas_per_s: report.cpuUs > 0 ? Math.round((delivered * 1e6) / report.cpuUs) : 0,
+      load_processes: processes,
+      load_cpu_share: loadShares,
+      load_cpu_share_max: Math.max(...loadShares),
+      load_cpu_us_per_stanza: delivered > 0 ? round(loadCpuUs / delivered, 1) : 0,
+      cores,
+      machine_cpu_share: round((report.cpuUs + loadCpuUs) / 1000 / (elapsed * 1000) / cores, 2),
       retransmissions,
       exchange_retries: exchangeRetries,
       bytes_on_air_median: onAir,
-      bytes_on_air_p95: percentile(bytes, 0.95),
+      bytes_on_air_p95: histogramPercentile(bytes, 0.95),
       mqtt_sn_payload_bytes_median: payload,
       mqtt_sn_bytes_median: mqtt,
       bytes_ratio_vs_mqtt_sn: round(onAir / mqtt, 2),
       ack_timeout_ms: transmission.ackTimeoutMs ?? 0,
       max_retransmit: transmission.maxRetransmit ?? 0,
       connect_s: round(connectS, 3),
-      relay: relay ? structuredClone(relay.stats) : null,
+      relay,
       gateway: {
         stanzas_in: report.stats.stanzasIn ?? 0,
         telemetry_in: report.stats.telemetryIn ?? 0,
@@ -710,13 +969,7 @@ export async function runOne(config: SessionRunConfig): Promise<SessionRunResult
       ...(config.dtls ? { dtls: config.dtls } : {}),
     };
   } finally {
-    for (const n of nodes) {
-      n.client.close();
-      n.endpoint.close();
-      n.dtls?.close();
-      n.transport.close();
-    }
-    await relay?.close();
+    await Promise.all(sides.map((s) => s.stop()));
     await gateway.stop();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
@@ -754,12 +1007,18 @@ function bytesLine(r: SessionRunResult): string {
   );
 }
 
+/** Each load process's busy share, e.g. `61%+58%`. */
+function busyList(r: SessionRunResult): string {
+  return r.load_cpu_share.map((x) => `${Math.round(x * 100)}%`).join("+");
+}
+
 function formatOne(r: SessionRunResult): string {
   const lines = [
     `cxmpp bench session: ${r.nodes} node(s) × ${r.stanzas_per_node} stanzas, ${r.mode === "telemetry" ? "NON telemetry" : "CON reliable"}, loss ${r.loss * 100}% per direction, seed ${r.seed}, store ${storeLabel(r.store)}${r.dtls ? `, over DTLS ${r.dtls}` : ""}`,
     `  ${r.sent < r.planned ? `STOPPED AT THE DRAIN DEADLINE after ${fmt(r.sent)} of ${fmt(r.planned)};  ` : ""}sent ${fmt(r.sent)}  delivered ${fmt(r.delivered)}  duplicates ${r.duplicates}  out of order ${r.out_of_order}  lost ${r.lost}`,
     `  ${fmt(r.stanzas_per_s)} stanzas/s over ${r.elapsed_s} s (connect ${r.connect_s} s); retransmissions ${r.retransmissions}, failed exchanges retried ${r.exchange_retries}`,
     `  gateway CPU ${r.cpu_us_per_stanza} µs/stanza (busy ${Math.round(r.gateway_cpu_share * 100)}% of wall time; one core would route ${fmt(r.gateway_bound_stanzas_per_s)}/s)   Paho MQTT-SN: 62–89 µs per QoS-1 message, ~50 µs QoS 0; node-coap bare server 120–150 µs/request`,
+    `  load: ${r.load_processes} process${r.load_processes > 1 ? "es" : ""} busy ${busyList(r)} of wall time, ${r.load_cpu_us_per_stanza} µs/stanza together; machine ${Math.round(r.machine_cpu_share * 100)}% of ${r.cores} cores; the busier side: ${r.gateway_cpu_share >= r.load_cpu_share_max ? "gateway" : "load"}`,
     bytesLine(r),
     `    anchor: 34 B for a 20-byte payload; targets ≤ ${ANCHORS.target_bytes_ratio_issue}× (issue), ≤ ${ANCHORS.target_bytes_ratio_brief}× (ARCHITECTURE.md)`,
   ];
@@ -823,12 +1082,22 @@ function formatStores(stores: readonly StoreComparison[]): string {
 
 function formatSuite(s: SuiteResult, seconds: number): string {
   const tp = table(
-    ["0% loss, CON", "stanzas/s", "gw CPU µs/stanza", "gw busy", "gw-bound/s", "B on air", "anchor"],
+    [
+      "0% loss, CON",
+      "stanzas/s",
+      "gw CPU µs/stanza",
+      "gw busy",
+      "load busy",
+      "gw-bound/s",
+      "B on air",
+      "anchor",
+    ],
     s.throughput.map((r, i) => [
       `${fmt(r.nodes)} node${r.nodes > 1 ? "s" : ""} × ${r.stanzas_per_node}`,
       fmt(r.stanzas_per_s),
       String(r.cpu_us_per_stanza),
       `${Math.round(r.gateway_cpu_share * 100)}%`,
+      busyList(r),
       fmt(r.gateway_bound_stanzas_per_s),
       String(r.bytes_on_air_median),
       [
@@ -869,7 +1138,8 @@ function formatSuite(s: SuiteResult, seconds: number): string {
   return [
     `cxmpp bench session — suite (seed ${s.delivery[0]?.seed ?? 1}, ${round(seconds, 1)} s)`,
     "",
-    "Throughput and gateway CPU (gateway in its own process; CPU = its user + system time / stanza)",
+    "Throughput and gateway CPU (gateway in its own process; CPU = its user + system time / stanza;",
+    "busy = CPU / wall time of the gateway and of each load process)",
     tp,
     "",
     "Delivery under loss (seeded relay; target: 100% exactly once, in order at 30% loss)",
@@ -908,6 +1178,9 @@ function parse(opts: SessionBenchOptions): SessionRunConfig {
     telemetry: opts.telemetry === true,
     ackTimeoutMs: integer("ack-timeout", opts.ackTimeout, 100, 1, 60_000),
     store: storeKind(opts.store),
+    ...(opts.loadProcesses === undefined
+      ? {}
+      : { loadProcesses: integer("load-processes", opts.loadProcesses, 1, 1, MAX_LOAD_PROCESSES) }),
   };
 }
 
@@ -978,6 +1251,7 @@ async function run(opts: SessionBenchOptions, config: SessionRunConfig): Promise
     opts.loss !== undefined ||
     opts.telemetry === true ||
     opts.store !== undefined ||
+    opts.loadProcesses !== undefined ||
     opts.json === true;
   if (opts.suite === true || !single) {
     const t0 = performance.now();
@@ -1012,11 +1286,16 @@ export function runSessionBench(opts: SessionBenchOptions): Promise<number> {
   );
 }
 
-// When forked as the gateway or memory child (spawnChild), this file is the main module.
+// When forked as the gateway, a load or the memory child (spawnChild), this file is the main module.
 if (process.send !== undefined && process.argv[2] === CHILD_FLAG && resolve(process.argv[1] ?? "") === HERE) {
   const role = process.argv[3];
   const config = JSON.parse(process.argv[4] ?? "{}");
-  const started = role === "memory" ? memoryChild(config.sessions, config.seed) : gatewayChild(config);
+  const started =
+    role === "memory"
+      ? memoryChild(config.sessions, config.seed)
+      : role === "load"
+        ? loadChild(config)
+        : gatewayChild(config);
   started.catch((error: unknown) => {
     process.stderr.write(
       `cxmpp bench session (${role}): ${error instanceof Error ? error.stack : String(error)}\n`,

@@ -224,6 +224,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       "--store <kind>",
       "gateway state: memory (default), or SQLite in a temp dir with durability full | normal",
     )
+    .option(
+      "--load-processes <n>",
+      "processes that run the nodes, 1-16 (default 1 below 100 nodes, else min(2, cores)); each reports its CPU share",
+    )
     .option("--json", "print one JSON object (with --suite: {suite: [...], memory, elapsed_s})")
     .option("--suite", "run the standard suite (also the default when no other option is given)")
     .action(async (opts) => {
