@@ -79,10 +79,12 @@ export interface TokenBytes {
  * trie walks each position once along the bytes that match, which cut planInto's share of cold encode
  * time in cxmpp bench codec (cold and warm rounds).
  * Node 0 is the root; for a first byte b0 that starts a token, `pairRow[b0]` is 1 + its row and
- * `pairNode[row * 256 + b1]` the node after the two bytes (0: no token starts so); node v's children are
- * `childNode[childStart[v]…childStart[v + 1]]`, labelled `childByte`, ascending; `terminal[v]` is 1 + the
- * token ending at v (0: none). Some 13,000 nodes for the dictionary's tokens, ~120 KB: made on the first
- * `plan`, so that a peer that only decodes never holds it. `pairRow` keeps the two-byte table to the
+ * `pairNode[row * 256 + b1]` the node after the two bytes (0: no token starts so); nodes are numbered
+ * breadth first, so node v's children are the nodes `childStart[v] + 1 … childStart[v + 1]`, ascending by
+ * their byte, and the edge into node c is labelled `childByte[c − 1]`; `terminal[v]` is 1 + the token
+ * ending at v (0: none). Some 13,000 nodes for the dictionary's tokens, ~110 KB (a child-node array
+ * took 26 KB more before the breadth-first numbering): made on the first `plan`, so that a peer that
+ * only decodes never holds it. `pairRow` keeps the two-byte table to the
  * rows of the ~55 first bytes that start a token (28 KB, where a full 65,536-entry table took 128 KB).
  */
 /** What encoding uses beside the lengths. */
@@ -98,7 +100,6 @@ interface Trie {
   readonly pairNode: Uint16Array;
   readonly childStart: Uint16Array;
   readonly childByte: Uint8Array;
-  readonly childNode: Uint16Array;
   readonly terminal: Uint16Array;
 }
 
@@ -202,79 +203,93 @@ export class HuffmanCode {
 
   /**
    * Builds the trie, flat, without a Map per node: those ~13,000 Maps and their sorted entry arrays were
-   * most of what loading the dictionary allocated. Taken in byte order (equal tokens by index), the
-   * tokens create the nodes depth first and each node's children in ascending byte order, which is the
-   * order the edges are laid out in. Node numbers differ from an insertion-order build; nothing depends
-   * on them.
+   * most of what loading the dictionary allocated. Nodes are numbered breadth first, each level in byte
+   * order of the prefixes (so each node's children are consecutive, in ascending byte order): node
+   * v's children are nodes `childStart[v] + 1 … childStart[v + 1]`, and the edge into node c is
+   * `childByte[c - 1]`, so no child-node array is needed. Taken in byte order (equal tokens by index),
+   * the tokens give the nodes of each level in order, and a token adds `length − lcp` nodes (its longest
+   * common prefix with the token before it), which sizes every array exactly up front: the build's only
+   * temporaries are three arrays of one entry per token. Node numbers differ from an insertion-order
+   * build; nothing depends on them.
    */
   private buildTrie(tokenLength: Uint16Array): Trie {
     const lengths = this.lengths;
     const tokenBytes = this.tokenBytes;
     const start = this.tokenStart;
     const k = tokenLength.length;
-    const multi: number[] = [];
-    let maxNodes = 1;
+    let m = 0;
+    for (let i = 0; i < k; i++) if (tokenLength[i]! >= 2) m++;
+    const multi = new Uint16Array(m);
     let longest = 0;
-    for (let i = 0; i < k; i++) {
+    for (let i = 0, j = 0; i < k; i++) {
       const length = tokenLength[i]!;
       if (length < 2) continue;
-      multi.push(i);
-      maxNodes += length;
+      multi[j++] = i;
       if (length > longest) longest = length;
     }
     multi.sort((a, b) => compareTokens(tokenBytes, start, a, b) || a - b);
-    const parent = new Int32Array(maxNodes);
-    const label = new Uint8Array(maxNodes);
-    const ends = new Uint16Array(maxNodes);
-    /** path[d]: the node after the first d bytes of the token in hand (and of the one before it). */
-    const path = new Int32Array(longest + 1);
+    /** lcp[j]: bytes token multi[j] shares with multi[j − 1] (0 for the first). */
+    const lcp = new Uint16Array(m);
     let nodes = 1;
-    let previous = -1;
-    for (const i of multi) {
-      const from = start[i]!;
+    for (let j = 0; j < m; j++) {
+      const i = multi[j]!;
       const length = tokenLength[i]!;
       let depth = 0;
-      if (previous >= 0) {
-        const shared = Math.min(length, tokenLength[previous]!);
-        const other = start[previous]!;
+      if (j > 0) {
+        const p = multi[j - 1]!;
+        const shared = Math.min(length, tokenLength[p]!);
+        const from = start[i]!;
+        const other = start[p]!;
         while (depth < shared && tokenBytes[from + depth] === tokenBytes[other + depth]) depth++;
       }
-      for (; depth < length; depth++) {
-        parent[nodes] = path[depth]!;
-        label[nodes] = tokenBytes[from + depth]!;
-        path[depth + 1] = nodes++;
-      }
-      const v = path[length]!;
-      // Equal tokens: the cheapest wins, the earliest on a tie (what scanning them in order with a
-      // strict `<` chose).
-      const held = ends[v]!;
-      if (held === 0 || lengths[256 + i]! < lengths[256 + held - 1]!) ends[v] = i + 1;
-      previous = i;
+      lcp[j] = depth;
+      nodes += length - depth;
     }
     if (nodes >= 65_536) throw new RangeError("too many Huffman token bytes");
     const childStart = new Uint16Array(nodes + 1);
     const childByte = new Uint8Array(nodes);
-    const childNode = new Uint16Array(nodes);
-    // Every node but the root is one edge, grouped by parent: count, prefix sums, then fill in
-    // creation order (ascending byte within a parent).
-    for (let c = 1; c < nodes; c++) childStart[parent[c]! + 1]! += 1;
+    const terminal = new Uint16Array(nodes);
+    /** at[j]: the node after the first d − 1 (then d) bytes of token multi[j], level by level. */
+    const at = new Uint16Array(m);
+    let next = 1;
+    for (let d = 1; d <= longest; d++) {
+      // Tokens of d bytes or more whose first d bytes differ from those of the last such token before
+      // them start a node at depth d: the smallest lcp since that token is below d.
+      let gap = 0;
+      let first = true;
+      let node = 0;
+      for (let j = 0; j < m; j++) {
+        if (lcp[j]! < gap || first) gap = lcp[j]!;
+        const i = multi[j]!;
+        const length = tokenLength[i]!;
+        if (length < d) continue;
+        if (first || gap < d) {
+          const parent = at[j]!;
+          node = next++;
+          childByte[node - 1] = tokenBytes[start[i]! + d - 1]!;
+          childStart[parent + 1]! += 1;
+        }
+        first = false;
+        gap = 0xffff;
+        at[j] = node;
+        if (length === d) {
+          // Equal tokens: the cheapest wins, the earliest on a tie (what scanning them in order with a
+          // strict `<` chose).
+          const held = terminal[node]!;
+          if (held === 0 || lengths[256 + i]! < lengths[256 + held - 1]!) terminal[node] = i + 1;
+        }
+      }
+    }
     for (let v = 0; v < nodes; v++) childStart[v + 1]! += childStart[v]!;
-    const fill = childStart.slice(0, nodes);
-    for (let c = 1; c < nodes; c++) {
-      const e = fill[parent[c]!]!++;
-      childByte[e] = label[c]!;
-      childNode[e] = c;
-    }
     const pairRow = new Uint8Array(256);
-    const rows = childStart[1]! - childStart[0]!; // the root's children: at most 256 first bytes
+    const rows = childStart[1]! - childStart[0]!; // the root's children (nodes 1…rows): at most 256
     const pairNode = new Uint16Array(rows * 256);
-    for (let e1 = childStart[0]!, row = 0; e1 < childStart[1]!; e1++, row++) {
-      const v1 = childNode[e1]!;
-      pairRow[childByte[e1]!] = row + 1;
-      for (let e2 = childStart[v1]!; e2 < childStart[v1 + 1]!; e2++)
-        pairNode[row * 256 + childByte[e2]!] = childNode[e2]!;
+    for (let v1 = 1; v1 <= rows; v1++) {
+      pairRow[childByte[v1 - 1]!] = v1;
+      for (let c = childStart[v1]! + 1; c <= childStart[v1 + 1]!; c++)
+        pairNode[(v1 - 1) * 256 + childByte[c - 1]!] = c;
     }
-    return { pairRow, pairNode, childStart, childByte, childNode, terminal: ends.slice(0, nodes) };
+    return { pairRow, pairNode, childStart, childByte, terminal };
   }
 
   get symbolCount(): number {
@@ -308,7 +323,6 @@ export class HuffmanCode {
     const pairNode = trie.pairNode;
     const childStart = trie.childStart;
     const childByte = trie.childByte;
-    const childNode = trie.childNode;
     const terminal = trie.terminal;
     cost[0] = 0;
     for (let i = 1; i <= n; i++) cost[i] = 0xffffffff;
@@ -344,7 +358,7 @@ export class HuffmanCode {
         let e = childStart[v]!;
         while (e < last && childByte[e]! < next) e++;
         if (e === last || childByte[e] !== next) break;
-        v = childNode[e]!;
+        v = e + 1;
         end++;
       }
     }
