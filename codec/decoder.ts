@@ -748,13 +748,16 @@ abstract class FrameDecoder {
   protected readonly dict: StaticDictionary;
   protected readonly limits: CodecLimits;
   protected readonly defaultNs: string;
-  private readonly reader: FrameReader;
+  /**
+   * Found (or made, with the dictionary's memo: ~68 KB of heap in QuickJS) on the first `decode`, not
+   * here: a tiny node makes its session decoder at connect and may decode nothing for a long time.
+   */
+  private reader: FrameReader | undefined = undefined;
 
   constructor(options: CodecOptions = {}) {
     this.dict = options.dictionary ?? DICTIONARY_V1;
     this.limits = resolveLimits(options.limits);
     this.defaultNs = options.defaultNs ?? JABBER_CLIENT;
-    this.reader = readerFor(this.dict, this.limits, this.defaultNs);
   }
 
   /** The session table, or undefined for a fresh one per frame (made only if the frame needs it). */
@@ -762,7 +765,11 @@ abstract class FrameDecoder {
 
   decode(bytes: Uint8Array): DecodedFrame {
     if (!(bytes instanceof Uint8Array)) throw new CodecError("BAD_STRUCTURE", 0, "a frame is a byte array");
-    const reader = this.reader;
+    let reader = this.reader;
+    if (reader === undefined) {
+      reader = readerFor(this.dict, this.limits, this.defaultNs);
+      this.reader = reader;
+    }
     reader.begin(bytes, this.tableFor());
     try {
       const stanza = reader.frame();

@@ -160,8 +160,9 @@ function writeByteString(src: Uint8Array): void {
 const SLAB_BYTES = 32_768;
 /** Larger frames get a buffer of their own. */
 const SLAB_MAX_FRAME = 1024;
-let slab = new Uint8Array(SLAB_BYTES);
-let slabPos = 0;
+/** Made by the first frame (a peer that only decodes never holds one): full until then. */
+let slab = new Uint8Array(0);
+let slabPos = SLAB_BYTES;
 
 /** A new array holding `out[from…to)` (a slab view for small frames). */
 function takeFrame(from: number, to: number): Uint8Array {
