@@ -82,7 +82,7 @@ export interface TokenBytes {
  * `pairNode[row * 256 + b1]` the node after the two bytes (0: no token starts so); nodes are numbered
  * breadth first, so node v's children are the nodes `childStart[v] + 1 … childStart[v + 1]`, ascending by
  * their byte, and the edge into node c is labelled `childByte[c − 1]`; `terminal[v]` is 1 + the token
- * ending at v (0: none). Some 13,000 nodes for the dictionary's tokens, ~110 KB (a child-node array
+ * ending at v (0: none). Some 13,000 nodes for the dictionary's tokens, ~113 KB (a child-node array
  * took 26 KB more before the breadth-first numbering): made on the first `plan`, so that a peer that
  * only decodes never holds it. `pairRow` keeps the two-byte table to the
  * rows of the ~55 first bytes that start a token (28 KB, where a full 65,536-entry table took 128 KB).
