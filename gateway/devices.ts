@@ -53,11 +53,17 @@ export class MemoryDevices implements DeviceDirectory {
 
   /** Marks a device revoked (the gateway refuses it at its next exchange); false when there is none. */
   revoke(identity: string): boolean {
+    return this.update(identity, { revoked: true });
+  }
+
+  /** Changes a device's flags; false when there is no such device. */
+  update(identity: string, change: Partial<Pick<Device, "revoked" | "dtlsOnly">>): boolean {
     const device = this.byIdentity.get(identity);
     if (!device) return false;
-    const revoked = { ...device, revoked: true };
-    this.byIdentity.set(identity, revoked);
-    this.byBareJid.set(device.jid, revoked);
+    const { dtlsOnly, ...rest } = { ...device, ...change };
+    const updated: Device = { ...rest, ...(dtlsOnly ? { dtlsOnly: true } : {}) };
+    this.byIdentity.set(identity, updated);
+    this.byBareJid.set(device.jid, updated);
     return true;
   }
 

@@ -111,6 +111,19 @@ export async function main(argv: readonly string[]): Promise<number> {
       code = (await import("./provision-command.js")).runProvisionShow(name, opts);
     });
   provision
+    .command("set")
+    .description("change a device: --dtls-only (from its next connect) or --no-dtls-only")
+    .argument("<name>")
+    .option("--dtls-only", "the device may only connect over DTLS")
+    .option("--no-dtls-only", "the device may connect over plain CoAP too (trusted links)")
+    .option("--out <file>", "write its new device file here (CBOR; .json gets the JSON view)")
+    .option("--gateway <uri>", "the gateway address for that file, as for `provision add`")
+    .addOption(dataDirOption())
+    .addOption(configOption())
+    .action(async (name: string, opts) => {
+      code = (await import("./provision-command.js")).runProvisionSet(name, opts);
+    });
+  provision
     .command("revoke")
     .description("revoke a device: a running gateway refuses it at its next exchange")
     .argument("<name>")

@@ -139,13 +139,10 @@ export function runProvisionAdd(name: string, opts: ProvisionAddOptions): number
     store.devices.add(device);
     const file = deviceFile(device, gateway);
     if (opts.out) {
-      const bytes = opts.out.endsWith(".json")
-        ? `${JSON.stringify(file, null, 2)}\n`
-        : encodeDeviceFile(file);
-      writeFileSync(opts.out, bytes, { mode: 0o600 });
+      const bytes = writeDevice(opts.out, file);
       process.stdout.write(
         `device ${name} (${device.jid}${dtlsOnly ? ", DTLS only" : ""}) registered; device file ` +
-          `(${bytes.length} bytes, gateway ${gateway}) written to ${opts.out}\n`,
+          `(${bytes} bytes, gateway ${gateway}) written to ${opts.out}\n`,
       );
     } else process.stdout.write(`${JSON.stringify(file, null, 2)}\n`);
     return 0;
@@ -209,6 +206,53 @@ export function runProvisionShow(name: string, opts: ProvisionOptions & { gatewa
             .map(([k, v]) => `${k}: ${v}`)
             .join("\n")}\n`,
     );
+    return 0;
+  });
+}
+
+/** Writes a device file (CBOR, or the JSON view for a name ending in .json), mode 0600; its size. */
+function writeDevice(path: string, file: DeviceFile): number {
+  const bytes = path.endsWith(".json") ? `${JSON.stringify(file, null, 2)}\n` : encodeDeviceFile(file);
+  writeFileSync(path, bytes, { mode: 0o600 });
+  return bytes.length;
+}
+
+export interface ProvisionSetOptions extends ProvisionOptions {
+  readonly dtlsOnly?: boolean;
+  readonly out?: string;
+  readonly gateway?: string;
+}
+
+/**
+ * `provision set NAME --dtls-only | --no-dtls-only [--out FILE]`: moves an existing device to DTLS (or
+ * back to plain CoAP on a trusted link). A running gateway applies it at the device's next connect; the
+ * node needs a device file with the new address, which --out writes.
+ */
+export function runProvisionSet(name: string, opts: ProvisionSetOptions): number {
+  if (opts.dtlsOnly === undefined) {
+    process.stderr.write("cxmpp provision set: say what to change: --dtls-only or --no-dtls-only\n");
+    return 2;
+  }
+  const dtlsOnly = opts.dtlsOnly;
+  return withStore("set", opts, (store, config) => {
+    const gateway = gatewayFor(config, dtlsOnly, opts.gateway);
+    if (!store.devices.setDtlsOnly(name, dtlsOnly)) {
+      process.stderr.write(`cxmpp provision set: no device named '${name}'\n`);
+      return 1;
+    }
+    const device = store.devices.find(name)!;
+    const what = dtlsOnly ? "DTLS only" : "plain CoAP allowed";
+    if (opts.out) {
+      const bytes = writeDevice(opts.out, deviceFile(device, gateway));
+      process.stdout.write(
+        `device ${name}: ${what}; new device file (${bytes} bytes, gateway ${gateway}) written to ${opts.out}\n`,
+      );
+    } else {
+      process.stdout.write(
+        `device ${name}: ${what} from its next connect; its device file must say ${gateway} ` +
+          "(--out FILE writes one)\n",
+      );
+    }
     return 0;
   });
 }

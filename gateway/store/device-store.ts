@@ -24,6 +24,7 @@ export class SqliteDevices implements DeviceDirectory {
   private readonly selectAll;
   private readonly insert;
   private readonly setRevoked;
+  private readonly setDtlsOnlyFlag;
 
   constructor(private readonly db: Db) {
     this.dataVersion = db.prepare("PRAGMA data_version").pluck();
@@ -32,6 +33,7 @@ export class SqliteDevices implements DeviceDirectory {
       "INSERT INTO devices (identity, jid, key, peers, revoked, dtls_only, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
     this.setRevoked = db.prepare("UPDATE devices SET revoked = 1 WHERE identity = ?");
+    this.setDtlsOnlyFlag = db.prepare("UPDATE devices SET dtls_only = ? WHERE identity = ?");
   }
 
   /** Reloads the cache when another connection (a `cxmpp provision` run) changed the database. */
@@ -92,6 +94,17 @@ export class SqliteDevices implements DeviceDirectory {
     const cache = this.fresh();
     if (this.setRevoked.run(identity).changes === 0) return false;
     cache.revoke(identity);
+    return true;
+  }
+
+  /**
+   * Makes a device DTLS-only, or lets it use plain CoAP too; false when there is no such device. A
+   * running gateway applies it at the device's next connect.
+   */
+  setDtlsOnly(identity: string, dtlsOnly: boolean): boolean {
+    const cache = this.fresh();
+    if (this.setDtlsOnlyFlag.run(dtlsOnly ? 1 : 0, identity).changes === 0) return false;
+    cache.update(identity, { dtlsOnly });
     return true;
   }
 

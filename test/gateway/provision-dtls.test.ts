@@ -141,6 +141,39 @@ describe("provision add: DTLS-only by default when DTLS is configured", () => {
   });
 });
 
+describe("provision set: an existing device moves to DTLS (or back to a trusted plain link)", () => {
+  it("--dtls-only flips the stored flag and --out writes the coaps:// device file; --no-dtls-only undoes it", () => {
+    const dir = fresh();
+    expect(cxmpp(dir, ["provision", "add", "old1", "--no-dtls-only", "--out", "old1.json"]).status).toBe(0);
+    expect(JSON.parse(readFileSync(join(dir, "old1.json"), "utf8")).gateway).toBe("coap://127.0.0.1:5683");
+    const key = json(cxmpp(dir, ["provision", "show", "old1", "--json"])).key_hex;
+
+    const set = cxmpp(dir, ["provision", "set", "old1", "--dtls-only", "--out", "old1.json"]);
+    expect(set.stderr).toBe("");
+    expect(set.status).toBe(0);
+    expect(set.stdout).toContain("DTLS only");
+    const file = JSON.parse(readFileSync(join(dir, "old1.json"), "utf8")) as Record<string, unknown>;
+    expect(file).toMatchObject({ gateway: "coaps://127.0.0.1:5684", identity: "old1", key_hex: key });
+    expect(json(cxmpp(dir, ["provision", "show", "old1", "--json"]))).toMatchObject({ dtls_only: true });
+
+    const back = cxmpp(dir, ["provision", "set", "old1", "--no-dtls-only"]);
+    expect(back.status).toBe(0);
+    expect(back.stdout).toContain("coap://127.0.0.1:5683");
+    expect(json(cxmpp(dir, ["provision", "show", "old1", "--json"]))).toMatchObject({ dtls_only: false });
+  });
+
+  it("says what is wrong: nothing to change (exit 2), no such device (exit 1)", () => {
+    const dir = fresh();
+    expect(cxmpp(dir, ["provision", "add", "dev1"]).status).toBe(0);
+    const none = cxmpp(dir, ["provision", "set", "dev1"]);
+    expect(none.status).toBe(2);
+    expect(none.stderr).toContain("--dtls-only or --no-dtls-only");
+    const missing = cxmpp(dir, ["provision", "set", "nobody", "--dtls-only"]);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain("no device named 'nobody'");
+  });
+});
+
 describe("provision add --psk: a text key for peers that take only ASCII keys", () => {
   it("uses the text's bytes as the key, in the store, the device file (CBOR and JSON) and show", () => {
     const dir = fresh();
