@@ -1,9 +1,9 @@
 /**
- * UTF-8 (RFC 3629) in plain ECMAScript, for engines without `TextEncoder`/`TextDecoder` (QuickJS, XS,
+ * UTF-8 (RFC 3629) in plain ECMAScript, for engines without the Encoding API (QuickJS, XS,
  * Espruino; issue 11). Byte for byte what the WHATWG Encoding Standard's UTF-8 encoder and decoder give,
- * which test/codec/utf8.test.ts checks against Node's `TextEncoder`/`TextDecoder`:
- * - encoding turns a lone surrogate into U+FFFD (EF BF BD), as `TextEncoder` does;
- * - fatal decoding throws a `TypeError` exactly where `TextDecoder("utf-8", { fatal: true })` does
+ * which test/codec/utf8.test.ts checks against Node's implementation of it:
+ * - encoding turns a lone surrogate into U+FFFD (EF BF BD), as the Encoding Standard's encoder does;
+ * - fatal decoding throws a `TypeError` exactly where the Encoding Standard's fatal UTF-8 decoder does
  *   (overlong forms, surrogates, code points past U+10FFFF, stray or missing continuation bytes, a
  *   sequence cut short); non-fatal decoding puts one U+FFFD per maximal ill-formed subpart, as it does;
  * - a leading byte order mark is text like any other (`ignoreBOM: true`): a decoded string re-encodes to
@@ -66,7 +66,7 @@ export function utf8EncodeInto(s: string, out: Uint8Array, at = 0): number {
   return pos - at;
 }
 
-/** The UTF-8 of `s`, as `new TextEncoder().encode(s)` gives it. */
+/** The UTF-8 of `s`, as `the Encoding Standard's UTF-8 encode of s` gives it. */
 export function utf8Encode(s: string): Uint8Array {
   const out = new Uint8Array(utf8Length(s));
   utf8EncodeInto(s, out, 0);
@@ -84,7 +84,7 @@ const units = new Uint16Array(UNITS);
 
 /**
  * The text of UTF-8 `bytes[from, to)`. Ill-formed input throws a `TypeError` when `fatal`, and otherwise
- * decodes to U+FFFD, as `TextDecoder("utf-8", { fatal, ignoreBOM: true })` does.
+ * decodes to U+FFFD, as the Encoding Standard's UTF-8 decoder (fatal or not, BOM kept) does.
  *
  * Strings are made with `String.fromCharCode` taking 16 arguments at a time: on Node.js 20 several
  * times faster than `String.fromCharCode.apply` over a typed array, and no array is allocated; ASCII

@@ -3,7 +3,9 @@
  * state is a config key (`data_dir`, gateway/config.ts), found the same way by every command.
  */
 import { readFileSync } from "node:fs";
-import { encodeSequence, SessionReader, type Value } from "../src/core/index.js";
+import { encodeSequence, type Value } from "../src/core/index.js";
+// The module alone, not src/tiny/index.js: the gateway does not load the tiny node client.
+import { decodeDeviceFile, type TinyDevice } from "../src/tiny/device.js";
 import { formatHostPort, parseHostPort } from "./config.js";
 import { DeviceConfigError, parseDevice } from "./devices.js";
 
@@ -81,23 +83,20 @@ export function encodeDeviceFile(d: DeviceFile): Uint8Array {
   ]);
 }
 
+/** The CBOR device file, read with the node's own decoder (src/tiny), as fields the JSON view has. */
 function decodeCborDeviceFile(bytes: Uint8Array, path: string): Record<string, unknown> {
-  let m: Value;
+  let d: TinyDevice;
   try {
-    const r = new SessionReader(bytes);
-    m = r.read();
-    if (!r.done) throw new Error("bytes after the map");
+    d = decodeDeviceFile(bytes);
   } catch (error) {
     throw new DeviceConfigError(`${path}: not a device file (${(error as Error).message})`);
   }
-  if (!(m instanceof Map)) throw new DeviceConfigError(`${path}: not a device file (expected a CBOR map)`);
-  const key = m.get(2);
   return {
-    gateway: m.get(0),
-    identity: m.get(1),
-    key_hex: key instanceof Uint8Array ? Buffer.from(key).toString("hex") : undefined,
-    jid: m.get(3),
-    dictionary: m.get(4),
+    gateway: d.gateway,
+    identity: d.identity,
+    key_hex: Buffer.from(d.key).toString("hex"),
+    jid: d.jid,
+    dictionary: d.dictionary,
   };
 }
 

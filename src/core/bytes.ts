@@ -1,7 +1,7 @@
 /** Small byte-array helpers shared by the CoAP stack and the session layer. */
 import type { Random } from "./interfaces.js";
 
-/** UTF-8 without TextEncoder/TextDecoder (embedded engines lack them): codec/utf8.ts, whose only import. */
+/** UTF-8 in our own code (embedded engines lack the Encoding API): codec/utf8.ts, whose only import. */
 export { utf8Decode, utf8Encode } from "../../codec/utf8.js";
 
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
