@@ -66,7 +66,9 @@ describe("crash over DTLS: SIGKILL of the gateway under load", () => {
       `crash test over DTLS, the nodes' DTLS clients: ${JSON.stringify(Object.fromEntries(IDENTITIES.map((id, i) => [id, handshakes[i]])))}`,
     );
     for (const [i, s] of handshakes.entries()) {
-      expect(s.handshakeFailures, IDENTITIES[i]).toBe(0);
+      // A handshake the kill cut short fails (the restarted gateway answers its last flight with the
+      // unknown-peer alert) and the next send starts another: at most one such failure per kill.
+      expect(s.handshakeFailures, IDENTITIES[i]).toBeLessThanOrEqual(report.kills.length);
       expect(s.handshakes, IDENTITIES[i]).toBeGreaterThan(1);
     }
     expect(connectsAfterStart, JSON.stringify(connectsAfterStart)).toEqual([]);
