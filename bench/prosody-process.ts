@@ -66,6 +66,12 @@ export interface ProsodyOptions {
   extraConfig: readonly string[];
   /** How long to wait for the c2s port to accept. Default 10 s. */
   startTimeoutMs: number;
+  /**
+   * A Direct TLS port that also takes component streams (mod_net_multiplex's `ssl_ports`: Prosody picks
+   * the service by the stream's namespace after the TLS handshake), with this certificate and key (PEM
+   * files). Default none.
+   */
+  componentTls: { readonly certificate: string; readonly key: string } | null;
 }
 
 export interface Prosody {
@@ -80,6 +86,8 @@ export interface Prosody {
   readonly c2sService: string;
   /** `xmpp://address:componentPort`, the service URI for @xmpp/component. */
   readonly componentService: string;
+  /** `xmpps://address:port` of the Direct TLS port for components, when componentTls was given. */
+  readonly componentTlsService: string | undefined;
   /** Everything Prosody wrote to stdout and stderr so far (its console log at level info). */
   log(): string;
   /** Stops Prosody (SIGTERM, SIGKILL after `timeoutMs`), waits for it to exit, removes the directory. */
@@ -113,7 +121,7 @@ function accepts(host: string, port: number): Promise<boolean> {
 
 const lua = (value: string): string => JSON.stringify(value); // a JSON string is a valid Lua string literal
 
-function config(dir: string, o: ProsodyOptions): string {
+function config(dir: string, o: ProsodyOptions, tlsPort: number): string {
   const lines = [
     "-- Written by gateway/cli/prosody-process.ts",
     "run_as_root = true -- tests run as root; without it Prosody refuses to start",
@@ -141,7 +149,14 @@ function config(dir: string, o: ProsodyOptions): string {
     `unbound = { resolvconf = false; hoststxt = ${lua(join(dir, "hosts"))}; forward = "127.0.0.1@5399";`,
     '            options = { ["local-zone:"] = "localhost. static" } }',
     // No `smacks`: xmpp.js 0.14 raises a spurious stream error on stop with it (docs/INTEROP.md).
-    'modules_enabled = { "disco"; "roster"; "saslauth"; "dialback"; "ping"; "time"; "version"; "posix" }',
+    `modules_enabled = { "disco"; "roster"; "saslauth"; "dialback"; "ping"; "time"; "version"; "posix"${o.componentTls ? '; "net_multiplex"' : ""} }`,
+    ...(o.componentTls
+      ? [
+          // c2s_direct_tls_ports would take the stream as c2s; the multiplexer dispatches on the namespace.
+          `ssl_ports = { ${tlsPort} }`,
+          `ssl = { certificate = ${lua(o.componentTls.certificate)}; key = ${lua(o.componentTls.key)} }`,
+        ]
+      : []),
     ...o.extraConfig,
   ];
   for (const vhost of o.vhosts) lines.push(`VirtualHost ${lua(vhost)}`);
@@ -163,13 +178,15 @@ export async function startProsody(options: Readonly<Partial<ProsodyOptions>> = 
     hostsLines: options.hostsLines ?? [],
     extraConfig: options.extraConfig ?? [],
     startTimeoutMs: options.startTimeoutMs ?? 10_000,
+    componentTls: options.componentTls ?? null,
   };
+  const tlsPort = o.componentTls ? await freePort(address) : 0;
   const dir = await mkdtemp(join(tmpdir(), "cxmpp-prosody-"));
   const cfg = join(dir, "prosody.cfg.lua");
   const own = [...o.vhosts, ...o.components.map((c) => c.domain)];
   await mkdir(join(dir, "data"));
   await mkdir(join(dir, "certs")); // empty: only so that certmanager does not log an error at start
-  await writeFile(cfg, config(dir, o));
+  await writeFile(cfg, config(dir, o, tlsPort));
   await writeFile(join(dir, "hosts"), [`${address} ${own.join(" ")}`, ...o.hostsLines, ""].join("\n"));
 
   try {
@@ -223,6 +240,7 @@ export async function startProsody(options: Readonly<Partial<ProsodyOptions>> = 
   const ports = [
     o.c2sPort,
     ...(o.components.length > 0 ? [o.componentPort] : []),
+    ...(o.componentTls ? [tlsPort] : []),
     ...(o.s2sPort === null ? [] : [o.s2sPort]),
   ];
   for (const port of ports)
@@ -258,6 +276,7 @@ export async function startProsody(options: Readonly<Partial<ProsodyOptions>> = 
     pid: child.pid ?? -1,
     c2sService: `xmpp://${address}:${o.c2sPort}`,
     componentService: `xmpp://${address}:${o.componentPort}`,
+    componentTlsService: o.componentTls ? `xmpps://${address}:${tlsPort}` : undefined,
     log: () => output,
     stop,
   };

@@ -7,6 +7,7 @@
  * code rather than a schema library: every command loads this module, and a border router's gateway
  * idles within 60 MB (a schema library took about 3.5 MB of it).
  */
+import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { BlockList, isIP } from "node:net";
 import { resolve } from "node:path";
@@ -92,14 +93,41 @@ const hostPort = convert(
 );
 const domainName = text((s) => /^[^\s@/:[\]]{1,1023}$/.test(s));
 const nonEmpty = text((s) => s.length > 0);
-const xmppUrl = text((s) => {
+/**
+ * One XMPP server's component address: `xmpp://HOST[:PORT]` (XEP-0114's plain TCP) or `xmpps://HOST:PORT`
+ * (the same stream inside Direct TLS, RFC 7590 §3.1 style: TLS from the first byte).
+ */
+export function isXmppServiceUrl(s: string): boolean {
   try {
     const url = new URL(s);
-    return url.protocol === "xmpp:" && url.hostname !== "";
+    if (url.hostname === "") return false;
+    if (url.protocol === "xmpp:") return true;
+    // No well-known port for a component stream inside TLS: say which one the server listens on.
+    return url.protocol === "xmpps:" && url.port !== "";
   } catch {
     return false;
   }
-});
+}
+
+/**
+ * The XMPP servers the component link may use, in order of preference: one URL, several separated by
+ * commas (how environment variables and flags spell a list), or a JSON array of URLs in the file.
+ */
+const xmppServices: Check<readonly string[]> = (v) => {
+  const list = typeof v === "string" ? v.split(",").map((s) => s.trim()) : v;
+  if (!Array.isArray(list) || list.length === 0 || list.length > 16) return undefined;
+  if (!list.every((s): s is string => typeof s === "string" && isXmppServiceUrl(s))) return undefined;
+  if (new Set(list).size !== list.length) return undefined;
+  return accept(Object.freeze([...list]));
+};
+
+/** A comma-separated list of SHA-256 certificate fingerprints: 64 hex digits each, colons allowed. */
+const fingerprints: Check<readonly string[]> = (v) => {
+  if (typeof v !== "string") return undefined;
+  const list = v.split(",").map((s) => s.trim().replaceAll(":", "").toLowerCase());
+  if (list.length === 0 || !list.every((s) => /^[0-9a-f]{64}$/.test(s))) return undefined;
+  return accept(Object.freeze(list));
+};
 
 interface KeySpec<S extends Check<unknown>> {
   readonly schema: S;
@@ -193,11 +221,32 @@ const SPECS = {
     expected: 'HOST:PORT or "off"',
   }),
   xmpp_service: spec({
-    schema: optional(xmppUrl),
+    schema: optional(xmppServices),
     fallback: "off",
-    description: "the XMPP server's component (XEP-0114) address, xmpp://HOST:PORT; unset: local mode",
+    description:
+      "the XMPP servers' component (XEP-0114) addresses, xmpp://HOST:PORT or xmpps://HOST:PORT (Direct " +
+      "TLS), in order of preference: the link fails over to the next when one is down. Several: a JSON " +
+      "array in the file, comma-separated in env and flags; unset: local mode",
     shown: "unset",
-    expected: 'an xmpp://HOST:PORT URL or "off"',
+    expected: 'xmpp://HOST:PORT or xmpps://HOST:PORT URLs (up to 16, no repeats) or "off"',
+  }),
+  xmpp_tls_ca: spec({
+    schema: optional(nonEmpty),
+    fallback: "off",
+    description:
+      "PEM file of the CA certificates that xmpps:// servers' certificates must chain to (their host " +
+      "name must match too); off: the system's CAs",
+    shown: "off (the system's CAs)",
+    expected: 'a PEM file path or "off"',
+  }),
+  xmpp_tls_pin: spec({
+    schema: optional(fingerprints),
+    fallback: "off",
+    description:
+      "SHA-256 fingerprints of the xmpps:// servers' certificates (hex, colons allowed, comma-separated): " +
+      "a server must present one of them, and then no CA is needed (self-signed certificates)",
+    shown: "off",
+    expected: 'SHA-256 fingerprints (64 hex digits each), comma-separated, or "off"',
   }),
   xmpp_domain: spec({
     schema: optional(domainName),
@@ -326,8 +375,15 @@ export interface GatewayConfig {
   readonly logLevel: LogLevel;
   /** Undefined: no metrics endpoint. */
   readonly metricsListen: HostPort | undefined;
-  /** Undefined: local mode (no federation). When set, xmppSecret is set too. */
-  readonly xmppService: string | undefined;
+  /**
+   * The XMPP servers' component addresses in order of preference; undefined: local mode (no
+   * federation). When set, xmppSecret is set too.
+   */
+  readonly xmppService: readonly string[] | undefined;
+  /** Absolute path of the PEM CA file for xmpps:// servers; undefined: the system's CAs. */
+  readonly xmppTlsCa: string | undefined;
+  /** Pinned SHA-256 certificate fingerprints (lowercase hex) for xmpps:// servers. */
+  readonly xmppTlsPin: readonly string[] | undefined;
   readonly xmppDomain: string;
   readonly xmppSecret: string | undefined;
   readonly resource: string;
@@ -422,6 +478,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   }
 
   checkListeners(v, sources);
+  if (v.xmpp_tls_ca !== undefined) checkCaFile(resolve(cwd, v.xmpp_tls_ca), sources.xmpp_tls_ca);
 
   return Object.freeze({
     listen: v.listen && Object.freeze(v.listen),
@@ -432,6 +489,8 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     logLevel: v.log_level,
     metricsListen: v.metrics_listen && Object.freeze(v.metrics_listen),
     xmppService: v.xmpp_service,
+    xmppTlsCa: v.xmpp_tls_ca === undefined ? undefined : resolve(cwd, v.xmpp_tls_ca),
+    xmppTlsPin: v.xmpp_tls_pin,
     xmppDomain: v.xmpp_domain ?? v.domain,
     xmppSecret: v.xmpp_secret,
     resource: v.resource,
@@ -447,6 +506,30 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     dtlsSessionIdleS: v.dtls_session_idle_s,
     sources: Object.freeze(sources),
   });
+}
+
+/** A CA file that cannot be read or holds no certificate fails now, not at the first TLS connect. */
+function checkCaFile(path: string, source: string): void {
+  let pem: string;
+  try {
+    pem = readFileSync(path, "utf8");
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    throw new ConfigError(
+      "xmpp_tls_ca",
+      source,
+      `cannot read ${path}: ${e.code === "ENOENT" ? "no such file" : e.message}`,
+    );
+  }
+  try {
+    new X509Certificate(pem);
+  } catch (error) {
+    throw new ConfigError(
+      "xmpp_tls_ca",
+      source,
+      `${path} holds no PEM certificate (${(error as Error).message})`,
+    );
+  }
 }
 
 /**

@@ -5,6 +5,7 @@
  * and /healthz, the tick, and a clean stop). `cxmpp gateway`, the demo, the benchmarks and the test
  * kits all start gateways through here.
  */
+import { readFileSync } from "node:fs";
 import { DICTIONARY_V1, type XElement } from "../codec/index.js";
 import { type CoapEndpoint, protocol } from "../src/core/index.js";
 import type { DtlsServer } from "../src/dtls/index.js";
@@ -140,7 +141,16 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
       const federation = await import("./federation/index.js");
       const inbound = new federation.NetworkInbound(service, logger, config.asleepPolicy);
       const l = new federation.ComponentLink(
-        { service: config.xmppService, domain: config.xmppDomain, secret: config.xmppSecret ?? "", logger },
+        {
+          services: config.xmppService,
+          domain: config.xmppDomain,
+          secret: config.xmppSecret ?? "",
+          tls: {
+            ...(config.xmppTlsCa !== undefined ? { ca: readFileSync(config.xmppTlsCa, "utf8") } : {}),
+            ...(config.xmppTlsPin !== undefined ? { pins: config.xmppTlsPin } : {}),
+          },
+          logger,
+        },
         {
           stanza: (stanza) => {
             if (pump?.consume(stanza)) return;
@@ -231,6 +241,7 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
         outOfOrderTelemetry: service.stats.outOfOrderTelemetry,
         gaps: service.stats.gaps,
         usedNoncesEvicted: service.stats.usedNoncesEvicted,
+        federationFailovers: link?.failovers ?? 0,
         coap: listeners.tables(),
         dtls: listeners.secure?.dtls.stats,
       });
@@ -262,7 +273,8 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
       sessions: service.sessions.length,
       dictionary: DICTIONARY_V1.id,
       metrics: metricsServer?.address,
-      federation: config.xmppService ?? "off (local mode: stanzas for other domains wait in the outbox)",
+      federation:
+        config.xmppService?.join(", ") ?? "off (local mode: stanzas for other domains wait in the outbox)",
     });
     let stopped = false;
     return {

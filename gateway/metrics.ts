@@ -104,6 +104,8 @@ export interface Totals {
   readonly gaps?: number;
   /** Used connect nonces forgotten early (table full). */
   readonly usedNoncesEvicted?: number;
+  /** Times the XMPP server link came up on another server than before (xmpp_service lists several). */
+  readonly federationFailovers?: number;
   /** The CoAP endpoint's counters; absent, the cxmpp_coap_* counters stay as they are. */
   readonly coap?: CoapCounters;
   /** The DTLS server's counters, when coaps listens. */
@@ -217,6 +219,10 @@ export class GatewayMetrics {
     "used connect nonces forgotten before their lifetime because the table was full",
   );
   private readonly refused = this.counter("cxmpp_connects_refused_total", "session connects refused");
+  private readonly failovers = this.counter(
+    "cxmpp_federation_failovers_total",
+    "times the XMPP server link came up on another of the xmpp_service servers than the one before",
+  );
   private readonly coapEvictions = this.counter(
     "cxmpp_coap_evictions_total",
     "CoAP table entries dropped because the table (or the peer's share of it) was full",
@@ -384,6 +390,7 @@ export class GatewayMetrics {
     this.uplinkRejected.inc({ reason: "out_of_order" }, d("outOfOrderTelemetry"));
     this.uplinkRejected.inc({ reason: "gap" }, d("gaps"));
     this.noncesEvicted.inc(d("usedNoncesEvicted"));
+    this.failovers.inc(d("federationFailovers"));
     if (t.coap) this.syncCoap(t.coap, this.lastTotals.coap ?? NO_COAP_TABLES);
     if (t.dtls) this.syncDtls(t.dtls, this.lastTotals.dtls);
     this.lastTotals = { ...t, coap: t.coap ?? this.lastTotals.coap, dtls: t.dtls ?? this.lastTotals.dtls };

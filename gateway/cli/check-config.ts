@@ -55,15 +55,22 @@ export function resolvedConfig(config: GatewayConfig): Record<ConfigKey, Checked
 function written(value: unknown): string | number | boolean | null {
   if (value === undefined) return "off";
   if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") return value;
+  // A list as env and flags spell it (the file may use a JSON array instead).
+  if (Array.isArray(value)) return value.map((v) => String(written(v))).join(",");
   if (typeof value === "object" && value !== null && "host" in value && "port" in value) {
     return formatHostPort(value as { host: string; port: number });
   }
   return JSON.stringify(value) ?? null;
 }
 
-/** xmpp://user:password@host would print the password; a URL's password is a secret wherever it is. */
+/**
+ * xmpp://user:password@host would print the password; a URL's password is a secret wherever it is,
+ * also in a comma-separated list of URLs.
+ */
 function maskUrlPassword(value: string | number | boolean | null): string | number | boolean | null {
-  if (typeof value !== "string" || !/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value;
+  if (typeof value !== "string") return value;
+  if (value.includes(",")) return value.split(",").map(maskUrlPassword).join(",");
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value;
   try {
     const url = new URL(value);
     if (url.password === "") return value;

@@ -1,8 +1,15 @@
 /**
  * The XEP-0114 link to the XMPP server, with @xmpp/component. One concern: keep a component session up
- * (connect, handshake, reconnect with backoff), hand received stanzas on as codec trees, send trees.
+ * (connect, handshake, reconnect with backoff, fail over between servers), hand received stanzas on as
+ * codec trees, send trees.
  *
- * What to send and when it counts as delivered is the outbox pump's business (outbox-pump.ts).
+ * Several servers (an ejabberd cluster's nodes, whose routes to components are cluster-wide): the link
+ * uses one at a time, in the configured order; when the one in use goes down it moves on to the next at
+ * once, and only after every server failed in a row does it back off. It stays on whichever works (no
+ * fail-back): any member of the cluster routes the component's domain equally well.
+ *
+ * What to send and when it counts as delivered is the outbox pump's business (outbox-pump.ts): a switch
+ * of server is an offline/online pair to it, after which it resends what was not confirmed.
  */
 import { StringDecoder } from "node:string_decoder";
 import { type Component, component } from "@xmpp/component";
@@ -10,21 +17,30 @@ import type { XmppError } from "@xmpp/connection";
 import type { Element } from "@xmpp/xml";
 import { JABBER_CLIENT, type XElement } from "../../codec/index.js";
 import { type Logger, silentLogger } from "../../src/core/index.js";
+import { isLoopback } from "../config.js";
 import { fromLtx, toElement } from "../xml/stanza-xml.js";
 import { StreamParser } from "../xml/xml-parser.js";
 import { ComponentAuthError } from "./errors.js";
+import { LinkCertificateError, type LinkTls, TlsLinkSocket } from "./tls-socket.js";
 
-export { ComponentAuthError };
+export { ComponentAuthError, LinkCertificateError };
 
 export interface ComponentLinkOptions {
-  /** `xmpp://host:port` of the server's component listener. */
-  readonly service: string;
+  /**
+   * The servers' component listeners in order of preference: `xmpp://host:port` (plain TCP) or
+   * `xmpps://host:port` (Direct TLS, tls-socket.ts).
+   */
+  readonly services: readonly string[];
   readonly domain: string;
   readonly secret: string;
+  /** How xmpps:// servers are verified; default: the system's CAs and the URL's host name. */
+  readonly tls?: LinkTls;
   readonly logger?: Logger;
-  /** First reconnect delay; doubles up to maxBackoffMs. Default 1 s. */
+  /** First reconnect delay after every server failed; doubles up to maxBackoffMs. Default 1 s. */
   readonly backoffMs?: number;
   readonly maxBackoffMs?: number;
+  /** A server that neither accepts nor refuses within this long counts as down. Default 10 s. */
+  readonly connectTimeoutMs?: number;
 }
 
 export interface LinkEvents {
@@ -39,44 +55,82 @@ export class ComponentLink {
   private up = false;
   private delay: number;
   private timer: NodeJS.Timeout | undefined;
+  /** The server in use, or to be tried next: an index into options.services. */
+  private index = 0;
   private readonly logger: Logger;
   /** Times the link came up (for metrics and tests). */
   connects = 0;
+  /** Times the link came up on another server than the one before (for metrics and tests). */
+  failovers = 0;
+  private lastOnline: number | undefined;
 
   constructor(
     private readonly options: ComponentLinkOptions,
     private readonly events: LinkEvents,
   ) {
+    if (options.services.length === 0) throw new Error("ComponentLink: no XMPP server to connect to");
     this.logger = options.logger ?? silentLogger;
     this.delay = options.backoffMs ?? 1000;
+    for (const service of options.services) {
+      const url = new URL(service);
+      // XEP-0114 has no encryption of its own: off loopback the stanzas and the handshake are readable.
+      if (url.protocol === "xmpp:" && !isLoopback(url.hostname)) {
+        this.logger.log("warn", "federation.plaintext", {
+          service,
+          advice: "the component stream and its handshake cross the network in the clear; use xmpps://",
+        });
+      }
+    }
   }
 
   get online(): boolean {
     return this.up;
   }
 
-  /**
-   * Connects. Resolves once the link is up or, if the server cannot be reached, once the first attempt
-   * failed (it keeps trying in the background); rejects with ComponentAuthError when the server refuses
-   * the secret, which no retry would change.
-   */
-  async start(): Promise<void> {
-    try {
-      await this.connect();
-    } catch (error) {
-      if (error instanceof ComponentAuthError) throw error;
-      this.logger.log("warn", "federation.unreachable", {
-        service: this.options.service,
-        error: (error as Error).message,
-        retryMs: this.delay,
-      });
-      this.schedule();
-    }
+  /** The server in use (or tried next while the link is down). */
+  get service(): string {
+    return this.options.services[this.index]!;
   }
 
-  private async connect(): Promise<void> {
+  /**
+   * Connects. Resolves once the link is up or, if no server can be reached, once each was tried (it
+   * keeps trying in the background); rejects with ComponentAuthError when a server refuses the secret,
+   * which no retry would change.
+   */
+  async start(): Promise<void> {
+    if (!(await this.round())) this.schedule();
+  }
+
+  /**
+   * Tries each server once, from the current one on; true once one is up. A refused secret is thrown:
+   * the servers of one deployment share it.
+   */
+  private async round(): Promise<boolean> {
+    for (let tried = 0; tried < this.options.services.length && !this.stopped; tried++) {
+      try {
+        await this.connect(this.service);
+        return true;
+      } catch (error) {
+        if (error instanceof ComponentAuthError) throw error;
+        const next = this.options.services[(this.index + 1) % this.options.services.length]!;
+        this.logger.log("warn", "federation.unreachable", {
+          service: this.service,
+          error: (error as Error).message,
+          ...(this.options.services.length > 1 ? { next } : { retryMs: this.delay }),
+        });
+        this.advance();
+      }
+    }
+    return false;
+  }
+
+  private advance(): void {
+    this.index = (this.index + 1) % this.options.services.length;
+  }
+
+  private async connect(service: string): Promise<void> {
     const xmpp = component({
-      service: this.options.service,
+      service,
       domain: this.options.domain,
       password: this.options.secret,
     });
@@ -86,13 +140,16 @@ export class ComponentLink {
     xmpp.reconnect.stop();
     xmpp.removeAllListeners("element");
     plugParser(xmpp);
+    if (new URL(service).protocol === "xmpps:") plugTls(xmpp, this.options.tls ?? {});
     this.xmpp = xmpp;
     let authError: ComponentAuthError | undefined;
     xmpp.on("error", (error: XmppError) => {
       if (error.condition === "not-authorized") {
         authError = new ComponentAuthError(
-          `the XMPP server at ${this.options.service} refused the component secret for ${this.options.domain} (${error.condition}${error.text ? `: ${error.text}` : ""})`,
+          `the XMPP server at ${service} refused the component secret for ${this.options.domain} (${error.condition}${error.text ? `: ${error.text}` : ""})`,
         );
+      } else if (error instanceof LinkCertificateError) {
+        this.logger.log("error", "federation.certificate", { service, error: error.message });
       } else this.logger.log("debug", "federation.error", { error: error.message }); // said again by unreachable/offline
     });
     xmpp.on("stanza", (element: Element) => {
@@ -108,20 +165,28 @@ export class ComponentLink {
     xmpp.on("online", () => {
       this.up = true;
       this.connects++;
+      if (this.lastOnline !== undefined && this.lastOnline !== this.index) this.failovers++;
+      this.lastOnline = this.index;
       this.delay = this.options.backoffMs ?? 1000;
-      this.logger.log("info", "federation.online", {
-        service: this.options.service,
-        domain: this.options.domain,
-      });
+      this.logger.log("info", "federation.online", { service, domain: this.options.domain });
       this.events.online();
     });
     xmpp.on("disconnect", () => this.lost(xmpp));
+    const timeoutMs = this.options.connectTimeoutMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await xmpp.start();
+      await Promise.race([
+        xmpp.start(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
     } catch (error) {
       await this.dispose(xmpp);
       if (authError) throw authError;
       throw error;
+    } finally {
+      clearTimeout(timer);
     }
     if (authError) throw authError;
   }
@@ -131,27 +196,37 @@ export class ComponentLink {
     const was = this.up;
     this.up = false;
     if (was) {
-      this.logger.log("warn", "federation.offline", { service: this.options.service, retryMs: this.delay });
+      const from = this.service;
+      // The server in use went away: the next one is tried at once, this one again last.
+      if (this.options.services.length > 1) this.advance();
+      this.logger.log("warn", "federation.offline", { service: from, next: this.service });
       this.events.offline();
+      void this.dispose(xmpp).then(() => this.schedule(this.options.services.length > 1 ? 0 : undefined));
+      return;
     }
-    void this.dispose(xmpp).then(() => this.schedule());
+    void this.dispose(xmpp);
   }
 
-  private schedule(): void {
+  /** Runs a round after `delayMs`, by default the backoff delay (which then doubles). */
+  private schedule(delayMs?: number): void {
     if (this.stopped || this.timer) return;
-    const delay = this.delay;
-    this.delay = Math.min(this.delay * 2, this.options.maxBackoffMs ?? 30_000);
+    let delay = delayMs;
+    if (delay === undefined) {
+      delay = this.delay;
+      this.delay = Math.min(this.delay * 2, this.options.maxBackoffMs ?? 30_000);
+    }
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (this.stopped) return;
-      this.connect().catch((error: Error) => {
-        if (error instanceof ComponentAuthError) {
+      this.round().then(
+        (up) => {
+          if (!up) this.schedule();
+        },
+        (error: Error) => {
+          // A wrong secret stays wrong; the operator must fix the config.
           this.logger.log("error", "federation.refused", { error: error.message });
-          return; // a wrong secret stays wrong; the operator must fix the config
-        }
-        this.logger.log("warn", "federation.unreachable", { error: error.message, retryMs: this.delay });
-        this.schedule();
-      });
+        },
+      );
     }, delay);
   }
 
@@ -224,5 +299,19 @@ function plugParser(xmpp: Component): void {
     if (text === "") return;
     this.emit("input", text);
     this.parser?.write(text);
+  };
+}
+
+/** xmpps://: the connection's socket becomes TlsLinkSocket, and its parameters carry how to verify. */
+function plugTls(xmpp: Component, tls: LinkTls): void {
+  const connection = xmpp as unknown as {
+    Socket: unknown;
+    socketParameters(service: string): unknown;
+  };
+  connection.Socket = TlsLinkSocket;
+  connection.socketParameters = (service: string) => {
+    const url = new URL(service);
+    // URL keeps IPv6 literals in brackets; node:tls wants them bare.
+    return { host: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(url.port), tls };
   };
 }

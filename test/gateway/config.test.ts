@@ -47,6 +47,8 @@ describe("loadConfig", () => {
       logLevel: "info",
       metricsListen: undefined,
       xmppService: undefined,
+      xmppTlsCa: undefined,
+      xmppTlsPin: undefined,
       xmppDomain: "iot.localhost",
       xmppSecret: undefined,
       resource: "cxmpp",
@@ -74,6 +76,7 @@ describe("loadConfig", () => {
       log_level: "debug",
       metrics_listen: "127.0.0.1:9464",
       xmpp_service: "xmpp://127.0.0.1:15347",
+      xmpp_tls_pin: "AB:".repeat(31) + "AB",
       xmpp_domain: "sensors.example.org",
       xmpp_secret: "s3cret",
       resource: "node",
@@ -101,7 +104,8 @@ describe("loadConfig", () => {
       dataDir: "/x/state",
       logLevel: "debug",
       metricsListen: { host: "127.0.0.1", port: 9464 },
-      xmppService: "xmpp://127.0.0.1:15347",
+      xmppService: ["xmpp://127.0.0.1:15347"],
+      xmppTlsPin: ["ab".repeat(32)],
       xmppDomain: "sensors.example.org",
       xmppSecret: "s3cret",
       resource: "node",
@@ -150,6 +154,45 @@ describe("loadConfig", () => {
     expect(c.metricsListen).toBeUndefined();
     expect(c.xmppService).toBeUndefined();
     expect(loadConfig({ file: file({ metrics_listen: "" }), env: {} }).metricsListen).toBeUndefined();
+  });
+
+  it("takes several XMPP servers: a JSON array in the file, comma-separated in env and flags", () => {
+    const two = ["xmpp://127.0.0.1:5347", "xmpps://xmpp2.example.org:5223"];
+    expect(loadConfig({ file: file({ xmpp_service: two, xmpp_secret: "s" }), env: {} }).xmppService).toEqual(
+      two,
+    );
+    const env = {
+      CXMPP_XMPP_SERVICE: " xmpp://127.0.0.1:5347 , xmpps://xmpp2.example.org:5223",
+      CXMPP_XMPP_SECRET: "s",
+    };
+    expect(loadConfig({ env }).xmppService).toEqual(two);
+    expect(
+      loadConfig({ env: {}, flags: { xmpp_service: two.join(","), xmpp_secret: "s" } }).xmppService,
+    ).toEqual(two);
+    // A repeat, an empty entry, a non-URL entry, an xmpps:// without its port: refused, naming the key.
+    for (const bad of [[two[0], two[0]], [], [two[0], 5], ["xmpps://h"]]) {
+      const e = failure({ file: file({ xmpp_service: bad, xmpp_secret: "s" }) });
+      expect(e.key).toBe("xmpp_service");
+      expect(e.message).toContain("expected xmpp://HOST:PORT or xmpps://HOST:PORT URLs");
+    }
+    expect(failure({ env: { CXMPP_XMPP_SERVICE: `${two[0]},`, CXMPP_XMPP_SECRET: "s" } }).key).toBe(
+      "xmpp_service",
+    );
+  });
+
+  it("reads the TLS trust of xmpps:// servers: a CA file checked at load, pinned fingerprints", () => {
+    const pem = join(dir, "not-a-cert.pem");
+    writeFileSync(pem, "-----BEGIN CERTIFICATE-----\nnonsense\n-----END CERTIFICATE-----\n");
+    const bad = failure({ file: file({ xmpp_tls_ca: pem }) });
+    expect(bad.key).toBe("xmpp_tls_ca");
+    expect(bad.message).toContain("holds no PEM certificate");
+    const missing = failure({ env: { CXMPP_XMPP_TLS_CA: join(dir, "nowhere.pem") } });
+    expect(missing.message).toContain("no such file");
+    const pins = loadConfig({
+      env: { CXMPP_XMPP_TLS_PIN: `${"0".repeat(64)}, ${"F".repeat(64)}` },
+    }).xmppTlsPin;
+    expect(pins).toEqual(["0".repeat(64), "f".repeat(64)]);
+    expect(failure({ env: { CXMPP_XMPP_TLS_PIN: "abcd" } }).key).toBe("xmpp_tls_pin");
   });
 
   it("defaults xmpp_domain to domain, wherever domain came from", () => {

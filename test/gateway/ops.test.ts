@@ -407,14 +407,16 @@ describe("cxmpp gateway --check-config", () => {
 
       // From the environment, and inside a URL, a secret is masked as well.
       const env = await cxmpp(dir, ["gateway", "--check-config"], {
-        CXMPP_XMPP_SERVICE: `xmpp://iot:${SECRET}@127.0.0.1:5347`,
+        CXMPP_XMPP_SERVICE: `xmpp://iot:${SECRET}@127.0.0.1:5347,xmpps://iot:${SECRET}@127.0.0.2:5223`,
         CXMPP_XMPP_SECRET: SECRET,
       });
       expect(env.status).toBe(0);
       expect(env.stdout + env.stderr).not.toContain(SECRET);
       const viaEnv = JSON.parse(env.stdout) as Record<string, { value: unknown; source: string }>;
       expect(viaEnv.xmpp_secret).toEqual({ value: "********", source: "env CXMPP_XMPP_SECRET" });
-      expect(viaEnv.xmpp_service!.value).toBe("xmpp://iot:********@127.0.0.1:5347");
+      expect(viaEnv.xmpp_service!.value).toBe(
+        "xmpp://iot:********@127.0.0.1:5347,xmpps://iot:********@127.0.0.2:5223",
+      );
     } finally {
       udp.close();
       tcp.close();

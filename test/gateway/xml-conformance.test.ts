@@ -394,7 +394,7 @@ describe("ComponentLink reads the stream with the conformant parser", () => {
     let done: () => void = () => {};
     const all = new Promise<void>((resolve) => (done = resolve));
     link = new ComponentLink(
-      { service: `xmpp://127.0.0.1:${port}`, domain: "component.example", secret: "s" },
+      { services: [`xmpp://127.0.0.1:${port}`], domain: "component.example", secret: "s" },
       {
         stanza: (tree) => {
           received.push(tree);

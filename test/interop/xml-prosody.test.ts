@@ -34,7 +34,7 @@ beforeAll(async () => {
     components: [{ domain: COMPONENT, secret: SECRET }],
   });
   link = new ComponentLink(
-    { service: prosody.componentService, domain: COMPONENT, secret: SECRET },
+    { services: [prosody.componentService], domain: COMPONENT, secret: SECRET },
     { stanza: (s) => inbox.push(s), online: () => {}, offline: () => {} },
   );
   await link.start();
