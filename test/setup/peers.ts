@@ -25,6 +25,7 @@ const NEEDED: ReadonlyArray<{
   { command: "nft", pkg: "nftables" },
   { command: "ip", pkg: "iproute2" },
   { command: "prosody", pkg: "prosody" },
+  { command: "ejabberdctl", pkg: "ejabberd" },
   { command: "slixmpp", pkg: "python3-slixmpp", probe: ["/usr/bin/python3", "-c", "import slixmpp"] },
   // dumpcap captures and tshark decodes DTLS on lo (test/kit/dtls-peers.ts startCapture)
   { command: "tshark", pkg: "tshark", optional: true },
