@@ -186,19 +186,22 @@ interface NodePorts {
 
 function yamlConfig(o: EjabberdClusterOptions, ports: NodePorts, certfile: string | undefined): string {
   const serviceHosts = Object.fromEntries(o.components.map((c) => [c.domain, { password: c.secret }]));
+  // `global_routes: true` (ejabberd's default) routes EVERY domain of the listener's `hosts` map to each
+  // component that connects: a.localhost's connection would receive b.localhost's stanzas. With false, a
+  // connection serves only the domain it named in its stream header (docs/DEPLOY.md, many gateways).
+  const service = { module: "ejabberd_service", hosts: serviceHosts, global_routes: false };
   const listen: unknown[] = [
     // No `starttls`: no STARTTLS offered, so xmpp.js does not try it; PLAIN is offered without TLS.
     { port: ports.c2s, ip: "127.0.0.1", module: "ejabberd_c2s", starttls_required: false },
-    { port: ports.service, ip: "127.0.0.1", module: "ejabberd_service", hosts: serviceHosts },
+    { port: ports.service, ip: "127.0.0.1", ...service },
   ];
   if (ports.serviceTls !== undefined)
     listen.push({
       port: ports.serviceTls,
       ip: "127.0.0.1",
-      module: "ejabberd_service",
+      ...service,
       tls: true,
       certfile,
-      hosts: serviceHosts,
     });
   const lines = [
     "# Written by bench/ejabberd-process.ts",

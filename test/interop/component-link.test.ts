@@ -34,7 +34,7 @@ async function server(address: string, tls?: TestPki): Promise<Prosody> {
     vhosts: ["localhost"],
     users: [{ username: "alice", host: "localhost", password: PASSWORD }],
     components: [{ domain: COMPONENT, secret: SECRET }],
-    ...(tls ? { componentTls: { certificate: tls.serverCert, key: tls.serverKey } } : {}),
+    ...(tls ? { componentTls: { certificate: tls.server.cert, key: tls.server.key } } : {}),
   });
   servers.push(p);
   return p;
@@ -148,7 +148,7 @@ describe("several XMPP servers", () => {
 describe("Direct TLS (xmpps://)", () => {
   it("connects when the certificate chains to the configured CA, and the stream works", async () => {
     const p = await server("127.0.0.23", pki);
-    const l = link({ services: [p.componentTlsService!], tls: { ca: readFileSync(pki!.caCert, "utf8") } });
+    const l = link({ services: [p.componentTlsService!], tls: { ca: readFileSync(pki!.ca.cert, "utf8") } });
     await l.link.start();
     expect(l.link.online).toBe(true);
     await roundTrip(p, l);
@@ -157,7 +157,7 @@ describe("Direct TLS (xmpps://)", () => {
 
   it("refuses a certificate from another CA, and fails over to a server it can trust", async () => {
     const p = servers.find((s) => s.componentTlsService)!;
-    const wrongCa = readFileSync(pki!.otherCaCert, "utf8");
+    const wrongCa = readFileSync(pki!.wrongCa.cert, "utf8");
     const l = link({ services: [p.componentTlsService!], tls: { ca: wrongCa } });
     await l.link.start();
     expect(l.link.online).toBe(false);
@@ -173,7 +173,7 @@ describe("Direct TLS (xmpps://)", () => {
       const p = await server("127.0.0.24", elsewhere);
       const l = link({
         services: [p.componentTlsService!],
-        tls: { ca: readFileSync(elsewhere.caCert, "utf8") },
+        tls: { ca: readFileSync(elsewhere.ca.cert, "utf8") },
       });
       await l.link.start();
       expect(l.link.online).toBe(false);
@@ -187,7 +187,7 @@ describe("Direct TLS (xmpps://)", () => {
 
   it("trusts a pinned certificate without any CA, and refuses any other pin", async () => {
     const p = servers.find((s) => s.componentTlsService)!;
-    const good = link({ services: [p.componentTlsService!], tls: { pins: [pki!.serverCertSha256] } });
+    const good = link({ services: [p.componentTlsService!], tls: { pins: [pki!.server.fingerprintSha256] } });
     await good.link.start();
     expect(good.link.online).toBe(true);
     await roundTrip(p, good);

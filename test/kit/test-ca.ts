@@ -51,25 +51,6 @@ export interface TestPki {
   readonly wrongCa: TestCa;
   /** Signed by `wrongCa`, for the same names and IPs. */
   readonly wrongServer: TestServerCert;
-  // The same files under flat names (paths), as test/interop/component-link.test.ts uses them.
-  /** `ca.cert`. */
-  readonly caCert: string;
-  /** `server.cert`. */
-  readonly serverCert: string;
-  /** `server.key`. */
-  readonly serverKey: string;
-  /** `server.combined`. */
-  readonly serverPem: string;
-  /** `server.fingerprintSha256`. */
-  readonly serverCertSha256: string;
-  /** `server.spkiSha256`. */
-  readonly serverSpkiSha256: string;
-  /** `wrongCa.cert`. */
-  readonly otherCaCert: string;
-  /** `wrongServer.cert`. */
-  readonly otherServerCert: string;
-  /** `wrongServer.key`. */
-  readonly otherServerKey: string;
   /** Removes the directory. */
   cleanup(): Promise<void>;
 }
@@ -209,15 +190,6 @@ export async function makeTestPki(options: TestPkiOptions = {}): Promise<TestPki
       server,
       wrongCa,
       wrongServer,
-      caCert: ca.cert,
-      serverCert: server.cert,
-      serverKey: server.key,
-      serverPem: server.combined,
-      serverCertSha256: server.fingerprintSha256,
-      serverSpkiSha256: server.spkiSha256,
-      otherCaCert: wrongCa.cert,
-      otherServerCert: wrongServer.cert,
-      otherServerKey: wrongServer.key,
       cleanup,
     };
   } catch (error) {
