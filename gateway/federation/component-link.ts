@@ -11,11 +11,12 @@
  * What to send and when it counts as delivered is the outbox pump's business (outbox-pump.ts): a switch
  * of server is an offline/online pair to it, after which it resends what was not confirmed.
  */
+import { performance } from "node:perf_hooks";
 import { StringDecoder } from "node:string_decoder";
 import { type Component, component } from "@xmpp/component";
 import type { XmppError } from "@xmpp/connection";
 import type { Element } from "@xmpp/xml";
-import { JABBER_CLIENT, type XElement } from "../../codec/index.js";
+import { el, JABBER_CLIENT, type XElement } from "../../codec/index.js";
 import { type Logger, silentLogger } from "../../src/core/index.js";
 import { isLoopback } from "../config.js";
 import { fromLtx, toElement } from "../xml/stanza-xml.js";
@@ -41,7 +42,17 @@ export interface ComponentLinkOptions {
   readonly maxBackoffMs?: number;
   /** A server that neither accepts nor refuses within this long counts as down. Default 10 s. */
   readonly connectTimeoutMs?: number;
+  /**
+   * After this long without a byte from the server the link sends a probe (a message from the component's
+   * domain to itself, which the server routes back); default 30 s.
+   */
+  readonly keepaliveMs?: number;
+  /** With nothing received for keepaliveMs + this long, the server counts as gone; default 10 s. */
+  readonly keepaliveTimeoutMs?: number;
 }
+
+/** The probe's payload; the barrier namespace of the outbox pump, a different element. */
+const PROBE_NS = "urn:cxmpp:barrier:0";
 
 export interface LinkEvents {
   stanza(stanza: XElement): void;
@@ -63,6 +74,11 @@ export class ComponentLink {
   /** Times the link came up on another server than the one before (for metrics and tests). */
   failovers = 0;
   private lastOnline: number | undefined;
+  /** When the current connection last received anything (ms, performance clock). */
+  private lastInput = 0;
+  private keepalive: NodeJS.Timeout | undefined;
+  /** Times a silent server was given up on (for metrics and tests). */
+  silences = 0;
 
   constructor(
     private readonly options: ComponentLinkOptions,
@@ -152,7 +168,11 @@ export class ComponentLink {
         this.logger.log("error", "federation.certificate", { service, error: error.message });
       } else this.logger.log("debug", "federation.error", { error: error.message }); // said again by unreachable/offline
     });
+    xmpp.on("input", () => {
+      this.lastInput = performance.now();
+    });
     xmpp.on("stanza", (element: Element) => {
+      if (element.is("message") && element.getChild("probe", PROBE_NS)) return; // our keepalive, back
       let tree: XElement;
       try {
         tree = fromLtx(element as never, JABBER_CLIENT);
@@ -169,6 +189,7 @@ export class ComponentLink {
       this.lastOnline = this.index;
       this.delay = this.options.backoffMs ?? 1000;
       this.logger.log("info", "federation.online", { service, domain: this.options.domain });
+      this.watch(xmpp);
       this.events.online();
     });
     xmpp.on("disconnect", () => this.lost(xmpp));
@@ -191,8 +212,47 @@ export class ComponentLink {
     if (authError) throw authError;
   }
 
+  /**
+   * A server that vanished without closing the connection (power, network) would otherwise hold the
+   * link for as long as TCP retransmits (minutes): silence is probed, and a probe unanswered ends it.
+   */
+  private watch(xmpp: Component): void {
+    clearInterval(this.keepalive);
+    const idleMs = this.options.keepaliveMs ?? 30_000;
+    const timeoutMs = this.options.keepaliveTimeoutMs ?? 10_000;
+    this.lastInput = performance.now();
+    let probed = false;
+    this.keepalive = setInterval(
+      () => {
+        if (this.xmpp !== xmpp || !this.up) return;
+        const silent = performance.now() - this.lastInput;
+        if (silent < idleMs) {
+          probed = false;
+          return;
+        }
+        if (silent >= idleMs + timeoutMs) {
+          this.silences++;
+          this.logger.log("warn", "federation.silent", {
+            service: this.service,
+            silentMs: Math.round(silent),
+          });
+          (xmpp as unknown as { socket?: { destroy?(): void } | null }).socket?.destroy?.();
+          this.lost(xmpp);
+          return;
+        }
+        if (probed) return;
+        probed = true;
+        const domain = this.options.domain;
+        this.send(el(JABBER_CLIENT, "message", { from: domain, to: domain }, el(PROBE_NS, "probe", {})));
+      },
+      Math.max(50, Math.min(idleMs, timeoutMs) / 4),
+    );
+    this.keepalive.unref();
+  }
+
   private lost(xmpp: Component): void {
     if (this.xmpp !== xmpp) return;
+    clearInterval(this.keepalive);
     const was = this.up;
     this.up = false;
     if (was) {
@@ -267,6 +327,7 @@ export class ComponentLink {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.keepalive);
     const xmpp = this.xmpp;
     this.up = false;
     if (xmpp) await this.dispose(xmpp);

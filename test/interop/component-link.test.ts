@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { el, JABBER_CLIENT, type XElement } from "../../codec/index.js";
 import { ComponentLink, type ComponentLinkOptions } from "../../gateway/federation/component-link.js";
 import type { LogLevel } from "../../src/core/index.js";
+import { startTcpProxy } from "../kit/federation-kit.js";
 import { type Prosody, startProsody } from "../kit/prosody.js";
 import { makeTestPki, type TestPki } from "../kit/test-ca.js";
 import { until } from "../kit/wait.js";
@@ -143,6 +144,35 @@ describe("several XMPP servers", () => {
     expect(l.counts()).toEqual({ online: 2, offline: 1 });
     await roundTrip(p2, l);
   }, 60_000);
+});
+
+describe("a server that goes silent without closing the connection", () => {
+  it("is probed, given up on, and the link fails over to the next server", async () => {
+    const p1 = await server("127.0.0.25");
+    const p2 = await server("127.0.0.26");
+    const proxy = await startTcpProxy({ host: p1.address, port: p1.componentPort });
+    try {
+      const via = `xmpp://127.0.0.1:${proxy.port}`;
+      const l = link({ services: [via, p2.componentService], keepaliveMs: 300, keepaliveTimeoutMs: 300 });
+      await l.link.start();
+      expect(l.link.service).toBe(via);
+      // Quiet but alive: probes come back, the link stays.
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(l.link.silences).toBe(0);
+      expect(l.link.service).toBe(via);
+      proxy.freeze();
+      await until(
+        () => l.link.online && l.link.service === p2.componentService,
+        10_000,
+        () => "failover to p2",
+      );
+      expect(l.link.silences).toBe(1);
+      expect(l.log.some((e) => e.event === "federation.silent")).toBe(true);
+      await roundTrip(p2, l);
+    } finally {
+      await proxy.close();
+    }
+  }, 30_000);
 });
 
 describe("Direct TLS (xmpps://)", () => {

@@ -257,6 +257,11 @@ export interface TcpProxy {
    * (the port is closed: connecting gets ECONNREFUSED), then listens again on the same port.
    */
   cut(downMs: number): Promise<void>;
+  /**
+   * Freezes the link: open connections stay open but no byte passes either way any more (a peer that
+   * vanished without closing, e.g. a power cut), until close().
+   */
+  freeze(): void;
   close(): Promise<void>;
 }
 
@@ -268,6 +273,7 @@ export async function startTcpProxy(
   const pairs = new Set<[Socket, Socket]>();
   let accepted = 0;
   let closed = false;
+  let frozen = false;
 
   const onConnection = (downstream: Socket) => {
     accepted++;
@@ -281,6 +287,7 @@ export async function startTcpProxy(
     };
     downstream.on("error", end).on("close", end);
     upstream.on("error", end).on("close", end);
+    if (frozen) return; // accepted, then silence
     downstream.pipe(upstream);
     upstream.pipe(downstream);
   };
@@ -320,6 +327,15 @@ export async function startTcpProxy(
       await closing;
       await sleep(downMs);
       if (!closed) server = await listen(port);
+    },
+    freeze() {
+      frozen = true;
+      for (const [a, b] of pairs) {
+        a.unpipe(b);
+        b.unpipe(a);
+        a.pause();
+        b.pause();
+      }
     },
     async close() {
       closed = true;
