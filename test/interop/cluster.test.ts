@@ -64,6 +64,13 @@ const timings: Record<string, number> = {};
 const originId = (s: SlixStanza): string | undefined =>
   /<origin-id[^>]*\bid="([^"]+)"/.exec(s.xml)?.[1] ?? /<origin-id[^>]*\bid='([^']+)'/.exec(s.xml)?.[1];
 
+/** `promise`, its rejection prefixed with what was awaited. */
+function labelled<T>(what: string, promise: Promise<T>): Promise<T> {
+  return promise.catch((error: Error) => {
+    throw new Error(`${what}: ${error.message}`);
+  });
+}
+
 function sendMessage(node: InProcessNode, to: string, body: string): Promise<void> {
   return node.client.send(el(CLIENT, "message", { to, type: "chat" }, el(CLIENT, "body", {}, body)));
 }
@@ -318,4 +325,31 @@ describe("two gateways on a two-node ejabberd cluster", () => {
       () => `${there} at the sensor`,
     );
   }, 60_000);
+
+  it("6. gateway B down: the cluster bounces stanzas for its devices with an error, gateway A's keep flowing", async () => {
+    await gatewayB!.stop(0); // SIGTERM then SIGKILL at once: the component connection just ends
+    const to = `actuator@${B}`;
+    // A message that reaches ejabberd while it still tears down B's connection goes with it (XEP-0114
+    // has no acknowledgement): the first bounce may take a second message.
+    let bounce: SlixStanza | undefined;
+    for (let attempt = 0; attempt < 5 && !bounce; attempt++) {
+      const id = nonce("to-missing-gateway");
+      carol!.send({ op: "message", to, body: id, id });
+      bounce = await carol!
+        .waitFor((s) => s.kind === "message" && s.id === id && s.type === "error", 2_000)
+        .catch(() => undefined);
+    }
+    if (!bounce) throw new Error(`no error for messages to ${to} once gateway B was down`);
+    expect(bounce.from).toBe(to);
+    // Which error depends on the server's s2s policy: with no route to the component ejabberd tries s2s,
+    // which this test cluster refuses (`s2s_access: none`: forbidden); with s2s open, remote-server-not-found.
+    const condition = /<([a-z-]+) xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/.exec(bounce.xml)?.[1];
+    expect(condition, bounce.xml).toBe("forbidden");
+    const still = nonce("a-still-up");
+    await sendMessage(sensor!, CAROL, still);
+    await labelled(
+      "A's message after B went down",
+      carol!.waitFor((s) => s.kind === "message" && s.body === still, 10_000),
+    );
+  }, 30_000);
 });
