@@ -126,6 +126,7 @@ describe("GatewayMetrics over /metrics", () => {
       'cxmpp_uplink_rejected_total{reason="out_of_order"}': 0,
       'cxmpp_uplink_rejected_total{reason="gap"}': 0,
       cxmpp_connect_nonces_evicted_total: 0,
+      cxmpp_federation_failovers_total: 0,
     });
   });
 
@@ -136,7 +137,14 @@ describe("GatewayMetrics over /metrics", () => {
     const server = await serve(metrics);
     const zero = zeroTotals;
     metrics.syncTotals({ ...zero, badAcks: 2, replayedTelemetry: 5, gaps: 1, usedNoncesEvicted: 0 });
-    metrics.syncTotals({ ...zero, badAcks: 3, replayedTelemetry: 5, gaps: 4, usedNoncesEvicted: 1 });
+    metrics.syncTotals({
+      ...zero,
+      badAcks: 3,
+      replayedTelemetry: 5,
+      gaps: 4,
+      usedNoncesEvicted: 1,
+      federationFailovers: 2,
+    });
     used = 7;
     const m = await scrape(server);
     expect(m.get('cxmpp_uplink_rejected_total{reason="bad_ack"}')).toBe(3);
@@ -144,6 +152,7 @@ describe("GatewayMetrics over /metrics", () => {
     expect(m.get('cxmpp_uplink_rejected_total{reason="gap"}')).toBe(4);
     expect(m.get("cxmpp_connect_nonces_evicted_total")).toBe(1);
     expect(m.get("cxmpp_connect_nonces_used")).toBe(7);
+    expect(m.get("cxmpp_federation_failovers_total")).toBe(2);
   });
 
   it("shows the DTLS server (cxmpp_dtls_*): tables at each scrape, its counters brought up by syncTotals", async () => {
