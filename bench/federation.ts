@@ -99,13 +99,15 @@ const PASSWORD = "bench-pw";
 const GRACE_MS = 250;
 const CLI = join(packageRoot(), "bin", "cxmpp.js");
 
-class MissingSoftware extends Error {}
+/** Software the benchmark needs is missing: exit code 2, like a bad option. */
+export class MissingSoftware extends Error {}
 
 // ---------------------------------------------------------------------------------------------------
 // CPU of another process, from /proc.
 
 let clockTicks: number | undefined;
-function clkTck(): number {
+/** Clock ticks per second of /proc/PID/stat (getconf CLK_TCK). */
+export function clkTck(): number {
   if (clockTicks === undefined) {
     try {
       clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
@@ -132,9 +134,9 @@ export function processCpuUs(pid: number): number {
   return (ticks * 1e6) / clkTck();
 }
 
-const cpuTotal = (u: NodeJS.CpuUsage) => u.user + u.system;
+export const cpuTotal = (u: NodeJS.CpuUsage): number => u.user + u.system;
 
-function rssMb(pid: number): number {
+export function rssMb(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
     return m ? round(Number(m[1]) / 1024, 1) : 0;
@@ -144,7 +146,7 @@ function rssMb(pid: number): number {
 }
 
 /** Whether an executable `program` is on PATH. */
-function onPath(program: string): boolean {
+export function onPath(program: string): boolean {
   return (process.env.PATH ?? "").split(delimiter).some((d) => {
     try {
       accessSync(join(d, program), constants.X_OK);
@@ -158,14 +160,21 @@ function onPath(program: string): boolean {
 // ---------------------------------------------------------------------------------------------------
 // The gateway: `cxmpp gateway` as a child process.
 
-interface GatewayChild {
+export interface GatewayChild {
   readonly pid: number;
   output(): string;
   stop(): Promise<void>;
 }
 
-/** Starts `cxmpp gateway` with `env` (and none of the caller's CXMPP_*); resolves once it listens. */
-async function startGatewayChild(env: Readonly<Record<string, string>>, cwd: string): Promise<GatewayChild> {
+/**
+ * Starts `cxmpp gateway` with `env` (and none of the caller's CXMPP_*); resolves once it listens.
+ * `onOutput` sees every chunk of its stdout and stderr (its JSON log lines) as it comes.
+ */
+export async function startGatewayChild(
+  env: Readonly<Record<string, string>>,
+  cwd: string,
+  onOutput?: (chunk: string) => void,
+): Promise<GatewayChild> {
   const child = spawn(process.execPath, [CLI, "gateway"], {
     env: cleanEnv(env),
     cwd, // so that no ./cxmpp.json of the caller's directory is read
@@ -175,6 +184,7 @@ async function startGatewayChild(env: Readonly<Record<string, string>>, cwd: str
   let out = "";
   const keep = (s: string) => {
     out = (out + s).slice(-20_000);
+    onOutput?.(s);
   };
   child.stdout!.setEncoding("utf8").on("data", keep);
   child.stderr!.setEncoding("utf8").on("data", keep);
@@ -211,17 +221,27 @@ async function startGatewayChild(env: Readonly<Record<string, string>>, cwd: str
   };
 }
 
-/** Registers nodes 0…n-1 in `dataDir` (as `provision add nodeI --allow alice --out DIR/nodeI.json`). */
-function provision(dataDir: string, files: string, n: number, gateway: string): string[] {
+/**
+ * Registers the nodes `indices` in `dataDir` (as `provision add nodeI --allow PEER --out DIR/nodeI.json`
+ * on a gateway at `gateway` whose domain is `component`); returns the device files in that order.
+ */
+export function provisionNodes(
+  dataDir: string,
+  files: string,
+  indices: readonly number[],
+  gateway: string,
+  component: string = COMPONENT,
+  peer: string = ALICE_JID,
+): string[] {
   const store = openStore(dataDir);
   try {
-    return Array.from({ length: n }, (_, i) => {
+    return indices.map((i) => {
       const identity = `node${i}`;
       const device: Device = {
         identity,
         key: Uint8Array.from(randomBytes(16)), // as `provision add` makes a key
-        jid: `${identity}@${COMPONENT}`,
-        peers: [ALICE_JID],
+        jid: `${identity}@${component}`,
+        peers: [peer],
       };
       store.devices.add(device);
       const path = join(files, `${identity}.json`);
@@ -236,10 +256,10 @@ function provision(dataDir: string, files: string, n: number, gateway: string): 
 // ---------------------------------------------------------------------------------------------------
 // Alice: a minimal xmpp.js client.
 
-type XmppClientModule = typeof import("@xmpp/client");
+export type XmppClientModule = typeof import("@xmpp/client");
 
 /** @xmpp/client is a devDependency: load it only now, and say what to do when it is missing. */
-async function loadXmppClient(): Promise<XmppClientModule> {
+export async function loadXmppClient(): Promise<XmppClientModule> {
   try {
     return await import("@xmpp/client");
   } catch (error) {
@@ -252,28 +272,38 @@ async function loadXmppClient(): Promise<XmppClientModule> {
   }
 }
 
-interface Alice {
+export interface Alice {
   readonly client: Client;
   send(stanza: Element): void;
   stop(): Promise<void>;
 }
 
-async function connectAlice(
+/** The account the receiving client logs in with. */
+export interface XmppAccount {
+  readonly domain: string;
+  readonly username: string;
+  readonly password: string;
+}
+
+export async function connectAlice(
   mod: XmppClientModule,
   service: string,
   onStanza: (stanza: Element) => void,
+  account: XmppAccount = { domain: VHOST, username: ALICE, password: PASSWORD },
 ): Promise<Alice> {
+  const { domain, username, password } = account;
   const xmpp = mod.client({
     service,
-    domain: VHOST,
-    username: ALICE,
-    password: PASSWORD,
+    domain,
+    username,
+    password,
     resource: "bench",
-    // PLAIN: SCRAM-SHA-1 costs ~1.35 s per login with xmpp.js (docs/INTEROP.md); Prosody allows PLAIN here.
+    // PLAIN: SCRAM-SHA-1 costs ~1.35 s per login with xmpp.js (docs/INTEROP.md); the servers the
+    // benchmarks start (Prosody, ejabberd) allow PLAIN on loopback.
     credentials: (authenticate, mechanisms) => {
       if (!mechanisms.includes("PLAIN"))
-        throw new Error(`Prosody offers no PLAIN (${mechanisms.join(", ")})`);
-      return authenticate({ username: ALICE, password: PASSWORD }, "PLAIN");
+        throw new Error(`the server offers no PLAIN (${mechanisms.join(", ")})`);
+      return authenticate({ username, password }, "PLAIN");
     },
   });
   let failure: Error | undefined;
@@ -306,26 +336,31 @@ async function connectAlice(
 }
 
 /** Sends an iq ping to the component's domain until the gateway answers: the federation link is up. */
-async function waitForLink(alice: Alice, waiters: Map<string, () => void>, timeoutMs: number): Promise<void> {
+export async function waitForLink(
+  alice: Alice,
+  waiters: Map<string, () => void>,
+  timeoutMs: number,
+  component: string = COMPONENT,
+): Promise<void> {
   const end = performance.now() + timeoutMs;
   for (let attempt = 0; performance.now() < end; attempt++) {
-    const id = `bench-ping-${attempt}`;
+    const id = `bench-ping-${component}-${attempt}`;
     const answered = new Promise<boolean>((done) => {
       waiters.set(id, () => done(true));
       setTimeout(() => done(false), 1_000);
     });
-    alice.send(xml("iq", { type: "get", to: COMPONENT, id }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+    alice.send(xml("iq", { type: "get", to: component, id }, xml("ping", { xmlns: "urn:xmpp:ping" })));
     const ok = await answered;
     waiters.delete(id);
     if (ok) return;
   }
-  throw new Error(`the gateway never answered a ping to ${COMPONENT} through Prosody`);
+  throw new Error(`the gateway never answered a ping to ${component} through the XMPP server`);
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Nodes.
 
-interface SimNode {
+export interface SimNode {
   readonly index: number;
   readonly client: NodeClient;
   readonly udp: UdpEndpoint;
@@ -341,7 +376,11 @@ function bodyOf(stanza: XElement): string | undefined {
   return undefined;
 }
 
-async function startNode(index: number, file: string, onStanza: (s: XElement) => void): Promise<SimNode> {
+export async function startNode(
+  index: number,
+  file: string,
+  onStanza: (s: XElement) => void,
+): Promise<SimNode> {
   const { client, udp } = await nodeFromDevice(file);
   client.onStanza(onStanza);
   const node: SimNode = { index, client, udp, lastArrival: performance.now() };
@@ -364,11 +403,76 @@ async function startNode(index: number, file: string, onStanza: (s: XElement) =>
   return node;
 }
 
+/**
+ * Connects node `indices[k]` from `files[k]`, all at once, into `nodes` (sorted by index, so that the
+ * caller's clean-up closes whatever connected); throws the first failure once all have settled.
+ */
+export async function startNodes(
+  nodes: SimNode[],
+  indices: readonly number[],
+  files: readonly string[],
+  onStanza: (index: number, stanza: XElement) => void,
+): Promise<void> {
+  const settled = await Promise.allSettled(
+    files.map((file, k) => {
+      const i = indices[k] ?? k;
+      return startNode(i, file, (stanza) => onStanza(i, stanza));
+    }),
+  );
+  for (const s of settled) if (s.status === "fulfilled") nodes.push(s.value);
+  nodes.sort((a, b) => a.index - b.index);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (failed) throw failed.reason;
+}
+
+/** Cancels the nodes' observations and closes their clients and sockets. */
+export async function closeNodes(nodes: readonly SimNode[]): Promise<void> {
+  for (const n of nodes) {
+    await n.observation?.cancel().catch(() => {});
+    n.client.close();
+    await n.udp.close();
+  }
+}
+
+/** A chat message with a body, as a node sends it. */
+export function chatMessage(to: string, body: string): XElement {
+  return el("jabber:client", "message", { to, type: "chat" }, el("jabber:client", "body", {}, body));
+}
+
+/**
+ * The uplink load: every node sends `stanzas` chat messages to `to`, one at a time (each awaited: the
+ * gateway has stored it), all nodes at once. `acked(node, seq)` is told of each acknowledged send.
+ */
+export async function sendUplink(
+  nodes: readonly SimNode[],
+  stanzas: number,
+  to: string,
+  body: (node: number, seq: number) => string,
+  acked?: (node: number, seq: number) => void,
+): Promise<{ sent: number; failed: number }> {
+  let sent = 0;
+  let failed = 0;
+  await Promise.all(
+    nodes.map(async (n) => {
+      for (let s = 1; s <= stanzas; s++) {
+        sent++;
+        try {
+          await n.client.send(chatMessage(to, body(n.index, s)));
+          acked?.(n.index, s);
+        } catch {
+          failed++;
+        }
+      }
+    }),
+  );
+  return { sent, failed };
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Counting arrivals.
 
 /** Arrivals of one phase: per node, the sequence numbers seen. */
-class Tally {
+export class Tally {
   delivered = 0;
   duplicates = 0;
   outOfOrder = 0;
@@ -406,7 +510,8 @@ class Tally {
   }
 }
 
-async function until(done: () => boolean, deadline: number): Promise<boolean> {
+/** Polls `done` every 5 ms until it holds (true) or `deadline` (performance.now) passes (false). */
+export async function until(done: () => boolean, deadline: number): Promise<boolean> {
   while (!done()) {
     if (performance.now() > deadline) return false;
     await sleep(5);
@@ -530,7 +635,8 @@ async function runFederation(
     const port = await freeUdpPort();
     const address = `127.0.0.1:${port}`;
     const dataDir = join(dir, "data");
-    const files = provision(dataDir, dir, config.nodes, address);
+    const indices = Array.from({ length: config.nodes }, (_, i) => i);
+    const files = provisionNodes(dataDir, dir, indices, address);
     progress(`starting the gateway (${config.nodes} devices registered)…`);
     gateway = await startGatewayChild(
       {
@@ -578,35 +684,22 @@ async function runFederation(
     let refill: (node: number) => void = () => {};
     progress(`connecting ${config.nodes} nodes…`);
     const c0 = performance.now();
-    const connecting: Promise<SimNode>[] = [];
-    files.forEach((file, i) => {
-      connecting.push(
-        startNode(i, file, (stanza) => {
-          const node = nodes[i];
-          if (node) node.lastArrival = performance.now();
-          const body = bodyOf(stanza) ?? "";
-          const m = /^down (\d+) (\d+)$/.exec(body);
-          if (m) {
-            const target = Number(m[1]);
-            if (target !== i) down.misrouted++;
-            else if (down.add(i, Number(m[2]))) refill(i);
-          } else if (body.startsWith("warm down ")) warmDown.add(body);
-        }),
-      );
+    await startNodes(nodes, indices, files, (i, stanza) => {
+      const node = nodes[i];
+      if (node) node.lastArrival = performance.now();
+      const body = bodyOf(stanza) ?? "";
+      const m = /^down (\d+) (\d+)$/.exec(body);
+      if (m) {
+        const target = Number(m[1]);
+        if (target !== i) down.misrouted++;
+        else if (down.add(i, Number(m[2]))) refill(i);
+      } else if (body.startsWith("warm down ")) warmDown.add(body);
     });
-    const settled = await Promise.allSettled(connecting);
-    for (const s of settled) if (s.status === "fulfilled") nodes.push(s.value);
-    nodes.sort((a, b) => a.index - b.index);
-    const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
-    if (failed) throw failed.reason;
     const connectS = (performance.now() - c0) / 1000;
-
-    const message = (to: string, body: string) =>
-      el("jabber:client", "message", { to, type: "chat" }, el("jabber:client", "body", {}, body));
 
     // Warm-up, not counted: one stanza each way per node (JIT, first commits, Prosody's first routes).
     progress("warming up…");
-    await Promise.all(nodes.map((n) => n.client.send(message(ALICE_JID, `warm up ${n.index}`))));
+    await Promise.all(nodes.map((n) => n.client.send(chatMessage(ALICE_JID, `warm up ${n.index}`))));
     for (const n of nodes)
       alice.send(
         xml(
@@ -636,25 +729,12 @@ async function runFederation(
 
     // 1. Uplink: nodes → gateway → Prosody → alice.
     progress(`uplink: ${config.nodes} nodes × ${config.stanzas} stanzas → ${ALICE_JID}…`);
-    let upSent = 0;
-    let upSendFailed = 0;
     const upBefore = mark();
     const upT0 = performance.now();
-    await Promise.all(
-      nodes.map(async (n) => {
-        for (let s = 1; s <= config.stanzas; s++) {
-          upSent++;
-          try {
-            await n.client.send(message(ALICE_JID, `up ${n.index} ${s}`));
-          } catch {
-            upSendFailed++;
-          }
-        }
-      }),
-    );
+    const upSends = await sendUplink(nodes, config.stanzas, ALICE_JID, (i, s) => `up ${i} ${s}`);
     await until(() => up.delivered >= planned, upT0 + deadlineMs);
     await sleep(GRACE_MS); // late duplicates show up; the barriers of the last windows come back
-    const uplink = phase(upSent, up, upErrors + upSendFailed, upT0, upBefore, mark());
+    const uplink = phase(upSends.sent, up, upErrors + upSends.failed, upT0, upBefore, mark());
 
     // 2. Downlink: alice → Prosody → gateway → nodes, at most `window` per node not yet arrived.
     progress(`downlink: ${ALICE_JID} → ${config.nodes} nodes × ${config.stanzas} stanzas…`);
@@ -712,11 +792,7 @@ async function runFederation(
       anchors: FEDERATION_ANCHORS,
     };
   } finally {
-    for (const n of nodes) {
-      await n.observation?.cancel().catch(() => {});
-      n.client.close();
-      await n.udp.close();
-    }
+    await closeNodes(nodes);
     await alice?.stop();
     await gateway?.stop();
     await prosody?.stop();

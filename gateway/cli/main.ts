@@ -276,6 +276,22 @@ export async function main(argv: readonly string[]): Promise<number> {
     });
 
   bench
+    .command("cluster")
+    .description(
+      "stanzas/s through a real two-node ejabberd cluster with 1 and 2 gateways, CPU per stanza of every process, and the component link's failover time and duplicates when an ejabberd node is SIGKILLed under load (needs root and ejabberd)",
+    )
+    .option("--gateways <g>", "1 or 2 (default: both runs, then the failover run)")
+    .option("--nodes <n>", "simulated always-on nodes in all, split over the gateways, 1-1000 (default 20)")
+    .option("--stanzas <m>", "stanzas per node (default 100)")
+    .option("--durability <mode>", "the gateways' SQLite durability: full (default) | normal")
+    .option("--failover", "also run the failover measurement (default when --gateways is not given)")
+    .option("--no-failover", "skip the failover measurement")
+    .option("--json", "print one JSON object {runs, failover, …}")
+    .action(async (opts) => {
+      code = await (await import("../../bench/cluster.js")).runClusterBench(opts);
+    });
+
+  bench
     .command("soak")
     .description(
       "a gateway for a long while under lossy nodes, spoofed floods and hostile datagrams: every acknowledged stanza once and in order, CoAP tables at their caps, heap after GC bounded",
