@@ -90,7 +90,7 @@ export class ComponentLink {
     for (const service of options.services) {
       const url = new URL(service);
       // XEP-0114 has no encryption of its own: off loopback the stanzas and the handshake are readable.
-      if (url.protocol === "xmpp:" && !isLoopback(url.hostname)) {
+      if (url.protocol === "xmpp:" && !isLoopback(bareHost(url))) {
         this.logger.log("warn", "federation.plaintext", {
           service,
           advice: "the component stream and its handshake cross the network in the clear; use xmpps://",
@@ -373,6 +373,11 @@ function plugTls(xmpp: Component, tls: LinkTls): void {
   connection.socketParameters = (service: string) => {
     const url = new URL(service);
     // URL keeps IPv6 literals in brackets; node:tls wants them bare.
-    return { host: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(url.port), tls };
+    return { host: bareHost(url), port: Number(url.port), tls };
   };
+}
+
+/** The URL's host as node:net and node:tls take it: an IPv6 literal without URL's brackets. */
+function bareHost(url: URL): string {
+  return url.hostname.replace(/^\[(.*)\]$/, "$1");
 }

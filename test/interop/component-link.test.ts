@@ -121,6 +121,17 @@ afterAll(async () => {
   await pki?.cleanup();
 });
 
+describe("plain XEP-0114 beyond loopback", () => {
+  it("is accepted with a warning naming the server (nothing is connected here)", () => {
+    const off = link({ services: ["xmpp://192.0.2.10:5347", "xmpps://192.0.2.11:5223"] });
+    const warned = off.log.filter((e) => e.event === "federation.plaintext");
+    expect(warned.map((e) => e.fields.service)).toEqual(["xmpp://192.0.2.10:5347"]);
+    expect(warned[0]?.level).toBe("warn");
+    const local = link({ services: ["xmpp://127.0.0.1:5347", "xmpp://localhost:5347", "xmpp://[::1]:5347"] });
+    expect(local.log.filter((e) => e.event === "federation.plaintext")).toEqual([]);
+  });
+});
+
 describe("several XMPP servers", () => {
   it("starts on the first that answers, fails over when it dies, and the next one routes both ways", async () => {
     const p1 = await server("127.0.0.21");
