@@ -31,7 +31,17 @@ export type SlixOp =
   | { op: "subscribe"; to: string }
   | { op: "iq_get"; to: string; xml: string; id?: string }
   | { op: "raw"; xml: string }
+  | { op: "readout"; to: string; fields?: string[]; flags?: Record<string, string> }
+  | { op: "control"; to: string; values: Array<[name: string, type: string, value: string]> }
+  | { op: "control_message"; to: string; values: Array<[name: string, type: string, value: string]> }
+  | { op: "pubsub_subscribe"; service: string; node: string }
   | { op: "quit" };
+
+/** A plugin event the peer reported (`readout`, `control`, `subscribed`, `pubsub_item`). */
+export interface SlixEvent {
+  readonly event: "readout" | "control" | "subscribed" | "pubsub_item";
+  readonly [field: string]: unknown;
+}
 
 export interface SlixOptions {
   /** Loopback address and c2s port of the server (e.g. `Prosody.address`, `Prosody.c2sPort`). */
@@ -57,6 +67,10 @@ export interface SlixPeer {
   send(op: SlixOp): void;
   /** The first received stanza, not taken yet, that matches; see `Inbox`. Default timeout 5 s. */
   waitFor(predicate: (stanza: SlixStanza) => boolean, timeoutMs?: number): Promise<SlixStanza>;
+  /** Every plugin event reported (taken by `waitForEvent` or not). */
+  readonly events: readonly SlixEvent[];
+  /** The first plugin event, not taken yet, that matches. Default timeout 5 s. */
+  waitForEvent(predicate: (event: SlixEvent) => boolean, timeoutMs?: number): Promise<SlixEvent>;
   /** Sends `quit`, waits for the process to exit (kills it after `timeoutMs`, default 5 s). */
   stop(timeoutMs?: number): Promise<void>;
 }
@@ -74,12 +88,15 @@ export async function startSlixmpp(options: SlixOptions): Promise<SlixPeer> {
     stdio: ["pipe", "pipe", "pipe"],
   });
   const inbox = new Inbox<SlixStanza>((s) => s.xml);
+  const events = new Inbox<SlixEvent>((e) => JSON.stringify(e));
   const errors: string[] = [];
   let exitCode: number | null | undefined;
   const exited = new Promise<void>((resolve) => {
     child.once("exit", (code) => {
       exitCode = code;
-      inbox.fail(new Error(`slixmpp ${options.jid} exited (${code}); errors: ${errors.join("; ")}`));
+      const gone = new Error(`slixmpp ${options.jid} exited (${code}); errors: ${errors.join("; ")}`);
+      inbox.fail(gone);
+      events.fail(gone);
       resolve();
     });
   });
@@ -103,6 +120,8 @@ export async function startSlixmpp(options: SlixOptions): Promise<SlixPeer> {
       }
       if (report.event === "ready") onReady?.(String(report.jid));
       else if (report.event === "error") errors.push(String(report.message));
+      else if (typeof report.event === "string" && report.event !== "disconnected")
+        events.push(report as unknown as SlixEvent);
       else if (typeof report.kind === "string") inbox.push(report as unknown as SlixStanza);
     }
   });
@@ -149,6 +168,8 @@ export async function startSlixmpp(options: SlixOptions): Promise<SlixPeer> {
       child.stdin.write(`${JSON.stringify(op)}\n`);
     },
     waitFor: (predicate, timeoutMs) => inbox.waitFor(predicate, timeoutMs, `stanza for slixmpp ${jid}`),
+    events: events.received,
+    waitForEvent: (predicate, timeoutMs) => events.waitFor(predicate, timeoutMs, `event at slixmpp ${jid}`),
     stop: async (timeoutMs = 5_000) => {
       if (exitCode === undefined && child.stdin.writable)
         child.stdin.write(`${JSON.stringify({ op: "quit" })}\n`);

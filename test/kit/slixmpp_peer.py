@@ -11,12 +11,23 @@ stdin, one JSON object per line (the ops):
     {"op": "subscribe", "to": J}                                         RFC 6121 section 3.1.1
     {"op": "iq_get", "to": J, "xml": "<query xmlns='...'/>", "id": I}  the payload as XML text
     {"op": "raw", "xml": "<message .../>"}                               sent as is
+    {"op": "readout", "to": J, "fields": [N], "flags": {"momentary": "true"}}
+                                          XEP-0323 request_data (xep_0323 plugin); fields, flags optional
+    {"op": "control", "to": J, "values": [[NAME, TYPE, VALUE]]}        XEP-0325 set_request (iq)
+    {"op": "control_message", "to": J, "values": [[NAME, TYPE, VALUE]]}  XEP-0325 set_command (message)
+    {"op": "pubsub_subscribe", "service": S, "node": N}                  XEP-0060 subscribe (xep_0060)
     {"op": "quit"}                                                       closes the stream, exits 0
 
 stdout, one JSON object per line:
     {"event": "ready", "jid": FULL}      after session_start (and initial presence if asked)
     {"kind": "message"|"presence"|"iq", "from", "to", "type", "id", "body", "xml"}   every stanza
                                           received, before slixmpp handles it; xml is the raw stanza
+    {"event": "readout", "from", "result", "nodeId", "timestamp", "fields", "error"}   each callback of a
+                                          readout: result accepted|queued|rejected|started|fields|done|failure;
+                                          fields [{"name", "type", "value", "unit"}]
+    {"event": "control", "from", "result", "error"}   the response to a control set (result "OK", …)
+    {"event": "subscribed", "service", "node"}          a pubsub subscription was accepted
+    {"event": "pubsub_item", "from", "node", "id", "payload"}   a XEP-0060 event notification's item
     {"event": "error", "message": M}      an op that could not be carried out, or failed auth
     {"event": "disconnected"}             the stream ended; the process exits after it
 
@@ -49,6 +60,9 @@ class Peer(ClientXMPP):
         self.add_event_handler("failed_auth", self.on_failed_auth)
         self.add_event_handler("connection_failed", self.on_connection_failed)
         self.add_event_handler("disconnected", self.on_disconnected)
+        for plugin in ("xep_0060", "xep_0323", "xep_0325"):
+            self.register_plugin(plugin)
+        self.add_event_handler("pubsub_publish", self.on_pubsub_publish)
 
     def report(self, stanza):
         name = stanza.tag.split("}")[-1]
@@ -79,6 +93,45 @@ class Peer(ClientXMPP):
         # slixmpp would retry forever; a test wants to know now.
         emit({"event": "error", "message": f"connection_failed: {error}"})
         self.loop.stop()
+
+    def on_pubsub_publish(self, msg):
+        item = msg["pubsub_event"]["items"]["item"]
+        payload = item.xml.find("*")
+        emit(
+            {
+                "event": "pubsub_item",
+                "from": msg["from"].full,
+                "node": msg["pubsub_event"]["items"]["node"],
+                "id": item["id"],
+                "payload": ET.tostring(payload, encoding="unicode") if payload is not None else "",
+            }
+        )
+
+    def on_readout(self, from_jid, result, nodeId=None, timestamp=None, fields=None, error_msg=None):
+        emit(
+            {
+                "event": "readout",
+                "from": str(from_jid),
+                "result": result,
+                "nodeId": nodeId,
+                "timestamp": timestamp,
+                "fields": [
+                    {"name": f.get("name"), "type": f.get("typename"), "value": f.get("value"), "unit": f.get("unit")}
+                    for f in (fields or [])
+                ],
+                "error": error_msg,
+            }
+        )
+
+    def on_control(self, from_jid, result, nodeIds=None, fields=None, error_msg=None):
+        emit({"event": "control", "from": str(from_jid), "result": result, "error": error_msg})
+
+    async def subscribe_pubsub(self, service, node):
+        try:
+            await self["xep_0060"].subscribe(service, node, timeout=10)
+            emit({"event": "subscribed", "service": service, "node": node})
+        except Exception as error:
+            emit({"event": "error", "message": f"pubsub_subscribe: {type(error).__name__}: {error}"})
 
     def on_disconnected(self, _event):
         emit({"event": "disconnected"})
@@ -111,6 +164,18 @@ class Peer(ClientXMPP):
                 future.add_done_callback(lambda f: f.cancelled() or f.exception())
             elif kind == "raw":
                 self.send_raw(op["xml"])
+            elif kind == "readout":
+                self["xep_0323"].request_data(
+                    self.boundjid, op["to"], self.on_readout, fields=op.get("fields"), flags=op.get("flags")
+                )
+            elif kind == "control":
+                values = [tuple(v) for v in op["values"]]
+                self["xep_0325"].set_request(self.boundjid, op["to"], self.on_control, values)
+            elif kind == "control_message":
+                values = [tuple(v) for v in op["values"]]
+                self["xep_0325"].set_command(self.boundjid, op["to"], values)
+            elif kind == "pubsub_subscribe":
+                asyncio.ensure_future(self.subscribe_pubsub(op["service"], op["node"]))
             elif kind == "quit":
                 self.disconnect()
             else:
