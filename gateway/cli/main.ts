@@ -178,20 +178,85 @@ export async function main(argv: readonly string[]): Promise<number> {
     .requiredOption("--device <file>", "device file from `cxmpp provision add`")
     .option("--poll <seconds>", "ask for downlink this often (default 2, or the --wake interval)")
     .option("--wake <seconds>", "be a sleepy node: wake every N seconds, asleep (xa) in between")
+    .option(
+      "--state <file>",
+      "a JSON state file: answer XEP-0323 readouts from it and apply XEP-0325 control to it",
+    )
     .option("--log-level <level>", "debug | info | warn | error")
+    .addHelpText(
+      "after",
+      "\nThe state file (--state):\n" +
+        '  {"fields": {"temperature": {"value": "21.5", "unit": "°C", "type": "numeric"},\n' +
+        '              "relay": {"value": "false", "type": "boolean", "writable": true}}}\n' +
+        "Per field: value (required), unit (numeric), type (numeric | boolean | string | int | long |\n" +
+        "dateTime | timeSpan | enum; default from the value: a number is numeric, true/false boolean,\n" +
+        'anything else string), writable (default false), flags (default ["momentary"]). A readout\n' +
+        "(iq get <req xmlns='urn:xmpp:iot:sensordata'>) is accepted and answered with one <fields done>\n" +
+        "message of the requested fields; one naming only unknown fields is rejected. A control <set>\n" +
+        "(urn:xmpp:iot:control) changes writable fields of a matching type and rewrites the file\n" +
+        "atomically; in an iq it is answered <setResponse responseCode='OK'/>, or refused (NotFound,\n" +
+        "FormError) with nothing changed. The file is read again for every request. One line on stderr\n" +
+        "per answer; a sleepy node answers at the wake-up that brings the request.",
+    )
     .action(async (opts) => {
       code = await (await import("./node-command.js")).runNodeRun(opts);
     });
   node
     .command("send")
-    .description("send one message; exit 0 only when acknowledged end to end")
+    .description(
+      "send one message (--to, --body) or any stanza (--xml); exit 0 only when acknowledged end to end",
+    )
     .requiredOption("--device <file>", "device file from `cxmpp provision add`")
-    .requiredOption("--to <jid>", "recipient")
-    .requiredOption("--body <text>", "message text")
+    .option("--to <jid>", "recipient of a chat message (with --body)")
+    .option("--body <text>", "message text (with --to)")
+    .option("--xml <stanza>", "a whole message, presence or iq as XML text (jabber:client by default)")
     .option("--timeout <seconds>", "give up after this long (default 30)")
     .option("--log-level <level>", "debug | info | warn | error")
+    .addHelpText(
+      "after",
+      "\nAn iq get or set (--xml) waits for its reply and prints it as one line of XML on stdout: exit 0\n" +
+        "for a result, 1 for an error (its condition on stderr) or no reply within --timeout. An iq without\n" +
+        "an id gets one. Exit 1 when not acknowledged, 2 for XML that does not parse or is not a stanza.\n" +
+        "The reply is delivered to the device's JID: do not run `node run` with the same device meanwhile.",
+    )
     .action(async (opts) => {
       code = await (await import("./node-command.js")).runNodeSend(opts);
+    });
+  node
+    .command("publish")
+    .description("publish one item to a XEP-0060 pubsub node; print its item id")
+    .requiredOption("--device <file>", "device file from `cxmpp provision add`")
+    .requiredOption("--service <jid>", "the pubsub service (e.g. pubsub.example.org)")
+    .requiredOption("--node <name>", "the pubsub node")
+    .requiredOption("--payload <xml>", "the item's payload as XML text, with its own xmlns")
+    .option("--item-id <id>", "the item id (default: the service chooses)")
+    .option("--timeout <seconds>", "give up after this long (default 30)")
+    .option("--log-level <level>", "debug | info | warn | error")
+    .addHelpText(
+      "after",
+      "\nExit 0 when the service returned its result (the item id on stdout), 1 with the error condition\n" +
+        "on stderr (e.g. forbidden, item-not-found, remote-server-not-found) or no reply within --timeout,\n" +
+        "2 when the payload does not parse.",
+    )
+    .action(async (opts) => {
+      code = await (await import("./node-command.js")).runNodePublish(opts);
+    });
+  node
+    .command("report")
+    .description("send one XEP-0323 sensor data message (momentary, timestamped now)")
+    .requiredOption("--device <file>", "device file from `cxmpp provision add`")
+    .requiredOption("--to <jid>", "recipient")
+    .argument("<fields...>", "name=value[unit], e.g. temperature=21.5°C count=3 door=true mode=eco")
+    .option("--timeout <seconds>", "give up after this long (default 30)")
+    .option("--log-level <level>", "debug | info | warn | error")
+    .addHelpText(
+      "after",
+      "\nA value that is a number is numeric, with the rest as its unit (21.5°C, 55%, 3); true or false\n" +
+        "is boolean; anything else a string. Exit 0 once the gateway acknowledged it, 2 for an argument\n" +
+        "that is not name=value.",
+    )
+    .action(async (fields: string[], opts) => {
+      code = await (await import("./node-command.js")).runNodeReport(opts, fields);
     });
 
   program
