@@ -262,6 +262,16 @@ const SPECS = {
     shown: "unset",
     expected: "a string",
   }),
+  pubsub_service: spec({
+    schema: optional(text((s) => /^(?:[^\s@/:]{1,1023}@)?[^\s@/:[\]]{1,1023}$/.test(s))),
+    fallback: "off",
+    description:
+      "XEP-0060 publish-subscribe service (a JID, e.g. pubsub.example.org) that every node's XEP-0323 " +
+      "readings are published to, one pubsub node per device named by its bare JID; the service must " +
+      "let the component domain create nodes (Prosody: autocreate_on_publish, the domain in admins)",
+    shown: "off",
+    expected: 'a bare JID (pubsub.example.org) or "off"',
+  }),
   resource: spec({
     schema: text((s) => /^\S{1,1023}$/.test(s)),
     fallback: D.resource,
@@ -386,6 +396,8 @@ export interface GatewayConfig {
   readonly xmppTlsPin: readonly string[] | undefined;
   readonly xmppDomain: string;
   readonly xmppSecret: string | undefined;
+  /** The XEP-0060 service node readings are published to; undefined: "off". */
+  readonly pubsubService: string | undefined;
   readonly resource: string;
   readonly maxDownlinkBytes: number;
   readonly mailboxMaxStanzas: number;
@@ -493,6 +505,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     xmppTlsPin: v.xmpp_tls_pin,
     xmppDomain: v.xmpp_domain ?? v.domain,
     xmppSecret: v.xmpp_secret,
+    pubsubService: v.pubsub_service,
     resource: v.resource,
     maxDownlinkBytes: v.max_downlink_bytes,
     mailboxMaxStanzas: v.mailbox_max_stanzas,

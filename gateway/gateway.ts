@@ -15,6 +15,7 @@ import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 import { GATEWAY_DEFAULTS } from "./defaults.js";
 import type { ComponentLink } from "./federation/component-link.js";
 import type { OutboxPump } from "./federation/outbox-pump.js";
+import { IotLayer } from "./iot/iot-layer.js";
 import { openListeners } from "./listeners.js";
 import type { GatewayMetrics, HealthReport, MetricsServer } from "./metrics.js";
 import { GatewayService, type GatewayServiceOptions } from "./session/gateway-service.js";
@@ -113,7 +114,16 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
     const listeners = await openListeners(config, store.devices, logger);
     cleanup.push(() => listeners.close());
     let pump: OutboxPump | undefined;
+    // XMPP's IoT vocabulary (gateway/iot): last reported fields, readouts for sleeping nodes, pubsub.
+    const iot = new IotLayer({
+      domain: config.xmppDomain,
+      clock: wallClock,
+      mailboxTtlMs: config.mailboxTtlS * 1000,
+      pubsubService: config.pubsubService,
+      logger,
+    });
     const service = attachGateway(listeners.endpoints, {
+      tap: iot.tap,
       store,
       dtlsIdentity: listeners.dtlsIdentity,
       // Nodes are NAME@<xmpp_domain> (which defaults to `domain`): the component's domain when federating.
@@ -133,13 +143,14 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
         hooks.outbound?.(stanza);
       },
     });
+    iot.routeWith((stanza) => service.route(stanza));
 
     // Federation is loaded only when configured: local mode never loads the XMPP libraries.
     let link: ComponentLink | undefined;
     let fromFederation = 0;
     if (config.xmppService) {
       const federation = await import("./federation/index.js");
-      const inbound = new federation.NetworkInbound(service, logger, config.asleepPolicy);
+      const inbound = new federation.NetworkInbound(service, logger, config.asleepPolicy, iot);
       const l = new federation.ComponentLink(
         {
           services: config.xmppService,
@@ -212,6 +223,8 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
         usedNonces: () => service.usedNonces,
         coapTables: () => listeners.tables(),
         dtlsTables: () => listeners.secure?.dtls.tables() ?? { handshakes: 0, sessions: 0 },
+        iotFieldsCached: () => iot.cache.size,
+        iotReadoutsPending: () => iot.readouts.pending,
       });
       const server = await m.startMetricsServer(gauges, config.metricsListen, health);
       metricsServer = server;
@@ -244,10 +257,15 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
         federationFailovers: link?.failovers ?? 0,
         coap: listeners.tables(),
         dtls: listeners.secure?.dtls.stats,
+        iot: iot.counters(),
       });
     const ticker = setInterval(() => {
       try {
         service.tick();
+        iot.sweep(wallClock.now(), (identity) => {
+          const device = store.devices.find(identity);
+          return device !== undefined && !device.revoked;
+        });
         if (metrics) {
           census = service.census();
           sync(metrics);

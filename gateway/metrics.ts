@@ -36,6 +36,23 @@ export interface MetricsSource {
   usedNonces?(): number;
   /** The DTLS server's tables (`DtlsServer.tables()`), when coaps listens. */
   dtlsTables?(): { readonly handshakes: number; readonly sessions: number };
+  /** XEP-0323 fields held in the gateway's cache of last reported values (gateway/iot). */
+  iotFieldsCached?(): number;
+  /** Readouts queued for sleeping nodes, remembered until the node answers (gateway/iot). */
+  iotReadoutsPending?(): number;
+}
+
+/** The IoT layer's cumulative counters (gateway/iot). */
+export interface IotCounters {
+  readonly fieldsEvicted: number;
+  readonly fieldsTooLarge: number;
+  readonly fieldsStale: number;
+  readonly readoutsCached: number;
+  readonly readoutsQueued: number;
+  readonly readoutsForgotten: number;
+  readonly pubsubPublished: number;
+  readonly pubsubOk: number;
+  readonly pubsubErrors: number;
 }
 
 /** The DTLS server's cumulative counters (`DtlsServer.stats`). */
@@ -110,6 +127,8 @@ export interface Totals {
   readonly coap?: CoapCounters;
   /** The DTLS server's counters, when coaps listens. */
   readonly dtls?: DtlsCounters;
+  /** The IoT layer's counters; absent, the cxmpp_iot_* counters stay as they are. */
+  readonly iot?: IotCounters;
 }
 
 /** Totals before anything happened: where syncTotals starts, and a base for callers to spread over. */
@@ -263,6 +282,25 @@ export class GatewayMetrics {
     "DTLS records dropped: malformed, not authentic, replayed, or for no session",
   );
 
+  private readonly iotFieldsDropped = this.counter(
+    "cxmpp_iot_fields_dropped_total",
+    "XEP-0323 field values not kept in (or dropped from) the last-values cache: evicted (device or cache full, device gone), too_large (over 1 KB), stale (older than the value held)",
+    ["reason"],
+    ["evicted", "too_large", "stale"],
+  );
+  private readonly iotReadouts = this.counter(
+    "cxmpp_iot_readouts_total",
+    "XEP-0323 readouts for sleeping nodes: answered from the cache (cached), queued for the wake-up (queued), queued ones forgotten unanswered (forgotten)",
+    ["answer"],
+    ["cached", "queued", "forgotten"],
+  );
+  private readonly iotPublishes = this.counter(
+    "cxmpp_iot_pubsub_publishes_total",
+    "XEP-0060 publishes of node readings: put in the outbox (sent), answered with a result (ok) or an error (error) by the pubsub service",
+    ["result"],
+    ["sent", "ok", "error"],
+  );
+
   constructor(options: GatewayMetricsOptions = {}) {
     this.source = options.source;
     this.snapshot("cxmpp_sessions", "sessions held, awake or asleep", (s) => s.sessions());
@@ -301,6 +339,16 @@ export class GatewayMetrics {
       (s) => s.dtlsTables?.().handshakes ?? 0,
     );
     this.snapshot("cxmpp_dtls_sessions", "DTLS sessions established", (s) => s.dtlsTables?.().sessions ?? 0);
+    this.snapshot(
+      "cxmpp_iot_fields_cached",
+      "XEP-0323 field values held as the last reported per device (at most 64 per device)",
+      (s) => s.iotFieldsCached?.() ?? 0,
+    );
+    this.snapshot(
+      "cxmpp_iot_readouts_pending",
+      "readouts queued for sleeping nodes, awaiting the node's answer",
+      (s) => s.iotReadoutsPending?.() ?? 0,
+    );
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -365,7 +413,8 @@ export class GatewayMetrics {
    */
   syncTotals(t: Totals): void {
     const last = this.lastTotals;
-    const d = (k: Exclude<keyof Totals, "coap" | "dtls">) => Math.max(0, (t[k] ?? 0) - (last[k] ?? 0));
+    const d = (k: Exclude<keyof Totals, "coap" | "dtls" | "iot">) =>
+      Math.max(0, (t[k] ?? 0) - (last[k] ?? 0));
     this.stanzasIn.inc({ path: "node" }, d("stanzasFromNodes"));
     this.stanzasOut.inc({ path: "node" }, d("stanzasToNodes"));
     this.stanzasIn.inc({ path: "federation" }, d("stanzasFromFederation"));
@@ -393,7 +442,26 @@ export class GatewayMetrics {
     this.failovers.inc(d("federationFailovers"));
     if (t.coap) this.syncCoap(t.coap, this.lastTotals.coap ?? NO_COAP_TABLES);
     if (t.dtls) this.syncDtls(t.dtls, this.lastTotals.dtls);
-    this.lastTotals = { ...t, coap: t.coap ?? this.lastTotals.coap, dtls: t.dtls ?? this.lastTotals.dtls };
+    if (t.iot) this.syncIot(t.iot, this.lastTotals.iot);
+    this.lastTotals = {
+      ...t,
+      coap: t.coap ?? this.lastTotals.coap,
+      dtls: t.dtls ?? this.lastTotals.dtls,
+      iot: t.iot ?? this.lastTotals.iot,
+    };
+  }
+
+  private syncIot(now: IotCounters, last: IotCounters | undefined): void {
+    const d = (k: keyof IotCounters) => Math.max(0, now[k] - (last?.[k] ?? 0));
+    this.iotFieldsDropped.inc({ reason: "evicted" }, d("fieldsEvicted"));
+    this.iotFieldsDropped.inc({ reason: "too_large" }, d("fieldsTooLarge"));
+    this.iotFieldsDropped.inc({ reason: "stale" }, d("fieldsStale"));
+    this.iotReadouts.inc({ answer: "cached" }, d("readoutsCached"));
+    this.iotReadouts.inc({ answer: "queued" }, d("readoutsQueued"));
+    this.iotReadouts.inc({ answer: "forgotten" }, d("readoutsForgotten"));
+    this.iotPublishes.inc({ result: "sent" }, d("pubsubPublished"));
+    this.iotPublishes.inc({ result: "ok" }, d("pubsubOk"));
+    this.iotPublishes.inc({ result: "error" }, d("pubsubErrors"));
   }
 
   private syncDtls(now: DtlsCounters, last: DtlsCounters | undefined): void {

@@ -3,12 +3,14 @@
  * (docs/PROTOCOL.md §6): disco#info and ping even while a node sleeps, presence subscriptions for the
  * peers allowed at provisioning, and the RFC 6120 §8.3 errors (service-unavailable for an unknown node,
  * not-authorized for a sender the node does not accept, resource-constraint for a full mailbox, and
- * recipient-unavailable for a sleeping node when the policy says so).
+ * recipient-unavailable for a sleeping node when the policy says so), and XEP-0323 readouts for a
+ * sleeping node (gateway/iot: answered from the fields it last reported, or queued and accepted so).
  * Everything else goes to the node's mailbox.
  */
 import { attr, el, type XElement } from "../../codec/index.js";
 import { type Logger, silentLogger } from "../../src/core/index.js";
 import type { Device } from "../devices.js";
+import type { IotLayer } from "../iot/iot-layer.js";
 import type { GatewayService } from "../session/gateway-service.js";
 import { DISCO_INFO, discoInfo, PING } from "../session/node-disco.js";
 import { StanzaError } from "../xml/stanza-error.js";
@@ -25,6 +27,8 @@ export class NetworkInbound {
     logger?: Logger,
     /** "bounce": a sleeping node's messages and iqs are refused with recipient-unavailable instead. */
     private readonly asleepPolicy: "queue" | "bounce" = "queue",
+    /** Readouts for sleeping nodes and the pubsub service's answers; absent: neither is handled. */
+    private readonly iot?: IotLayer,
   ) {
     this.logger = logger ?? silentLogger;
   }
@@ -52,12 +56,18 @@ export class NetworkInbound {
       return;
     }
     if (stanza.name === "iq" && type === "get" && this.answer(stanza, device, to, from)) return;
-    if (
-      this.asleepPolicy === "bounce" &&
-      type !== "error" &&
-      type !== "result" &&
-      this.service.asleep(device)
-    ) {
+    const asleep = this.service.asleep(device);
+    // A readout for a sleeping node (XEP-0323): the gateway answers from the cache when it can.
+    const readout = this.iot !== undefined && asleep && stanza.name === "iq" && type === "get";
+    if (readout) {
+      const jid = this.service.session(device.identity)?.jid ?? device.jid;
+      const replies = this.iot!.readout(stanza, device.identity, jid);
+      if (replies) {
+        for (const r of replies) this.reply(r);
+        return;
+      }
+    }
+    if (this.asleepPolicy === "bounce" && type !== "error" && type !== "result" && asleep) {
       this.refuse(stanza, new StanzaError("recipient-unavailable"));
       return;
     }
@@ -66,10 +76,15 @@ export class NetworkInbound {
       this.refuse(stanza, new StanzaError("resource-constraint"));
       return;
     }
+    const accepted = readout ? this.iot!.queued(stanza, device.identity) : undefined;
     // Accepted only once it is safely queued: if the store cannot take it, the sender hears so.
-    this.service
-      .committed()
-      .catch(() => this.refuse(stanza, new StanzaError("internal-server-error", "wait")));
+    this.service.committed().then(
+      () => accepted && this.reply(accepted),
+      () => {
+        if (accepted) this.iot!.readouts.cancel(stanza, device.identity);
+        this.refuse(stanza, new StanzaError("internal-server-error", "wait"));
+      },
+    );
   }
 
   /** disco#info and ping for a node, answered by the gateway whether or not the node is awake. */
@@ -110,6 +125,7 @@ export class NetworkInbound {
 
   /** Stanzas to the gateway's own domain: disco#info and ping; other requests are not served. */
   private forGateway(stanza: XElement, to: string, from: string): void {
+    if (this.iot?.consume(stanza)) return; // the pubsub service's answers to the gateway's publishes
     if (stanza.name !== "iq") return;
     const type = attr(stanza, "type");
     if (type !== "get" && type !== "set") return;

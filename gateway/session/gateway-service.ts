@@ -63,6 +63,11 @@ export interface GatewayServiceOptions {
    * sent, which a node that does not observe would never receive). Default: nobody observes.
    */
   readonly observed?: (path: string) => boolean;
+  /**
+   * Sees every stanza a node sent as it leaves, after the iq checks (an iq result already carries the
+   * requester's id and address); false: consumed, not routed. The IoT layer (gateway/iot) hooks in here.
+   */
+  readonly tap?: (session: NodeSession, stanza: XElement) => boolean;
   /** Durable state (gateway/store); default: kept in memory only. */
   readonly journal?: SessionJournal;
   readonly mailbox?: MailboxLimits;
@@ -119,6 +124,7 @@ export class GatewayService {
       outbound: options.outbound,
       observing: (s) => options.push !== undefined && (options.observed?.(downlinkPath(s)) ?? false),
       pushDownlink: (s) => this.resources.pushLater(s),
+      tap: options.tap,
     });
     this.presence = new PresenceBroadcaster(this.registry, {
       domain,

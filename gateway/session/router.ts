@@ -34,6 +34,8 @@ export interface RouterOptions {
   readonly observing: (session: NodeSession) => boolean;
   /** Pushes a node's waiting downlink to it (once durable). */
   readonly pushDownlink: (session: NodeSession) => void;
+  /** Sees every stanza a node sent, as it leaves (gateway/iot); false: consumed there, not routed. */
+  readonly tap?: ((session: NodeSession, stanza: XElement) => boolean) | undefined;
 }
 
 export class StanzaRouter {
@@ -66,6 +68,7 @@ export class StanzaRouter {
         if (to !== undefined) this.iqs.requestFromNode(session.identity, id, to);
       }
     }
+    if (this.o.tap && !this.o.tap(session, stanza)) return;
     this.route(stanza);
   }
 

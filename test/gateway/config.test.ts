@@ -51,6 +51,7 @@ describe("loadConfig", () => {
       xmppTlsPin: undefined,
       xmppDomain: "iot.localhost",
       xmppSecret: undefined,
+      pubsubService: undefined,
       resource: "cxmpp",
       maxDownlinkBytes: 512,
       mailboxMaxStanzas: 100,
@@ -79,6 +80,7 @@ describe("loadConfig", () => {
       xmpp_tls_pin: "AB:".repeat(31) + "AB",
       xmpp_domain: "sensors.example.org",
       xmpp_secret: "s3cret",
+      pubsub_service: "pubsub.example.org",
       resource: "node",
       max_downlink_bytes: 64,
       mailbox_max_stanzas: 5,
@@ -108,6 +110,7 @@ describe("loadConfig", () => {
       xmppTlsPin: ["ab".repeat(32)],
       xmppDomain: "sensors.example.org",
       xmppSecret: "s3cret",
+      pubsubService: "pubsub.example.org",
       resource: "node",
       maxDownlinkBytes: 64,
       mailboxMaxStanzas: 5,
@@ -117,6 +120,21 @@ describe("loadConfig", () => {
       sessionExpiryS: 60,
     });
     expect(c.sources.domain).toBe(`file ${path}`);
+  });
+
+  it('pubsub_service: a bare JID from env or file; off by default and with "off"; anything else refused', () => {
+    expect(loadConfig({ env: { CXMPP_PUBSUB_SERVICE: "pubsub.localhost" } }).pubsubService).toBe(
+      "pubsub.localhost",
+    );
+    expect(loadConfig({ env: { CXMPP_PUBSUB_SERVICE: "off" } }).pubsubService).toBeUndefined();
+    expect(loadConfig({ file: file({ pubsub_service: "svc@pubsub.example" }), env: {} }).pubsubService).toBe(
+      "svc@pubsub.example",
+    );
+    for (const bad of ["pubsub.localhost/res", "has space", "a@b@c"]) {
+      const e = failure({ env: { CXMPP_PUBSUB_SERVICE: bad } });
+      expect(e.key).toBe("pubsub_service");
+      expect(e.message).toContain("a bare JID");
+    }
   });
 
   it("finds a relative file against cwd", () => {

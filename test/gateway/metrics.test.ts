@@ -127,7 +127,44 @@ describe("GatewayMetrics over /metrics", () => {
       'cxmpp_uplink_rejected_total{reason="gap"}': 0,
       cxmpp_connect_nonces_evicted_total: 0,
       cxmpp_federation_failovers_total: 0,
+      cxmpp_iot_fields_cached: 0,
+      'cxmpp_iot_fields_dropped_total{reason="evicted"}': 0,
+      'cxmpp_iot_fields_dropped_total{reason="too_large"}': 0,
+      'cxmpp_iot_fields_dropped_total{reason="stale"}': 0,
+      cxmpp_iot_readouts_pending: 0,
+      'cxmpp_iot_readouts_total{answer="cached"}': 0,
+      'cxmpp_iot_readouts_total{answer="queued"}': 0,
+      'cxmpp_iot_readouts_total{answer="forgotten"}': 0,
+      'cxmpp_iot_pubsub_publishes_total{result="sent"}': 0,
+      'cxmpp_iot_pubsub_publishes_total{result="ok"}': 0,
+      'cxmpp_iot_pubsub_publishes_total{result="error"}': 0,
     });
+  });
+
+  it("shows the IoT layer (cxmpp_iot_*): cached fields and pending readouts at each scrape, counters by syncTotals", async () => {
+    const metrics = new GatewayMetrics({ processMetrics: false });
+    metrics.bind({ ...idle, iotFieldsCached: () => 12, iotReadoutsPending: () => 2 });
+    const server = await serve(metrics);
+    const iot = {
+      fieldsEvicted: 1,
+      fieldsTooLarge: 2,
+      fieldsStale: 0,
+      readoutsCached: 3,
+      readoutsQueued: 1,
+      readoutsForgotten: 0,
+      pubsubPublished: 5,
+      pubsubOk: 4,
+      pubsubErrors: 1,
+    };
+    metrics.syncTotals({ ...zeroTotals, iot });
+    metrics.syncTotals({ ...zeroTotals, iot: { ...iot, readoutsCached: 4, pubsubPublished: 7 } });
+    const m = await scrape(server);
+    expect(m.get("cxmpp_iot_fields_cached")).toBe(12);
+    expect(m.get("cxmpp_iot_readouts_pending")).toBe(2);
+    expect(m.get('cxmpp_iot_fields_dropped_total{reason="too_large"}')).toBe(2);
+    expect(m.get('cxmpp_iot_readouts_total{answer="cached"}')).toBe(4);
+    expect(m.get('cxmpp_iot_pubsub_publishes_total{result="sent"}')).toBe(7);
+    expect(m.get('cxmpp_iot_pubsub_publishes_total{result="error"}')).toBe(1);
   });
 
   it("counts refused acks, replayed readings, gaps and the connect nonces from the session layer", async () => {
