@@ -1,0 +1,418 @@
+/**
+ * XMPP's IoT vocabulary end to end, node side (issue 12): `cxmpp node run --state` answering slixmpp's
+ * xep_0323 readouts and xep_0325 control from its state file, awake and sleepy; `node report` (a
+ * XEP-0323 fields message), `node publish` (XEP-0060 into Prosody's pubsub service) and `node send
+ * --xml` (any stanza; an iq waits for its reply). Everything real: a `cxmpp gateway` process linked to
+ * Prosody 0.12 as the XEP-0114 component iot.localhost, slixmpp as bob, the nodes as `cxmpp node`
+ * processes over DTLS.
+ *
+ * Prosody listens on 127.0.0.41 only, without s2s, so this file runs beside the other interop files.
+ * Its pubsub service lets only pub1 create nodes (`admins`, scoped to the component), so pub2's
+ * publish to a new node is refused.
+ */
+import { readFileSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { parseXml } from "../../gateway/xml/stanza-xml.js";
+import { parseFields } from "../../src/core/iot/sensordata.js";
+import {
+  attr,
+  type CliProcess,
+  child,
+  cleanEnv,
+  freeUdpPort,
+  killAllChildren,
+  runCli,
+  startCli,
+  until,
+} from "../kit/federation-kit.js";
+import { type Prosody, startProsody } from "../kit/prosody.js";
+import { type SlixEvent, type SlixPeer, startSlixmpp } from "../kit/slixmpp.js";
+
+const ADDRESS = "127.0.0.41";
+const DOMAIN = "iot.localhost";
+const PUBSUB = "pubsub.localhost";
+const SECRET = "iot-node-secret";
+const PASSWORD = "pw-iot";
+const BOB = "bob@a.localhost";
+const WAKE_S = 3;
+
+const full = (name: string) => `${name}@${DOMAIN}/cxmpp`;
+
+let dir = "";
+let prosody: Prosody | undefined;
+let gateway: CliProcess | undefined;
+let bob: SlixPeer | undefined;
+let sensor1: CliProcess | undefined;
+let sleepy1: CliProcess | undefined;
+const device = (name: string) => join(dir, `${name}.json`);
+const stateFile = (name: string) => join(dir, `${name}.state.json`);
+const nodeEnv = () => cleanEnv({});
+const started = Date.now();
+const timings: Record<string, number> = {};
+
+const SENSOR1_STATE = {
+  fields: {
+    temperature: { value: "21.5", unit: "°C", type: "numeric" },
+    relay: { value: "false", type: "boolean", writable: true },
+  },
+};
+const SLEEPY1_STATE = {
+  fields: {
+    temperature: { value: "7.25", unit: "°C" },
+    humidity: { value: 61, unit: "%" },
+  },
+};
+
+async function readState(name: string): Promise<{ fields: Record<string, { value: string }> }> {
+  return JSON.parse(await readFile(stateFile(name), "utf8"));
+}
+
+/** The readout events from `from`, in arrival order (taken or not). */
+const readoutsFrom = (from: string) =>
+  bob!.events.filter((e) => e.event === "readout" && e.from === from).map((e) => e.result);
+
+const isReadout = (from: string, result: string) => (e: SlixEvent) =>
+  e.event === "readout" && e.from === from && e.result === result;
+
+type EventField = { name: string; type: string; value: string; unit: string | null };
+
+beforeAll(async () => {
+  const t0 = Date.now();
+  dir = await mkdtemp(join(tmpdir(), "cxmpp-iot-node-"));
+  const dataDir = join(dir, "data");
+  const gatewayPort = await freeUdpPort();
+  const provisionEnv = cleanEnv({ CXMPP_DATA_DIR: dataDir, CXMPP_XMPP_DOMAIN: DOMAIN });
+  const provision = async (name: string, allow: string[]) => {
+    const args = [
+      "provision",
+      "add",
+      name,
+      "--gateway",
+      `coaps://127.0.0.1:${gatewayPort}`,
+      "--out",
+      device(name),
+    ];
+    for (const jid of allow) args.push("--allow", jid);
+    const r = await runCli(args, provisionEnv, dir);
+    if (r.code !== 0) throw new Error(`provision add ${name} failed (${r.code}): ${r.stderr}`);
+  };
+  const server = startProsody({
+    address: ADDRESS,
+    s2sPort: null,
+    vhosts: ["a.localhost"],
+    users: [{ username: "bob", host: "a.localhost", password: PASSWORD }],
+    components: [{ domain: DOMAIN, secret: SECRET }],
+    extraConfig: [
+      `Component "${PUBSUB}" "pubsub"`,
+      "autocreate_on_publish = true",
+      `admins = { "pub1@${DOMAIN}" }`,
+    ],
+  });
+  // The first device creates the store while Prosody starts; the others follow.
+  await provision("sensor1", [BOB]);
+  prosody = await server;
+  timings.prosody = Date.now() - t0;
+  await writeFile(stateFile("sensor1"), JSON.stringify(SENSOR1_STATE));
+  await writeFile(stateFile("sleepy1"), JSON.stringify(SLEEPY1_STATE));
+
+  const gw = startCli(
+    [
+      "gateway",
+      "--data-dir",
+      dataDir,
+      "--dtls-listen",
+      `127.0.0.1:${gatewayPort}`,
+      "--listen",
+      "off",
+      "--log-level",
+      "info",
+    ],
+    cleanEnv({
+      CXMPP_XMPP_SERVICE: prosody.componentService,
+      CXMPP_XMPP_DOMAIN: DOMAIN,
+      CXMPP_XMPP_SECRET: SECRET,
+    }),
+    dir,
+  );
+  gateway = gw;
+  const peer = startSlixmpp({
+    host: prosody.address,
+    port: prosody.c2sPort,
+    jid: `${BOB}/slix`,
+    password: PASSWORD,
+  });
+  // pub1 and pub2 allow nobody in particular: the pubsub service's answers come from a domain JID,
+  // which an allow list (bare user JIDs) cannot name; results and errors pass anyway.
+  await provision("sleepy1", [BOB]);
+  await provision("pub1", []);
+  await provision("pub2", []);
+  await gw.waitUntil(() => gw.log("federation.online").length > 0, 30_000, "federation.online");
+  timings.gateway = Date.now() - t0;
+  sensor1 = startCli(
+    ["node", "run", "--device", device("sensor1"), "--poll", "0.2", "--state", stateFile("sensor1")],
+    nodeEnv(),
+    dir,
+  );
+  sleepy1 = startCli(
+    ["node", "run", "--device", device("sleepy1"), "--wake", String(WAKE_S), "--state", stateFile("sleepy1")],
+    nodeEnv(),
+    dir,
+  );
+  bob = await peer;
+  for (const [name, node] of [
+    ["sensor1", sensor1],
+    ["sleepy1", sleepy1],
+  ] as const)
+    await node.waitUntil(() => node.stderr().includes(`connected as ${full(name)}`), 20_000, "connected as");
+  timings.beforeAll = Date.now() - t0;
+});
+
+const LOG_DIR = join(tmpdir(), "cxmpp-iot-node-logs");
+let failed = false;
+afterEach((context) => {
+  if (context.task.result?.state === "fail") failed = true;
+});
+
+afterAll(async () => {
+  if (failed || !bob) {
+    await mkdir(LOG_DIR, { recursive: true });
+    const files: Record<string, string> = {
+      "gateway.stdout": gateway?.stdout() ?? "",
+      "gateway.stderr": gateway?.stderr() ?? "",
+      "sensor1.stdout": sensor1?.stdout() ?? "",
+      "sensor1.stderr": sensor1?.stderr() ?? "",
+      "sleepy1.stdout": sleepy1?.stdout() ?? "",
+      "sleepy1.stderr": sleepy1?.stderr() ?? "",
+      "prosody.log": prosody?.log() ?? "",
+      "bob.received": bob?.received.map((s) => s.xml).join("\n") ?? "",
+      "bob.events": bob?.events.map((e) => JSON.stringify(e)).join("\n") ?? "",
+      "bob.errors": bob?.errors.join("\n") ?? "",
+    };
+    for (const [name, text] of Object.entries(files)) await writeFile(join(LOG_DIR, name), text);
+    console.log(`iot-node: logs of the failed run in ${LOG_DIR}`);
+  }
+  await Promise.allSettled([sensor1?.stop(), sleepy1?.stop(), bob?.stop()]);
+  await gateway?.stop();
+  await killAllChildren();
+  await prosody?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+  timings.total = Date.now() - started;
+  console.log(`iot-node timings (ms): ${JSON.stringify(timings)}`);
+});
+
+describe("cxmpp node run --state: XEP-0323 readout and XEP-0325 control with slixmpp", () => {
+  it("readout: accepted, then the state's fields with their units, done", async () => {
+    const from = full("sensor1");
+    bob!.send({ op: "readout", to: from });
+    await bob!.waitForEvent(isReadout(from, "accepted"), 10_000);
+    const fields = await bob!.waitForEvent(isReadout(from, "fields"), 10_000);
+    await bob!.waitForEvent(isReadout(from, "done"), 10_000);
+    expect(readoutsFrom(from)).toEqual(["accepted", "fields", "done"]);
+    expect(fields.fields as EventField[]).toEqual([
+      { name: "temperature", type: "numeric", value: "21.5", unit: "°C" },
+      { name: "relay", type: "boolean", value: "false", unit: null },
+    ]);
+    expect(Math.abs(Date.parse(String(fields.timestamp)) - Date.now())).toBeLessThan(60_000);
+    expect(sensor1!.stderr()).toMatch(
+      /readout \d+ from bob@a\.localhost\/slix: temperature=21\.5 relay=false/,
+    );
+
+    // By name: only what is asked for.
+    bob!.send({ op: "readout", to: from, fields: ["relay"] });
+    const relayOnly = await bob!.waitForEvent(isReadout(from, "fields"), 10_000);
+    expect((relayOnly.fields as EventField[]).map((f) => f.name)).toEqual(["relay"]);
+    await bob!.waitForEvent(isReadout(from, "done"), 10_000);
+
+    // Unknown fields only: rejected, with the reason.
+    bob!.send({ op: "readout", to: from, fields: ["pressure"] });
+    const rejected = await bob!.waitForEvent(isReadout(from, "rejected"), 10_000);
+    expect(String(rejected.error)).toContain("pressure");
+  }, 30_000);
+
+  it("control: an iq set changes the writable relay on disk (OK), a message too, a read-only or unknown field is NotFound", async () => {
+    const to = full("sensor1");
+    bob!.send({ op: "control", to, values: [["relay", "boolean", "true"]] });
+    const ok = await bob!.waitForEvent((e) => e.event === "control" && e.from === to, 10_000);
+    expect(ok.result).toBe("OK");
+    expect((await readState("sensor1")).fields.relay?.value).toBe("true");
+
+    bob!.send({ op: "control_message", to, values: [["relay", "boolean", "false"]] });
+    await until(
+      () => JSON.parse(readFileSync(stateFile("sensor1"), "utf8")).fields.relay?.value === "false",
+      10_000,
+      () => "relay=false in the state file",
+    );
+    expect(sensor1!.stderr()).toContain("control from bob@a.localhost/slix: relay=false");
+
+    bob!.send({ op: "control", to, values: [["temperature", "double", "30"]] });
+    const readOnly = await bob!.waitForEvent((e) => e.event === "control" && e.from === to, 10_000);
+    // slixmpp reads no error text here: _handle_set_response looks for an un-namespaced <error>.
+    expect(readOnly.result).toBe("NotFound");
+    bob!.send({ op: "control", to, values: [["valve", "boolean", "true"]] });
+    const unknown = await bob!.waitForEvent((e) => e.event === "control" && e.from === to, 10_000);
+    expect(unknown.result).toBe("NotFound");
+    const state = await readState("sensor1");
+    expect(state.fields.temperature?.value).toBe("21.5");
+    expect(state.fields.valve).toBeUndefined();
+  }, 30_000);
+
+  it("a sleepy node (--wake 3) answers a readout at its wake-up, from its state file", async () => {
+    const from = full("sleepy1");
+    const node = sleepy1!;
+    const t = Date.now();
+    bob!.send({ op: "readout", to: from });
+    const fields = await bob!.waitForEvent(isReadout(from, "fields"), (WAKE_S + 10) * 1000);
+    await bob!.waitForEvent(isReadout(from, "done"), 5_000);
+    timings.sleepyReadout = Date.now() - t;
+    expect(fields.fields as EventField[]).toEqual([
+      { name: "temperature", type: "numeric", value: "7.25", unit: "°C" },
+      { name: "humidity", type: "numeric", value: "61", unit: "%" },
+    ]);
+    // Accepted by the node itself, or first queued by the gateway and then started at the wake-up.
+    const results = readoutsFrom(from);
+    timings.sleepyPath = results.length; // 3: answered by the node alone, 4: queued by the gateway first
+    expect([
+      ["accepted", "fields", "done"],
+      ["queued", "started", "fields", "done"],
+    ]).toContainEqual(results);
+    // The node got the request by polling at a wake-up and answered it then.
+    expect(node.lines().some((l) => l.includes("urn:xmpp:iot:sensordata") && l.includes("<req"))).toBe(true);
+    expect(node.stderr()).toMatch(/readout \d+ from bob@a\.localhost\/slix: temperature=7\.25 humidity=61/);
+  }, 30_000);
+});
+
+describe("cxmpp node report | publish | send --xml", () => {
+  it("node report: bob receives one XEP-0323 fields message with typed values", async () => {
+    const r = await runCli(
+      [
+        "node",
+        "report",
+        "--device",
+        device("pub1"),
+        "--to",
+        BOB,
+        "temperature=19.5°C",
+        "count=3",
+        "door=true",
+        "mode=eco",
+      ],
+      nodeEnv(),
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^acknowledged: <message/);
+    const got = await bob!.waitFor(
+      (s) => s.kind === "message" && s.from === full("pub1") && s.xml.includes("urn:xmpp:iot:sensordata"),
+      10_000,
+    );
+    expect(got.from).toBe(full("pub1"));
+    const [result] = parseFields(parseXml(got.xml));
+    expect(result?.done).toBe(true);
+    expect(result?.fields.map((f) => [f.type, f.name, f.value, f.unit, f.flags])).toEqual([
+      ["numeric", "temperature", "19.5", "°C", ["momentary"]],
+      ["numeric", "count", "3", undefined, ["momentary"]],
+      ["boolean", "door", "true", undefined, ["momentary"]],
+      ["string", "mode", "eco", undefined, ["momentary"]],
+    ]);
+    expect(Math.abs(Date.parse(result!.fields[0]!.timestamp) - Date.now())).toBeLessThan(60_000);
+  }, 30_000);
+
+  it("node publish: the item id; a subscriber gets the item; a publish that may not create the node fails with forbidden", async () => {
+    const node = "sensors/pub1";
+    const publish = (who: string, payload: string, extra: string[] = []) =>
+      runCli(
+        [
+          "node",
+          "publish",
+          "--device",
+          device(who),
+          "--service",
+          PUBSUB,
+          "--node",
+          node,
+          "--payload",
+          payload,
+          ...extra,
+        ],
+        nodeEnv(),
+      );
+    // The first publish creates the node (pub1 is an admin of the service, autocreate_on_publish).
+    const first = await publish("pub1", "<reading xmlns='urn:example:reading' temperature='19.5'/>");
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout.trim()).toMatch(/^\S+$/);
+
+    bob!.send({ op: "pubsub_subscribe", service: PUBSUB, node });
+    await bob!.waitForEvent((e) => e.event === "subscribed" && e.node === node, 10_000);
+    const second = await publish("pub1", "<reading xmlns='urn:example:reading' temperature='20.25'/>", [
+      "--item-id",
+      "second",
+    ]);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout.trim()).toBe("second");
+    const item = await bob!.waitForEvent((e) => e.event === "pubsub_item" && e.id === "second", 10_000);
+    expect(item.node).toBe(node);
+    expect(item.from).toBe(PUBSUB);
+    expect(String(item.payload)).toContain("urn:example:reading");
+    expect(String(item.payload)).toContain("20.25");
+
+    // pub2 is no admin: it may not create a node.
+    const refused = await runCli(
+      [
+        "node",
+        "publish",
+        "--device",
+        device("pub2"),
+        "--service",
+        PUBSUB,
+        "--node",
+        "sensors/pub2",
+        "--payload",
+        "<r xmlns='urn:example:reading'/>",
+      ],
+      nodeEnv(),
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/cxmpp node publish: forbidden/);
+
+    const badPayload = await publish("pub1", "<reading");
+    expect(badPayload.code).toBe(2);
+  }, 40_000);
+
+  it("node send --xml: an iq prints its result (exit 0) or its error (exit 1); bad XML exits 2", async () => {
+    const send = (xml: string) =>
+      runCli(["node", "send", "--device", device("pub1"), "--xml", xml], nodeEnv());
+    const disco = await send(
+      `<iq type='get' to='${PUBSUB}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+    );
+    expect(disco.code, disco.stderr).toBe(0);
+    const reply = parseXml(disco.stdout.trim());
+    expect(reply.name).toBe("iq");
+    expect(attr(reply, "type")).toBe("result");
+    expect(attr(reply, "from")).toBe(PUBSUB);
+    const query = child(reply, "query", "http://jabber.org/protocol/disco#info")!;
+    const identity = child(query, "identity")!;
+    expect(attr(identity, "category")).toBe("pubsub");
+
+    // XEP-0199 to the server (Prosody's mod_ping on its virtual host).
+    const ping = await send(`<iq type='get' to='a.localhost' id='ping-1'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    expect(ping.code, ping.stderr).toBe(0);
+    expect(attr(parseXml(ping.stdout.trim()), "id")).toBe("ping-1");
+
+    const refused = await send(`<iq type='get' to='${DOMAIN}'><query xmlns='jabber:iq:version'/></iq>`);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("service-unavailable");
+    expect(attr(parseXml(refused.stdout.trim()), "type")).toBe("error");
+
+    const message = await send(`<message to='${BOB}' type='chat'><body>raw hello</body></message>`);
+    expect(message.code, message.stderr).toBe(0);
+    await bob!.waitFor((s) => s.kind === "message" && s.body === "raw hello", 10_000);
+
+    const bad = await send("<iq type='get'><query></iq>");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("malformed XML");
+    const notStanza = await send("<foo/>");
+    expect(notStanza.code).toBe(2);
+  }, 40_000);
+});
