@@ -288,4 +288,22 @@ describe("the gateway speaks XMPP's IoT vocabulary for its nodes", () => {
     expect(await metric('cxmpp_iot_readouts_total{answer="queued"}')).toBe(1);
     expect(await metric("cxmpp_iot_fields_cached")).toBeGreaterThanOrEqual(4);
   }, 45_000);
+
+  it("the devices' pubsub nodes are browsable with disco#items on the service (named by their bare JIDs)", async () => {
+    await eve!.send(
+      xml(
+        "iq",
+        { type: "get", to: PUBSUB, id: "eve-items" },
+        xml("query", { xmlns: "http://jabber.org/protocol/disco#items" }),
+      ),
+    );
+    const items = await eve!.waitFor((s) => s.is("iq") && s.attrs.id === "eve-items", 10_000);
+    expect(items.attrs.type).toBe("result");
+    const names = items
+      .getChild("query")!
+      .getChildren("item")
+      .map((i) => i.attrs.node as string)
+      .sort();
+    expect(names).toEqual([`awake1@${DOMAIN}`, `sleepy1@${DOMAIN}`]);
+  });
 });
