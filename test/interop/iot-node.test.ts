@@ -25,6 +25,7 @@ import {
   freeUdpPort,
   killAllChildren,
   runCli,
+  sleep,
   startCli,
   until,
 } from "../kit/federation-kit.js";
@@ -38,6 +39,12 @@ const SECRET = "iot-node-secret";
 const PASSWORD = "pw-iot";
 const BOB = "bob@a.localhost";
 const WAKE_S = 3;
+/**
+ * The gateway counts a node awake for 5 s after each exchange (AWAKE_WINDOW_MS), so a node waking every
+ * 3 s never looks asleep to it; one waking every 8 s is asleep (xa) for the last 3 s of each cycle, and
+ * a readout then is the gateway's to queue.
+ */
+const SLEEPY2_WAKE_S = 8;
 
 const full = (name: string) => `${name}@${DOMAIN}/cxmpp`;
 
@@ -47,6 +54,9 @@ let gateway: CliProcess | undefined;
 let bob: SlixPeer | undefined;
 let sensor1: CliProcess | undefined;
 let sleepy1: CliProcess | undefined;
+let sleepy2: CliProcess | undefined;
+/** When sleepy2 said it was connected: its wake-ups (polls) follow every SLEEPY2_WAKE_S from here. */
+let sleepy2Connected = 0;
 const device = (name: string) => join(dir, `${name}.json`);
 const stateFile = (name: string) => join(dir, `${name}.state.json`);
 const nodeEnv = () => cleanEnv({});
@@ -59,6 +69,7 @@ const SENSOR1_STATE = {
     relay: { value: "false", type: "boolean", writable: true },
   },
 };
+const SLEEPY2_STATE = { fields: { pressure: { value: "1013.2", unit: "hPa" }, open: { value: true } } };
 const SLEEPY1_STATE = {
   fields: {
     temperature: { value: "7.25", unit: "°C" },
@@ -117,6 +128,7 @@ beforeAll(async () => {
   timings.prosody = Date.now() - t0;
   await writeFile(stateFile("sensor1"), JSON.stringify(SENSOR1_STATE));
   await writeFile(stateFile("sleepy1"), JSON.stringify(SLEEPY1_STATE));
+  await writeFile(stateFile("sleepy2"), JSON.stringify(SLEEPY2_STATE));
 
   const gw = startCli(
     [
@@ -147,6 +159,7 @@ beforeAll(async () => {
   // pub1 and pub2 allow nobody in particular: the pubsub service's answers come from a domain JID,
   // which an allow list (bare user JIDs) cannot name; results and errors pass anyway.
   await provision("sleepy1", [BOB]);
+  await provision("sleepy2", [BOB]);
   await provision("pub1", []);
   await provision("pub2", []);
   await gw.waitUntil(() => gw.log("federation.online").length > 0, 30_000, "federation.online");
@@ -161,12 +174,29 @@ beforeAll(async () => {
     nodeEnv(),
     dir,
   );
+  sleepy2 = startCli(
+    [
+      "node",
+      "run",
+      "--device",
+      device("sleepy2"),
+      "--wake",
+      String(SLEEPY2_WAKE_S),
+      "--state",
+      stateFile("sleepy2"),
+    ],
+    nodeEnv(),
+    dir,
+  );
   bob = await peer;
   for (const [name, node] of [
     ["sensor1", sensor1],
     ["sleepy1", sleepy1],
-  ] as const)
+    ["sleepy2", sleepy2],
+  ] as const) {
     await node.waitUntil(() => node.stderr().includes(`connected as ${full(name)}`), 20_000, "connected as");
+    if (name === "sleepy2") sleepy2Connected = Date.now();
+  }
   timings.beforeAll = Date.now() - t0;
 });
 
@@ -186,6 +216,8 @@ afterAll(async () => {
       "sensor1.stderr": sensor1?.stderr() ?? "",
       "sleepy1.stdout": sleepy1?.stdout() ?? "",
       "sleepy1.stderr": sleepy1?.stderr() ?? "",
+      "sleepy2.stdout": sleepy2?.stdout() ?? "",
+      "sleepy2.stderr": sleepy2?.stderr() ?? "",
       "prosody.log": prosody?.log() ?? "",
       "bob.received": bob?.received.map((s) => s.xml).join("\n") ?? "",
       "bob.events": bob?.events.map((e) => JSON.stringify(e)).join("\n") ?? "",
@@ -194,7 +226,7 @@ afterAll(async () => {
     for (const [name, text] of Object.entries(files)) await writeFile(join(LOG_DIR, name), text);
     console.log(`iot-node: logs of the failed run in ${LOG_DIR}`);
   }
-  await Promise.allSettled([sensor1?.stop(), sleepy1?.stop(), bob?.stop()]);
+  await Promise.allSettled([sensor1?.stop(), sleepy1?.stop(), sleepy2?.stop(), bob?.stop()]);
   await gateway?.stop();
   await killAllChildren();
   await prosody?.stop();
@@ -282,6 +314,36 @@ describe("cxmpp node run --state: XEP-0323 readout and XEP-0325 control with sli
     expect(node.lines().some((l) => l.includes("urn:xmpp:iot:sensordata") && l.includes("<req"))).toBe(true);
     expect(node.stderr()).toMatch(/readout \d+ from bob@a\.localhost\/slix: temperature=7\.25 humidity=61/);
   }, 30_000);
+  it("a node asleep for the gateway (--wake 8): the readout waits in its mailbox, the node answers at its wake-up", async () => {
+    const from = full("sleepy2");
+    const node = sleepy2!;
+    // 6 s into a cycle: 1 s after the gateway's awake window closed, 2 s before the next wake-up.
+    const cycle = SLEEPY2_WAKE_S * 1000;
+    const since = Date.now() - sleepy2Connected;
+    await sleep((6_000 - (since % cycle) + cycle) % cycle);
+    const t = Date.now();
+    bob!.send({ op: "readout", to: from });
+    const fields = await bob!.waitForEvent(isReadout(from, "fields"), cycle + 10_000);
+    const latency = Date.now() - t;
+    await bob!.waitForEvent(isReadout(from, "done"), 5_000);
+    timings.asleepReadout = latency;
+    expect(fields.fields as EventField[]).toEqual([
+      { name: "pressure", type: "numeric", value: "1013.2", unit: "hPa" },
+      { name: "open", type: "boolean", value: "true", unit: null },
+    ]);
+    // Not answered at once: the fields came with the wake-up, 2 s later (less than a whole cycle).
+    expect(latency).toBeGreaterThan(1_000);
+    expect(latency).toBeLessThan(cycle);
+    // The gateway said queued at once and turned the node's own result into <started/> (or, without
+    // the gateway's readout desk, the node's accepted comes at the wake-up).
+    const results = readoutsFrom(from);
+    timings.asleepPath = results.length;
+    expect([
+      ["queued", "started", "fields", "done"],
+      ["accepted", "fields", "done"],
+    ]).toContainEqual(results);
+    expect(node.stderr()).toMatch(/readout \d+ from bob@a\.localhost\/slix: pressure=1013\.2 open=true/);
+  }, 40_000);
 });
 
 describe("cxmpp node report | publish | send --xml", () => {
