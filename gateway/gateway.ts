@@ -120,6 +120,7 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
       clock: wallClock,
       mailboxTtlMs: config.mailboxTtlS * 1000,
       pubsubService: config.pubsubService,
+      devices: () => store.devices.all(),
       logger,
     });
     const service = attachGateway(listeners.endpoints, {

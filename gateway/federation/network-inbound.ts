@@ -10,6 +10,7 @@
 import { attr, el, type XElement } from "../../codec/index.js";
 import { type Logger, silentLogger } from "../../src/core/index.js";
 import type { Device } from "../devices.js";
+import { CONCENTRATORS } from "../iot/concentrator.js";
 import type { IotLayer } from "../iot/iot-layer.js";
 import type { GatewayService } from "../session/gateway-service.js";
 import { DISCO_INFO, discoInfo, PING } from "../session/node-disco.js";
@@ -123,12 +124,20 @@ export class NetworkInbound {
     // Availability of peers is not forwarded: it would cost the node air time for nothing it uses.
   }
 
-  /** Stanzas to the gateway's own domain: disco#info and ping; other requests are not served. */
+  /**
+   * Stanzas to the gateway's own domain: disco#info, ping and the XEP-0326 concentrator requests
+   * (gateway/iot/concentrator.ts); other requests are not served.
+   */
   private forGateway(stanza: XElement, to: string, from: string): void {
     if (this.iot?.consume(stanza)) return; // the pubsub service's answers to the gateway's publishes
     if (stanza.name !== "iq") return;
     const type = attr(stanza, "type");
     if (type !== "get" && type !== "set") return;
+    const concentrator = this.iot?.concentratorAnswer(stanza);
+    if (concentrator) {
+      this.reply(concentrator);
+      return;
+    }
     const query = stanza.children.find((c): c is XElement => typeof c !== "string");
     const id = attr(stanza, "id") ?? "";
     if (type === "get" && query?.ns === DISCO_INFO) {
@@ -144,6 +153,7 @@ export class NetworkInbound {
             el(DISCO_INFO, "identity", { category: "component", type: "generic", name: "cxmpp gateway" }),
             el(DISCO_INFO, "feature", { var: DISCO_INFO }),
             el(DISCO_INFO, "feature", { var: PING }),
+            ...(this.iot?.concentrator ? [el(DISCO_INFO, "feature", { var: CONCENTRATORS })] : []),
           ),
         ),
       );

@@ -10,7 +10,9 @@
 import type { XElement } from "../../codec/index.js";
 import type { Clock, Logger } from "../../src/core/index.js";
 import { elements, parseFields, SENSORDATA } from "../../src/core/iot/sensordata.js";
+import type { Device } from "../devices.js";
 import type { NodeSession } from "../session/node-session.js";
+import { Concentrator } from "./concentrator.js";
 import { DEFAULT_FIELDS_CACHE_LIMITS, FieldsCache, type FieldsCacheLimits } from "./fields-cache.js";
 import { PubsubPublisher } from "./pubsub-publisher.js";
 import { ReadoutDesk } from "./readout-desk.js";
@@ -24,6 +26,8 @@ export interface IotLayerOptions {
   /** The pubsub service's JID; undefined: readings are not published. */
   readonly pubsubService?: string | undefined;
   readonly cacheLimits?: FieldsCacheLimits;
+  /** The provisioned devices, for the XEP-0326 concentrator; undefined: no concentrator. */
+  readonly devices?: () => Iterable<Device>;
   readonly logger?: Logger;
 }
 
@@ -31,10 +35,12 @@ export class IotLayer {
   readonly cache: FieldsCache;
   readonly readouts: ReadoutDesk;
   readonly pubsub: PubsubPublisher | undefined;
+  readonly concentrator: Concentrator | undefined;
   private router: ((stanza: XElement) => void) | undefined;
 
   constructor(private readonly o: IotLayerOptions) {
     this.cache = new FieldsCache(o.cacheLimits ?? DEFAULT_FIELDS_CACHE_LIMITS);
+    this.concentrator = o.devices ? new Concentrator(o.devices) : undefined;
     this.readouts = new ReadoutDesk({ cache: this.cache, ttlMs: o.mailboxTtlMs, logger: o.logger });
     this.pubsub =
       o.pubsubService === undefined
@@ -91,6 +97,11 @@ export class IotLayer {
   /** A stanza to the gateway's own domain that belongs here (a pubsub answer): true when consumed. */
   consume(stanza: XElement): boolean {
     return this.pubsub?.consume(stanza) ?? false;
+  }
+
+  /** The answer to a XEP-0326 request to the gateway's domain, if it is one (concentrator.ts). */
+  concentratorAnswer(iq: XElement): XElement | undefined {
+    return this.concentrator?.answer(iq);
   }
 
   /** Cumulative counts, as metrics take them (gateway/metrics.ts IotCounters). */

@@ -2,10 +2,11 @@
  * The gateway's IoT layer in pieces (gateway/iot): the last-values cache (limits, eviction, stale
  * values, the sweep, its counts), the readout decision (pure), the readout desk (cached answer, queued
  * answer, the node's own result turned into <started/>) and the pubsub publisher (publish iq, answers
- * consumed and counted).
+ * consumed and counted) and the XEP-0326 concentrator (what each requester may see).
  */
 import { describe, expect, it } from "vitest";
 import { attr, el, type XElement } from "../../codec/index.js";
+import { CONCENTRATORS, Concentrator, SOURCE_ID } from "../../gateway/iot/concentrator.js";
 import { FieldsCache } from "../../gateway/iot/fields-cache.js";
 import { PubsubPublisher } from "../../gateway/iot/pubsub-publisher.js";
 import { decideReadout } from "../../gateway/iot/readout-decision.js";
@@ -262,5 +263,77 @@ describe("PubsubPublisher", () => {
     expect(p.consume(answer("result", "other-id"))).toBe(false);
     expect(p.consume(answer("result", attr(iq, "id")!, "evil.localhost"))).toBe(false);
     expect(p.stats).toEqual({ published: 2, ok: 1, errors: 1, forgotten: 0 });
+  });
+});
+
+describe("Concentrator (XEP-0326)", () => {
+  const dev = (name: string, peers: string[], revoked = false) => ({
+    identity: name,
+    key: new Uint8Array(16),
+    jid: `${name}@iot.localhost`,
+    peers,
+    revoked,
+  });
+  const devices = [
+    dev("s1", ["bob@a.localhost"]),
+    dev("open", []),
+    dev("other", ["carol@c.localhost"]),
+    dev("gone", [], true),
+  ];
+  const c = new Concentrator(() => devices);
+  const ask = (from: string, name: string, a: Record<string, string> = {}) =>
+    c.answer(
+      el(
+        "jabber:client",
+        "iq",
+        { type: "get", id: "q", from, to: "iot.localhost" },
+        el(CONCENTRATORS, name, a),
+      ),
+    );
+  const response = (iq: XElement | undefined) => iq?.children[0] as XElement;
+  const nodeIds = (iq: XElement | undefined) =>
+    response(iq)
+      .children.filter((n): n is XElement => typeof n !== "string" && n.name === "node")
+      .map((n) => attr(n, "nodeId"));
+
+  it("capabilities and the one data source", () => {
+    const caps = response(ask("bob@a.localhost/x", "getCapabilities"));
+    expect([caps.name, attr(caps, "result")]).toEqual(["getCapabilitiesResponse", "OK"]);
+    expect(caps.children.map((v) => (v as XElement).children[0])).toContain("getRootNodes");
+    const sources = response(ask("bob@a.localhost/x", "getAllDataSources"));
+    expect(attr(sources.children[0] as XElement, "sourceId")).toBe(SOURCE_ID);
+  });
+
+  it("lists and describes only the devices that allow the requester; others are NotFound", () => {
+    expect(nodeIds(ask("bob@a.localhost/x", "getRootNodes", { sourceId: SOURCE_ID }))).toEqual([
+      "s1",
+      "open",
+    ]);
+    expect(nodeIds(ask("eve@a.localhost/x", "getRootNodes", { sourceId: SOURCE_ID }))).toEqual(["open"]);
+    expect(attr(response(ask("bob@a.localhost/x", "getRootNodes", { sourceId: "x" })), "result")).toBe(
+      "NotFound",
+    );
+    const info = ask("bob@a.localhost/x", "getNodeInfo", { sourceId: SOURCE_ID, nodeId: "s1" });
+    expect(attr(response(info), "result")).toBe("OK");
+    expect(attr(response(info).children[0] as XElement, "displayName")).toBe("s1@iot.localhost");
+    expect(
+      attr(
+        response(ask("eve@a.localhost/x", "getNodeInfo", { sourceId: SOURCE_ID, nodeId: "s1" })),
+        "result",
+      ),
+    ).toBe("NotFound");
+    expect(
+      attr(
+        response(ask("bob@a.localhost/x", "getNodeInfo", { sourceId: SOURCE_ID, nodeId: "gone" })),
+        "result",
+      ),
+    ).toBe("NotFound");
+    const children = response(
+      ask("bob@a.localhost/x", "getChildNodes", { sourceId: SOURCE_ID, nodeId: "s1" }),
+    );
+    expect([attr(children, "result"), children.children.length]).toEqual(["OK", 0]);
+    expect(
+      c.answer(el("jabber:client", "iq", { type: "get", id: "q" }, el("urn:xmpp:ping", "ping", {}))),
+    ).toBeUndefined();
   });
 });

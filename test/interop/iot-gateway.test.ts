@@ -306,4 +306,32 @@ describe("the gateway speaks XMPP's IoT vocabulary for its nodes", () => {
       .sort();
     expect(names).toEqual([`awake1@${DOMAIN}`, `sleepy1@${DOMAIN}`]);
   });
+
+  it("the gateway as a XEP-0326 concentrator on its domain: bob sees the devices that allow him, eve none", async () => {
+    const ns = "urn:xmpp:iot:concentrators";
+    bob!.send({
+      op: "iq_get",
+      to: DOMAIN,
+      id: "bob-roots",
+      xml: `<getRootNodes xmlns='${ns}' sourceId='cxmpp'/>`,
+    });
+    const roots = await bob!.waitFor((s) => s.kind === "iq" && s.id === "bob-roots", 10_000);
+    expect(roots.type).toBe("result");
+    expect(roots.xml).toContain("getRootNodesResponse");
+    expect([...roots.xml.matchAll(/nodeId="([^"]+)"/g)].map((m) => m[1]).sort()).toEqual([
+      "awake1",
+      "sleepy1",
+    ]);
+    await eve!.send(
+      xml(
+        "iq",
+        { type: "get", to: DOMAIN, id: "eve-roots" },
+        xml("getRootNodes", { xmlns: ns, sourceId: "cxmpp" }),
+      ),
+    );
+    const none = await eve!.waitFor((s) => s.is("iq") && s.attrs.id === "eve-roots", 10_000);
+    expect(none.attrs.type).toBe("result");
+    expect(none.getChild("getRootNodesResponse")?.attrs.result).toBe("OK");
+    expect(none.getChild("getRootNodesResponse")?.getChildren("node")).toEqual([]);
+  });
 });

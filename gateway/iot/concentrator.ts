@@ -1,0 +1,101 @@
+/**
+ * The gateway as a XEP-0326 concentrator (Internet of Things - Concentrators, v0.x, retracted but the
+ * vocabulary IoT clients of that family speak): on its own domain JID it answers getCapabilities,
+ * getAllDataSources (one data source: the gateway's devices), getRootNodes (the devices), getChildNodes
+ * (a device has none) and getNodeInfo.
+ *
+ * Access follows the devices' own rule (network-inbound.ts `accepts`): a requester sees only the
+ * devices that allow it (or allow anybody); a device it may not see answers NotFound, as one that does
+ * not exist, so that the list of devices does not leak. A response lists at most MAX_NODES devices:
+ * XEP-0326 has no paging and one stanza must stay well under the server's stanza size limit.
+ */
+import { attr, el, type XElement } from "../../codec/index.js";
+import { replyAttrs } from "../../src/core/iot/sensordata.js";
+import type { Device } from "../devices.js";
+
+export const CONCENTRATORS = "urn:xmpp:iot:concentrators";
+const CLIENT = "jabber:client";
+/** The one data source: the devices this gateway serves. */
+export const SOURCE_ID = "cxmpp";
+const MAX_NODES = 500;
+
+const OPERATIONS = ["getCapabilities", "getAllDataSources", "getRootNodes", "getChildNodes", "getNodeInfo"];
+
+const bare = (jid: string) => jid.split("/")[0]!;
+
+/** A device with allowed peers shows only to them; one without, to anybody. */
+function visibleTo(device: Device, requester: string): boolean {
+  return !device.revoked && (device.peers.length === 0 || device.peers.includes(bare(requester)));
+}
+
+/** A device's node id: the local part of its JID (unique within the gateway's domain). */
+export const nodeIdOf = (device: Device) => device.jid.slice(0, device.jid.indexOf("@"));
+
+export class Concentrator {
+  constructor(private readonly devices: () => Iterable<Device>) {}
+
+  /** The answer to a XEP-0326 iq get to the gateway's domain, or undefined when it is none. */
+  answer(iq: XElement): XElement | undefined {
+    if (iq.name !== "iq" || attr(iq, "type") !== "get") return undefined;
+    const query = iq.children.find((c): c is XElement => typeof c !== "string");
+    if (!query || query.ns !== CONCENTRATORS || !OPERATIONS.includes(query.name)) return undefined;
+    const requester = attr(iq, "from") ?? "";
+    const respond = (result: string, ...children: XElement[]) =>
+      el(
+        CLIENT,
+        "iq",
+        replyAttrs(iq, "result"),
+        el(CONCENTRATORS, `${query.name}Response`, { result }, ...children),
+      );
+    switch (query.name) {
+      case "getCapabilities":
+        return respond("OK", ...OPERATIONS.map((op) => el(CONCENTRATORS, "value", {}, op)));
+      case "getAllDataSources":
+        return respond(
+          "OK",
+          el(CONCENTRATORS, "dataSource", {
+            sourceId: SOURCE_ID,
+            name: "cxmpp devices",
+            hasChildren: "false",
+          }),
+        );
+      case "getRootNodes": {
+        if (attr(query, "sourceId") !== SOURCE_ID) return respond("NotFound");
+        const nodes: XElement[] = [];
+        for (const d of this.devices()) {
+          if (!visibleTo(d, requester)) continue;
+          if (nodes.length >= MAX_NODES) break;
+          nodes.push(nodeElement(d));
+        }
+        return respond("OK", ...nodes);
+      }
+      default: {
+        // getChildNodes and getNodeInfo name one node.
+        const device = this.find(attr(query, "nodeId") ?? "", requester);
+        if (attr(query, "sourceId") !== SOURCE_ID || !device) return respond("NotFound");
+        return query.name === "getChildNodes" ? respond("OK") : respond("OK", nodeElement(device));
+      }
+    }
+  }
+
+  private find(nodeId: string, requester: string): Device | undefined {
+    for (const d of this.devices())
+      if (nodeIdOf(d) === nodeId) return visibleTo(d, requester) ? d : undefined;
+    return undefined;
+  }
+}
+
+/** A device as a XEP-0326 node: readable (XEP-0323) and controllable (XEP-0325), no children. */
+function nodeElement(device: Device): XElement {
+  return el(CONCENTRATORS, "node", {
+    nodeId: nodeIdOf(device),
+    sourceId: SOURCE_ID,
+    displayName: device.jid,
+    nodeType: "cxmpp.Device",
+    state: "None",
+    hasChildren: "false",
+    isReadable: "true",
+    isControllable: "true",
+    hasCommands: "false",
+  });
+}
