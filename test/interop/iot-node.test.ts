@@ -29,7 +29,7 @@ import {
   startCli,
   until,
 } from "../kit/federation-kit.js";
-import { type Prosody, startProsody } from "../kit/prosody.js";
+import { freePort, type Prosody, startProsody } from "../kit/prosody.js";
 import { type SlixEvent, type SlixPeer, startSlixmpp } from "../kit/slixmpp.js";
 
 const ADDRESS = "127.0.0.41";
@@ -62,6 +62,42 @@ const stateFile = (name: string) => join(dir, `${name}.state.json`);
 const nodeEnv = () => cleanEnv({});
 const started = Date.now();
 const timings: Record<string, number> = {};
+let metricsUrl = "";
+
+type Bytes = { up: number; down: number; xmlUp: number; xmlDown: number };
+/** Bytes each flow cost on the node link (the gateway's cxmpp frame counters), for the record. */
+const bytes: Record<string, Bytes> = {};
+
+async function onAir(): Promise<Bytes> {
+  const text = await (await fetch(metricsUrl)).text();
+  const value = (name: string, direction: string) =>
+    Number(new RegExp(`^${name}\\{direction="${direction}"\\} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+  return {
+    up: value("cxmpp_bytes_on_air_total", "uplink"),
+    down: value("cxmpp_bytes_on_air_total", "downlink"),
+    xmlUp: value("cxmpp_bytes_as_xml_total", "uplink"),
+    xmlDown: value("cxmpp_bytes_as_xml_total", "downlink"),
+  };
+}
+
+/**
+ * Runs `flow` and records the node-link bytes it cost (other traffic is idle polls: no frames). The
+ * gateway brings these counters up to date once per tick (1 s), hence the waits around the flow.
+ */
+async function measured<T>(name: string, flow: () => Promise<T>): Promise<T> {
+  await sleep(1_100);
+  const before = await onAir();
+  const out = await flow();
+  await sleep(1_100);
+  const after = await onAir();
+  bytes[name] = {
+    up: after.up - before.up,
+    down: after.down - before.down,
+    xmlUp: after.xmlUp - before.xmlUp,
+    xmlDown: after.xmlDown - before.xmlDown,
+  };
+  return out;
+}
 
 const SENSOR1_STATE = {
   fields: {
@@ -126,6 +162,8 @@ beforeAll(async () => {
   await provision("sensor1", [BOB]);
   prosody = await server;
   timings.prosody = Date.now() - t0;
+  const metricsPort = await freePort(ADDRESS);
+  metricsUrl = `http://${ADDRESS}:${metricsPort}/metrics`;
   await writeFile(stateFile("sensor1"), JSON.stringify(SENSOR1_STATE));
   await writeFile(stateFile("sleepy1"), JSON.stringify(SLEEPY1_STATE));
   await writeFile(stateFile("sleepy2"), JSON.stringify(SLEEPY2_STATE));
@@ -141,6 +179,8 @@ beforeAll(async () => {
       "off",
       "--log-level",
       "info",
+      "--metrics-listen",
+      `${ADDRESS}:${metricsPort}`,
     ],
     cleanEnv({
       CXMPP_XMPP_SERVICE: prosody.componentService,
@@ -233,15 +273,19 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
   timings.total = Date.now() - started;
   console.log(`iot-node timings (ms): ${JSON.stringify(timings)}`);
+  console.log(`iot-node bytes on the node link (cxmpp frames; as XML): ${JSON.stringify(bytes)}`);
 });
 
 describe("cxmpp node run --state: XEP-0323 readout and XEP-0325 control with slixmpp", () => {
   it("readout: accepted, then the state's fields with their units, done", async () => {
     const from = full("sensor1");
-    bob!.send({ op: "readout", to: from });
-    await bob!.waitForEvent(isReadout(from, "accepted"), 10_000);
-    const fields = await bob!.waitForEvent(isReadout(from, "fields"), 10_000);
-    await bob!.waitForEvent(isReadout(from, "done"), 10_000);
+    const fields = await measured("readout (2 fields)", async () => {
+      bob!.send({ op: "readout", to: from });
+      await bob!.waitForEvent(isReadout(from, "accepted"), 10_000);
+      const got = await bob!.waitForEvent(isReadout(from, "fields"), 10_000);
+      await bob!.waitForEvent(isReadout(from, "done"), 10_000);
+      return got;
+    });
     expect(readoutsFrom(from)).toEqual(["accepted", "fields", "done"]);
     expect(fields.fields as EventField[]).toEqual([
       { name: "temperature", type: "numeric", value: "21.5", unit: "°C" },
@@ -266,8 +310,10 @@ describe("cxmpp node run --state: XEP-0323 readout and XEP-0325 control with sli
 
   it("control: an iq set changes the writable relay on disk (OK), a message too, a read-only or unknown field is NotFound", async () => {
     const to = full("sensor1");
-    bob!.send({ op: "control", to, values: [["relay", "boolean", "true"]] });
-    const ok = await bob!.waitForEvent((e) => e.event === "control" && e.from === to, 10_000);
+    const ok = await measured("control iq", async () => {
+      bob!.send({ op: "control", to, values: [["relay", "boolean", "true"]] });
+      return bob!.waitForEvent((e) => e.event === "control" && e.from === to, 10_000);
+    });
     expect(ok.result).toBe("OK");
     expect((await readState("sensor1")).fields.relay?.value).toBe("true");
 
@@ -348,20 +394,22 @@ describe("cxmpp node run --state: XEP-0323 readout and XEP-0325 control with sli
 
 describe("cxmpp node report | publish | send --xml", () => {
   it("node report: bob receives one XEP-0323 fields message with typed values", async () => {
-    const r = await runCli(
-      [
-        "node",
-        "report",
-        "--device",
-        device("pub1"),
-        "--to",
-        BOB,
-        "temperature=19.5°C",
-        "count=3",
-        "door=true",
-        "mode=eco",
-      ],
-      nodeEnv(),
+    const r = await measured("report (4 fields)", () =>
+      runCli(
+        [
+          "node",
+          "report",
+          "--device",
+          device("pub1"),
+          "--to",
+          BOB,
+          "temperature=19.5°C",
+          "count=3",
+          "door=true",
+          "mode=eco",
+        ],
+        nodeEnv(),
+      ),
     );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^acknowledged: <message/);
@@ -407,10 +455,9 @@ describe("cxmpp node report | publish | send --xml", () => {
 
     bob!.send({ op: "pubsub_subscribe", service: PUBSUB, node });
     await bob!.waitForEvent((e) => e.event === "subscribed" && e.node === node, 10_000);
-    const second = await publish("pub1", "<reading xmlns='urn:example:reading' temperature='20.25'/>", [
-      "--item-id",
-      "second",
-    ]);
+    const second = await measured("publish (iq + result)", () =>
+      publish("pub1", "<reading xmlns='urn:example:reading' temperature='20.25'/>", ["--item-id", "second"]),
+    );
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout.trim()).toBe("second");
     const item = await bob!.waitForEvent((e) => e.event === "pubsub_item" && e.id === "second", 10_000);
