@@ -123,8 +123,16 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
       devices: () => store.devices.all(),
       logger,
     });
+    // What the gateway answers on its own JID for the network (federation/network-inbound.ts), it
+    // answers for its nodes too; in local mode there is nobody there to answer.
+    let toGateway: ((stanza: XElement) => void) | undefined;
     const service = attachGateway(listeners.endpoints, {
       tap: iot.tap,
+      toGateway: (stanza) => {
+        if (!toGateway) return false;
+        toGateway(stanza);
+        return true;
+      },
       store,
       dtlsIdentity: listeners.dtlsIdentity,
       // Nodes are NAME@<xmpp_domain> (which defaults to `domain`): the component's domain when federating.
@@ -152,6 +160,7 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
     if (config.xmppService) {
       const federation = await import("./federation/index.js");
       const inbound = new federation.NetworkInbound(service, logger, config.asleepPolicy, iot);
+      toGateway = (stanza) => inbound.handle(stanza);
       const l = new federation.ComponentLink(
         {
           services: config.xmppService,

@@ -68,6 +68,8 @@ export interface GatewayServiceOptions {
    * requester's id and address); false: consumed, not routed. The IoT layer (gateway/iot) hooks in here.
    */
   readonly tap?: (session: NodeSession, stanza: XElement) => boolean;
+  /** A node's stanza to the gateway's own domain (router.ts `toGateway`); false: refused as today. */
+  readonly toGateway?: (stanza: XElement) => boolean;
   /** Durable state (gateway/store); default: kept in memory only. */
   readonly journal?: SessionJournal;
   readonly mailbox?: MailboxLimits;
@@ -125,6 +127,7 @@ export class GatewayService {
       observing: (s) => options.push !== undefined && (options.observed?.(downlinkPath(s)) ?? false),
       pushDownlink: (s) => this.resources.pushLater(s),
       tap: options.tap,
+      toGateway: options.toGateway,
     });
     this.presence = new PresenceBroadcaster(this.registry, {
       domain,

@@ -36,6 +36,11 @@ export interface RouterOptions {
   readonly pushDownlink: (session: NodeSession) => void;
   /** Sees every stanza a node sent, as it leaves (gateway/iot); false: consumed there, not routed. */
   readonly tap?: ((session: NodeSession, stanza: XElement) => boolean) | undefined;
+  /**
+   * Takes a node's stanza to the gateway's own domain JID (ping, disco#info, the XEP-0326 concentrator:
+   * what the gateway answers for the network, it answers for its nodes too); false: nobody answers here.
+   */
+  readonly toGateway?: ((stanza: XElement) => boolean) | undefined;
 }
 
 export class StanzaRouter {
@@ -87,6 +92,7 @@ export class StanzaRouter {
       this.o.outbound?.(stanza);
       return;
     }
+    if (bare === this.o.domain && this.o.toGateway?.(stanza)) return;
     const device = this.o.devices.byJid(bare);
     if (!device) {
       this.bounce(stanza, new StanzaError("service-unavailable"));

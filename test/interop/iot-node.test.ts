@@ -509,6 +509,12 @@ describe("cxmpp node report | publish | send --xml", () => {
     expect(ping.code, ping.stderr).toBe(0);
     expect(attr(parseXml(ping.stdout.trim()), "id")).toBe("ping-1");
 
+    // The gateway's own JID answers its nodes as it answers the network (ping, disco#info).
+    const own = await send(`<iq type='get' to='${DOMAIN}' id='ping-2'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    expect(own.code, own.stderr).toBe(0);
+    const pong = parseXml(own.stdout.trim());
+    expect([attr(pong, "type"), attr(pong, "id"), attr(pong, "from")]).toEqual(["result", "ping-2", DOMAIN]);
+
     const refused = await send(`<iq type='get' to='${DOMAIN}'><query xmlns='jabber:iq:version'/></iq>`);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain("service-unavailable");
