@@ -61,8 +61,9 @@ import { createHmac } from "node:crypto";
 import { resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
+import type { XElement } from "../codec/index.js";
 import { type Device, MemoryDevices } from "../gateway/devices.js";
-import { attachGateway } from "../gateway/index.js";
+import { attachGateway, type GatewayService } from "../gateway/index.js";
 import { CoapEndpoint, type DatagramTransport, NodeClient, type PeerAddress } from "../src/core/index.js";
 import { seededRandom } from "../src/core/seeded-random.js";
 import { HandshakeType } from "../src/dtls/handshake.js";
@@ -141,7 +142,7 @@ export interface DtlsBenchConfig {
   readonly seed: number;
 }
 
-interface Suite {
+export interface Suite {
   readonly id: number;
   readonly name: DtlsSuiteName;
   readonly short: string;
@@ -158,7 +159,7 @@ const SUITES: readonly Suite[] = [
   suite(TLS_PSK_WITH_AES_128_CCM_8, "TLS_PSK_WITH_AES_128_CCM_8", "CCM_8"),
   suite(TLS_PSK_WITH_AES_128_GCM_SHA256, "TLS_PSK_WITH_AES_128_GCM_SHA256", "GCM"),
 ];
-const CCM_8 = SUITES[0]!;
+export const CCM_8 = SUITES[0]!;
 
 const DOMAIN = "iot.bench.example";
 const CHILD_FLAG = "--cxmpp-bench-dtls-child";
@@ -170,7 +171,7 @@ const CHILD_FLAG = "--cxmpp-bench-dtls-child";
 const GATEWAY_STANZAS = 10_000;
 const RECV_BUFFER = 2 ** 21;
 /** MQTT-SN v1.2: PUBLISH header (length, type, flags, topic id, msg id) and PUBACK. */
-const MQTT_SN = Object.freeze({ publishHeader: 7, puback: 7 });
+export const MQTT_SN = Object.freeze({ publishHeader: 7, puback: 7 });
 
 /** Anchors printed beside our figures. */
 export const DTLS_ANCHORS = Object.freeze({
@@ -193,19 +194,19 @@ export const DTLS_ANCHORS = Object.freeze({
 // ---------------------------------------------------------------------------------------------------
 // Counting below and above DTLS.
 
-interface Direction {
+export interface Direction {
   datagrams: number;
   bytes: number;
 }
 
-interface Counts {
+export interface Counts {
   readonly up: Direction;
   readonly down: Direction;
 }
 
 const zero = (): Counts => ({ up: { datagrams: 0, bytes: 0 }, down: { datagrams: 0, bytes: 0 } });
 
-function minus(a: Counts, b: Counts): Counts {
+export function minus(a: Counts, b: Counts): Counts {
   return {
     up: { datagrams: a.up.datagrams - b.up.datagrams, bytes: a.up.bytes - b.up.bytes },
     down: { datagrams: a.down.datagrams - b.down.datagrams, bytes: a.down.bytes - b.down.bytes },
@@ -213,7 +214,7 @@ function minus(a: Counts, b: Counts): Counts {
 }
 
 /** A node-side transport that counts what passes (up = the node sends), and can keep the datagrams. */
-class Counting implements DatagramTransport {
+export class Counting implements DatagramTransport {
   counts: Counts = zero();
   /** The datagrams in order, while `recording`. */
   readonly log: { readonly up: boolean; readonly data: Uint8Array }[] = [];
@@ -443,15 +444,20 @@ async function measureHandshakes(s: Suite, config: DtlsBenchConfig): Promise<Han
 // ---------------------------------------------------------------------------------------------------
 // Parts 1 (connect) and 2 (a reading): one gateway in this process, on coap and coaps.
 
-interface LocalGateway {
+export interface LocalGateway {
   readonly plain: PeerAddress;
   readonly secure: PeerAddress;
+  readonly service: GatewayService;
   /** Stanzas routed outside the gateway (to the sink). */
   delivered(): number;
   close(): Promise<void>;
 }
 
-async function localGateway(devices: readonly Device[]): Promise<LocalGateway> {
+/** `onOutbound` sees every stanza routed outside the gateway (presence included), after it is counted. */
+export async function localGateway(
+  devices: readonly Device[],
+  onOutbound: (stanza: XElement) => void = () => {},
+): Promise<LocalGateway> {
   const directory = new MemoryDevices(devices);
   const psk = (identity: string) => {
     const d = directory.find(identity);
@@ -463,18 +469,20 @@ async function localGateway(devices: readonly Device[]): Promise<LocalGateway> {
     dtls: { psk, authorize: (identity) => psk(identity) !== undefined },
   });
   let delivered = 0;
-  attachGateway([plain.endpoint, secure.endpoint], {
+  const service = attachGateway([plain.endpoint, secure.endpoint], {
     devices: directory,
     domain: DOMAIN,
     clock: wallClock,
     dtlsIdentity: (peer) => secure.dtls.identityOf(peer),
     outbound: (stanza) => {
       if (stanza.name !== "presence") delivered++;
+      onOutbound(stanza);
     },
   });
   return {
     plain: plain.transport.address,
     secure: secure.transport.address,
+    service,
     delivered: () => delivered,
     close: async () => {
       await plain.close();
@@ -483,7 +491,7 @@ async function localGateway(devices: readonly Device[]): Promise<LocalGateway> {
   };
 }
 
-interface BenchNode {
+export interface BenchNode {
   readonly client: NodeClient;
   /** Below DTLS: the UDP payload on air. */
   readonly wire: Counting;
@@ -493,7 +501,11 @@ interface BenchNode {
   close(): void;
 }
 
-async function benchNode(gw: LocalGateway, mode: Suite | undefined, device: Device): Promise<BenchNode> {
+export async function benchNode(
+  gw: LocalGateway,
+  mode: Suite | undefined,
+  device: Device,
+): Promise<BenchNode> {
   const udp = await UdpTransport.bind("127.0.0.1", 0);
   const wire = new Counting(udp);
   const server = mode ? gw.secure : gw.plain;
@@ -540,8 +552,9 @@ export interface ConnectReport extends Traffic {
 const connectIdentity = (mode: Suite | undefined, i: number) =>
   `${mode ? mode.short[0]!.toLowerCase() : "p"}${String(i).padStart(4, "0")}`;
 
-function device(identity: string, seed: number): Device {
-  return { identity, key: keyOf(identity, seed), jid: `${identity}@${DOMAIN}`, peers: [SINK] };
+/** A memory device of DOMAIN, its key from `seed`; `peers`: the JIDs it talks to (its codec aliases). */
+export function device(identity: string, seed: number, peers: readonly string[] = [SINK]): Device {
+  return { identity, key: keyOf(identity, seed), jid: `${identity}@${DOMAIN}`, peers: [...peers] };
 }
 
 async function measureConnects(
@@ -626,7 +639,7 @@ export interface BytesReport {
   readonly runs: readonly BytesRun[];
 }
 
-async function until(what: () => boolean, ms: number): Promise<boolean> {
+export async function until(what: () => boolean, ms: number): Promise<boolean> {
   const end = performance.now() + ms;
   while (!what()) {
     if (performance.now() > end) return false;

@@ -391,6 +391,18 @@ export async function main(argv: readonly string[]): Promise<number> {
       code = await (await import("../../bench/dtls.js")).runDtlsBench(opts);
     });
 
+  bench
+    .command("iot")
+    .description(
+      "bytes on air per IoT flow (a pubsub publish, a readout answer, a control set) on the node link, plain and DTLS CCM_8, first in a session and warm, beside the same stanzas as XML and MQTT-SN",
+    )
+    .option("--repeat <n>", "runs of each flow per session; the last is the warm one, 2-1000 (default 10)")
+    .option("--seed <n>", "seed of the keys, values and ids (default 1)")
+    .option("--json", "print one JSON object {flows, record_overhead, mqtt_sn, …}")
+    .action(async (opts) => {
+      code = await (await import("../../bench/iot.js")).runIotBench(opts);
+    });
+
   program
     .command("demo")
     .description(
