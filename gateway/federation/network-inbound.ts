@@ -130,6 +130,13 @@ export class NetworkInbound {
    */
   private forGateway(stanza: XElement, to: string, from: string): void {
     if (this.iot?.consume(stanza)) return; // the pubsub service's answers to the gateway's publishes
+    // XEP-0326: a readout or control for one of the concentrator's nodes goes to that device.
+    const passed = this.iot?.concentrator?.passThrough(stanza);
+    if (passed) {
+      if ("refused" in passed) this.refuse(stanza, new StanzaError(passed.refused));
+      else this.handle(passed.stanza);
+      return;
+    }
     if (stanza.name !== "iq") return;
     const type = attr(stanza, "type");
     if (type !== "get" && type !== "set") return;

@@ -10,7 +10,8 @@
  * XEP-0326 has no paging and one stanza must stay well under the server's stanza size limit.
  */
 import { attr, el, type XElement } from "../../codec/index.js";
-import { replyAttrs } from "../../src/core/iot/sensordata.js";
+import { CONTROL } from "../../src/core/iot/control.js";
+import { replyAttrs, SENSORDATA } from "../../src/core/iot/sensordata.js";
 import type { Device } from "../devices.js";
 
 export const CONCENTRATORS = "urn:xmpp:iot:concentrators";
@@ -76,6 +77,48 @@ export class Concentrator {
         return query.name === "getChildNodes" ? respond("OK") : respond("OK", nodeElement(device));
       }
     }
+  }
+
+  /**
+   * A readout (XEP-0323 `<req>`) or control (XEP-0325 `<set>`, iq or message) sent to the concentrator
+   * for one of its nodes is the device's business: it comes back readdressed to the device's bare JID,
+   * without the `<node>` that named it (the device is that node), to be handled as if sent there (the
+   * device's own access rule, its sleep, the readout cache). A node the requester may not see is
+   * item-not-found, like one that does not exist; several nodes in one request are not passed on
+   * (feature-not-implemented: each device answers for itself). Undefined: not such a request.
+   */
+  passThrough(
+    stanza: XElement,
+  ):
+    | { readonly stanza: XElement }
+    | { readonly refused: "item-not-found" | "feature-not-implemented" }
+    | undefined {
+    const payload = stanza.children.find(
+      (c): c is XElement =>
+        typeof c !== "string" &&
+        ((c.ns === SENSORDATA && c.name === "req") || (c.ns === CONTROL && c.name === "set")),
+    );
+    if (!payload) return undefined;
+    const named = payload.children.filter(
+      (c): c is XElement => typeof c !== "string" && c.ns === payload.ns && c.name === "node",
+    );
+    if (named.length === 0) return undefined; // addressed to the concentrator itself: not a node's
+    if (named.length > 1) return { refused: "feature-not-implemented" };
+    const node = named[0]!;
+    const source = attr(node, "sourceId");
+    const device =
+      source === undefined || source === SOURCE_ID
+        ? this.find(attr(node, "nodeId") ?? "", attr(stanza, "from") ?? "")
+        : undefined;
+    if (!device) return { refused: "item-not-found" };
+    const inner = { ...payload, children: payload.children.filter((c) => c !== node) };
+    return {
+      stanza: {
+        ...stanza,
+        attrs: stanza.attrs.map((a) => (a.ns === "" && a.name === "to" ? { ...a, value: device.jid } : a)),
+        children: stanza.children.map((c) => (c === payload ? inner : c)),
+      },
+    };
   }
 
   private find(nodeId: string, requester: string): Device | undefined {

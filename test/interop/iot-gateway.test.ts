@@ -334,4 +334,52 @@ describe("the gateway speaks XMPP's IoT vocabulary for its nodes", () => {
     expect(none.getChild("getRootNodesResponse")?.attrs.result).toBe("OK");
     expect(none.getChild("getRootNodesResponse")?.getChildren("node")).toEqual([]);
   });
+
+  it("the concentrator passes a readout for one of its nodes to that device, within the device's access rule", async () => {
+    // Through the concentrator's JID, naming the node: answered for sleepy1 (from the cache while it
+    // sleeps, or by the node at its wake-up), from sleepy1's own JID.
+    const sleepyJid = `sleepy1@${DOMAIN}`;
+    bob!.send({ op: "readout", to: DOMAIN, nodes: ["sleepy1"], fields: ["temp"] });
+    // Asleep, the gateway answers (cached or queued); awake (it talked < 5 s ago), the request waits in
+    // its mailbox like any other: the node's next poll takes it either way, and the node answers.
+    await sleep(500);
+    await nodes[1]!.client.poll(); // sleepy1, connected by the sleeping-node test
+    await bob!.waitForEvent(
+      (e) => e.event === "readout" && ["accepted", "queued"].includes(String(e.result)),
+      10_000,
+    );
+    const fields = await bob!.waitForEvent(isReadout("fields", sleepyJid), 15_000);
+    expect((fields.fields as unknown[]).length).toBeGreaterThan(0);
+
+    // A node bob may not see (none by that name) and several nodes at once are refused as errors.
+    bob!.send({
+      op: "iq_get",
+      to: DOMAIN,
+      id: "bob-nobody",
+      xml: `<req xmlns='urn:xmpp:iot:sensordata' seqnr='91'><node nodeId='nobody'/></req>`,
+    });
+    const nobody = await bob!.waitFor((s) => s.kind === "iq" && s.id === "bob-nobody", 10_000);
+    expect(nobody.type).toBe("error");
+    expect(nobody.xml).toContain("item-not-found");
+    bob!.send({
+      op: "iq_get",
+      to: DOMAIN,
+      id: "bob-two",
+      xml: `<req xmlns='urn:xmpp:iot:sensordata' seqnr='92'><node nodeId='sleepy1'/><node nodeId='awake1'/></req>`,
+    });
+    const two = await bob!.waitFor((s) => s.kind === "iq" && s.id === "bob-two", 10_000);
+    expect(two.xml).toContain("feature-not-implemented");
+
+    // eve may not see sleepy1: the same answer as for a node that does not exist.
+    await eve!.send(
+      xml(
+        "iq",
+        { type: "get", to: DOMAIN, id: "eve-readout" },
+        xml("req", { xmlns: "urn:xmpp:iot:sensordata", seqnr: "93" }, xml("node", { nodeId: "sleepy1" })),
+      ),
+    );
+    const refused = await eve!.waitFor((s) => s.is("iq") && s.attrs.id === "eve-readout", 10_000);
+    expect(refused.attrs.type).toBe("error");
+    expect(refused.getChild("error")?.getChild("item-not-found")).toBeTruthy();
+  }, 40_000);
 });

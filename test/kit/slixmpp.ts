@@ -31,8 +31,13 @@ export type SlixOp =
   | { op: "subscribe"; to: string }
   | { op: "iq_get"; to: string; xml: string; id?: string }
   | { op: "raw"; xml: string }
-  | { op: "readout"; to: string; fields?: string[]; flags?: Record<string, string> }
-  | { op: "control"; to: string; values: Array<[name: string, type: string, value: string]> }
+  | { op: "readout"; to: string; fields?: string[]; flags?: Record<string, string>; nodes?: string[] }
+  | {
+      op: "control";
+      to: string;
+      values: Array<[name: string, type: string, value: string]>;
+      nodes?: string[];
+    }
   | { op: "control_message"; to: string; values: Array<[name: string, type: string, value: string]> }
   | { op: "pubsub_subscribe"; service: string; node: string }
   | { op: "quit" };

@@ -11,9 +11,9 @@ stdin, one JSON object per line (the ops):
     {"op": "subscribe", "to": J}                                         RFC 6121 section 3.1.1
     {"op": "iq_get", "to": J, "xml": "<query xmlns='...'/>", "id": I}  the payload as XML text
     {"op": "raw", "xml": "<message .../>"}                               sent as is
-    {"op": "readout", "to": J, "fields": [N], "flags": {"momentary": "true"}}
-                                          XEP-0323 request_data (xep_0323 plugin); fields, flags optional
-    {"op": "control", "to": J, "values": [[NAME, TYPE, VALUE]]}        XEP-0325 set_request (iq)
+    {"op": "readout", "to": J, "fields": [N], "flags": {"momentary": "true"}, "nodes": [NODEID]}
+                                          XEP-0323 request_data (xep_0323 plugin); fields, flags, nodes optional
+    {"op": "control", "to": J, "values": [[NAME, TYPE, VALUE]], "nodes": [NODEID]}   XEP-0325 set_request (iq)
     {"op": "control_message", "to": J, "values": [[NAME, TYPE, VALUE]]}  XEP-0325 set_command (message)
     {"op": "pubsub_subscribe", "service": S, "node": N}                  XEP-0060 subscribe (xep_0060)
     {"op": "quit"}                                                       closes the stream, exits 0
@@ -166,11 +166,16 @@ class Peer(ClientXMPP):
                 self.send_raw(op["xml"])
             elif kind == "readout":
                 self["xep_0323"].request_data(
-                    self.boundjid, op["to"], self.on_readout, fields=op.get("fields"), flags=op.get("flags")
+                    self.boundjid,
+                    op["to"],
+                    self.on_readout,
+                    nodeIds=op.get("nodes"),
+                    fields=op.get("fields"),
+                    flags=op.get("flags"),
                 )
             elif kind == "control":
                 values = [tuple(v) for v in op["values"]]
-                self["xep_0325"].set_request(self.boundjid, op["to"], self.on_control, values)
+                self["xep_0325"].set_request(self.boundjid, op["to"], self.on_control, values, op.get("nodes"))
             elif kind == "control_message":
                 values = [tuple(v) for v in op["values"]]
                 self["xep_0325"].set_command(self.boundjid, op["to"], values)
