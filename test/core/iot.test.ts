@@ -1,7 +1,7 @@
 /** XEP-0323/0325/0060 vocabulary (src/core/iot): builders and parsers agree, and the parsers take anything. */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { el, type XElement, type XNode } from "../../codec/index.js";
+import { attr, el, type XElement, type XNode } from "../../codec/index.js";
 import { parseXml } from "../../gateway/xml/stanza-xml.js";
 import {
   CONTROL,
@@ -72,7 +72,14 @@ describe("XEP-0323 sensor data", () => {
       { ns: "", name: "from", value: "s@iot.example.org" },
     ]);
     expect((accepted.children[0] as XElement).attrs.map((a) => a.value)).toEqual(["1", "true"]);
-    expect((readoutRejected(iq, "1", "no such field").children[0] as XElement).name).toBe("rejected");
+    const rejected = readoutRejected(iq, "1", "no such field");
+    expect(rejected.children.map((c) => (c as XElement).name)).toEqual(["rejected", "error"]);
+    const error = rejected.children[1] as XElement;
+    expect([error.ns, attr(error, "type"), (error.children[0] as XElement).name]).toEqual([
+      "jabber:client",
+      "cancel",
+      "item-not-found",
+    ]);
     expect(parseReadoutRequest(el("jabber:client", "iq", { type: "set" }))).toBeUndefined();
   });
 });

@@ -11,6 +11,7 @@ import { attr, el, type XElement } from "../../../codec/index.js";
 
 export const SENSORDATA = "urn:xmpp:iot:sensordata";
 const CLIENT = "jabber:client";
+const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 export type FieldType = "numeric" | "boolean" | "string" | "int" | "long" | "dateTime" | "timeSpan" | "enum";
 const FIELD_TYPES: ReadonlySet<string> = new Set<FieldType>([
@@ -162,13 +163,23 @@ export function readoutAccepted(iq: XElement, seqnr: string, queued = false): XE
   );
 }
 
-/** The iq error refusing a request, with a human-readable reason. */
-export function readoutRejected(iq: XElement, seqnr: string, reason: string): XElement {
+/**
+ * The iq error refusing a request, with a human-readable reason: XEP-0323's `<rejected>` for its
+ * clients, and beside it the RFC 6120 §8.3 `<error>` every XMPP entity understands (default
+ * item-not-found: the fields or nodes asked for are not there).
+ */
+export function readoutRejected(
+  iq: XElement,
+  seqnr: string,
+  reason: string,
+  condition = "item-not-found",
+): XElement {
   return el(
     CLIENT,
     "iq",
     replyAttrs(iq, "error"),
     el(SENSORDATA, "rejected", { seqnr }, el(SENSORDATA, "error", {}, reason)),
+    el(CLIENT, "error", { type: "cancel" }, el(STANZAS, condition, {})),
   );
 }
 
