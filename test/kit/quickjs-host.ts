@@ -20,7 +20,13 @@
  */
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { getQuickJS, type QuickJSContext, type QuickJSHandle, type QuickJSRuntime } from "quickjs-emscripten";
+import {
+  getQuickJS,
+  type QuickJSContext,
+  type QuickJSHandle,
+  type QuickJSRuntime,
+  type QuickJSWASMModule,
+} from "quickjs-emscripten";
 import type { XElement } from "../../codec/index.js";
 import type { PeerAddress } from "../../src/core/index.js";
 import { UdpTransport } from "../../src/node/index.js";
@@ -59,6 +65,42 @@ export type QuickJsArg = string | number | boolean | undefined | Uint8Array;
 export interface QuickJsEngineOptions {
   /** Heap limit in bytes of memory_used_size; absent: none. */
   readonly memoryLimit?: number;
+  /**
+   * What the compiler keeps of each function, as a device build chooses (QuickJS's `JS_SetStripInfo`,
+   * or `qjsc -s` / `-ss` when the program is compiled to bytecode ahead of time): "none" keeps every
+   * function's source text (for Function.prototype.toString) and its debug info, as quickjs-emscripten
+   * does; "source" drops the source text; "debug" drops the line tables and variable names too.
+   * Default "none".
+   */
+  readonly strip?: "none" | "source" | "debug";
+}
+
+/** QuickJS 2025-09-13's JS_STRIP_SOURCE and JS_STRIP_DEBUG (quickjs.h). */
+const STRIP_FLAGS = { none: 0, source: 1, debug: 2 } as const;
+
+/**
+ * `JS_SetStripInfo(rt, flags)` for a quickjs-emscripten runtime, which does not export it. The flag is
+ * the byte `strip_flags` of the C `JSRuntime` (quickjs.c), right before `shape_hash_bits`, whose
+ * neighbour `shape_hash_size` is 2 to that power, after four null SharedArrayBuffer hooks: found by
+ * that pattern in the runtime's memory (exactly one match, or this throws), then checked: a function
+ * compiled next must have lost its source text (its toString is the "[native code]" form).
+ */
+function setStripInfo(quickjs: QuickJSWASMModule, context: QuickJSContext, flags: number): void {
+  const pointer = (context.runtime as unknown as { rt: { value: number } }).rt.value;
+  const memory = new DataView(quickjs.getWasmMemory().buffer);
+  const at: number[] = [];
+  for (let o = 24; o < 1024; o += 4) {
+    const bits = memory.getInt32(pointer + o, true);
+    if (bits < 4 || bits > 24 || memory.getInt32(pointer + o + 4, true) !== 1 << bits) continue;
+    if ([4, 8, 12, 16, 20].every((k) => memory.getUint32(pointer + o - k, true) === 0)) at.push(o - 4);
+  }
+  if (at.length !== 1)
+    throw new Error(`setStripInfo: JSRuntime.strip_flags not found (${at.length} candidates)`);
+  memory.setUint8(pointer + at[0]!, flags);
+  const shown = String(
+    context.dump(context.unwrapResult(context.evalCode("(function probe(a) { return a; }).toString()"))),
+  );
+  if (shown.includes("return a")) throw new Error(`setStripInfo: the flag did not take (toString: ${shown})`);
 }
 
 export class QuickJsMemoryLimitError extends Error {
@@ -79,7 +121,10 @@ export class QuickJsEngine {
    */
   static async start(options: QuickJsEngineOptions = {}): Promise<QuickJsEngine> {
     const quickjs = await getQuickJS();
-    return new QuickJsEngine(quickjs.newContext(), options);
+    const context = quickjs.newContext();
+    const strip = STRIP_FLAGS[options.strip ?? "none"];
+    if (strip !== 0) setStripInfo(quickjs, context, strip);
+    return new QuickJsEngine(context, options);
   }
 
   readonly runtime: QuickJSRuntime;
@@ -418,6 +463,8 @@ export interface QuickJsTinyNodeOptions {
   readonly ackTimeoutMs?: number;
   readonly wake?: number;
   readonly memoryLimit?: number;
+  /** QuickJsEngineOptions.strip. */
+  readonly strip?: QuickJsEngineOptions["strip"];
   /**
    * The device side evaluated after the bundle (default: the glue above, over createTinyNode). Another
    * glue (a device program's, examples/tiny-sensor) defines at least `__fire()`, `__receive(buffer)` and
@@ -442,9 +489,10 @@ export interface HeapFigures {
  */
 export class QuickJsTinyNode {
   static async start(options: QuickJsTinyNodeOptions): Promise<QuickJsTinyNode> {
-    const engine = await QuickJsEngine.start(
-      options.memoryLimit !== undefined ? { memoryLimit: options.memoryLimit } : {},
-    );
+    const engine = await QuickJsEngine.start({
+      ...(options.memoryLimit !== undefined ? { memoryLimit: options.memoryLimit } : {}),
+      ...(options.strip !== undefined ? { strip: options.strip } : {}),
+    });
     const transport = await UdpTransport.bind("127.0.0.1", 0);
     const node = new QuickJsTinyNode(engine, transport, options.gateway);
     try {

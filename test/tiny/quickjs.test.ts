@@ -20,7 +20,7 @@ import { LossyRelay } from "../../examples/lossy-relay.js";
 import { encodeDeviceFile } from "../../gateway/data-dir.js";
 import { parseXml } from "../../gateway/xml/stanza-xml.js";
 import type { PeerAddress } from "../../src/core/index.js";
-import { BUDGETS, BUNDLE_OPTIONS, buildNodeBundle } from "../../tools/build-node.js";
+import { BUDGETS, BUNDLE_OPTIONS, buildNodeBundle, TARGETS } from "../../tools/build-node.js";
 import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
 import { QuickJsEngine, type QuickJsMemory, QuickJsTinyNode } from "../kit/quickjs-host.js";
 import { scratch } from "../kit/scratch.js";
@@ -78,7 +78,10 @@ function deviceFile(gatewayUri: string): Uint8Array {
 }
 
 /** Starts the node in QuickJS; a failure (the heap over its limit at load) reports the heap as it was. */
-async function startNode(gatewayAt: PeerAddress, options: { wake?: number } = {}): Promise<QuickJsTinyNode> {
+async function startNode(
+  gatewayAt: PeerAddress,
+  options: { wake?: number; strip?: "source" | "debug" } = {},
+): Promise<QuickJsTinyNode> {
   const q = await QuickJsTinyNode.start({
     bundle,
     gateway: gatewayAt,
@@ -347,6 +350,24 @@ describe("the tiny node inside QuickJS against a real gateway", () => {
     );
     await q.close();
   }, 180_000);
+
+  it("a device build that strips what QuickJS keeps of each function (JS_SetStripInfo, qjsc -s): the heap after connect", async () => {
+    if (!figures) throw new Error(`no heap figures: the node did not run (${loadFailure ?? "see above"})`);
+    const gw = await gateway("strip", []);
+    const steady: Record<string, number> = {};
+    for (const strip of ["source", "debug"] as const) {
+      const q = await startNode(gw.secureAddress as PeerAddress, { strip });
+      expect(await q.connect()).toBe(`${JID}/cxmpp`);
+      steady[strip] = q.engine.collect();
+      await q.close();
+    }
+    console.log(
+      `quickjs heap after connect: as quickjs-emscripten keeps it ${kb(figures.steady)}, source text stripped ${kb(steady.source!)}, debug info stripped too ${kb(steady.debug!)} / target ${kb(TARGETS.heapBytes)}`,
+    );
+    // The source text QuickJS keeps is most of the function objects' size (docs/TINY-NODE.md).
+    expect(steady.source!).toBeLessThan(figures.steady - 100 * 1024);
+    expect(steady.debug!).toBeLessThan(steady.source!);
+  }, 60_000);
 
   it("holds the heap budgets inside QuickJS: after connect ≤ heapBytes, peak ≤ peakRatio × steady", () => {
     if (!figures) throw new Error(`no heap figures: the node did not run (${loadFailure ?? "see above"})`);
