@@ -149,10 +149,11 @@ export class CborReader {
 /**
  * Plain arrays of each short length, reused to hand ASCII bytes to `String.fromCharCode.apply`: cheaper
  * than a typed-array view per string (bench codec decode; node 20: ~2× faster for 3-40 byte strings).
+ * Each made on the first string of its length: all 128 up front held 8,128 slots, 64 KB of a tiny
+ * node's QuickJS heap, for the few lengths a node decodes.
  */
 const SHORT = 128;
-const charArrays: number[][] = [];
-for (let n = 0; n < SHORT; n++) charArrays.push(new Array<number>(n).fill(0));
+const charArrays: (number[] | undefined)[] = [];
 
 export function decodeUtf8(bytes: Uint8Array, offset: number): string {
   return decodeUtf8Range(bytes, 0, bytes.length, offset);
@@ -163,7 +164,11 @@ export function decodeUtf8Range(bytes: Uint8Array, from: number, to: number, off
   // ASCII fast path: most XMPP strings are short ASCII (see charArrays); the rest go to codec/utf8.ts.
   const n = to - from;
   if (n < SHORT) {
-    const chars = charArrays[n]!;
+    let chars = charArrays[n];
+    if (chars === undefined) {
+      chars = new Array<number>(n).fill(0);
+      charArrays[n] = chars;
+    }
     let i = 0;
     for (; i < n; i++) {
       const b = bytes[from + i]!;

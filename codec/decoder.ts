@@ -83,21 +83,19 @@ class DictionaryMemo {
   readonly texts: string[] = new Array<string>(CACHE_SLOTS).fill("");
   /**
    * attributeFromId(id, qid) + 1 in row qid + 1 (row 0: no qid) at `id`, 0 when not yet known: bench
-   * codec decode spent a Map lookup per attribute name in the dictionary. Rows are made on first use.
+   * codec decode spent a dictionary search per attribute name. Rows are made on first use, in a Map
+   * rather than an array sized to every qname of the dictionary (2,241 slots, 18 KB of a tiny node's
+   * heap for the few elements a node ever sees).
    */
-  readonly attributes: (Int32Array | undefined)[];
+  readonly attributes = new Map<number, Int32Array>();
   /** elementGlobal(id, ns) + 1 per inherited namespace, 0 when not yet known (same bench). */
   readonly elements = new Map<string, Int32Array>();
-
-  constructor(dict: StaticDictionary) {
-    this.attributes = new Array<Int32Array | undefined>(dict.qnameCount + 1).fill(undefined);
-  }
 
   /** Forgets everything, in place: readers shared by many decoders keep a reference to this memo. */
   clear(): void {
     this.lengths.fill(-1);
     this.texts.fill("");
-    this.attributes.fill(undefined);
+    this.attributes.clear();
     this.elements.clear();
   }
 }
@@ -115,7 +113,7 @@ export function clearDecodeMemo(dict: StaticDictionary = DICTIONARY_V1): void {
 function memoFor(dict: StaticDictionary): DictionaryMemo {
   let memo = memos.get(dict);
   if (memo === undefined) {
-    memo = new DictionaryMemo(dict);
+    memo = new DictionaryMemo();
     memos.set(dict, memo);
   }
   return memo;
@@ -534,16 +532,16 @@ class FrameReader extends CborReader {
     if (id >= SMALL_IDS) return this.dict.attributeFromId(id, qid);
     const rows = this.cache.attributes;
     const at = qid === undefined ? 0 : qid + 1;
-    let row = rows[at];
+    let row = rows.get(at);
     if (row !== undefined) {
       const known = row[id]!;
       if (known > 0) return known - 1;
     }
     const found = this.dict.attributeFromId(id, qid);
-    if (found !== undefined && at < rows.length) {
+    if (found !== undefined && at <= this.dict.qnameCount) {
       if (row === undefined) {
         row = new Int32Array(SMALL_IDS);
-        rows[at] = row;
+        rows.set(at, row);
       }
       row[id] = found + 1;
     }

@@ -78,8 +78,11 @@ export class StaticDictionary {
   readonly valueCount: number;
   /** The tables this dictionary reads (FORMAT.md §4 lists their logical content). */
   readonly tables: DictionaryTables;
-  /** Pool strings made so far (by pool index); allocated on the first one. */
-  private made: (string | undefined)[] | undefined = undefined;
+  /**
+   * Pool strings made so far, by pool index: a Map, not an array of every pool slot (3,042, 24 KB of a
+   * tiny node's heap for the few dozen strings a node ever uses).
+   */
+  private readonly made = new Map<number, string>();
   /** 1 where an attribute name is `xml:…` (in XML_NS), else 0. */
   private readonly attrXml: Uint8Array;
   /** Attribute local names made so far (without `xml:`). */
@@ -178,15 +181,10 @@ export class StaticDictionary {
 
   /** Pool string `i`, made on first use and kept (so a string always comes back as the same value). */
   private string(i: number): string {
-    let made = this.made;
-    if (made === undefined) {
-      made = new Array<string | undefined>(this.tables.start.length - 1).fill(undefined);
-      this.made = made;
-    }
-    let s = made[i];
+    let s = this.made.get(i);
     if (s === undefined) {
       s = poolString(this.tables, i);
-      made[i] = s;
+      this.made.set(i, s);
     }
     return s;
   }
