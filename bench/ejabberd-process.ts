@@ -28,11 +28,10 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, chown, copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cleanEnv, killOnExit, PDEATHSIG_EXEC, PYTHON } from "./child-process.js";
-import { freePort } from "./prosody-process.js";
+import { accepts, freePort } from "./prosody-process.js";
 
 export { freePort };
 
@@ -161,18 +160,6 @@ async function ejabberdAccount(): Promise<Account> {
       ),
     );
   return { uid: await id("-u"), gid: await id("-g") };
-}
-
-/** One TCP connect attempt; true when the port accepted. */
-function accepts(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host, port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -108,7 +108,7 @@ export async function freePort(address = "127.0.0.1"): Promise<number> {
 }
 
 /** One TCP connect attempt; true when the port accepted. */
-function accepts(host: string, port: number): Promise<boolean> {
+export function accepts(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ host, port });
     socket.once("connect", () => {

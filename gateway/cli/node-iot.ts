@@ -8,6 +8,7 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { attr, el, type XElement } from "../../codec/index.js";
 import { CONTROL, type ControlValue, controlResponse, parseControlSet } from "../../src/core/iot/control.js";
 import {
+  FIELD_TYPES,
   type FieldType,
   fieldsMessage,
   parseReadoutRequest,
@@ -53,16 +54,6 @@ export interface NodeState {
   readonly fields: Readonly<Record<string, StateField>>;
 }
 
-const FIELD_TYPES: readonly FieldType[] = [
-  "numeric",
-  "boolean",
-  "string",
-  "int",
-  "long",
-  "dateTime",
-  "timeSpan",
-  "enum",
-];
 const NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/;
 
 /** The field type a bare value has: a number is numeric, true/false boolean, anything else string. */

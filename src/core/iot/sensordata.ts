@@ -14,7 +14,8 @@ const CLIENT = "jabber:client";
 const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 export type FieldType = "numeric" | "boolean" | "string" | "int" | "long" | "dateTime" | "timeSpan" | "enum";
-const FIELD_TYPES: ReadonlySet<string> = new Set<FieldType>([
+/** The field types of XEP-0323 §3.4, as element names. */
+export const FIELD_TYPES: readonly FieldType[] = [
   "numeric",
   "boolean",
   "string",
@@ -23,7 +24,8 @@ const FIELD_TYPES: ReadonlySet<string> = new Set<FieldType>([
   "dateTime",
   "timeSpan",
   "enum",
-]);
+];
+const FIELD_TYPE_SET: ReadonlySet<string> = new Set(FIELD_TYPES);
 
 /** One field value as XEP-0323 §3.4 carries it. */
 export interface SensorField {
@@ -53,7 +55,7 @@ export function parseFields(stanza: XElement): { seqnr: string; done: boolean; f
       for (const ts of elements(node, SENSORDATA, "timestamp")) {
         const timestamp = attr(ts, "value") ?? "";
         for (const f of ts.children) {
-          if (typeof f === "string" || f.ns !== SENSORDATA || !FIELD_TYPES.has(f.name)) continue;
+          if (typeof f === "string" || f.ns !== SENSORDATA || !FIELD_TYPE_SET.has(f.name)) continue;
           const name = attr(f, "name");
           const value = attr(f, "value");
           if (name === undefined || value === undefined) continue;
