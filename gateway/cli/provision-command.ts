@@ -40,7 +40,11 @@ export interface ProvisionAddOptions extends ProvisionOptions {
 }
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-const BARE_JID = /^[^@/\s]+@[^@/\s]+$/;
+/**
+ * An allowed peer: a bare JID, `name@domain` or a domain alone (RFC 6120 §1.4, e.g. a pubsub service,
+ * `pubsub.example.org`, whose event notifications a device receives).
+ */
+const BARE_JID = /^(?:[^@/\s]+@)?[^@/\s]+$/;
 /** A text key: printable ASCII (what libcoap's -k and node-dtls-client take), 16-64 bytes. */
 const TEXT_PSK = /^[\x20-\x7e]{16,64}$/;
 /** A gateway address that names its scheme (coap://, coaps://) rather than a bare HOST:PORT. */
@@ -107,7 +111,9 @@ export function runProvisionAdd(name: string, opts: ProvisionAddOptions): number
   }
   const bad = (opts.allow ?? []).find((j) => !BARE_JID.test(j));
   if (bad !== undefined) {
-    process.stderr.write(`cxmpp provision add: --allow '${bad}' is not a bare JID (name@domain)\n`);
+    process.stderr.write(
+      `cxmpp provision add: --allow '${bad}' is not a bare JID (name@domain, or a domain)\n`,
+    );
     return 2;
   }
   if (opts.psk !== undefined && !TEXT_PSK.test(opts.psk)) {

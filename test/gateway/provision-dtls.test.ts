@@ -174,6 +174,32 @@ describe("provision set: an existing device moves to DTLS (or back to a trusted 
   });
 });
 
+describe("provision add --allow", () => {
+  it("takes bare JIDs, also a domain alone (a pubsub service); refuses a full JID or nonsense, exit 2", () => {
+    const dir = fresh();
+    const ok = cxmpp(dir, [
+      "provision",
+      "add",
+      "s1",
+      "--allow",
+      "alice@example.org",
+      "--allow",
+      "pubsub.example.org",
+    ]);
+    expect(ok.stderr).toBe("");
+    expect(ok.status).toBe(0);
+    expect(json(cxmpp(dir, ["provision", "show", "s1", "--json"])).peers).toEqual([
+      "alice@example.org",
+      "pubsub.example.org",
+    ]);
+    for (const bad of ["alice@example.org/phone", "a@b@c", "two words"]) {
+      const r = cxmpp(dir, ["provision", "add", `x${bad.length}`, "--allow", bad]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain("is not a bare JID (name@domain, or a domain)");
+    }
+  });
+});
+
 describe("provision add --psk: a text key for peers that take only ASCII keys", () => {
   it("uses the text's bytes as the key, in the store, the device file (CBOR and JSON) and show", () => {
     const dir = fresh();
