@@ -21,6 +21,14 @@ export interface Device {
   readonly dtlsOnly?: boolean;
 }
 
+/**
+ * The device's access rule: with allowed peers, only they (by bare JID) may reach it, see it or read it
+ * out; without, anybody may.
+ */
+export function allows(device: Device, jid: string): boolean {
+  return device.peers.length === 0 || device.peers.includes(jid.split("/")[0]!);
+}
+
 export interface DeviceDirectory {
   find(identity: string): Device | undefined;
   /** The device whose bare JID is `jid`, for routing. */

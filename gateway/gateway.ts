@@ -120,7 +120,7 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
       clock: wallClock,
       mailboxTtlMs: config.mailboxTtlS * 1000,
       pubsubService: config.pubsubService,
-      devices: () => store.devices.all(),
+      devices: store.devices,
       logger,
     });
     // What the gateway answers on its own JID for the network (federation/network-inbound.ts), it

@@ -11,6 +11,7 @@ import {
   nodeMac,
   type UdpEndpoint,
   type UdpEndpointOptions,
+  within,
 } from "../../src/node/index.js";
 import { type DeviceFile, parseGatewayUri, readDeviceFile } from "../data-dir.js";
 import { packageVersion } from "../version.js";
@@ -206,18 +207,6 @@ function timeoutMsOf(timeout: string | undefined): number {
 
 /** A wrong command line: exit 2, as commander does for its own checks. */
 class UsageError extends Error {}
-
-/** Rejects after `ms` with `what`, unless `promise` settles first. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} within ${ms / 1000} s`)), ms);
-      timer.unref();
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 /** Sends `stanza` and waits until the gateway has stored it (its h covers it). */
 async function sendAcknowledged(shot: OneShot, stanza: XElement, timeoutMs: number): Promise<void> {

@@ -18,6 +18,7 @@ import type { XmppError } from "@xmpp/connection";
 import type { Element } from "@xmpp/xml";
 import { el, JABBER_CLIENT, type XElement } from "../../codec/index.js";
 import { type Logger, silentLogger } from "../../src/core/index.js";
+import { within } from "../../src/node/index.js";
 import { isLoopback } from "../config.js";
 import { fromLtx, toElement } from "../xml/stanza-xml.js";
 import { StreamParser } from "../xml/xml-parser.js";
@@ -193,21 +194,12 @@ export class ComponentLink {
       this.events.online();
     });
     xmpp.on("disconnect", () => this.lost(xmpp));
-    const timeoutMs = this.options.connectTimeoutMs ?? 10_000;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        xmpp.start(),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-        }),
-      ]);
+      await within(xmpp.start(), this.options.connectTimeoutMs ?? 10_000, "no answer");
     } catch (error) {
       await this.dispose(xmpp);
       if (authError) throw authError;
       throw error;
-    } finally {
-      clearTimeout(timer);
     }
     if (authError) throw authError;
   }

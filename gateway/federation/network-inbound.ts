@@ -9,7 +9,7 @@
  */
 import { attr, el, type XElement } from "../../codec/index.js";
 import { type Logger, silentLogger } from "../../src/core/index.js";
-import type { Device } from "../devices.js";
+import { allows, type Device } from "../devices.js";
 import { CONCENTRATORS } from "../iot/concentrator.js";
 import type { IotLayer } from "../iot/iot-layer.js";
 import type { GatewayService } from "../session/gateway-service.js";
@@ -52,7 +52,7 @@ export class NetworkInbound {
       this.refuse(stanza, new StanzaError("service-unavailable"));
       return;
     }
-    if (type !== "error" && type !== "result" && !accepts(device, from)) {
+    if (type !== "error" && type !== "result" && !allows(device, from)) {
       this.refuse(stanza, new StanzaError("not-authorized"));
       return;
     }
@@ -109,7 +109,7 @@ export class NetworkInbound {
     const type = attr(stanza, "type");
     const peer = bare(from);
     if (type === "subscribe") {
-      const ok = accepts(device, from);
+      const ok = allows(device, from);
       this.reply(
         el("jabber:client", "presence", {
           from: device.jid,
@@ -118,7 +118,7 @@ export class NetworkInbound {
         }),
       );
       if (ok) this.reply(this.service.presenceNow(device, peer));
-    } else if (type === "probe" && accepts(device, from)) {
+    } else if (type === "probe" && allows(device, from)) {
       this.reply(this.service.presenceNow(device, peer));
     }
     // Availability of peers is not forwarded: it would cost the node air time for nothing it uses.
@@ -182,11 +182,6 @@ export class NetworkInbound {
   private reply(stanza: XElement): void {
     this.service.route(stanza);
   }
-}
-
-/** A device with allowed peers accepts only them; one without accepts anybody. */
-function accepts(device: Device, from: string): boolean {
-  return device.peers.length === 0 || device.peers.includes(bare(from));
 }
 
 function result(id: string, from: string, to: string, payload?: XElement): XElement {

@@ -12,7 +12,7 @@
 import { attr, el, type XElement } from "../../codec/index.js";
 import { CONTROL } from "../../src/core/iot/control.js";
 import { replyAttrs, SENSORDATA } from "../../src/core/iot/sensordata.js";
-import type { Device } from "../devices.js";
+import { allows, type Device } from "../devices.js";
 
 export const CONCENTRATORS = "urn:xmpp:iot:concentrators";
 const CLIENT = "jabber:client";
@@ -22,18 +22,26 @@ const MAX_NODES = 500;
 
 const OPERATIONS = ["getCapabilities", "getAllDataSources", "getRootNodes", "getChildNodes", "getNodeInfo"];
 
-const bare = (jid: string) => jid.split("/")[0]!;
+/** The devices a concentrator lists and finds: a node id is the local part of the device's JID. */
+export interface ConcentratorDevices {
+  all(): Iterable<Device>;
+  byJid(jid: string): Device | undefined;
+}
 
-/** A device with allowed peers shows only to them; one without, to anybody. */
+/** A device shows to the requesters its access rule lets in (devices.ts `allows`), unless revoked. */
 function visibleTo(device: Device, requester: string): boolean {
-  return !device.revoked && (device.peers.length === 0 || device.peers.includes(bare(requester)));
+  return !device.revoked && allows(device, requester);
 }
 
 /** A device's node id: the local part of its JID (unique within the gateway's domain). */
 export const nodeIdOf = (device: Device) => device.jid.slice(0, device.jid.indexOf("@"));
 
 export class Concentrator {
-  constructor(private readonly devices: () => Iterable<Device>) {}
+  constructor(
+    private readonly devices: ConcentratorDevices,
+    /** The gateway's domain: node `n` is the device `n@domain`. */
+    private readonly domain: string,
+  ) {}
 
   /** The answer to a XEP-0326 iq get to the gateway's domain, or undefined when it is none. */
   answer(iq: XElement): XElement | undefined {
@@ -63,7 +71,7 @@ export class Concentrator {
       case "getRootNodes": {
         if (attr(query, "sourceId") !== SOURCE_ID) return respond("NotFound");
         const nodes: XElement[] = [];
-        for (const d of this.devices()) {
+        for (const d of this.devices.all()) {
           if (!visibleTo(d, requester)) continue;
           if (nodes.length >= MAX_NODES) break;
           nodes.push(nodeElement(d));
@@ -122,9 +130,9 @@ export class Concentrator {
   }
 
   private find(nodeId: string, requester: string): Device | undefined {
-    for (const d of this.devices())
-      if (nodeIdOf(d) === nodeId) return visibleTo(d, requester) ? d : undefined;
-    return undefined;
+    if (nodeId === "" || nodeId.includes("@") || nodeId.includes("/")) return undefined;
+    const device = this.devices.byJid(`${nodeId}@${this.domain}`);
+    return device && visibleTo(device, requester) ? device : undefined;
   }
 }
 

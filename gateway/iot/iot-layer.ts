@@ -10,9 +10,8 @@
 import type { XElement } from "../../codec/index.js";
 import type { Clock, Logger } from "../../src/core/index.js";
 import { elements, parseFields, SENSORDATA } from "../../src/core/iot/sensordata.js";
-import type { Device } from "../devices.js";
 import type { NodeSession } from "../session/node-session.js";
-import { Concentrator } from "./concentrator.js";
+import { Concentrator, type ConcentratorDevices } from "./concentrator.js";
 import { DEFAULT_FIELDS_CACHE_LIMITS, FieldsCache, type FieldsCacheLimits } from "./fields-cache.js";
 import { PubsubPublisher } from "./pubsub-publisher.js";
 import { ReadoutDesk } from "./readout-desk.js";
@@ -27,7 +26,7 @@ export interface IotLayerOptions {
   readonly pubsubService?: string | undefined;
   readonly cacheLimits?: FieldsCacheLimits;
   /** The provisioned devices, for the XEP-0326 concentrator; undefined: no concentrator. */
-  readonly devices?: () => Iterable<Device>;
+  readonly devices?: ConcentratorDevices;
   readonly logger?: Logger;
 }
 
@@ -40,7 +39,7 @@ export class IotLayer {
 
   constructor(private readonly o: IotLayerOptions) {
     this.cache = new FieldsCache(o.cacheLimits ?? DEFAULT_FIELDS_CACHE_LIMITS);
-    this.concentrator = o.devices ? new Concentrator(o.devices) : undefined;
+    this.concentrator = o.devices ? new Concentrator(o.devices, o.domain) : undefined;
     this.readouts = new ReadoutDesk({ cache: this.cache, ttlMs: o.mailboxTtlMs, logger: o.logger });
     this.pubsub =
       o.pubsubService === undefined

@@ -17,6 +17,7 @@ export {
   type TimerSchedulerOptions,
   timerScheduler,
   wallClock,
+  within,
 } from "./runtime.js";
 export { type NodeTinyHost, nodeTinyHost } from "./tiny-host.js";
 export { parsePeerAddress, UdpTransport, type UdpTransportOptions } from "./udp-transport.js";

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { attr, el, type XElement } from "../../codec/index.js";
+import { MemoryDevices } from "../../gateway/devices.js";
 import { CONCENTRATORS, Concentrator, SOURCE_ID } from "../../gateway/iot/concentrator.js";
 import { FieldsCache } from "../../gateway/iot/fields-cache.js";
 import { PubsubPublisher } from "../../gateway/iot/pubsub-publisher.js";
@@ -280,7 +281,7 @@ describe("Concentrator (XEP-0326)", () => {
     dev("other", ["carol@c.localhost"]),
     dev("gone", [], true),
   ];
-  const c = new Concentrator(() => devices);
+  const c = new Concentrator(new MemoryDevices(devices), "iot.localhost");
   const ask = (from: string, name: string, a: Record<string, string> = {}) =>
     c.answer(
       el(

@@ -28,6 +28,7 @@ import {
   child as childOf,
   cleanEnv,
   connectInProcessNode,
+  failureLogs,
   freeUdpPort,
   type InProcessNode,
   killAllChildren,
@@ -156,7 +157,21 @@ beforeAll(async () => {
   timings.setup_ms = Date.now() - t0;
 }, 90_000);
 
+const logs = failureLogs("cluster");
+
 afterAll(async () => {
+  await logs.save(
+    {
+      "gateway-a.stdout": gatewayA?.stdout() ?? "",
+      "gateway-a.stderr": gatewayA?.stderr() ?? "",
+      "gateway-b.stdout": gatewayB?.stdout() ?? "",
+      "gateway-b.stderr": gatewayB?.stderr() ?? "",
+      "ejabberd-1.log": cluster?.nodes[0]?.log() ?? "",
+      "ejabberd-2.log": cluster?.nodes[1]?.log() ?? "",
+      "carol.received": carol?.received.map((s) => s.xml).join("\n") ?? "",
+    },
+    !carol,
+  );
   await Promise.allSettled([sensor?.close(), actuator?.close(), carol?.stop()]);
   await Promise.allSettled([gatewayA?.stop(), gatewayB?.stop()]);
   await killAllChildren();
@@ -164,13 +179,6 @@ afterAll(async () => {
   await pki?.cleanup();
   if (dir) await rm(dir, { recursive: true, force: true });
   console.log(`cluster timings (ms): ${JSON.stringify(timings)}`);
-  if (process.env.CLUSTER_DEBUG) {
-    for (const [name, gw] of [
-      ["A", gatewayA],
-      ["B", gatewayB],
-    ] as const)
-      console.log(`gateway ${name}:\n${(gw?.stdout() ?? "") + (gw?.stderr() ?? "")}`.slice(-6000));
-  }
 });
 
 describe("two gateways on a two-node ejabberd cluster", () => {

@@ -14,11 +14,11 @@
  * test/interop/prosody-kit.test.ts — so the two files can run at the same time without a port clash.
  */
 import { randomUUID } from "node:crypto";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Element, xml } from "@xmpp/xml";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { el } from "../../codec/index.js";
 import {
   attr,
@@ -26,6 +26,7 @@ import {
   child,
   cleanEnv,
   connectInProcessNode,
+  failureLogs,
   freeUdpPort,
   killAllChildren,
   parseStanzaLine,
@@ -274,17 +275,11 @@ beforeAll(async () => {
   stamp("beforeAll", t0);
 });
 
-/** Where the logs of every process go when a test failed (kept for diagnosis). */
-const LOG_DIR = join(tmpdir(), "cxmpp-federation-logs");
-let failed = false;
-afterEach((context) => {
-  if (context.task.result?.state === "fail") failed = true;
-});
+const logs = failureLogs("federation");
 
 afterAll(async () => {
-  if (failed || !alice) {
-    await mkdir(LOG_DIR, { recursive: true });
-    const files: Record<string, string> = {
+  await logs.save(
+    {
       "gateway.stdout": gateway?.stdout() ?? "",
       "gateway.stderr": gateway?.stderr() ?? "",
       "wrong-gateway.stderr": wrongGateway?.stderr() ?? "",
@@ -296,10 +291,9 @@ afterAll(async () => {
       "prosody-c.log": c?.log() ?? "",
       "alice.received": alice?.received.map((s) => s.toString()).join("\n") ?? "",
       "bob.received": bob?.received.map((s) => s.xml).join("\n") ?? "",
-    };
-    for (const [name, text] of Object.entries(files)) await writeFile(join(LOG_DIR, name), text);
-    console.log(`federation: logs of the failed run in ${LOG_DIR}`);
-  }
+    },
+    !alice,
+  );
   await Promise.allSettled([sensor1?.stop(), alice?.stop(), bob?.stop(), carol?.stop()]);
   await Promise.allSettled([gateway?.stop(), wrongGateway?.stop(2_000)]);
   await killAllChildren();

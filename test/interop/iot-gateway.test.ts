@@ -24,6 +24,7 @@ import {
   type CliProcess,
   cleanEnv,
   connectInProcessNode,
+  failureLogs,
   freeUdpPort,
   type InProcessNode,
   killAllChildren,
@@ -136,10 +137,21 @@ beforeAll(async () => {
   [bob, eve] = await users;
 }, 60_000);
 
+const logs = failureLogs("iot-gateway");
+
 afterAll(async () => {
+  await logs.save(
+    {
+      "gateway.stdout": gateway?.stdout() ?? "",
+      "gateway.stderr": gateway?.stderr() ?? "",
+      "prosody.log": prosody?.log() ?? "",
+      "bob.received": bob?.received.map((s) => s.xml).join("\n") ?? "",
+      "bob.events": bob?.events.map((e) => JSON.stringify(e)).join("\n") ?? "",
+    },
+    !bob,
+  );
   for (const n of nodes) await n.close().catch(() => {});
   await Promise.allSettled([bob?.stop(), eve?.stop()]);
-  if (gateway && process.env.CXMPP_TEST_VERBOSE) console.log(gateway.stdout(), gateway.stderr());
   await gateway?.stop();
   await killAllChildren();
   await prosody?.stop();

@@ -11,10 +11,10 @@
  * publish to a new node is refused.
  */
 import { readFileSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseXml } from "../../gateway/xml/stanza-xml.js";
 import { parseFields } from "../../src/core/iot/sensordata.js";
 import {
@@ -22,6 +22,7 @@ import {
   type CliProcess,
   child,
   cleanEnv,
+  failureLogs,
   freeUdpPort,
   killAllChildren,
   runCli,
@@ -240,16 +241,11 @@ beforeAll(async () => {
   timings.beforeAll = Date.now() - t0;
 });
 
-const LOG_DIR = join(tmpdir(), "cxmpp-iot-node-logs");
-let failed = false;
-afterEach((context) => {
-  if (context.task.result?.state === "fail") failed = true;
-});
+const logs = failureLogs("iot-node");
 
 afterAll(async () => {
-  if (failed || !bob) {
-    await mkdir(LOG_DIR, { recursive: true });
-    const files: Record<string, string> = {
+  await logs.save(
+    {
       "gateway.stdout": gateway?.stdout() ?? "",
       "gateway.stderr": gateway?.stderr() ?? "",
       "sensor1.stdout": sensor1?.stdout() ?? "",
@@ -262,10 +258,9 @@ afterAll(async () => {
       "bob.received": bob?.received.map((s) => s.xml).join("\n") ?? "",
       "bob.events": bob?.events.map((e) => JSON.stringify(e)).join("\n") ?? "",
       "bob.errors": bob?.errors.join("\n") ?? "",
-    };
-    for (const [name, text] of Object.entries(files)) await writeFile(join(LOG_DIR, name), text);
-    console.log(`iot-node: logs of the failed run in ${LOG_DIR}`);
-  }
+    },
+    !bob,
+  );
   await Promise.allSettled([sensor1?.stop(), sleepy1?.stop(), sleepy2?.stop(), bob?.stop()]);
   await gateway?.stop();
   await killAllChildren();

@@ -7,8 +7,11 @@
  * none behind.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterEach } from "vitest";
 import { cleanEnv, freeUdpPort, killOnExit, PDEATHSIG_EXEC, PYTHON } from "../../bench/child-process.js";
 import { attr, type XElement } from "../../codec/index.js";
 import { connectDeviceNode } from "../../gateway/cli/node-command.js";
@@ -341,6 +344,30 @@ export async function startTcpProxy(
       closed = true;
       destroyAll();
       await closeServer(server);
+    },
+  };
+}
+
+/**
+ * Keeps the output of a test file's processes when one of its tests failed, for diagnosis: call it at
+ * the top level of the file (it registers an afterEach that notes failures), then `save(files)` in
+ * afterAll, before stopping anything. The files go to `$TMPDIR/cxmpp-NAME-logs` when a test failed or
+ * `force` holds (a set-up that never finished), and one line says where.
+ */
+export function failureLogs(name: string): {
+  save(files: Readonly<Record<string, string>>, force?: boolean): Promise<void>;
+} {
+  const dir = join(tmpdir(), `cxmpp-${name}-logs`);
+  let failed = false;
+  afterEach((context) => {
+    if (context.task.result?.state === "fail") failed = true;
+  });
+  return {
+    async save(files, force = false) {
+      if (!failed && !force) return;
+      await mkdir(dir, { recursive: true });
+      for (const [file, text] of Object.entries(files)) await writeFile(join(dir, file), text);
+      console.log(`${name}: logs of the failed run in ${dir}`);
     },
   };
 }
