@@ -20,7 +20,6 @@ import {
   type Response,
   randomBytes,
   type ServerRequest,
-  toHex,
   uintOption,
 } from "../../src/core/index.js";
 import { DTLS_PEER_PREFIX } from "../../src/dtls/index.js";
@@ -65,7 +64,10 @@ const NONCE_SIGNED_BYTES = NONCE_TIME_BYTES + NONCE_RANDOM_BYTES;
 
 export class ConnectHandler {
   private readonly nonceKey: Uint8Array;
-  /** Nonces of proven connects (hex) and when they stop being valid anyway, oldest first. */
+  /**
+   * Nonces of proven connects (as Latin-1 strings: one flat 12-character string per entry, where hex
+   * built a chain of 24 joined pieces) and when they stop being valid anyway, oldest first.
+   */
   private readonly used = new Map<string, number>();
   /** A key no device has: unknown identities cost the same HMAC as a wrong key (no timing oracle). */
   private readonly decoyKey: Uint8Array;
@@ -201,17 +203,22 @@ export class ConnectHandler {
     const now = this.o.clock.now();
     // Issued at most one lifetime ago (and not in the future: the clock of this process made it).
     if (now - issued >= this.o.nonceLifetimeMs || issued > now) return false;
-    return !this.used.has(toHex(nonce));
+    return !this.used.has(nonceKey(nonce));
   }
 
   private markUsed(nonce: Uint8Array): void {
-    this.used.set(toHex(nonce), issuedAt(nonce) + this.o.nonceLifetimeMs + 1000);
+    this.used.set(nonceKey(nonce), issuedAt(nonce) + this.o.nonceLifetimeMs + 1000);
     while (this.used.size > this.o.maxUsedNonces) {
       const oldest = this.used.keys().next().value as string;
       this.used.delete(oldest);
       this.o.stats.usedNoncesEvicted++;
     }
   }
+}
+
+/** A nonce as a map key: its bytes as Latin-1 characters. */
+function nonceKey(nonce: Uint8Array): string {
+  return String.fromCharCode(...nonce);
 }
 
 /** When a nonce was issued (ms; whole seconds). */

@@ -181,6 +181,11 @@ export class GatewayService {
     return [...this.registry.all];
   }
 
+  /** How many sessions there are, without listing them (health, metrics). */
+  get sessionCount(): number {
+    return this.registry.size;
+  }
+
   session(identity: string): NodeSession | undefined {
     return this.registry.get(identity);
   }
@@ -242,7 +247,8 @@ export class GatewayService {
 
   /**
    * Time passes (called every second or so): mailbox items past their TTL go, nodes that went quiet are
-   * shown asleep, sessions not heard of for the expiry time end.
+   * shown asleep, sessions not heard of for the expiry time end. Its cost is the sessions that changed
+   * or reached a deadline, not all sessions (session-registry.ts sweep).
    */
   tick(now = this.options.clock.now()): void {
     this.registry.sweep(now, (session) => this.presence.show(session, now));
@@ -254,17 +260,17 @@ export class GatewayService {
     return this.connect.usedNonces;
   }
 
-  /** Nodes awake and asleep now (metrics). */
+  /**
+   * Nodes awake and asleep now, and stanzas waiting (metrics): kept as counts, corrected for the few
+   * sessions the next tick would look at, so a scrape costs nothing per session.
+   */
   census(now = this.options.clock.now()): { awake: number; asleep: number; mailbox: number } {
-    let awake = 0;
-    let asleep = 0;
-    let mailbox = 0;
-    for (const s of this.registry.all) {
-      mailbox += s.mailbox.length;
-      const state = this.presence.state(s, now);
-      if (state === "available") awake++;
-      else if (state === "xa") asleep++;
-    }
-    return { awake, asleep, mailbox };
+    const counts = this.registry.census(now, (s, t) => this.presence.state(s, t));
+    return { awake: counts.available, asleep: counts.xa, mailbox: this.registry.mailboxDepth };
+  }
+
+  /** Sessions the next tick will look at, and sessions waiting for a deadline (metrics). */
+  get scheduled(): { recheck: number; deadlines: number } {
+    return this.registry.scheduled;
   }
 }

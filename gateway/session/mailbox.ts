@@ -72,6 +72,18 @@ export function classify(stanza: XElement): { priority: number; coalesce: string
   return { priority: Priority.MESSAGE, coalesce: undefined };
 }
 
+/**
+ * Who hears of a mailbox's changes: its session (a new queued item may expire before anything else it
+ * waits for, so the session's deadline moves) and the gateway's running count of waiting stanzas
+ * (metrics read the count instead of visiting every mailbox).
+ */
+export interface MailboxWatcher {
+  /** A queued item was added (or restored). */
+  mailboxAdded(item: MailItem): void;
+  /** Items were added (+) or removed (−). */
+  mailboxCount(delta: number): void;
+}
+
 export type Admission =
   | { readonly kind: "queued" }
   | { readonly kind: "coalesced"; readonly replaced: MailItem }
@@ -83,7 +95,10 @@ export class Mailbox {
   private inFlight = 0;
   private bytes = 0;
 
-  constructor(private readonly limits: MailboxLimits = DEFAULT_MAILBOX_LIMITS) {}
+  constructor(
+    private readonly limits: MailboxLimits = DEFAULT_MAILBOX_LIMITS,
+    private readonly watcher?: MailboxWatcher,
+  ) {}
 
   get length(): number {
     return this.items.length;
@@ -120,6 +135,8 @@ export class Mailbox {
     while (i > this.inFlight && this.items[i - 1]!.priority < item.priority) i--;
     this.items.splice(i, 0, item);
     this.bytes += item.bytes;
+    this.watcher?.mailboxCount(1);
+    this.watcher?.mailboxAdded(item);
   }
 
   /** Restores an item read from the store: in flight ones in seq order, then queued ones. */
@@ -127,6 +144,7 @@ export class Mailbox {
     if (item.seq !== undefined) {
       this.items.splice(this.inFlight++, 0, item);
       this.bytes += item.bytes;
+      this.watcher?.mailboxCount(1);
     } else this.add(item);
   }
 
@@ -136,7 +154,15 @@ export class Mailbox {
     const [item] = this.items.splice(i, 1);
     if (i < this.inFlight) this.inFlight--;
     this.bytes -= item!.bytes;
+    this.watcher?.mailboxCount(-1);
     return item;
+  }
+
+  /** When the first queued item's time is up (Infinity when nothing is queued). */
+  get nextExpiry(): number {
+    let at = Number.POSITIVE_INFINITY;
+    for (let k = this.inFlight; k < this.items.length; k++) at = Math.min(at, this.items[k]!.expiresAt);
+    return at;
   }
 
   /** Removes queued items whose time is up. */
@@ -153,6 +179,7 @@ export class Mailbox {
     const done = this.items.splice(0, n);
     this.inFlight -= n;
     for (const q of done) this.bytes -= q.bytes;
+    if (n > 0) this.watcher?.mailboxCount(-n);
     return done;
   }
 

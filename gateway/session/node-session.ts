@@ -14,8 +14,16 @@ import {
 } from "../../codec/index.js";
 import type { PeerAddress } from "../../src/core/index.js";
 import type { Device } from "../devices.js";
+import type { DeadlineItem } from "./deadlines.js";
 import type { SavedSession, SessionHeader, SessionJournal } from "./journal.js";
-import { DEFAULT_MAILBOX_LIMITS, Mailbox, type MailboxLimits, type MailItem } from "./mailbox.js";
+import {
+  DEFAULT_MAILBOX_LIMITS,
+  Mailbox,
+  type MailboxLimits,
+  type MailboxWatcher,
+  type MailItem,
+} from "./mailbox.js";
+import type { NodeState } from "./presence.js";
 
 /** What processing an uplink produced. */
 export interface UplinkResult {
@@ -36,36 +44,173 @@ export const AWAKE_WINDOW_MS = 5_000;
  */
 export const TELEMETRY_WINDOW = 32;
 
-export class NodeSession {
+/**
+ * What every session of one gateway shares, held once instead of in each session: a gateway with a
+ * million sessions pays for one pointer per session, not five.
+ */
+export interface SessionContext {
+  readonly journal: SessionJournal;
+  readonly dictionary: StaticDictionary;
+  readonly domain: string;
+  /** JID resource of every node session. */
+  readonly resource: string;
+  readonly limits: MailboxLimits;
+  /**
+   * Something the tick looks at changed (peer, wake, last exchange, a queued stanza): the registry
+   * looks at the session at its next tick, as the scan of every session used to.
+   */
+  changed(session: NodeSession): void;
+  /** Stanzas waiting in all mailboxes changed by `delta` (metrics). */
+  mailboxCount(delta: number): void;
+}
+
+/** A context for a session on its own (no registry): tests and tools. */
+export function standaloneContext(
+  journal: SessionJournal,
+  domain: string,
+  resource: string,
+  dictionary: StaticDictionary = DICTIONARY_V1,
+  limits: MailboxLimits = DEFAULT_MAILBOX_LIMITS,
+): SessionContext {
+  return { journal, dictionary, domain, resource, limits, changed: () => {}, mailboxCount: () => {} };
+}
+
+/**
+ * Memory: an idle session is the gateway's main cost at scale (docs/PROTOCOL.md §7), so a session holds
+ * only counters and pointers until it is used. The codec contexts and the mailbox are made at first
+ * use (an idle session never decodes or queues anything; a codec pair is about 1 KB), the resume
+ * token is kept as an 8-character string (a Uint8Array with its buffer is about 220 bytes), the full
+ * JID is derived from the device, and what the gateway shares is behind one context pointer.
+ */
+export class NodeSession implements MailboxWatcher, DeadlineItem {
   /** Uplink frames processed (stored or bounced), like XEP-0198's h. */
   h = 0;
   /** Downlink frames the node acknowledged. */
   delivered = 0;
-  readonly mailbox: Mailbox;
-  /** Seconds the node said it sleeps between wake-ups (0: always on), and when it last spoke (ms). */
-  wake = 0;
-  lastSeen = 0;
   /** The highest telemetry number routed, and which of the TELEMETRY_WINDOW below it were (bit i: max − i). */
   telemetryMax = 0;
+  /** Position in the registry's deadline heap (deadlines.ts); -1: none. */
+  deadlineSlot = -1;
+  /** The presence last shown for this node (presence.ts); undefined: never shown. */
+  shown: NodeState | undefined = undefined;
+  /** Waiting in the registry's list of sessions to look at at the next tick. */
+  recheck = false;
   private telemetrySeen = 0;
-  private decoder: SessionDecoder;
-  private encoder: SessionEncoder;
+  private nodeWake = 0;
+  private seenAt = 0;
+  private at: PeerAddress | undefined;
+  private resumeBits: string;
+  private decoderState: SessionDecoder | undefined = undefined;
+  private encoderState: SessionEncoder | undefined = undefined;
+  private box: Mailbox | undefined = undefined;
   private nextDseq = 1;
 
   constructor(
     readonly id: number,
     readonly device: Device,
-    readonly jid: string,
-    readonly domain: string,
-    public peer: PeerAddress | undefined,
-    public resume: Uint8Array,
-    private readonly journal: SessionJournal,
-    private readonly dictionary: StaticDictionary = DICTIONARY_V1,
-    limits: MailboxLimits = DEFAULT_MAILBOX_LIMITS,
+    peer: PeerAddress | undefined,
+    resume: Uint8Array,
+    private readonly ctx: SessionContext,
   ) {
-    this.mailbox = new Mailbox(limits);
-    this.decoder = new SessionDecoder({ dictionary, aliases: this.aliases });
-    this.encoder = new SessionEncoder({ dictionary, aliases: this.aliases, implicitBase: true });
+    this.at = peer;
+    this.resumeBits = String.fromCharCode(...resume);
+  }
+
+  /** The node's full JID, `name@domain/resource`. */
+  get jid(): string {
+    return `${this.device.jid}/${this.ctx.resource}`;
+  }
+
+  /** The gateway's domain. */
+  get domain(): string {
+    return this.ctx.domain;
+  }
+
+  /** Where the node last connected from; undefined: it must connect again. */
+  get peer(): PeerAddress | undefined {
+    return this.at;
+  }
+
+  set peer(peer: PeerAddress | undefined) {
+    if (peer === this.at) return;
+    this.at = peer;
+    this.ctx.changed(this);
+  }
+
+  /** Seconds the node said it sleeps between wake-ups (0: always on). */
+  get wake(): number {
+    return this.nodeWake;
+  }
+
+  set wake(seconds: number) {
+    if (seconds === this.nodeWake) return;
+    this.nodeWake = seconds;
+    this.ctx.changed(this);
+  }
+
+  /** When the node last spoke (ms). */
+  get lastSeen(): number {
+    return this.seenAt;
+  }
+
+  set lastSeen(at: number) {
+    this.seenAt = at;
+    this.ctx.changed(this);
+  }
+
+  /** The resume token of the current connection (docs/PROTOCOL.md §3.3). */
+  get resume(): Uint8Array {
+    const bytes = new Uint8Array(this.resumeBits.length);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = this.resumeBits.charCodeAt(i);
+    return bytes;
+  }
+
+  set resume(token: Uint8Array) {
+    this.resumeBits = String.fromCharCode(...token);
+  }
+
+  /** The downlink mailbox, made at its first use. */
+  get mailbox(): Mailbox {
+    this.box ??= new Mailbox(this.ctx.limits, this);
+    return this.box;
+  }
+
+  /** Stanzas waiting for the node, without making a mailbox for an idle session. */
+  get waiting(): number {
+    return this.box?.length ?? 0;
+  }
+
+  /** When a queued stanza's time is up next (Infinity: none queued). */
+  get mailboxExpiry(): number {
+    return this.box?.nextExpiry ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** MailboxWatcher: a queued stanza may expire before anything else this session waits for. */
+  mailboxAdded(): void {
+    this.ctx.changed(this);
+  }
+
+  /** MailboxWatcher: the gateway's count of waiting stanzas. */
+  mailboxCount(delta: number): void {
+    this.ctx.mailboxCount(delta);
+  }
+
+  private get decoder(): SessionDecoder {
+    this.decoderState ??= new SessionDecoder({ dictionary: this.ctx.dictionary, aliases: this.aliases });
+    return this.decoderState;
+  }
+
+  private get encoder(): SessionEncoder {
+    this.encoderState ??= new SessionEncoder({
+      dictionary: this.ctx.dictionary,
+      aliases: this.aliases,
+      implicitBase: true,
+    });
+    return this.encoderState;
+  }
+
+  private get journal(): SessionJournal {
+    return this.ctx.journal;
   }
 
   /** Codec aliases (FORMAT.md §6): the node's full JID, the gateway domain, its peers. */
@@ -122,7 +267,7 @@ export class NodeSession {
     this.telemetryMax = saved.telemetry;
     this.telemetrySeen = -1; // which numbers below the highest were routed is not stored: none is taken again
     for (const frame of saved.uplinkFrames) this.decoder.decode(frame);
-    this.encoder.restore(saved.downlinkEntries);
+    if (saved.downlinkEntries.length > 0) this.encoder.restore(saved.downlinkEntries);
     for (const item of saved.mailbox) this.mailbox.restore(item);
   }
 
@@ -131,15 +276,12 @@ export class NodeSession {
    * renumbered from `delivered + 1` and encoded again.
    */
   resetCodec(): void {
-    this.decoder = new SessionDecoder({ dictionary: this.dictionary, aliases: this.aliases });
-    this.encoder = new SessionEncoder({
-      dictionary: this.dictionary,
-      aliases: this.aliases,
-      implicitBase: true,
-    });
+    // Made again at first use: an idle node that only connects never needs them.
+    this.decoderState = undefined;
+    this.encoderState = undefined;
     this.journal.resetCodec(this.identity);
     this.nextDseq = this.delivered + 1;
-    for (const q of this.mailbox.flying) this.encodeFor(q);
+    if (this.box) for (const q of this.box.flying) this.encodeFor(q);
   }
 
   /** Gives a mail item its sequence number and frame, and journals both with the inserted entries. */
@@ -163,7 +305,8 @@ export class NodeSession {
 
   /** The node's cumulative acknowledgement of downlink: frames up to `ack` are delivered. */
   acknowledge(ack: number): number {
-    const done = this.mailbox.delivered(ack);
+    if (!this.box) return 0;
+    const done = this.box.delivered(ack);
     if (done.length === 0) return 0;
     const indices: number[] = [];
     for (const q of done) {

@@ -30,9 +30,8 @@ const SLEEP = "urn:cxmpp:sleep:0";
 const IDLE = "urn:xmpp:idle:1";
 
 export class PresenceBroadcaster {
-  /** The presence each node was last shown with. */
-  private readonly shown = new Map<string, NodeState>();
-
+  // What each node was last shown with is kept on its session (NodeSession.shown) through the registry,
+  // which counts the states for metrics: no map keyed by identity beside the sessions.
   constructor(
     private readonly registry: SessionRegistry,
     private readonly o: PresenceOptions,
@@ -47,8 +46,8 @@ export class PresenceBroadcaster {
   /** Shows a node's presence to its allowed peers when it changed (RFC 6121 §4.2 broadcast). */
   show(session: NodeSession, now = this.o.clock.now()): void {
     const state = this.state(session, now);
-    if (this.shown.get(session.identity) === state) return;
-    this.shown.set(session.identity, state);
+    if (session.shown === state) return;
+    this.registry.setShown(session, state);
     this.o.logger.log("info", "gateway.presence", { jid: session.jid, state, wakesAt: session.wakesAt });
     for (const peer of session.device.peers) {
       this.o.stats.presenceSent++;
@@ -71,8 +70,10 @@ export class PresenceBroadcaster {
 
   /** Shows every node's presence again (the federation link came back: the server forgot it). */
   reannounce(): void {
-    this.shown.clear();
-    for (const session of this.registry.all) this.show(session);
+    for (const session of this.registry.all) {
+      this.registry.setShown(session, undefined);
+      this.show(session);
+    }
   }
 }
 
