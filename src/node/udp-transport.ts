@@ -7,6 +7,7 @@
  * exactly as the core expects of a datagram service. Socket errors are logged, never raised.
  */
 import { createSocket, type Socket } from "node:dgram";
+import { lookup as dnsLookup } from "node:dns";
 import { isIP } from "node:net";
 import {
   type DatagramTransport,
@@ -46,6 +47,11 @@ export function parsePeerAddress(peer: string): { host: string; port: number } |
   return { host, port };
 }
 
+/** Parsed peers kept at most (cleared when full: a send re-parses, nothing else changes). */
+const MAX_PARSED_PEERS = 4096;
+
+type LookupCallback = (error: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
 export class UdpTransport implements DatagramTransport {
   /** Binds a new socket (udp6 for an IPv6 host, udp4 otherwise); port 0 picks an ephemeral port. */
   static async bind(host: string, port: number, options: UdpTransportOptions = {}): Promise<UdpTransport> {
@@ -66,13 +72,25 @@ export class UdpTransport implements DatagramTransport {
   /** Sends whose callback has not run yet: close() lets them leave first (a DTLS close_notify). */
   private inFlight = 0;
   private closeWhenDrained = false;
+  /**
+   * Peers as `send` parsed them: a gateway answers the same few thousand peers over and over, and the
+   * regular expression and isIP of parsePeerAddress cost more than the lookup.
+   */
+  private readonly parsed = new Map<PeerAddress, { host: string; port: number; family: 4 | 6 }>();
+  /** The IP literal `send` validated and is handing to node:dgram now, and its family (see `lookup`). */
+  private sending = "";
+  private sendingFamily: 4 | 6 = 4;
 
   private constructor(
     readonly family: "udp4" | "udp6",
     private readonly options: UdpTransportOptions,
   ) {
     this.logger = options.logger ?? silentLogger;
-    this.socket = createSocket({ type: family, ipv6Only: family === "udp6" ? false : undefined });
+    this.socket = createSocket({
+      type: family,
+      ipv6Only: family === "udp6" ? false : undefined,
+      lookup: this.lookup,
+    });
     this.closedPromise = new Promise((resolve) => this.socket.once("close", () => resolve()));
     this.socket.on("message", (msg, rinfo) => {
       this.stats.received++;
@@ -138,26 +156,58 @@ export class UdpTransport implements DatagramTransport {
 
   send(data: Uint8Array, peer: PeerAddress): void {
     if (this.state !== "bound") {
-      this.dropped(peer, data, "socket not open");
+      this.dropped(peer, data.length, "socket not open");
       return;
     }
-    const target = parsePeerAddress(peer);
+    let target = this.parsed.get(peer);
     if (!target) {
-      this.dropped(peer, data, "not a host:port address");
-      return;
+      const parsed = parsePeerAddress(peer);
+      if (!parsed) {
+        this.dropped(peer, data.length, "not a host:port address");
+        return;
+      }
+      target = { ...parsed, family: isIP(parsed.host) === 6 ? 6 : 4 };
+      if (this.parsed.size >= MAX_PARSED_PEERS) this.parsed.clear();
+      this.parsed.set(peer, target);
     }
     try {
       this.inFlight++;
-      this.socket.send(data, target.port, target.host, (error) => {
-        this.inFlight--;
-        if (error) this.dropped(peer, data, String(error));
-        if (this.closeWhenDrained && this.inFlight === 0) this.closeSocket();
-      });
+      this.sending = target.host;
+      this.sendingFamily = target.family;
+      // One callback for every send (no closure per datagram): it learns the peer from the error.
+      this.socket.send(data, target.port, target.host, this.afterSend);
       this.stats.sent++;
     } catch (error) {
-      this.dropped(peer, data, String(error));
+      this.inFlight--;
+      this.dropped(peer, data.length, String(error));
+    } finally {
+      this.sending = "";
     }
   }
+
+  private readonly afterSend = (error: Error | null): void => {
+    this.inFlight--;
+    if (error) {
+      const e = error as Error & { address?: string; port?: number };
+      const peer = e.address !== undefined && e.port !== undefined ? peerAddress(e.address, e.port) : "?";
+      this.dropped(peer as PeerAddress, undefined, String(error));
+    }
+    if (this.closeWhenDrained && this.inFlight === 0) this.closeSocket();
+  };
+
+  /**
+   * node:dgram resolves every destination through a lookup before sending, which for an IP literal is
+   * dns.lookup answering on the next tick: a deferred call and its bookkeeping per datagram. The
+   * address `send` has just validated as an IP literal is answered at once; anything else (a host name
+   * given to bind) goes to dns.lookup as before.
+   */
+  private readonly lookup = (address: string, family: unknown, callback: LookupCallback): void => {
+    if (address !== "" && address === this.sending) {
+      callback(null, address, this.sendingFamily);
+      return;
+    }
+    dnsLookup(address, family as number, callback);
+  };
 
   onReceive(handler: (data: Uint8Array, peer: PeerAddress) => void): void {
     this.handler = handler;
@@ -187,12 +237,12 @@ export class UdpTransport implements DatagramTransport {
     }
   }
 
-  private dropped(peer: PeerAddress, data: Uint8Array, reason: string): void {
+  private dropped(peer: PeerAddress, bytes: number | undefined, reason: string): void {
     this.stats.sendErrors++;
     this.logger.log("warn", "udp.send_failed", {
       local: this.localLabel(),
       peer,
-      bytes: data.length,
+      ...(bytes !== undefined ? { bytes } : {}),
       reason,
     });
   }
