@@ -27,7 +27,7 @@ import type { SessionJournal } from "./journal.js";
 import type { NodeSession } from "./node-session.js";
 import type { PresenceBroadcaster } from "./presence.js";
 import { respond } from "./respond.js";
-import { type StanzaRouter, xmlSize } from "./router.js";
+import type { StanzaRouter } from "./router.js";
 import type { SessionRegistry } from "./session-registry.js";
 import type { GatewayStats } from "./stats.js";
 
@@ -204,7 +204,7 @@ export class NodeResources {
     if (result.accepted.length > 0) this.routed(session, request.messageId);
     for (const stanza of result.accepted) {
       stats.stanzasIn++;
-      stats.xmlBytesIn += xmlSize(stanza);
+      stats.xmlBytesIn += this.router.xmlIn.size(stanza);
       this.router.fromNode(session, stanza);
     }
     if (result.failed) {
@@ -270,7 +270,7 @@ export class NodeResources {
       try {
         const stanza = session.telemetry(frame);
         stats.telemetryIn++;
-        stats.xmlBytesIn += xmlSize(stanza);
+        stats.xmlBytesIn += this.router.xmlIn.size(stanza);
         this.router.fromNode(session, stanza);
       } catch (error) {
         if (!(error instanceof CodecError)) throw error;

@@ -45,6 +45,9 @@ export interface RouterOptions {
 
 export class StanzaRouter {
   private readonly packer = new StatelessEncoder();
+  /** The XML sizes of stanzas from nodes (uplink) and queued for them (downlink): see XmlSizeSampler. */
+  readonly xmlIn = new XmlSizeSampler();
+  private readonly xmlOut = new XmlSizeSampler();
 
   constructor(
     private readonly registry: SessionRegistry,
@@ -150,7 +153,7 @@ export class StanzaRouter {
       this.o.stats.mailboxCoalesced++;
     }
     target.mailbox.add({ ...item, id: this.o.journal.mailboxAdd(target.identity, item, packed) });
-    this.o.stats.xmlBytesOut += xmlSize(s);
+    this.o.stats.xmlBytesOut += this.xmlOut.size(s);
     if (target.peer !== undefined && !held && this.o.observing(target)) this.o.pushDownlink(target);
     return admission.kind;
   }
@@ -167,6 +170,30 @@ export class StanzaRouter {
 /** A stanza's size as XML, for the bytes-saved figures (counted, not serialised). */
 export function xmlSize(stanza: XElement): number {
   return xmlByteLength(stanza, "jabber:client"); // as inside a client stream
+}
+
+/** Stanzas whose XML size is counted exactly, each way, before sampling starts. */
+export const XML_EXACT_STANZAS = 256;
+/** After those, one stanza in this many is measured and counted this many times. */
+export const XML_SAMPLE_EVERY = 16;
+
+/**
+ * The XML size of a stream of stanzas for the "bytes as XML" and "bytes saved" figures, without walking
+ * every stanza: the walk cost about 3% of the gateway's CPU per stanza at 1,000 nodes, for a figure
+ * that is a ratio over many stanzas. The first XML_EXACT_STANZAS are measured exactly (a small test or
+ * a quiet gateway sees exact sums); after that every XML_SAMPLE_EVERY-th stanza is measured and stands
+ * for itself and the XML_SAMPLE_EVERY − 1 before it, so the sum is an unbiased estimate (systematic
+ * sampling) whose relative error shrinks as stanzas add up.
+ */
+export class XmlSizeSampler {
+  private seen = 0;
+
+  /** What stanza `stanza` adds to the running XML byte count (0 for most stanzas once sampling). */
+  size(stanza: XElement): number {
+    const n = ++this.seen;
+    if (n <= XML_EXACT_STANZAS) return xmlSize(stanza);
+    return n % XML_SAMPLE_EVERY === 0 ? XML_SAMPLE_EVERY * xmlSize(stanza) : 0;
+  }
 }
 
 /** The stanza with some top-level attributes set (replaced or added). */

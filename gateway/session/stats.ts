@@ -11,9 +11,12 @@ export interface GatewayStats {
   bytesIn: number;
   /** Downlink frame bytes, counted when a frame is first sent (not its resends). */
   bytesOut: number;
-  /** The same stanzas as XML would have been (for "bytes saved by the codec"). */
+  /**
+   * The same stanzas as XML would have been (for "bytes saved by the codec"): exact for the first 256,
+   * then estimated from every 16th stanza (router.ts XmlSizeSampler).
+   */
   xmlBytesIn: number;
-  /** Stanzas queued for nodes, as XML. */
+  /** Stanzas queued for nodes, as XML (estimated the same way). */
   xmlBytesOut: number;
   /** Frames that referenced a table entry the gateway does not hold. */
   tableMisses: number;
