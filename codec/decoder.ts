@@ -22,9 +22,19 @@ import { DICTIONARY_V1, type StaticDictionary } from "./dictionary/index.js";
 import type { CodecOptions, SessionCodecOptions } from "./encoder.js";
 import { CodecError } from "./errors.js";
 import { type CodecLimits, resolveLimits } from "./limits.js";
-import { DecoderTable, type Entry, type Shape, type Subtree, treeSize, utf8Length } from "./table.js";
+import {
+  DecoderTable,
+  type Entry,
+  type Shape,
+  type Subtree,
+  type Template,
+  templateOf,
+  treeSize,
+  utf8Length,
+} from "./table.js";
 import { JABBER_CLIENT, type XAttr, type XElement, type XNode } from "./tree.js";
 import {
+  applyDelta,
   joinJid,
   renderBase64,
   renderDate,
@@ -110,6 +120,31 @@ const memos = new WeakMap<StaticDictionary, DictionaryMemo>();
 export function clearDecodeMemo(dict: StaticDictionary = DICTIONARY_V1): void {
   memos.get(dict)?.clear();
 }
+/** Subtrees as templates, computed on first use as one (FORMAT.md §6.6). */
+const templates = new WeakMap<Subtree, Template>();
+function templateFor(entry: Subtree): Template {
+  let t = templates.get(entry);
+  if (t === undefined) {
+    t = templateOf(entry.element);
+    templates.set(entry, t);
+  }
+  return t;
+}
+
+/** A copy of `e` with the slots in `values` replaced (slots numbered as `templateOf` numbers them). */
+function withSlots(e: XElement, values: ReadonlyMap<number, string>, counter: { next: number }): XElement {
+  const attrs = e.attrs.map((a) => {
+    const v = values.get(counter.next++);
+    return v === undefined ? a : { ns: a.ns, name: a.name, value: v };
+  });
+  const children = e.children.map((c) => {
+    if (typeof c !== "string") return withSlots(c, values, counter);
+    if (c === "") return c;
+    return values.get(counter.next++) ?? c;
+  });
+  return { kind: "element", ns: e.ns, name: e.name, attrs, children };
+}
+
 function memoFor(dict: StaticDictionary): DictionaryMemo {
   let memo = memos.get(dict);
   if (memo === undefined) {
@@ -232,8 +267,18 @@ class FrameReader extends CborReader {
     // bench codec decode: one table lookup serves both the shape test and a string name.
     const entry = nameMajor === MAJOR_NEGINT ? this.tab().get(nameArg, nameOffset) : undefined;
     if (typeof entry === "object") {
-      if (entry.kind !== "shape")
-        throw new CodecError("BAD_STRUCTURE", nameOffset, "a subtree is not a name");
+      if (entry.kind !== "shape") {
+        // A template instance (FORMAT.md §6.6): [subtree reference, {slot: value}], nothing else.
+        if (remaining !== 1 || this.peekMajor() !== MAJOR_MAP)
+          throw new CodecError(
+            "BAD_STRUCTURE",
+            nameOffset,
+            "a subtree reference as a name takes one override map",
+          );
+        if (depth > this.maxDepth) throw new CodecError("LIMIT", offset, "deeper than maxDepth");
+        this.nodes--; // counted with the template's nodes
+        return this.instance(entry, nameOffset);
+      }
       // A shape reference (FORMAT.md §6.3): the head comes from the table, a map overrides values.
       ns = entry.ns;
       name = entry.name;
@@ -405,17 +450,66 @@ class FrameReader extends CborReader {
     const mapLength = this.arg;
     let previous = -1;
     for (let i = 0; i < mapLength; i++) {
-      this.next();
-      const position = this.arg;
-      // Positions ascend strictly: no duplicates, and one canonical form per element.
-      if (this.major !== MAJOR_UINT || position >= attrs.length || position <= previous) {
-        throw new CodecError("BAD_STRUCTURE", this.start, "bad shape override position");
-      }
+      const position = this.position(previous, attrs.length);
       previous = position;
       const a = attrs[position]!;
       this.next();
-      attrs[position] = { ns: a.ns, name: a.name, value: this.value(shape.qid, shape.aids[position]) };
+      attrs[position] = {
+        ns: a.ns,
+        name: a.name,
+        value: this.overrideValue(a.value, shape.qid, shape.aids[position]),
+      };
     }
+  }
+
+  /** The next key of an override map: a uint above `previous` and below `count`. */
+  private position(previous: number, count: number): number {
+    this.next();
+    const position = this.arg;
+    // Positions ascend strictly: no duplicates, and one canonical form per element.
+    if (this.major !== MAJOR_UINT || position >= count || position <= previous) {
+      throw new CodecError("BAD_STRUCTURE", this.start, "bad override position");
+    }
+    return position;
+  }
+
+  /** The value of an override whose head was just read: a delta 12(d) on `base` (§6.6) or a value. */
+  private overrideValue(base: string, qid: number | undefined, aid: number | undefined): string {
+    if (this.major !== MAJOR_TAG || this.arg !== Tags.DELTA) return this.value(qid, aid);
+    const offset = this.start;
+    const d = this.integer();
+    const value = applyDelta(base, d);
+    if (value === undefined)
+      throw new CodecError(
+        "BAD_VALUE",
+        offset,
+        "a delta on a value that is not a number or time, or out of range",
+      );
+    return this.account(value, offset);
+  }
+
+  /**
+   * The stanza of template `entry` with the overrides that follow (FORMAT.md §6.6): the map's keys are
+   * value slots in document order, each value in its slot's dictionary context.
+   */
+  private instance(entry: Subtree, offset: number): XElement {
+    this.spend(entry.nodes, entry.bytes, offset);
+    const t = templateFor(entry);
+    this.next();
+    const mapLength = this.arg;
+    const values = new Map<number, string>();
+    let previous = -1;
+    for (let i = 0; i < mapLength; i++) {
+      const slot = this.position(previous, t.slots.length);
+      previous = slot;
+      const owner = t.owners[slot]!;
+      const at = t.attrs[slot]!;
+      const qid = this.dict.qnameGlobal(owner.ns, owner.name);
+      const aid = at < 0 ? -1 : this.dict.attributeGlobal(owner.attrs[at]!.ns, owner.attrs[at]!.name);
+      this.next();
+      values.set(slot, this.overrideValue(t.slots[slot]!, qid, aid));
+    }
+    return withSlots(entry.element, values, { next: 0 });
   }
 
   private remember(index: number, entry: Entry, offset: number): void {

@@ -27,9 +27,20 @@ import { DICTIONARY_V1, type StaticDictionary } from "./dictionary/index.js";
 import { CodecError } from "./errors.js";
 import type { HuffmanCode } from "./huffman.js";
 import { type CodecLimits, resolveLimits } from "./limits.js";
-import { EncoderTable, type Entry, type Shape, shapeKey, treeKey, treeSize, utf8Length } from "./table.js";
+import {
+  EncoderTable,
+  type Entry,
+  type Shape,
+  shapeKey,
+  type Template,
+  templateOf,
+  treeKey,
+  treeSize,
+  utf8Length,
+} from "./table.js";
 import { JABBER_CLIENT, type XElement } from "./tree.js";
 import {
+  deltaOf,
   type JidParts,
   parseBase64,
   parseDate,
@@ -69,6 +80,12 @@ export interface SessionCodecOptions extends CodecOptions {
    * numbers, PROTOCOL.md §3); the default (false) is safe against duplicates too.
    */
   readonly implicitBase?: boolean;
+  /**
+   * Frame format 2 (FORMAT.md §6.6): a stanza is inserted whole as a template and later stanzas of the
+   * same structure are written as a reference to it with the values that differ, numbers and times as
+   * deltas. Default true; false writes only what format 1 decoders read (a peer that said format 1).
+   */
+  readonly templates?: boolean;
 }
 
 export interface EncodedFrame {
@@ -256,6 +273,39 @@ function writeText(s: string, n: number): void {
       out[pos++] = (c & 0x3f) | 0x80;
     }
   }
+}
+
+/** Largest stanza inserted whole as a template (FORMAT.md §6.6): telemetry, not documents. */
+const TEMPLATE_MAX_NODES = 48;
+const TEMPLATE_MAX_BYTES = 512;
+/**
+ * Templates are inserted only while the table is less than this full. A stanza's template takes all its
+ * bytes: on the corpus (one session per XEP, 16 KB tables) inserting every stanza filled the tables, and
+ * strings inserted later were missing (mean +1.0 B a stanza); at a quarter, median 31 → 30 B and mean
+ * level (cxmpp bench codec --session). Telemetry's templates come first, when the table is empty.
+ */
+const TEMPLATE_TABLE_SHARE = 0.25;
+/** Acknowledged templates of one structure compared with a stanza (the newest). */
+const TEMPLATE_CANDIDATES = 4;
+/**
+ * A template waiting for its acknowledgement is not inserted again unless it is more than this many
+ * indices old (its frame was then most likely refused, and the session would go without it).
+ */
+const TEMPLATE_RECENT = 64;
+
+/** Whether `e` has more than `max` nodes (elements, attributes, texts), counting no further than that. */
+function nodesAbove(e: XElement, max: number): boolean {
+  let left = max;
+  const walk = (x: XElement): boolean => {
+    left -= 1 + x.attrs.length;
+    for (const c of x.children) {
+      if (typeof c === "string") left--;
+      else if (walk(c)) return true;
+      if (left < 0) return true;
+    }
+    return left < 0;
+  };
+  return walk(e);
 }
 
 /** Values that change from stanza to stanza (numbers, times): never worth a table entry. */
@@ -651,6 +701,10 @@ abstract class FrameEncoder {
   protected abstract shouldSplitJid(lit: Lit, jid: JidParts): boolean;
   /** Session mode: frames name their insert base and element shapes are remembered. */
   protected abstract get sessionMode(): boolean;
+  /** Whether stanzas become templates and instances of them (SessionCodecOptions.templates). */
+  protected get templating(): boolean {
+    return false;
+  }
   /** Whether the base may be left out when nothing is pending (SessionCodecOptions.implicitBase). */
   protected get implicitBase(): boolean {
     return false;
@@ -674,7 +728,8 @@ abstract class FrameEncoder {
     this.qidCount = this.aidCount = this.slotCount = 0;
     this.qidCursor = this.aidCursor = this.slotCursor = 0;
     this.prepare(stanza);
-    this.elementArray(stanza, this.defaultNs, 1);
+    if (this.templating) this.root(stanza);
+    else this.elementArray(stanza, this.defaultNs, 1);
     let bytes: Uint8Array;
     if (this.sessionMode && this.inserted.length > 0 && !implicitBase) {
       // The insert base goes first (FORMAT.md §6.1): write the body again after it.
@@ -760,6 +815,107 @@ abstract class FrameEncoder {
     }
   }
 
+  /**
+   * The stanza as an instance of an acknowledged template — a reference and the values that differ
+   * (FORMAT.md §6.6) — when one has the same structure and at most half its values differ; else as a new
+   * template (a subtree insert of the whole stanza) when it is small and none of its structure is
+   * waiting for an acknowledgement; else as an element.
+   */
+  private root(e: XElement): void {
+    // Templates are at most TEMPLATE_MAX_NODES: a larger stanza is neither one nor an instance of one.
+    if (e.children.length === 0 || nodesAbove(e, TEMPLATE_MAX_NODES)) {
+      this.elementArray(e, this.defaultNs, 1);
+      return;
+    }
+    const t = templateOf(e);
+    const slots = t.slots;
+    let best: { index: number; template: Template } | undefined;
+    let bestDiffs = slots.length;
+    const known = this.table.templates(t.key);
+    if (known !== undefined) {
+      // The newest few: a structure whose values keep changing would otherwise grow a long list.
+      for (let k = Math.max(0, known.length - TEMPLATE_CANDIDATES); k < known.length; k++) {
+        const candidate = known[k]!;
+        const values = candidate.template.slots;
+        let diffs = 0;
+        for (let i = 0; i < slots.length && diffs <= bestDiffs; i++) if (values[i] !== slots[i]) diffs++;
+        // Ties go to the newer template: its numbers and times are nearer, so their deltas are smaller.
+        if (diffs <= bestDiffs) {
+          best = candidate;
+          bestDiffs = diffs;
+        }
+      }
+    }
+    if (best !== undefined && bestDiffs * 2 <= slots.length) {
+      this.nodes += t.nodes;
+      if (this.nodes > this.limits.maxNodes)
+        throw new CodecError("LIMIT", 0, "stanza has more nodes than maxNodes");
+      if (bestDiffs === 0) {
+        writeInt(-1 - best.index);
+        return;
+      }
+      writeHead(MAJOR_ARRAY, 2);
+      writeInt(-1 - best.index);
+      writeHead(MAJOR_MAP, bestDiffs);
+      const values = best.template.slots;
+      for (let i = 0; i < slots.length; i++) {
+        if (values[i] === slots[i]) continue;
+        writeInt(i);
+        const owner = t.owners[i]!;
+        const at = t.attrs[i]!;
+        const qid = this.dict.qnameGlobal(owner.ns, owner.name);
+        const aid = at < 0 ? -1 : this.dict.attributeGlobal(owner.attrs[at]!.ns, owner.attrs[at]!.name);
+        this.override(values[i]!, slots[i]!, qid, aid);
+      }
+      return;
+    }
+    // Cheap tests first: most stanzas of a busy session are neither templates nor instances.
+    const share = this.limits.maxTableBytes * TEMPLATE_TABLE_SHARE;
+    const size =
+      this.table.size < share && !this.table.templatePending(t.key, TEMPLATE_RECENT)
+        ? treeSize(e)
+        : undefined;
+    if (
+      size !== undefined &&
+      size.bytes <= TEMPLATE_MAX_BYTES &&
+      this.table.size + size.bytes <= share &&
+      this.table.canInsert(size.bytes)
+    ) {
+      const index = this.table.insert(
+        { kind: "subtree", element: e, nodes: size.nodes, bytes: size.bytes, template: true },
+        size.bytes,
+        treeKey(e),
+        t,
+      );
+      this.inserted.push(index);
+      // Subtrees inside stay inserted as well: other stanzas reuse them.
+      writeHead(MAJOR_TAG, Tags.SUBTREE);
+      this.elementArray(e, this.defaultNs, 1);
+      return;
+    }
+    this.elementArray(e, this.defaultNs, 1);
+  }
+
+  /**
+   * An override of `base` by `value` (FORMAT.md §6.3, §6.6): a delta 12(d) when both are numbers or
+   * times of the same form and the delta is shorter than the value written plainly, else the value.
+   */
+  private override(base: string, value: string, qid: number | undefined, aid: number | undefined): void {
+    const d = deltaOf(base, value);
+    if (d === undefined) {
+      this.string(this.lit(value), true, qid, aid);
+      return;
+    }
+    // Numbers and times are never inserted (VOLATILE) nor JIDs: writing one has no side effect to undo.
+    const mark = pos;
+    this.string(this.lit(value), true, qid, aid, false);
+    if (pos - mark > 1 + headSize(d)) {
+      pos = mark;
+      writeHead(MAJOR_TAG, Tags.DELTA);
+      writeInt(d);
+    }
+  }
+
   /** The element as an array, or as a bare shape reference when it is exactly a known shape (§6.3). */
   private elementArray(e: XElement, inheritedNs: string, depth: number): void {
     if (depth > this.limits.maxDepth) throw new CodecError("LIMIT", 0, "stanza deeper than maxDepth");
@@ -808,7 +964,8 @@ abstract class FrameEncoder {
             const value = attrs[i]!.value;
             if (known.attrs[i]!.value !== value) {
               writeInt(i);
-              this.string(this.lit(value), true, known.qid, known.aids[i]);
+              if (this.templating) this.override(known.attrs[i]!.value, value, known.qid, known.aids[i]);
+              else this.string(this.lit(value), true, known.qid, known.aids[i]);
             }
           }
         }
@@ -1119,11 +1276,17 @@ export class StatelessEncoder extends FrameEncoder {
 export class SessionEncoder extends FrameEncoder {
   private readonly sessionTable: EncoderTable;
   private readonly leaveOutBase: boolean;
+  private readonly useTemplates: boolean;
 
   constructor(options: SessionCodecOptions = {}) {
     super(options);
     this.sessionTable = new EncoderTable(this.limits, options.aliases ?? []);
     this.leaveOutBase = options.implicitBase === true;
+    this.useTemplates = options.templates !== false;
+  }
+
+  protected override get templating(): boolean {
+    return this.useTemplates;
   }
 
   protected override get implicitBase(): boolean {

@@ -1,7 +1,7 @@
 /** The pure stanza codec: XML stanza tree ⇄ compact frame. No I/O, no Node.js APIs. */
 
 /** The version of the frame format this codec writes and reads (docs/FORMAT.md's title). */
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 
 export { clearDecodeMemo, type DecodedFrame, SessionDecoder, StatelessDecoder } from "./decoder.js";
 export { diagnostic } from "./diagnostic.js";

@@ -30,6 +30,11 @@ export interface Subtree {
   /** Nodes and bytes the element expands to, for the decoder's limits. */
   readonly nodes: number;
   readonly bytes: number;
+  /**
+   * Encoder side: inserted as a template (FORMAT.md §6.6), so the table finds it by structure. Kept with
+   * the entry when a gateway saves it, so a restored encoder finds the same templates.
+   */
+  readonly template?: true;
 }
 
 export type Entry = string | Shape | Subtree;
@@ -58,6 +63,51 @@ export function treeSize(e: XElement): { nodes: number; bytes: number } {
     }
   }
   return { nodes, bytes };
+}
+
+/**
+ * A stanza as a template (FORMAT.md §6.6): its structure without values as `key`, and its values — every
+ * attribute value and non-empty text, in document order (an element's attributes, then its children) —
+ * as `slots`. `owners[i]` is the element slot `i` belongs to and `attrs[i]` the attribute's position in it
+ * (-1: a text), which give the value's dictionary context.
+ */
+export interface Template {
+  readonly key: string;
+  /** Elements, attributes and texts (FORMAT.md §7's nodes). */
+  readonly nodes: number;
+  readonly slots: string[];
+  readonly owners: XElement[];
+  readonly attrs: number[];
+}
+
+export function templateOf(e: XElement): Template {
+  const t: Template = { key: "", nodes: 0, slots: [], owners: [], attrs: [] };
+  (t as { key: string }).key = templateWalk(e, t);
+  return t;
+}
+
+function templateWalk(e: XElement, t: Template): string {
+  let key = `<${e.ns}\u0001${e.name}`;
+  (t as { nodes: number }).nodes += 1 + e.attrs.length;
+  for (let i = 0; i < e.attrs.length; i++) {
+    const a = e.attrs[i]!;
+    key += `\u0001${a.ns}\u0002${a.name}`;
+    t.slots.push(a.value);
+    t.owners.push(e);
+    t.attrs.push(i);
+  }
+  for (const c of e.children) {
+    if (typeof c !== "string") key += templateWalk(c, t);
+    else if (c !== "") {
+      // Empty texts are not written, so the peer's copy of the template has none.
+      key += "\u0003";
+      (t as { nodes: number }).nodes++;
+      t.slots.push(c);
+      t.owners.push(e);
+      t.attrs.push(-1);
+    }
+  }
+  return `${key}>`;
 }
 
 /** The lookup key of a shape: name and attribute names, not values. */
@@ -105,6 +155,11 @@ export class EncoderTable {
   private pending: Map<number, Entry> | undefined;
   /** Tree keys of pending subtree inserts (computed once by the encoder). */
   private pendingKeys: Map<number, string> | undefined;
+  /** Every subtree as a template (FORMAT.md §6.6), pending by index and acknowledged by template key. */
+  private pendingTemplates: Map<number, Template> | undefined;
+  private ackedTemplates: Map<string, Array<{ index: number; template: Template }>> | undefined;
+  /** Template key → index of the newest pending subtree with that key. */
+  private pendingTemplateKeys: Map<string, number> | undefined;
 
   /** Strings both peers know from the start (copied: the caller's array may change later). */
   private readonly aliases: readonly string[];
@@ -129,6 +184,9 @@ export class EncoderTable {
     this.ackedTrees = undefined;
     this.pending = undefined;
     this.pendingKeys = undefined;
+    this.pendingTemplates = undefined;
+    this.ackedTemplates = undefined;
+    this.pendingTemplateKeys = undefined;
     this.bytes = 0;
     const aliases = this.aliases;
     for (let i = 0; i < aliases.length; i++) if (!this.acked.has(aliases[i]!)) this.acked.set(aliases[i]!, i);
@@ -147,11 +205,32 @@ export class EncoderTable {
     return this.ackedShapes?.get(key);
   }
 
+  /** Acknowledged subtrees whose template key is `key`, oldest first. */
+  templates(key: string): readonly { index: number; template: Template }[] | undefined {
+    return this.ackedTemplates?.get(key);
+  }
+
+  /**
+   * The newest subtree with template key `key` still waiting for its acknowledgement, if it was inserted
+   * among the last `recent` indices: inserting the same template again would only take table space. An
+   * older one counts as lost (its frame was refused), so the template may be inserted again. Depends on
+   * the table alone, so a restored encoder decides the same way (`restore`).
+   */
+  templatePending(key: string, recent: number): boolean {
+    const index = this.pendingTemplateKeys?.get(key);
+    return index !== undefined && this.next - index <= recent;
+  }
+
   /** While set, nothing is inserted (frames that may be lost or reordered freely: NON telemetry). */
   frozen = false;
 
   get nextIndex(): number {
     return this.next;
+  }
+
+  /** Bytes of every entry assigned so far (maxTableBytes). */
+  get size(): number {
+    return this.bytes;
   }
 
   /** True when an entry of `size` bytes still fits the limits the decoder enforces. */
@@ -161,7 +240,7 @@ export class EncoderTable {
   }
 
   /** Assigns the next index to `entry` (the caller writes the insert into the frame). */
-  insert(entry: Entry, size: number, key?: string): number {
+  insert(entry: Entry, size: number, key?: string, template?: Template): number {
     const index = this.next++;
     this.bytes += size;
     this.pending ??= new Map();
@@ -169,6 +248,13 @@ export class EncoderTable {
     if (key !== undefined) {
       this.pendingKeys ??= new Map();
       this.pendingKeys.set(index, key);
+    }
+    if (typeof entry !== "string" && entry.kind === "subtree" && entry.template === true) {
+      const t = template ?? templateOf(entry.element);
+      this.pendingTemplates ??= new Map();
+      this.pendingTemplates.set(index, t);
+      this.pendingTemplateKeys ??= new Map();
+      this.pendingTemplateKeys.set(t.key, index);
     }
     return index;
   }
@@ -186,6 +272,16 @@ export class EncoderTable {
         this.pendingKeys?.delete(index);
         this.ackedTrees ??= new Map();
         if (key !== undefined && !this.ackedTrees.has(key)) this.ackedTrees.set(key, index);
+        const template = this.pendingTemplates?.get(index);
+        if (template !== undefined) {
+          this.pendingTemplates!.delete(index);
+          if (this.pendingTemplateKeys?.get(template.key) === index)
+            this.pendingTemplateKeys.delete(template.key);
+          this.ackedTemplates ??= new Map();
+          const list = this.ackedTemplates.get(template.key);
+          if (list === undefined) this.ackedTemplates.set(template.key, [{ index, template }]);
+          else list.push({ index, template });
+        }
       } else {
         const key = shapeKey(entry.ns, entry.name, entry.attrs);
         this.ackedShapes ??= new Map();

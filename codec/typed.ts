@@ -187,3 +187,54 @@ export function splitJid(s: string): JidParts | undefined {
 export function joinJid(p: JidParts): string {
   return `${p.local === null ? "" : `${p.local}@`}${p.domain}${p.resource === null ? "" : `/${p.resource}`}`;
 }
+
+/** The seconds tags 1 and 10 carry: the years 1000-9999 (FORMAT.md §5.3). */
+export const MIN_SECONDS = -30_610_224_000;
+export const MAX_SECONDS = 253_402_300_799;
+
+/**
+ * A delta (FORMAT.md §6.6, tag 12) applied to `base`: an integer (tag 8's rendering) plus `d`; a decimal
+ * (tag 4's rendering) with `d` added to its mantissa, same fraction digits; a date-time (tag 1 or 10's
+ * rendering) `d` seconds later, same zone and fraction. Undefined when `base` is none of these or the
+ * result leaves the range its tag allows.
+ */
+export function applyDelta(base: string, d: number): string | undefined {
+  const n = parseInteger(base);
+  if (n !== undefined) {
+    const r = n + d;
+    return Number.isSafeInteger(r) ? renderInteger(r) : undefined;
+  }
+  const dec = parseDecimal(base);
+  if (dec !== undefined) {
+    const m = dec.mantissa + d;
+    return Number.isSafeInteger(m) ? renderDecimal({ exponent: dec.exponent, mantissa: m }) : undefined;
+  }
+  const t = parseTimestamp(base);
+  if (t !== undefined) {
+    const s = t.seconds + d;
+    return s >= MIN_SECONDS && s <= MAX_SECONDS ? renderTimestamp({ ...t, seconds: s }) : undefined;
+  }
+  return undefined;
+}
+
+/** The `d` for which `applyDelta(base, d) === value`, or undefined when there is none. */
+export function deltaOf(base: string, value: string): number | undefined {
+  let d: number | undefined;
+  const n = parseInteger(base);
+  if (n !== undefined) {
+    const v = parseInteger(value);
+    if (v !== undefined) d = v - n;
+  } else {
+    const dec = parseDecimal(base);
+    if (dec !== undefined) {
+      const v = parseDecimal(value);
+      if (v !== undefined && v.exponent === dec.exponent) d = v.mantissa - dec.mantissa;
+    } else {
+      const t = parseTimestamp(base);
+      const v = t === undefined ? undefined : parseTimestamp(value);
+      if (t !== undefined && v !== undefined) d = v.seconds - t.seconds;
+    }
+  }
+  // Checked, not assumed (zone, fraction and digits must match too): the rendering is the contract.
+  return d !== undefined && Number.isSafeInteger(d) && applyDelta(base, d) === value ? d : undefined;
+}

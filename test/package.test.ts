@@ -160,7 +160,7 @@ describe("the packed package", () => {
     expect(dev).toEqual([]);
   });
 
-  it("cxmpp --version names the package version, frame format 1 and the codec's dictionary", async () => {
+  it("cxmpp --version names the package version, frame format 2 and the codec's dictionary", async () => {
     const times: number[] = [];
     let line = "";
     for (let i = 0; i < 5; i++) {
@@ -170,8 +170,8 @@ describe("the packed package", () => {
       expect(r.code).toBe(0);
       line = r.stdout.trim();
     }
-    expect(FORMAT_VERSION).toBe(1);
-    expect(line).toBe(`cxmpp ${VERSION} (frame format 1, dictionary ${DICTIONARY_V1.id})`);
+    expect(FORMAT_VERSION).toBe(2);
+    expect(line).toBe(`cxmpp ${VERSION} (frame format 2, dictionary ${DICTIONARY_V1.id})`);
     times.sort((a, b) => a - b);
     console.log(
       `installed cxmpp --version: ${Math.round(times[2]!)} ms median of 5 (${times.map(Math.round).join(", ")} ms)`,

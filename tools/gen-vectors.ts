@@ -68,6 +68,8 @@ interface SessionVector {
   aliases: string[];
   /** SessionCodecOptions.implicitBase of the encoder (FORMAT.md §6.5). */
   implicitBase: boolean;
+  /** SessionCodecOptions.templates of the encoder (FORMAT.md §6.6): false writes format 1 only. */
+  templates: boolean;
   /** Frames in order; `ack` says whether the peer's acknowledgement reached the encoder before the next. */
   frames: Array<{ xml: string; hex: string; inserted: number[]; ack: boolean }>;
 }
@@ -77,8 +79,9 @@ function sessionVector(
   aliases: string[],
   stanzas: Array<[string, boolean]>,
   implicitBase = false,
+  templates = true,
 ): SessionVector {
-  const enc = new SessionEncoder({ aliases, implicitBase });
+  const enc = new SessionEncoder({ aliases, implicitBase, templates });
   const dec = new SessionDecoder({ aliases });
   const frames: SessionVector["frames"] = [];
   for (const [xml, ack] of stanzas) {
@@ -87,7 +90,7 @@ function sessionVector(
     if (ack) enc.acknowledge(f.inserted);
     frames.push({ xml: toXml(parseXml(xml)), hex: hex(f.bytes), inserted: [...f.inserted], ack });
   }
-  return { name, aliases, implicitBase, frames };
+  return { name, aliases, implicitBase, templates, frames };
 }
 
 function main(): void {
@@ -109,7 +112,33 @@ function main(): void {
   });
   const reading = (v: string, t: string): string =>
     `<message xmlns='jabber:client' to='sink@iot.example.org'><fields xmlns='urn:xmpp:iot:sensordata' seqnr='${t}'><node nodeId='n1'><timestamp value='2026-11-27T10:0${t}:00Z'><numeric name='Temperature' momentary='true' value='${v}' unit='°C'/></timestamp></node></fields></message>`;
+  const timed = (v: string, seq: number, time: string): string =>
+    `<message xmlns='jabber:client' to='sink@iot.example.org'><fields xmlns='urn:xmpp:iot:sensordata' seqnr='${seq}' done='true'><node nodeId='n1'><timestamp value='${time}'><numeric name='Temperature' momentary='true' value='${v}' unit='°C'/></timestamp></node></fields></message>`;
   const sessions: SessionVector[] = [
+    sessionVector(
+      "format 1 encoder (templates off): what a format 1 peer reads",
+      ["sensor1@iot.example.org/a", "iot.example.org", "sink@iot.example.org"],
+      [
+        [reading("21.5", "1"), true],
+        [reading("21.7", "2"), true],
+        [reading("21.6", "3"), true],
+      ],
+      false,
+      false,
+    ),
+    sessionVector(
+      "templates: readings as instances, counter, time and decimal as deltas or values",
+      ["sensor1@iot.example.org/a", "iot.example.org", "sink@iot.example.org"],
+      [
+        [timed("21.5", 1, "2026-11-27T10:00:00Z"), true],
+        [timed("21.7", 2, "2026-11-27T10:01:00Z"), true],
+        [timed("21.5", 3, "2026-11-27T10:02:00Z"), true],
+        [timed("22.9", 4, "2026-11-27T10:03:00Z"), false],
+        [timed("-3.0", 30, "2026-11-27T12:59:30+01:00"), true],
+        [timed("21.5", 1, "2026-11-27T10:00:00Z"), true],
+      ],
+      true,
+    ),
     sessionVector(
       "telemetry with acknowledgements",
       ["sensor1@iot.example.org/a", "iot.example.org", "sink@iot.example.org"],

@@ -41,7 +41,11 @@ describe("test vectors", () => {
   describe("session", () => {
     for (const s of sessionFile.sessions) {
       it(s.name, () => {
-        const encoder = new SessionEncoder({ aliases: s.aliases, implicitBase: s.implicitBase === true });
+        const encoder = new SessionEncoder({
+          aliases: s.aliases,
+          implicitBase: s.implicitBase === true,
+          templates: s.templates !== false,
+        });
         const decoder = new SessionDecoder({ aliases: s.aliases });
         for (const f of s.frames) {
           const encoded = encoder.encode(parseXml(f.xml));

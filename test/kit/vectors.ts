@@ -17,6 +17,8 @@ export interface SessionFile {
     name: string;
     aliases: string[];
     implicitBase?: boolean;
+    /** FORMAT.md §6.6: false for an encoder that writes format 1 only. */
+    templates?: boolean;
     frames: Array<{ xml: string; hex: string; inserted: number[]; ack: boolean }>;
   }>;
 }

@@ -112,8 +112,8 @@ const VECTOR_GLUE = `
   globalThis.statelessEncode = (tree) => hex(new lib.StatelessEncoder().encode(JSON.parse(tree)).bytes);
   globalThis.statelessDecode = (h) => JSON.stringify(new lib.StatelessDecoder().decode(bytes(h)).stanza);
   let encoder, decoder;
-  globalThis.sessionStart = (aliases, implicitBase) => {
-    encoder = new lib.SessionEncoder({ aliases: JSON.parse(aliases), implicitBase });
+  globalThis.sessionStart = (aliases, implicitBase, templates) => {
+    encoder = new lib.SessionEncoder({ aliases: JSON.parse(aliases), implicitBase, templates });
     decoder = new lib.SessionDecoder({ aliases: JSON.parse(aliases) });
   };
   globalThis.sessionFrame = (tree, h, ack) => {
@@ -136,7 +136,7 @@ async function vectorEngine(code: string, filename: string): Promise<QuickJsEngi
 function checkSessions(engine: QuickJsEngine): number {
   let frames = 0;
   for (const s of sessionFile.sessions) {
-    engine.call("sessionStart", JSON.stringify(s.aliases), s.implicitBase === true);
+    engine.call("sessionStart", JSON.stringify(s.aliases), s.implicitBase === true, s.templates !== false);
     for (const f of s.frames) {
       const tree = parseXml(f.xml);
       const r = JSON.parse(engine.call("sessionFrame", JSON.stringify(tree), f.hex, f.ack) as string) as {
