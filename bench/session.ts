@@ -58,6 +58,18 @@
  *   CoAP endpoint's per-exchange deduplication state is not included: it expires after EXCHANGE_LIFETIME,
  *   so an idle session does not hold it.
  *
+ * - `--idle N` (bench/idle.ts): N more devices whose nodes connect over real UDP through the real
+ *   connect path, each from its own loopback address, and then stay silent. The gateway child forces a
+ *   full GC and reads its RSS and heap before the devices, after them (per provisioned device), after
+ *   a warm-up of min(10,000, N/5) connects that fills the capped deduplication and used-nonce tables,
+ *   and after every idle node connected (per idle session: the last two marks, so those tables are
+ *   full at both); connects_per_s counts the connects after the warm-up; idle_cpu_share is its CPU over
+ *   10 s once all are idle, with the tick and the census running as in `cxmpp gateway`. Alone it prints
+ *   those figures (`--json`: one object with rss_bytes_per_session, heap_bytes_per_session,
+ *   connects_per_s, rss/heap_bytes_per_device, …); with --nodes M the M active nodes then run as usual
+ *   while the idle sessions are held, and the result gains `idle` and, as every reliable run,
+ *   latency_ms_p50/p99 (send to acknowledgement at the node).
+ *
  * Without options (or with `--suite`) the standard suite runs: throughput at 1, 100 and 1,000 nodes,
  * delivery at 0, 10 and 30% loss, bytes on air (CON and NON), memory at 10,000 idle sessions, and
  * throughput at 100 and 1,000 nodes with each store (memory, full, normal).
@@ -72,7 +84,6 @@
  * apart by `store`. Exit code 1 when a reliable run does not deliver every stanza
  * exactly once and in order (the output is still printed), or on an error.
  */
-import { createHmac } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -81,6 +92,7 @@ import { fileURLToPath } from "node:url";
 import { attr, DICTIONARY_V1, el, type XElement } from "../codec/index.js";
 import { SENSORDATA, sensorDataMessage } from "../examples/iot-stanzas.js";
 import { LossyRelay } from "../examples/lossy-relay.js";
+import { GATEWAY_DEFAULTS } from "../gateway/defaults.js";
 import { type Device, type DeviceDirectory, MemoryDevices } from "../gateway/devices.js";
 import { attachGateway, GatewayService } from "../gateway/index.js";
 import type { SessionJournal } from "../gateway/session/journal.js";
@@ -131,6 +143,8 @@ import {
   table,
   UsageError,
 } from "./common.js";
+import { benchDeviceKey, benchIdentity, connectIdleSpread, MAX_IDLE } from "./idle.js";
+import { fullGc } from "./memory.js";
 
 export interface SessionBenchOptions {
   /** Commander hands over strings; numbers are accepted too. */
@@ -147,6 +161,10 @@ export interface SessionBenchOptions {
   readonly store?: string;
   /** Processes that run the nodes (default: automatic, see defaultLoadProcesses). */
   readonly loadProcesses?: string | number;
+  /** Idle sessions connected (and held) before the active nodes run: `--idle N`. */
+  readonly idle?: string | number;
+  /** What the idle nodes say they sleep, in seconds (default 0: always on). */
+  readonly idleWake?: string | number;
 }
 
 /** One configuration, as `runOne` takes it. */
@@ -171,6 +189,15 @@ export interface SessionRunConfig {
    * in this process, as before. Absent: defaultLoadProcesses(nodes).
    */
   readonly loadProcesses?: number;
+  /**
+   * Idle sessions (`--idle N`, bench/idle.ts): devices nodes … nodes + idle − 1 connect over real UDP
+   * before the active nodes run, and stay silent; the gateway child measures its memory before the
+   * devices, after them, after a warm-up and after every idle node connected, and its CPU while idle.
+   * 0 or absent: none. With `nodes` 0 only the idle part runs.
+   */
+  readonly idle?: number;
+  /** The idle nodes' connect `wake` (seconds; 0: always on). */
+  readonly idleWake?: number;
 }
 
 /** The suites a `dtls` run can ask for. */
@@ -229,13 +256,8 @@ export const ANCHORS = Object.freeze({
 // ---------------------------------------------------------------------------------------------------
 // Shared between both processes: devices and readings are derived from (index, seed).
 
-function deviceKey(i: number, seed: number): Uint8Array {
-  return Uint8Array.from(
-    createHmac("sha256", `cxmpp-bench-${seed}`).update(String(i)).digest().subarray(0, 16),
-  );
-}
-
-const identityOf = (i: number): string => `node${i}`;
+const deviceKey = benchDeviceKey;
+const identityOf = benchIdentity;
 
 function benchDeviceList(n: number, seed: number): Device[] {
   return Array.from({ length: n }, (_, i) => ({
@@ -247,7 +269,16 @@ function benchDeviceList(n: number, seed: number): Device[] {
 }
 
 function benchDevices(n: number, seed: number): MemoryDevices {
-  return new MemoryDevices(benchDeviceList(n, seed));
+  // One at a time, not from a list of n: the list would be a transient peak (RSS per device, --idle).
+  const devices = new MemoryDevices();
+  for (let i = 0; i < n; i++)
+    devices.add({
+      identity: identityOf(i),
+      key: deviceKey(i, seed),
+      jid: `${identityOf(i)}@${DOMAIN}`,
+      peers: [SINK],
+    });
+  return devices;
 }
 
 /**
@@ -273,10 +304,11 @@ interface GatewayState {
 
 /** The gateway's devices and journal: in memory, or the SQLite store in `config.dataDir`. */
 function gatewayState(config: GatewayChildConfig): GatewayState {
+  const devices = config.nodes + (config.idle ?? 0);
   if (config.store === "memory" || config.dataDir === undefined)
-    return { devices: benchDevices(config.nodes, config.seed) };
+    return { devices: benchDevices(devices, config.seed) };
   const store = openStore(config.dataDir, { durability: config.store });
-  provisionStore(store, benchDeviceList(config.nodes, config.seed));
+  provisionStore(store, benchDeviceList(devices, config.seed));
   return { devices: store.devices, journal: store.journal, store };
 }
 
@@ -327,8 +359,37 @@ function pskOf(devices: DeviceDirectory): (identity: string) => Uint8Array | und
   };
 }
 
+/** The gateway child's memory after a full collection, and its CoAP and connect tables then. */
+export interface MemoryMark {
+  readonly rss: number;
+  /** V8 heap used + ArrayBuffers (bench/memory.ts heapAfterGc). */
+  readonly heap: number;
+  /** Deduplication entries and kept reply bytes (src/core: capped, expire after EXCHANGE_LIFETIME). */
+  readonly dedup: number;
+  readonly dedupBytes: number;
+  /** Connect nonces remembered as used (capped at GATEWAY_DEFAULTS.maxUsedNonces). */
+  readonly usedNonces: number;
+}
+
+function memoryMark(tables?: { dedup: number; dedupBytes: number; usedNonces: number }): MemoryMark {
+  fullGc();
+  const m = process.memoryUsage();
+  return {
+    rss: m.rss,
+    heap: m.heapUsed + m.arrayBuffers,
+    dedup: tables?.dedup ?? 0,
+    dedupBytes: tables?.dedupBytes ?? 0,
+    usedNonces: tables?.usedNonces ?? 0,
+  };
+}
+
 async function gatewayChild(config: GatewayChildConfig): Promise<void> {
+  const idle = (config.idle ?? 0) > 0;
+  // Memory before and after the devices are provisioned (bench/idle.ts: per provisioned device).
+  const start = idle ? memoryMark() : undefined;
   const state = gatewayState(config);
+  state.devices.find(identityOf(0)); // the SQLite registry fills its cache at the first lookup
+  const provisioned = idle ? memoryMark() : undefined;
   const listen = {
     host: "127.0.0.1",
     transmission: transmissionFor(config),
@@ -378,13 +439,35 @@ async function gatewayChild(config: GatewayChildConfig): Promise<void> {
       else node.max = seq;
     },
   });
+  // Idle sessions need time to pass as in `cxmpp gateway` (gateway.ts): the tick, and the census that
+  // metrics take after it, so the idle CPU figure includes them.
+  const ticker = idle
+    ? setInterval(() => {
+        service.tick();
+        service.census();
+      }, GATEWAY_DEFAULTS.tickMs)
+    : undefined;
+  const tables = () => {
+    const t = udp.endpoint.tables();
+    return { dedup: t.dedup, dedupBytes: t.dedupBytes, usedNonces: service.usedNonces };
+  };
   let cpu0 = process.cpuUsage();
   let wall0 = performance.now();
   process.on("message", (m: ChildRequest) => {
     if (m.type === "mark") {
+      // CPU and wall time since the previous mark, then (idle runs) memory after a full collection.
+      const cpu = process.cpuUsage(cpu0);
+      const wallMs = performance.now() - wall0;
+      const memory = idle ? memoryMark(tables()) : undefined;
       cpu0 = process.cpuUsage();
       wall0 = performance.now();
-      process.send?.({ id: m.id });
+      process.send?.({
+        id: m.id,
+        cpuUs: cpu.user + cpu.system,
+        wallMs,
+        sessions: service.sessionCount,
+        ...(memory ? { memory } : {}),
+      });
     } else if (m.type === "report") {
       const cpu = process.cpuUsage(cpu0);
       const report: GatewayReport = {
@@ -401,12 +484,13 @@ async function gatewayChild(config: GatewayChildConfig): Promise<void> {
     }
   });
   process.on("disconnect", () => {
+    clearInterval(ticker);
     void udp.close().finally(() => {
       state.store?.close();
       process.exit(0);
     });
   });
-  process.send?.({ id: 0, port: udp.transport.port });
+  process.send?.({ id: 0, port: udp.transport.port, ...(idle ? { start, provisioned } : {}) });
 }
 
 export interface MemoryReport {
@@ -623,8 +707,13 @@ export interface SessionRunResult {
     readonly rss_mb: number;
   };
   readonly anchors: typeof ANCHORS;
+  /** Send to acknowledgement of a reliable stanza at the node (0 for NON telemetry). */
+  readonly latency_ms_p50: number;
+  readonly latency_ms_p99: number;
   /** The DTLS suite the nodes spoke (present only in a `dtls` run). */
   readonly dtls?: DtlsSuiteName;
+  /** The idle sessions held meanwhile (`--idle N`). */
+  readonly idle?: IdleResult;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -671,6 +760,8 @@ interface LoadReport {
   /** UDP payload bytes on air per stanza, and the MQTT-SN payload of the same reading. */
   readonly bytes: Histogram;
   readonly plain: Histogram;
+  /** Send to acknowledgement of each reliable stanza, in units of 10 µs. */
+  readonly latency: Histogram;
   readonly retransmissions: number;
   readonly exchangeRetries: number;
   /** Seconds from creating its first node to every node of the slice connected. */
@@ -735,6 +826,7 @@ function startLoad(config: SessionRunConfig, direct: PeerAddress, slice: LoadSli
     let sent = 0;
     const bytes = new Map<number, number>();
     const plain = new Map<number, number>();
+    const latency = new Map<number, number>();
     let stopped = false;
     const runNode = async (node: SimNode) => {
       const random = seededRandom(config.seed * 100_003 + node.index);
@@ -749,11 +841,13 @@ function startLoad(config: SessionRunConfig, direct: PeerAddress, slice: LoadSli
           node.client.sendTelemetry(r.stanza);
           await sleep(s === 1 ? 20 : 2);
         } else {
+          const sentAt = performance.now();
           try {
             await node.client.send(r.stanza);
           } catch {
             return; // closed at the drain deadline
           }
+          addTo(latency, Math.round((performance.now() - sentAt) * 100));
         }
         addTo(bytes, node.bytes - before);
       }
@@ -776,6 +870,7 @@ function startLoad(config: SessionRunConfig, direct: PeerAddress, slice: LoadSli
       sent,
       bytes: [...bytes],
       plain: [...plain],
+      latency: [...latency],
       retransmissions:
         nodes.reduce((s, n) => s + n.endpoint.messages.stats.retransmissions, 0) - retransmitted0,
       exchangeRetries,
@@ -884,8 +979,10 @@ export async function runOne(config: SessionRunConfig): Promise<SessionRunResult
   const processes = loadProcessesOf(config);
   const sides: LoadHandle[] = [];
   try {
-    const port = Number((await gateway.first).port);
+    const hello = await gateway.first;
+    const port = Number(hello.port);
     const direct = `127.0.0.1:${port}` as PeerAddress;
+    const idle = (config.idle ?? 0) > 0 ? await idlePhase(config, gateway, direct, hello) : undefined;
     for (let k = 0; k < processes; k++) {
       // Contiguous slices; the first relay keeps the run's seed, so one process loses as before.
       const slice = {
@@ -908,9 +1005,11 @@ export async function runOne(config: SessionRunConfig): Promise<SessionRunResult
     const sent = loads.reduce((s, l) => s + l.sent, 0);
     const bytes = new Map<number, number>();
     const plain = new Map<number, number>();
+    const latency = new Map<number, number>();
     for (const l of loads) {
       for (const [v, c] of l.bytes) addTo(bytes, v, c);
       for (const [v, c] of l.plain) addTo(plain, v, c);
+      for (const [v, c] of l.latency) addTo(latency, v, c);
     }
     const retransmissions = loads.reduce((s, l) => s + l.retransmissions, 0);
     const exchangeRetries = loads.reduce((s, l) => s + l.exchangeRetries, 0);
@@ -965,11 +1064,132 @@ export async function runOne(config: SessionRunConfig): Promise<SessionRunResult
         coap_duplicates: report.endpoint.duplicates ?? 0,
         rss_mb: round(report.rss / 2 ** 20, 1),
       },
+      latency_ms_p50: histogramPercentile(latency, 0.5) / 100,
+      latency_ms_p99: histogramPercentile(latency, 0.99) / 100,
       anchors: ANCHORS,
       ...(config.dtls ? { dtls: config.dtls } : {}),
+      ...(idle ? { idle } : {}),
     };
   } finally {
     await Promise.all(sides.map((s) => s.stop()));
+    await gateway.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** What `--idle N` measured (bench/idle.ts). */
+export interface IdleResult {
+  readonly idle_sessions: number;
+  readonly connected: number;
+  readonly failed: number;
+  readonly provisioned_devices: number;
+  /** Gateway RSS and heap growth per session from the warm-up mark to every idle node connected. */
+  readonly rss_bytes_per_session: number;
+  readonly heap_bytes_per_session: number;
+  /** Growth per provisioned device (none connected yet) from before the devices to after them. */
+  readonly rss_bytes_per_device: number;
+  readonly heap_bytes_per_device: number;
+  /** Connects after the warm-up per second of the slowest load process; gateway CPU per connect. */
+  readonly connects_per_s: number;
+  readonly gateway_cpu_us_per_connect: number;
+  readonly gateway_connect_cpu_share: number;
+  readonly connect_s: number;
+  readonly connect_retransmissions: number;
+  readonly load_processes: number;
+  /** Connects before the first memory mark: they fill the capped deduplication and nonce tables. */
+  readonly warmup: number;
+  /** Gateway CPU / wall time while every session is idle (tick and census included). */
+  readonly idle_cpu_share: number;
+  readonly idle_cpu_window_s: number;
+  readonly idle_wake_s: number;
+  readonly rss_total_mb: number;
+  readonly heap_total_mb: number;
+  /** Deduplication entries and nonces held at the warm-up mark and at the end (capped tables). */
+  readonly dedup_entries: readonly [number, number];
+  readonly dedup_reply_bytes: readonly [number, number];
+  readonly used_nonces: readonly [number, number];
+  readonly store: StoreKind;
+  readonly seed: number;
+}
+
+/**
+ * Connects before the memory mark: enough for the CoAP deduplication table (16,384 exchanges, two per
+ * connect) and the used-nonce table (10,000) to reach their caps, so both marks hold them full and the
+ * per-session figure is the sessions' own. Smaller runs warm up with a fifth of their nodes and the
+ * tables' sizes are printed beside the figure.
+ */
+const IDLE_WARMUP = 10_000;
+/** How long the gateway's CPU is watched while everything is idle, after the awake window passed. */
+const IDLE_CPU_MS = 10_000;
+/** Connects in flight per idle load process. */
+const IDLE_WINDOW = 256;
+
+/** Connects the idle nodes (after a warm-up), marking the gateway's memory and CPU around them. */
+async function idlePhase(
+  config: SessionRunConfig,
+  gateway: BenchChild,
+  direct: PeerAddress,
+  hello: Record<string, unknown>,
+): Promise<IdleResult> {
+  const n = config.idle ?? 0;
+  const processes = Math.max(1, config.loadProcesses ?? Math.min(2, availableParallelism()));
+  const warmup = Math.min(IDLE_WARMUP, Math.floor(n / 5));
+  const base = { seed: config.seed, wake: config.idleWake ?? 0, gateway: direct, window: IDLE_WINDOW };
+  const from = config.nodes;
+  const first = await connectIdleSpread(base, from, from + warmup, processes);
+  const warm = await gateway.call("mark");
+  const main = await connectIdleSpread(base, from + warmup, from + n, processes);
+  const end = await gateway.call("mark");
+  // Past the awake window (a sleeping node turns xa once, at the tick after it), then watch the CPU.
+  await sleep(6_000);
+  await gateway.call("mark");
+  await sleep(IDLE_CPU_MS);
+  const quiet = await gateway.call("mark");
+  const m0 = hello.start as MemoryMark;
+  const m1 = hello.provisioned as MemoryMark;
+  const m2 = warm.memory as MemoryMark;
+  const m3 = end.memory as MemoryMark;
+  const measured = Math.max(1, n - warmup);
+  const devices = config.nodes + n;
+  const endCpuUs = Number(end.cpuUs);
+  return {
+    idle_sessions: n,
+    connected: first.connected + main.connected,
+    failed: first.failed + main.failed,
+    provisioned_devices: devices,
+    rss_bytes_per_session: Math.round((m3.rss - m2.rss) / measured),
+    heap_bytes_per_session: Math.round((m3.heap - m2.heap) / measured),
+    rss_bytes_per_device: Math.round((m1.rss - m0.rss) / devices),
+    heap_bytes_per_device: Math.round((m1.heap - m0.heap) / devices),
+    connects_per_s: main.wallMs > 0 ? Math.round(main.connected / (main.wallMs / 1000)) : 0,
+    gateway_cpu_us_per_connect: main.connected > 0 ? round(endCpuUs / main.connected, 1) : 0,
+    gateway_connect_cpu_share: round(endCpuUs / 1000 / Number(end.wallMs), 2),
+    connect_s: round((first.wallMs + main.wallMs) / 1000, 2),
+    connect_retransmissions: first.retransmissions + main.retransmissions,
+    load_processes: processes,
+    warmup,
+    idle_cpu_share: round(Number(quiet.cpuUs) / 1000 / Number(quiet.wallMs), 4),
+    idle_cpu_window_s: round(Number(quiet.wallMs) / 1000, 1),
+    idle_wake_s: config.idleWake ?? 0,
+    rss_total_mb: round(m3.rss / 2 ** 20, 1),
+    heap_total_mb: round(m3.heap / 2 ** 20, 1),
+    dedup_entries: [m2.dedup, m3.dedup],
+    dedup_reply_bytes: [m2.dedupBytes, m3.dedupBytes],
+    used_nonces: [m2.usedNonces, m3.usedNonces],
+    store: config.store,
+    seed: config.seed,
+  };
+}
+
+/** `--idle N` alone: a gateway child, the idle nodes, the figures; no active nodes. */
+export async function runIdle(config: SessionRunConfig): Promise<IdleResult> {
+  const dataDir = config.store === "memory" ? undefined : mkdtempSync(join(tmpdir(), "cxmpp-bench-"));
+  const gateway = spawnChild("gateway", { ...config, nodes: 0, dataDir } satisfies GatewayChildConfig);
+  try {
+    const hello = await gateway.first;
+    const direct = `127.0.0.1:${Number(hello.port)}` as PeerAddress;
+    return await idlePhase({ ...config, nodes: 0 }, gateway, direct, hello);
+  } finally {
     await gateway.stop();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
@@ -1016,7 +1236,7 @@ function formatOne(r: SessionRunResult): string {
   const lines = [
     `cxmpp bench session: ${r.nodes} node(s) × ${r.stanzas_per_node} stanzas, ${r.mode === "telemetry" ? "NON telemetry" : "CON reliable"}, loss ${r.loss * 100}% per direction, seed ${r.seed}, store ${storeLabel(r.store)}${r.dtls ? `, over DTLS ${r.dtls}` : ""}`,
     `  ${r.sent < r.planned ? `STOPPED AT THE DRAIN DEADLINE after ${fmt(r.sent)} of ${fmt(r.planned)};  ` : ""}sent ${fmt(r.sent)}  delivered ${fmt(r.delivered)}  duplicates ${r.duplicates}  out of order ${r.out_of_order}  lost ${r.lost}`,
-    `  ${fmt(r.stanzas_per_s)} stanzas/s over ${r.elapsed_s} s (connect ${r.connect_s} s); retransmissions ${r.retransmissions}, failed exchanges retried ${r.exchange_retries}`,
+    `  ${fmt(r.stanzas_per_s)} stanzas/s over ${r.elapsed_s} s (connect ${r.connect_s} s); retransmissions ${r.retransmissions}, failed exchanges retried ${r.exchange_retries}${r.mode === "reliable" ? `; latency p50 ${r.latency_ms_p50} ms, p99 ${r.latency_ms_p99} ms` : ""}`,
     `  gateway CPU ${r.cpu_us_per_stanza} µs/stanza (busy ${Math.round(r.gateway_cpu_share * 100)}% of wall time; one core would route ${fmt(r.gateway_bound_stanzas_per_s)}/s)   Paho MQTT-SN: 62–89 µs per QoS-1 message, ~50 µs QoS 0; node-coap bare server 120–150 µs/request`,
     `  load: ${r.load_processes} process${r.load_processes > 1 ? "es" : ""} busy ${busyList(r)} of wall time, ${r.load_cpu_us_per_stanza} µs/stanza together; machine ${Math.round(r.machine_cpu_share * 100)}% of ${r.cores} cores; the busier side: ${r.gateway_cpu_share >= r.load_cpu_share_max ? "gateway" : "load"}`,
     bytesLine(r),
@@ -1027,6 +1247,16 @@ function formatOne(r: SessionRunResult): string {
       `  relay: up ${r.relay.up.received} in, ${r.relay.up.dropped} dropped; down ${r.relay.down.received} in, ${r.relay.down.dropped} dropped`,
     );
   return `${lines.join("\n")}\n`;
+}
+
+function formatIdle(r: IdleResult): string {
+  return `${[
+    `cxmpp bench session --idle: ${fmt(r.connected)} of ${fmt(r.idle_sessions)} idle sessions connected over real UDP (real connect path, ${r.load_processes} load process${r.load_processes > 1 ? "es" : ""}, wake ${r.idle_wake_s} s), ${fmt(r.provisioned_devices)} devices provisioned, store ${storeLabel(r.store)}`,
+    `  per idle session: RSS ${fmt(r.rss_bytes_per_session)} B, heap ${fmt(r.heap_bytes_per_session)} B (after ${fmt(r.warmup)} warm-up connects; dedup entries ${r.dedup_entries.join(" → ")}, used nonces ${r.used_nonces.join(" → ")})   Paho ~0.85 KB/client; target ≤ 1 KB`,
+    `  per provisioned device (not connected): RSS ${fmt(r.rss_bytes_per_device)} B, heap ${fmt(r.heap_bytes_per_device)} B   target ≤ 0.2 KB`,
+    `  connects: ${fmt(r.connects_per_s)}/s (gateway ${r.gateway_cpu_us_per_connect} µs CPU each, busy ${Math.round(r.gateway_connect_cpu_share * 100)}%; ${r.connect_s} s in all, ${r.connect_retransmissions} retransmissions, ${r.failed} failed)   target ≥ 10,000/s`,
+    `  idle gateway: ${round(r.idle_cpu_share * 100, 2)}% of a core over ${r.idle_cpu_window_s} s (tick and census included); RSS ${r.rss_total_mb} MB, heap ${r.heap_total_mb} MB`,
+  ].join("\n")}\n`;
 }
 
 /** Throughput at one size with each store, side by side. */
@@ -1170,8 +1400,10 @@ function parse(opts: SessionBenchOptions): SessionRunConfig {
     opts.loss === undefined ? 0 : Number(typeof opts.loss === "string" ? opts.loss.trim() : opts.loss);
   if (!Number.isFinite(loss) || loss < 0 || loss >= 1)
     throw new UsageError(`--loss must be a probability in [0, 1), not '${opts.loss}'`);
+  const idle = integer("idle", opts.idle, 0, 1, MAX_IDLE);
   return {
-    nodes: integer("nodes", opts.nodes, 10, 1, MAX_NODES),
+    // `--idle N` alone holds idle sessions only; with --nodes the active nodes run beside them.
+    nodes: idle > 0 && opts.nodes === undefined ? 0 : integer("nodes", opts.nodes, 10, 1, MAX_NODES),
     stanzas: integer("stanzas", opts.stanzas, 100, 1, 1_000_000),
     loss,
     seed: integer("seed", opts.seed, 1, 0, 2 ** 31 - 1),
@@ -1181,6 +1413,7 @@ function parse(opts: SessionBenchOptions): SessionRunConfig {
     ...(opts.loadProcesses === undefined
       ? {}
       : { loadProcesses: integer("load-processes", opts.loadProcesses, 1, 1, MAX_LOAD_PROCESSES) }),
+    ...(idle > 0 ? { idle, idleWake: integer("idle-wake", opts.idleWake, 0, 0, 86_400) } : {}),
   };
 }
 
@@ -1252,6 +1485,7 @@ async function run(opts: SessionBenchOptions, config: SessionRunConfig): Promise
     opts.telemetry === true ||
     opts.store !== undefined ||
     opts.loadProcesses !== undefined ||
+    opts.idle !== undefined ||
     opts.json === true;
   if (opts.suite === true || !single) {
     const t0 = performance.now();
@@ -1266,8 +1500,17 @@ async function run(opts: SessionBenchOptions, config: SessionRunConfig): Promise
     else process.stdout.write(formatSuite(suite, seconds));
     return suiteRuns(suite).some(violated) ? 1 : 0;
   }
+  if (config.nodes === 0) {
+    const idle = await runIdle(config);
+    process.stdout.write(opts.json ? `${JSON.stringify(idle)}\n` : formatIdle(idle));
+    return idle.failed > 0 ? 1 : 0;
+  }
   const result = await runOne(config);
-  process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : formatOne(result));
+  process.stdout.write(
+    opts.json
+      ? `${JSON.stringify(result)}\n`
+      : `${formatOne(result)}${result.idle ? formatIdle(result.idle) : ""}`,
+  );
   if (violated(result)) {
     process.stderr.write(
       `cxmpp bench session: ${result.mode} delivery guarantee broken: lost ${result.lost}, duplicates ${result.duplicates}, out of order ${result.out_of_order}\n`,

@@ -306,6 +306,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       "--load-processes <n>",
       "processes that run the nodes, 1-16 (default 1 below 100 nodes, else min(2, cores)); each reports its CPU share",
     )
+    .option(
+      "--idle <n>",
+      "connect and hold N idle sessions over real UDP first: RSS/heap per session and per device, connects/s, idle CPU (alone, or beside --nodes)",
+    )
+    .option("--idle-wake <s>", "what the idle nodes say they sleep, seconds (default 0: always on)")
     .option("--json", "print one JSON object (with --suite: {suite: [...], memory, elapsed_s})")
     .option("--suite", "run the standard suite (also the default when no other option is given)")
     .action(async (opts) => {
