@@ -206,7 +206,7 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
         uptime_s: Math.round((Date.now() - started) / 1000),
         store: storeError === undefined ? "ok" : `failing: ${storeError.message}`,
         federation: config.xmppService ? (link?.online ? "up" : "down") : "off",
-        sessions: service.sessions.length,
+        sessions: service.sessionCount,
         outbox: store.journal.outboxDepth,
       };
     };
@@ -224,7 +224,7 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
       const gauges = new m.GatewayMetrics();
       metrics = gauges;
       gauges.bind({
-        sessions: () => service.sessions.length,
+        sessions: () => service.sessionCount,
         awake: () => census.awake,
         asleep: () => census.asleep,
         mailboxDepth: () => census.mailbox,
@@ -298,7 +298,7 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
       store: store.path,
       durability: config.durability,
       devices: store.devices.size,
-      sessions: service.sessions.length,
+      sessions: service.sessionCount,
       dictionary: DICTIONARY_V1.id,
       metrics: metricsServer?.address,
       federation:
