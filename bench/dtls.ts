@@ -681,7 +681,8 @@ async function measureReadings(
     // The first telemetry reading of a session goes reliably (NodeClient.sendTelemetry): not counted.
     node.client.sendTelemetry(reading(index, ++seq, random).stanza);
     sent++;
-    await until(() => gw.delivered() - delivered0 >= sent, 5_000);
+    // Routed, and its ACK back at the node: every run's readings then use the same template (FORMAT.md §6.6).
+    await until(() => gw.delivered() - delivered0 >= sent && node.client.unacknowledged === 0, 5_000);
     for (let i = 0; i < config.readings; i++) {
       const r = reading(index, ++seq, random);
       const before = take();

@@ -149,7 +149,9 @@ export class ConnectHandler {
       if (c.ack <= known.sent) known.acknowledge(c.ack);
       else this.o.stats.badAcks++;
     }
-    const session = this.registry.establish(device, request.peer);
+    // The frame format both read (docs/PROTOCOL.md §3.2): a node that says nothing reads format 1.
+    const format = Math.min(c.format ?? 1, protocol.SESSION_FORMAT);
+    const session = this.registry.establish(device, request.peer, format);
     session.wake = c.wake ?? 0;
     session.lastSeen = this.o.clock.now();
     session.save();
@@ -167,6 +169,7 @@ export class ConnectHandler {
         aliases: session.aliases,
         delivered: session.delivered,
         telemetry: session.telemetryMax + 1,
+        ...(c.format !== undefined ? { format } : {}),
       }),
     };
   }

@@ -11,6 +11,7 @@ import {
   Code,
   ContentFormat,
   type Logger,
+  NO_ANSWER,
   OptionNumber,
   type PeerAddress,
   protocol,
@@ -132,10 +133,21 @@ export class NodeResources {
         if (session) this.fences.delete(session);
         return response;
       }
-      if (path === protocol.Paths.UPLINK && request.code === Code.POST) return this.uplink(request);
+      // The uplink answers at /u and, for format 2 nodes, at the root (no Uri-Path: 2 bytes a datagram).
+      if (
+        (path === protocol.Paths.UPLINK || path === protocol.Paths.UPLINK_ROOT) &&
+        request.code === Code.POST
+      )
+        return this.uplink(request);
       if (path.startsWith(`${protocol.Paths.DOWNLINK}/`) && request.code === Code.GET)
         return this.downlink(request, path);
-      if (([protocol.Paths.CORE, protocol.Paths.CONNECT, protocol.Paths.UPLINK] as string[]).includes(path)) {
+      const known = [
+        protocol.Paths.CORE,
+        protocol.Paths.CONNECT,
+        protocol.Paths.UPLINK,
+        protocol.Paths.UPLINK_ROOT,
+      ];
+      if ((known as string[]).includes(path)) {
         return respond(Code.METHOD_NOT_ALLOWED, `${path} does not take this method`);
       }
       // Echo at most 16 characters of what the peer sent: an answer is no amplifier of attacker data.
@@ -195,7 +207,12 @@ export class NodeResources {
     session.acknowledge(u.ack);
     this.registry.touch(session);
     this.presence.show(session);
-    if (u.seq === 0) return this.telemetry(session, u.t!, u.frames, request.messageId);
+    if (u.seq === 0) {
+      const answer = this.telemetry(session, u.t!, u.frames, request.messageId);
+      // A NON reading is never answered with 2.xx, No-Response or not (docs/PROTOCOL.md §3.3): format 2
+      // nodes leave the option out, and the answer could only be lost traffic. Errors still go back.
+      return request.confirmable || answer.code >= Code.BAD_REQUEST ? answer : NO_ANSWER;
+    }
     const before = session.h;
     const result = session.uplink(u.seq, u.frames);
     if (session.h !== before) this.registry.touch(session);

@@ -195,6 +195,13 @@ export class NodeSession implements MailboxWatcher, DeadlineItem {
     this.ctx.mailboxCount(delta);
   }
 
+  /**
+   * Whether the downlink may use format 2's templates (docs/FORMAT.md §6.6): the node said at its last
+   * connect that it reads them. Not stored: a session restored after a restart writes format 1, which
+   * every node reads, until the node connects again.
+   */
+  private templates = false;
+
   private get decoder(): SessionDecoder {
     this.decoderState ??= new SessionDecoder({ dictionary: this.ctx.dictionary, aliases: this.aliases });
     return this.decoderState;
@@ -205,6 +212,7 @@ export class NodeSession implements MailboxWatcher, DeadlineItem {
       dictionary: this.ctx.dictionary,
       aliases: this.aliases,
       implicitBase: true,
+      templates: this.templates,
     });
     return this.encoderState;
   }
@@ -275,7 +283,8 @@ export class NodeSession implements MailboxWatcher, DeadlineItem {
    * A (re)connect: the node starts its codec tables afresh, so does the gateway; frames in flight are
    * renumbered from `delivered + 1` and encoded again.
    */
-  resetCodec(): void {
+  resetCodec(format = 1): void {
+    this.templates = format >= 2;
     // Made again at first use: an idle node that only connects never needs them.
     this.decoderState = undefined;
     this.encoderState = undefined;

@@ -149,13 +149,13 @@ export class SessionRegistry {
    * response), so a frame of an earlier connection replayed later is a duplicate, never a new stanza;
    * the mailbox is kept.
    */
-  establish(device: Device, peer: PeerAddress): NodeSession {
+  establish(device: Device, peer: PeerAddress, format = 1): NodeSession {
     const known = this.byIdentity.get(device.identity);
     if (known?.peer) this.byPeer.delete(known.peer);
     const session = known ?? this.ensure(device);
     session.peer = peer;
     session.resume = this.token();
-    session.resetCodec();
+    session.resetCodec(format);
     this.byPeer.set(peer, session);
     return session;
   }

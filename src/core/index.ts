@@ -13,6 +13,7 @@ export {
   RetransmitsExceeded,
 } from "./coap/errors.js";
 export type { Request, RequestHandler, Response, ServerRequest } from "./coap/exchange-layer.js";
+export { NO_ANSWER } from "./coap/exchange-layer.js";
 export { type CoapLimits, type CoapTables, DEFAULT_COAP_LIMITS } from "./coap/limits.js";
 export {
   CoapFormatError,

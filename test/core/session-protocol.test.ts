@@ -23,6 +23,7 @@ const connectRequest = fc.record(
     proof: bytes(16),
     wake: uint,
     ack: uint,
+    format: uint,
   },
   { requiredKeys: ["identity", "dictionary"] },
 );
@@ -51,6 +52,54 @@ describe("session messages", () => {
     expect(protocol.proofInput(nonce, { ...base, ack: 3 })).not.toEqual(without);
     expect(protocol.proofInput(nonce, { ...base, ack: 4 })).not.toEqual(
       protocol.proofInput(nonce, { ...base, ack: 3 }),
+    );
+  });
+
+  it("the proof covers the format (key 6), never mistaken for a received count", () => {
+    const nonce = new Uint8Array(8).fill(1);
+    const base = { identity: "n", dictionary: "d" };
+    expect(protocol.proofInput(nonce, { ...base, format: 2 })).not.toEqual(protocol.proofInput(nonce, base));
+    expect(protocol.proofInput(nonce, { ...base, format: 2 })).not.toEqual(
+      protocol.proofInput(nonce, { ...base, ack: 2 }),
+    );
+  });
+
+  it("connect responses round-trip with and without the agreed format (key 7)", () => {
+    const r = {
+      session: 1,
+      resume: new Uint8Array([9]),
+      h: 4,
+      jid: "a@b/c",
+      aliases: ["x"],
+      delivered: 2,
+      telemetry: 7,
+    };
+    expect(protocol.decodeConnectResponse(protocol.encodeConnectResponse(r))).toEqual(r);
+    expect(protocol.decodeConnectResponse(protocol.encodeConnectResponse({ ...r, format: 2 }))).toEqual({
+      ...r,
+      format: 2,
+    });
+  });
+
+  it("format 2 NON telemetry is `t` and the frames, 3 bytes less than the header array, and round-trips", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 2 ** 32 - 1 }),
+        fc.array(bytes(40), { maxLength: 3 }),
+        (t, frames) => {
+          const u = { seq: 0, ack: 0, t, compact: true, frames };
+          const encoded = protocol.encodeUplink(u);
+          expect(protocol.decodeUplink(encoded)).toEqual(u);
+          const old = protocol.encodeUplink({ seq: 0, ack: 0, t, frames });
+          expect(encoded.length).toBe(old.length - 3); // no array head, no seq 0, no ack
+        },
+      ),
+      { numRuns: 300 },
+    );
+    // Telemetry numbers start at 1; a CON uplink is never compact.
+    expect(() => protocol.decodeUplink(Uint8Array.of(0x00))).toThrow(SessionFormatError);
+    expect(() => protocol.encodeUplink({ seq: 3, ack: 0, compact: true, frames: [] })).toThrow(
+      SessionFormatError,
     );
   });
 

@@ -15,7 +15,7 @@ import { DICTIONARY_V1, el, type XElement } from "../../codec/index.js";
 import { MemoryDevices } from "../../gateway/index.js";
 import { GatewayService } from "../../gateway/session/gateway-service.js";
 import {
-  CoapEndpoint,
+  type CoapEndpoint,
   Code,
   type Mac,
   MessageType,
@@ -41,51 +41,16 @@ import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js
 import { scratch } from "../kit/scratch.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
-import { Tap } from "../kit/tap.js";
+import type { Tap } from "../kit/tap.js";
+import { type TappedNode, tappedNode, twoDeviceGateway } from "../kit/udp-node.js";
 import { sleep, until } from "../kit/wait.js";
 
 const DOMAIN = "iot.localhost";
 const { root, cleanups } = scratch("cxmpp-hardening-");
 
-interface Node {
-  readonly client: NodeClient;
-  /** Every datagram the node sends: what an attacker on the link captures. */
-  readonly tap: Tap;
-  readonly inbox: string[];
-}
-
-async function node(identity: string, n: number, gateway: string): Promise<Node> {
-  const udp = await UdpTransport.bind("127.0.0.1", 0);
-  const tap = new Tap(udp);
-  const endpoint = new CoapEndpoint({
-    transport: tap,
-    clock: systemClock,
-    scheduler: timerScheduler(),
-    random: cryptoRandom,
-    transmission: { ackTimeoutMs: 100, maxRetransmit: 4 },
-  });
-  const client = new NodeClient({
-    endpoint,
-    gateway: gateway as PeerAddress,
-    identity,
-    key: key(n),
-    mac: nodeMac,
-    retryDelayMs: 100,
-  });
-  cleanups.push(() => endpoint.close());
-  const inbox: string[] = [];
-  client.onStanza((s) => inbox.push(bodyOf(s)));
-  return { client, tap, inbox };
-}
-
-async function gateway(dir: string, port = 0, outbound: XElement[] = []): Promise<TestGateway> {
-  const gw = await inProcessGateway(dir, { port, outbound });
-  for (const [i, name] of ["sensor1", "actuator1"].entries()) {
-    if (!gw.store.devices.find(name))
-      gw.store.devices.add({ identity: name, key: key(i + 1), jid: `${name}@${DOMAIN}`, peers: [] });
-  }
-  return gw;
-}
+const node = (identity: string, n: number, gateway: string): Promise<TappedNode> =>
+  tappedNode(identity, n, gateway, cleanups);
+const gateway = twoDeviceGateway;
 
 const reading = (n: number) =>
   el("jabber:client", "message", { to: "sink@elsewhere.example" }, el("jabber:client", "body", {}, `r${n}`));

@@ -149,7 +149,9 @@ export function harness(
     ...(options.journal ? { journal: options.journal } : {}),
   });
   const record = (request: ServerRequest, response: Response): Response => {
-    const path = uriPath(request);
+    // The uplink is recorded as "u" whether it came to /u (format 1) or to the root (format 2).
+    const raw = uriPath(request);
+    const path = raw === protocol.Paths.UPLINK_ROOT ? protocol.Paths.UPLINK : raw;
     const carries =
       (path === protocol.Paths.UPLINK || path.startsWith(`${protocol.Paths.DOWNLINK}/`)) &&
       (response.code === Code.CHANGED || response.code === Code.CONTENT) &&

@@ -35,6 +35,16 @@ export interface Response {
   readonly payload: Uint8Array;
 }
 
+/**
+ * A handler's answer to a NON request that gets no response at all (RFC 7252 §5.2.3 leaves it to the
+ * resource; cxmpp's NON readings, docs/PROTOCOL.md §3.3). To a CON request it is an empty ACK.
+ */
+export const NO_ANSWER: Response = Object.freeze({
+  code: Code.EMPTY,
+  options: [],
+  payload: new Uint8Array(0),
+});
+
 /** A request as the server handler sees it. */
 export interface ServerRequest extends Request {
   readonly peer: PeerAddress;
@@ -227,7 +237,7 @@ export class ExchangeLayer {
       // However a handler got there, an error answer stays a short diagnostic (CoapLimits).
       const response = limitErrorPayload(answer, this.limits.maxErrorPayloadBytes);
       if (response !== answer) this.errorPayloadsCut++;
-      if (suppressed(message, response.code)) {
+      if (response === NO_ANSWER || suppressed(message, response.code)) {
         // No-Response (RFC 7967 §2): the client is not interested in this class of answer.
         if (confirmable) incoming.acknowledge();
         return;

@@ -39,6 +39,7 @@ import {
   Paths,
   PROOF_BYTES,
   proofInput,
+  SESSION_FORMAT,
 } from "./protocol.js";
 
 export { SessionError } from "./errors.js";
@@ -113,6 +114,8 @@ export class NodeClient {
   private telemetryPrimed = false;
   /** The next telemetry number (the gateway says where to start at each connect). */
   private telemetryNext = 1;
+  /** The frame format agreed at the last connect (docs/PROTOCOL.md §3.2): 1 until a gateway says more. */
+  private format = 1;
   /** Errors the gateway answered to NON readings (a frame it could not decode), newest last. */
   private readonly telemetryErrorHandlers: ((error: SessionError) => void)[] = [];
   private telemetryListener: { cancel(): void } | undefined;
@@ -161,6 +164,7 @@ export class NodeClient {
       dictionary: this.dictionary.id,
       ...(this.session ? { resume: this.session.resume, ack: this.received } : {}),
       ...(this.options.wake !== undefined ? { wake: this.options.wake } : {}),
+      format: SESSION_FORMAT,
     };
     let echo: Uint8Array | undefined;
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -200,10 +204,13 @@ export class NodeClient {
   private established(s: ConnectResponse): ConnectResponse {
     const resumed = this.session !== undefined && this.session.session === s.session;
     this.session = s;
+    // Format 2 (templates, the root uplink, compact readings) only with a gateway that said it reads it.
+    this.format = Math.min(s.format ?? 1, SESSION_FORMAT);
     this.encoder = new SessionEncoder({
       dictionary: this.dictionary,
       aliases: s.aliases,
       implicitBase: true,
+      templates: this.format >= 2,
     });
     this.decoder = new SessionDecoder({ dictionary: this.dictionary, aliases: s.aliases });
     this.received = s.delivered;
@@ -303,21 +310,26 @@ export class NodeClient {
         for (const h of this.telemetryErrorHandlers) h(error);
       },
     );
-    const payload = encodeUplink({
-      seq: 0,
-      t: this.telemetryNext++,
-      ack: this.received,
-      ...(this.options.wake !== undefined ? { wake: this.options.wake } : {}),
-      frames: [frame.bytes],
-    });
-    // Fire and forget: No-Response for 2.xx (RFC 7967) so the gateway sends nothing back unless
-    // something is wrong, and no token, since no response is awaited.
+    const t = this.telemetryNext++;
+    // Fire and forget, with no token, since no response is awaited. Format 2: at the root, `t` and the
+    // frame alone, and no No-Response option: a format 2 gateway never answers a NON reading with 2.xx
+    // (docs/PROTOCOL.md §3.3), so the option's 3 bytes say nothing. Format 1: /u, the header array and
+    // No-Response for 2.xx (RFC 7967).
+    const compact = this.format >= 2;
     this.options.endpoint.messages.sendNonConfirmable(
       {
         code: Code.POST,
         token: new Uint8Array(0),
-        options: [...pathOptions(Paths.UPLINK), uintOption(OptionNumber.NO_RESPONSE, 2)],
-        payload,
+        options: compact ? [] : [...pathOptions(Paths.UPLINK), uintOption(OptionNumber.NO_RESPONSE, 2)],
+        payload: compact
+          ? encodeUplink({ seq: 0, t, ack: 0, compact, frames: [frame.bytes] })
+          : encodeUplink({
+              seq: 0,
+              t,
+              ack: this.received,
+              ...(this.options.wake !== undefined ? { wake: this.options.wake } : {}),
+              frames: [frame.bytes],
+            }),
       },
       this.options.gateway,
     );
@@ -441,7 +453,7 @@ export class NodeClient {
     });
     const response = await this.options.endpoint.request(this.options.gateway, {
       code: Code.POST,
-      options: pathOptions(Paths.UPLINK),
+      options: pathOptions(this.format >= 2 ? Paths.UPLINK_ROOT : Paths.UPLINK),
       payload,
     });
     if (response.code === Code.UNAUTHORIZED) {

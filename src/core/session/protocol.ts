@@ -4,18 +4,32 @@
  * (gateway side).
  *
  *   POST /c   connect        request  {0: identity, 1: dictionary id, 2: resume token?, 3: proof?, 4: wake?,
- *                                      5: downlink frames received?}
+ *                                      5: downlink frames received?, 6: frame format read?}
  *                            response {0: session id, 1: resume token, 2: h (uplink frames stored),
  *                                      3: node JID, 4: aliases, 5: downlink count expected next,
- *                                      6: next telemetry number}
+ *                                      6: next telemetry number, 7: frame format read?}
  *   POST /u   uplink         request  [seq, ack, wake?] bstr(frame)*      CON: reliable
- *                                     [0, ack, t, wake?] bstr(frame)*     NON: telemetry number t
+ *   (or /)                            [0, ack, t, wake?] bstr(frame)*     NON: telemetry number t
+ *                                     t bstr(frame)*                      NON telemetry, format 2 (§3.3)
  *                            response (2.04) empty = every frame stored; else [h, dseq, more?] bstr(frame)*
  *   GET  /d   downlink       Observe (RFC 7641) for always-on nodes; notification [h, dseq] bstr(frame)*
  */
 import { encodeSequence, SessionFormatError, SessionReader, type Value } from "./cbor.js";
 
-export const Paths = Object.freeze({ CONNECT: "c", UPLINK: "u", DOWNLINK: "d", CORE: ".well-known/core" });
+export const Paths = Object.freeze({
+  CONNECT: "c",
+  UPLINK: "u",
+  /** The uplink at the root (no Uri-Path option: 2 bytes less a datagram), for format 2 peers (§3.3). */
+  UPLINK_ROOT: "",
+  DOWNLINK: "d",
+  CORE: ".well-known/core",
+});
+
+/**
+ * The frame format this side reads and the session features that come with it (docs/PROTOCOL.md §3.2):
+ * 2 = templates and deltas (docs/FORMAT.md §6.6), the uplink at the root, compact NON telemetry.
+ */
+export const SESSION_FORMAT = 2;
 
 /** The domain-separation label of the connect proof (HMAC-SHA-256 input prefix). */
 export const PROOF_LABEL = "cxmpp-connect-v1";
@@ -40,6 +54,8 @@ export interface ConnectRequest {
    * gateway counts them delivered before it renumbers the rest, so none is handed to the node twice.
    */
   readonly ack?: number;
+  /** The highest frame format the node reads (absent: 1). */
+  readonly format?: number;
 }
 
 export interface ConnectResponse {
@@ -57,6 +73,8 @@ export interface ConnectResponse {
    * by a connect, so that a replayed reading is never routed twice (docs/PROTOCOL.md §3.3).
    */
   readonly telemetry: number;
+  /** The frame format both sides use from now on, min of theirs (absent: 1, a gateway of format 1). */
+  readonly format?: number;
 }
 
 export interface Uplink {
@@ -67,6 +85,11 @@ export interface Uplink {
   readonly wake?: number;
   /** With seq = 0 (telemetry): the reading's telemetry number, increasing per device. */
   readonly t?: number;
+  /**
+   * Format 2 NON telemetry: the payload is `t` then the frames, no header array, no ack and no wake
+   * (the next CON uplink or poll carries those). Decoded, `ack` is then 0 (acknowledges nothing new).
+   */
+  readonly compact?: boolean;
   readonly frames: readonly Uint8Array[];
 }
 
@@ -109,6 +132,7 @@ export function encodeConnectRequest(c: ConnectRequest): Uint8Array {
   if (c.proof) m.set(3, c.proof);
   if (c.wake !== undefined) m.set(4, c.wake);
   if (c.ack !== undefined) m.set(5, c.ack);
+  if (c.format !== undefined) m.set(6, c.format);
   return encodeSequence([m]);
 }
 
@@ -121,21 +145,22 @@ export function decodeConnectRequest(data: Uint8Array): ConnectRequest {
     ...(m.has(3) ? { proof: bytes(m.get(3), "proof") } : {}),
     ...(m.has(4) ? { wake: uint(m.get(4), "wake") } : {}),
     ...(m.has(5) ? { ack: uint(m.get(5), "ack") } : {}),
+    ...(m.has(6) ? { format: uint(m.get(6), "format") } : {}),
   };
 }
 
 export function encodeConnectResponse(c: ConnectResponse): Uint8Array {
-  return encodeSequence([
-    new Map<number, Value>([
-      [0, c.session],
-      [1, c.resume],
-      [2, c.h],
-      [3, c.jid],
-      [4, [...c.aliases]],
-      [5, c.delivered],
-      [6, c.telemetry],
-    ]),
+  const m = new Map<number, Value>([
+    [0, c.session],
+    [1, c.resume],
+    [2, c.h],
+    [3, c.jid],
+    [4, [...c.aliases]],
+    [5, c.delivered],
+    [6, c.telemetry],
   ]);
+  if (c.format !== undefined) m.set(7, c.format);
+  return encodeSequence([m]);
 }
 
 export function decodeConnectResponse(data: Uint8Array): ConnectResponse {
@@ -150,15 +175,19 @@ export function decodeConnectResponse(data: Uint8Array): ConnectResponse {
     aliases: aliases.map((a) => text(a, "alias")),
     delivered: uint(m.get(5), "delivered"),
     telemetry: uint(m.get(6), "telemetry"),
+    ...(m.has(7) ? { format: uint(m.get(7), "format") } : {}),
   };
 }
 
 export function encodeUplink(u: Uplink): Uint8Array {
-  const header: Value[] = [u.seq, u.ack];
-  if (u.seq === 0) {
-    if (u.t === undefined) throw new SessionFormatError("a telemetry uplink carries its number t", 0);
-    header.push(u.t);
+  if (u.seq === 0 && u.t === undefined)
+    throw new SessionFormatError("a telemetry uplink carries its number t", 0);
+  if (u.compact === true) {
+    if (u.seq !== 0) throw new SessionFormatError("only telemetry is compact", 0);
+    return encodeSequence([u.t!, ...u.frames]);
   }
+  const header: Value[] = [u.seq, u.ack];
+  if (u.seq === 0) header.push(u.t!);
   if (u.wake !== undefined) header.push(u.wake);
   return encodeSequence([header, ...u.frames]);
 }
@@ -178,6 +207,11 @@ function frames(r: SessionReader): Uint8Array[] {
 export function decodeUplink(data: Uint8Array): Uplink {
   const r = new SessionReader(data);
   const header = r.read();
+  if (typeof header === "number") {
+    // Format 2 NON telemetry: `t`, then the frames (§3.3).
+    if (header < 1) throw new SessionFormatError("telemetry numbers start at 1", 0);
+    return { seq: 0, ack: 0, t: header, compact: true, frames: frames(r) };
+  }
   const telemetry = Array.isArray(header) && header[0] === 0;
   if (!Array.isArray(header) || header.length < (telemetry ? 3 : 2) || header.length > (telemetry ? 4 : 3)) {
     throw new SessionFormatError(
@@ -217,10 +251,12 @@ export function decodeDownlink(data: Uint8Array): Downlink {
 /** The bytes the connect proof covers: label, nonce, identity, dictionary id, resume token, ack if sent. */
 export function proofInput(
   nonce: Uint8Array,
-  c: Pick<ConnectRequest, "identity" | "dictionary" | "resume" | "ack">,
+  c: Pick<ConnectRequest, "identity" | "dictionary" | "resume" | "ack" | "format">,
 ): Uint8Array {
   const fields: Value[] = [PROOF_LABEL, nonce, c.identity, c.dictionary, c.resume ?? new Uint8Array(0)];
   if (c.ack !== undefined) fields.push(c.ack);
+  // The format too (named, so it is never read as an ack), so an on-path rewrite cannot change it.
+  if (c.format !== undefined) fields.push("format", c.format);
   return encodeSequence(fields);
 }
 
@@ -229,6 +265,7 @@ export function linkFormat(dictionaryId: string): string {
   return [
     `</c>;rt="cxmpp.connect";dict="${dictionaryId}"`,
     `</u>;rt="cxmpp.uplink";ct=65101`,
+    `</>;rt="cxmpp.uplink";ct=65101`,
     `</d>;rt="cxmpp.downlink";obs;ct=65101`,
   ].join(",");
 }
