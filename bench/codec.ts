@@ -41,6 +41,7 @@ import {
   shareAtMost,
   targetChecks,
 } from "./stats.js";
+import { formatTelemetry, measureTelemetry } from "./telemetry.js";
 
 export interface CodecBenchOptions {
   readonly corpus?: string;
@@ -363,11 +364,13 @@ async function run(opts: CodecBenchOptions): Promise<number> {
   const withAnchors = anchors !== undefined;
   const summary = await summarize(corpus, results, withAnchors);
   if (opts.speed !== false) summary.speed = speed(results);
+  // Sensor sequences are the codec's own workload, whatever corpus was given.
+  summary.telemetry = await measureTelemetry();
   summary.targets = targetChecks(summary);
   // In JSON mode stdout holds the summary alone, so the paths written go to stderr.
   const note = (s: string) => (opts.json ? process.stderr : process.stdout).write(s + "\n");
   if (opts.json) process.stdout.write(JSON.stringify(summary) + "\n");
-  else process.stdout.write(formatTable(summary));
+  else process.stdout.write(formatTable(summary) + formatTelemetry(summary.telemetry));
   if (opts.emit) {
     writeFile(opts.emit, emitLines(results, opts.session === true));
     note(`emitted ${results.length} lines (${opts.session ? "session" : "stateless"} mode) to ${opts.emit}`);

@@ -2,7 +2,9 @@
  * Helpers of `cxmpp bench codec`: corpus and anchor readers, distribution statistics and the SVG chart.
  * Kept apart from bench-codec.ts so that the measuring code there stays readable.
  */
+
 import { readFileSync } from "node:fs";
+import type { TelemetrySummary } from "./telemetry.js";
 
 /** One non-blank line of a JSONL corpus: its object, or why it is not one. */
 export interface CorpusLine {
@@ -257,6 +259,8 @@ export interface Summary {
   readonly fit64: Shares;
   speed: SpeedSummary | null;
   targets: Readonly<Record<string, TargetCheck>>;
+  /** Seeded sensor sequences (bench/telemetry.ts): session frames against a deflate stream. */
+  telemetry?: TelemetrySummary;
 }
 
 function check(value: number | null | undefined, target: string, ok: (v: number) => boolean): TargetCheck {
@@ -286,6 +290,7 @@ export function targetChecks(s: Summary): Record<string, TargetCheck> {
     checks[`iot_${xep}_session_median`] = check(s.iot[xep]?.session?.median, "≤ 24", (v) => v <= 24);
     checks[`iot_${xep}_session_p95`] = check(s.iot[xep]?.session?.p95, "≤ 51", (v) => v <= 51);
   }
+  checks.telemetry_vs_stream = check(s.telemetry?.ratio, "≤ 0.7×", (v) => v <= 0.7);
   const ltx = s.speed?.ltx_parse.stanzas_per_s;
   checks.encode_vs_ltx = check(ratio(s.speed?.encode.stanzas_per_s, ltx), "> 1× ltx", (v) => v > 1);
   checks.decode_vs_ltx = check(ratio(s.speed?.decode.stanzas_per_s, ltx), "> 1× ltx", (v) => v > 1);

@@ -35,6 +35,7 @@ import {
 import { JABBER_CLIENT, type XAttr, type XElement, type XNode } from "./tree.js";
 import {
   applyDelta,
+  isDeltaBase,
   joinJid,
   renderBase64,
   renderDate,
@@ -473,18 +474,17 @@ class FrameReader extends CborReader {
     return position;
   }
 
-  /** The value of an override whose head was just read: a delta 12(d) on `base` (§6.6) or a value. */
+  /**
+   * The value of an override whose head was just read (§6.6): where `base` is a number or time, an int
+   * is a delta on it; anything else is a value.
+   */
   private overrideValue(base: string, qid: number | undefined, aid: number | undefined): string {
-    if (this.major !== MAJOR_TAG || this.arg !== Tags.DELTA) return this.value(qid, aid);
+    if ((this.major !== MAJOR_UINT && this.major !== MAJOR_NEGINT) || !isDeltaBase(base))
+      return this.value(qid, aid);
     const offset = this.start;
-    const d = this.integer();
+    const d = this.integerHere();
     const value = applyDelta(base, d);
-    if (value === undefined)
-      throw new CodecError(
-        "BAD_VALUE",
-        offset,
-        "a delta on a value that is not a number or time, or out of range",
-      );
+    if (value === undefined) throw new CodecError("BAD_VALUE", offset, "a delta past the range of its value");
     return this.account(value, offset);
   }
 

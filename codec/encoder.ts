@@ -41,6 +41,7 @@ import {
 import { JABBER_CLIENT, type XElement } from "./tree.js";
 import {
   deltaOf,
+  isDeltaBase,
   type JidParts,
   parseBase64,
   parseDate,
@@ -869,18 +870,8 @@ abstract class FrameEncoder {
       }
       return;
     }
-    // Cheap tests first: most stanzas of a busy session are neither templates nor instances.
-    const share = this.limits.maxTableBytes * TEMPLATE_TABLE_SHARE;
-    const size =
-      this.table.size < share && !this.table.templatePending(t.key, TEMPLATE_RECENT)
-        ? treeSize(e)
-        : undefined;
-    if (
-      size !== undefined &&
-      size.bytes <= TEMPLATE_MAX_BYTES &&
-      this.table.size + size.bytes <= share &&
-      this.table.canInsert(size.bytes)
-    ) {
+    const size = this.templateRoom(e, t);
+    if (size !== undefined) {
       const index = this.table.insert(
         { kind: "subtree", element: e, nodes: size.nodes, bytes: size.bytes, template: true },
         size.bytes,
@@ -897,21 +888,38 @@ abstract class FrameEncoder {
   }
 
   /**
-   * An override of `base` by `value` (FORMAT.md §6.3, §6.6): a delta 12(d) when both are numbers or
-   * times of the same form and the delta is shorter than the value written plainly, else the value.
+   * The size of `e` if it may become a template now: the frame may insert, the table is under its share
+   * for templates, none of this structure waits for its acknowledgement, and it fits. Cheap tests first:
+   * most stanzas of a busy session are neither templates nor instances.
+   */
+  private templateRoom(e: XElement, t: Template): { nodes: number; bytes: number } | undefined {
+    const share = this.limits.maxTableBytes * TEMPLATE_TABLE_SHARE;
+    if (this.table.frozen || this.table.size >= share || this.table.templatePending(t.key, TEMPLATE_RECENT))
+      return undefined;
+    const size = treeSize(e);
+    return size.bytes <= TEMPLATE_MAX_BYTES &&
+      this.table.size + size.bytes <= share &&
+      this.table.canInsert(size.bytes)
+      ? size
+      : undefined;
+  }
+
+  /**
+   * An override of `base` by `value` (FORMAT.md §6.3, §6.6). Where `base` is a number or time, an int is
+   * a delta: written when it is shorter than the value, which otherwise goes in a form that is not an
+   * int (no dictionary id, no table reference).
    */
   private override(base: string, value: string, qid: number | undefined, aid: number | undefined): void {
-    const d = deltaOf(base, value);
-    if (d === undefined) {
+    if (!isDeltaBase(base)) {
       this.string(this.lit(value), true, qid, aid);
       return;
     }
-    // Numbers and times are never inserted (VOLATILE) nor JIDs: writing one has no side effect to undo.
+    const d = deltaOf(base, value);
     const mark = pos;
-    this.string(this.lit(value), true, qid, aid, false);
-    if (pos - mark > 1 + headSize(d)) {
+    // A delta's value is a number or time: never inserted (VOLATILE), so writing it has nothing to undo.
+    this.string(this.lit(value), false, undefined, undefined, d === undefined, false);
+    if (d !== undefined && pos - mark > headSize(d)) {
       pos = mark;
-      writeHead(MAJOR_TAG, Tags.DELTA);
       writeInt(d);
     }
   }
@@ -1098,6 +1106,7 @@ abstract class FrameEncoder {
     qid: number | undefined,
     aid: number | undefined,
     insertable = true,
+    referable = true,
   ): void {
     const value = lit.value;
     const max = this.limits.maxStringBytes;
@@ -1107,7 +1116,7 @@ abstract class FrameEncoder {
       writeInt(this.dict.valueIdOf(lit.g, qid, aid));
       return;
     }
-    const ref = this.reference(value, lit);
+    const ref = referable ? this.reference(value, lit) : undefined;
     if (ref !== undefined) {
       writeInt(-1 - ref);
       return;

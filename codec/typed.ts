@@ -193,7 +193,7 @@ export const MIN_SECONDS = -30_610_224_000;
 export const MAX_SECONDS = 253_402_300_799;
 
 /**
- * A delta (FORMAT.md §6.6, tag 12) applied to `base`: an integer (tag 8's rendering) plus `d`; a decimal
+ * A delta (FORMAT.md §6.6: an int overriding a number or time) applied to `base`: an integer (tag 8's rendering) plus `d`; a decimal
  * (tag 4's rendering) with `d` added to its mantissa, same fraction digits; a date-time (tag 1 or 10's
  * rendering) `d` seconds later, same zone and fraction. Undefined when `base` is none of these or the
  * result leaves the range its tag allows.
@@ -215,6 +215,13 @@ export function applyDelta(base: string, d: number): string | undefined {
     return s >= MIN_SECONDS && s <= MAX_SECONDS ? renderTimestamp({ ...t, seconds: s }) : undefined;
   }
   return undefined;
+}
+
+/** Whether a delta may apply to `base` (FORMAT.md §6.6): an integer, a decimal or a date-time. */
+export function isDeltaBase(base: string): boolean {
+  return (
+    parseInteger(base) !== undefined || parseDecimal(base) !== undefined || parseTimestamp(base) !== undefined
+  );
 }
 
 /** The `d` for which `applyDelta(base, d) === value`, or undefined when there is none. */

@@ -20,11 +20,6 @@ export const Tags = Object.freeze({
   PACKED_DECIMAL: 9,
   /** cxmpp: in an element's name position, the element head (name + attributes) becomes a table shape. */
   SHAPE: 11,
-  /**
-   * cxmpp: in an override map (FORMAT.md §6.6), the overridden value plus an integer: a counter, the
-   * last digit of a decimal, seconds of a date-time.
-   */
-  DELTA: 12,
   /** cxmpp: the wrapped element, with everything below it, becomes a table subtree. */
   SUBTREE: 13,
   /** cxmpp: XEP-0082 DateTime with zone or fraction: [seconds, zoneMinutes|null(Z)|false(none), fraction?, digits?]. */

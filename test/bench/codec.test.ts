@@ -3,8 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { runCodecBench } from "../../bench/codec.js";
+import { type TelemetrySummary, telemetrySequences } from "../../bench/telemetry.js";
 import { sameInfoset } from "../../codec/index.js";
-import { parseXml } from "../../gateway/xml/stanza-xml.js";
+import { parseXml, toXml } from "../../gateway/xml/stanza-xml.js";
 
 /** Two XEP sessions, interleaved, plus one line of broken XML. */
 const STANZAS = [
@@ -86,6 +87,22 @@ describe("cxmpp bench codec", () => {
     expect(summary.anchors).toBeNull();
     expect(summary.speed).toBeNull();
     expect(readFileSync(chart, "utf8").startsWith("<svg")).toBe(true);
+    // The seeded sensor sequences: every reading exact, and both sizes measured.
+    const telemetry = summary.telemetry as TelemetrySummary;
+    expect(telemetry.exact).toBe(true);
+    expect(telemetry.sensors * telemetry.readings_per_sensor).toBe(900);
+    expect(telemetry.session_median).toBeGreaterThan(0);
+    expect(telemetry.ratio).toBeCloseTo(telemetry.session_median / telemetry.deflate_stream_median, 2);
+  });
+
+  it("the telemetry generator is seeded: the same seed, the same readings; another seed, others", () => {
+    const xml = (seed: number) =>
+      telemetrySequences(seed, 2, 5)
+        .flat()
+        .map((s) => toXml(s));
+    expect(xml(7)).toEqual(xml(7));
+    expect(xml(7)).not.toEqual(xml(8));
+    expect(new Set(xml(7)).size).toBe(10);
   });
 
   it("prints the table with targets and measures speed unless told not to", async () => {
