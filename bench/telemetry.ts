@@ -173,7 +173,7 @@ export async function measureTelemetry(seed = 1, sensors = 3, readings = 300): P
     readings_per_sensor: readings,
     session_median: s,
     deflate_stream_median: d,
-    ratio: Math.round((s / d) * 100) / 100,
+    ratio: Math.round((s / d) * 1000) / 1000,
     session_early_median: median(early),
     session_late_median: median(late),
     xml_median: median(xml),

@@ -269,16 +269,16 @@ class FrameReader extends CborReader {
     const entry = nameMajor === MAJOR_NEGINT ? this.tab().get(nameArg, nameOffset) : undefined;
     if (typeof entry === "object") {
       if (entry.kind !== "shape") {
-        // A template instance (FORMAT.md §6.6): [subtree reference, {slot: value}], nothing else.
-        if (remaining !== 1 || this.peekMajor() !== MAJOR_MAP)
+        // A template instance (FORMAT.md §6.6): [subtree reference, slot, value, slot, value, …].
+        if (remaining === 0 || remaining % 2 !== 0)
           throw new CodecError(
             "BAD_STRUCTURE",
             nameOffset,
-            "a subtree reference as a name takes one override map",
+            "a subtree reference as a name takes (slot, value) pairs",
           );
         if (depth > this.maxDepth) throw new CodecError("LIMIT", offset, "deeper than maxDepth");
         this.nodes--; // counted with the template's nodes
-        return this.instance(entry, nameOffset);
+        return this.instance(entry, nameOffset, remaining / 2);
       }
       // A shape reference (FORMAT.md §6.3): the head comes from the table, a map overrides values.
       ns = entry.ns;
@@ -489,17 +489,15 @@ class FrameReader extends CborReader {
   }
 
   /**
-   * The stanza of template `entry` with the overrides that follow (FORMAT.md §6.6): the map's keys are
-   * value slots in document order, each value in its slot's dictionary context.
+   * The stanza of template `entry` with the `overrides` (slot, value) pairs that follow (FORMAT.md §6.6):
+   * slots ascending, in document order, each value in its slot's dictionary context.
    */
-  private instance(entry: Subtree, offset: number): XElement {
+  private instance(entry: Subtree, offset: number, overrides: number): XElement {
     this.spend(entry.nodes, entry.bytes, offset);
     const t = templateFor(entry);
-    this.next();
-    const mapLength = this.arg;
     const values = new Map<number, string>();
     let previous = -1;
-    for (let i = 0; i < mapLength; i++) {
+    for (let i = 0; i < overrides; i++) {
       const slot = this.position(previous, t.slots.length);
       previous = slot;
       const owner = t.owners[slot]!;

@@ -855,9 +855,9 @@ abstract class FrameEncoder {
         writeInt(-1 - best.index);
         return;
       }
-      writeHead(MAJOR_ARRAY, 2);
+      // [reference, slot, value, …]: pairs in the array itself, a byte less than a map inside it.
+      writeHead(MAJOR_ARRAY, 1 + 2 * bestDiffs);
       writeInt(-1 - best.index);
-      writeHead(MAJOR_MAP, bestDiffs);
       const values = best.template.slots;
       for (let i = 0; i < slots.length; i++) {
         if (values[i] === slots[i]) continue;
