@@ -10,7 +10,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
-import { constants, createDeflateRaw, deflateRawSync } from "node:zlib";
+import { deflateRawSync } from "node:zlib";
 import { parse as ltxParse } from "ltx";
 import {
   clearDecodeMemo,
@@ -25,6 +25,7 @@ import {
 } from "../codec/index.js";
 import { parseXml, toXml } from "../gateway/xml/stanza-xml.js";
 import { CORPUS_DIR } from "./corpus.js";
+import { deflateStream } from "./deflate.js";
 import {
   ANCHOR_COLUMNS,
   type AnchorColumn,
@@ -142,30 +143,6 @@ function measure(lines: ReturnType<typeof readCorpusLines>, anchors: Map<string,
 
 function pick(anchors: AnchorRow | undefined): { anchors?: AnchorRow } {
   return anchors ? { anchors } : {};
-}
-
-/**
- * Bytes each stanza adds to one raw deflate stream (level 9) over the whole corpus in order, with a
- * sync flush after each so that it could be sent on its own: the stateful baseline that cannot survive
- * a lost packet.
- */
-async function deflateStream(xmls: readonly string[]): Promise<number[]> {
-  const z = createDeflateRaw({ level: 9 });
-  let total = 0;
-  z.on("data", (chunk: Buffer) => {
-    total += chunk.length;
-  });
-  const sizes: number[] = [];
-  for (const xml of xmls) {
-    const before = total;
-    await new Promise<void>((done) => {
-      z.write(xml);
-      z.flush(constants.Z_SYNC_FLUSH, () => done());
-    });
-    sizes.push(total - before);
-  }
-  z.destroy();
-  return sizes;
 }
 
 /** Seconds one pass takes. */

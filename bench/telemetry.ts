@@ -10,6 +10,8 @@ import { constants, createDeflateRaw } from "node:zlib";
 import { el, SessionDecoder, SessionEncoder, sameInfoset, type XElement } from "../codec/index.js";
 import { toXml } from "../gateway/xml/stanza-xml.js";
 import { seededRandom } from "../src/core/index.js";
+import { median } from "./common.js";
+import { deflateStream } from "./deflate.js";
 
 const SD = "urn:xmpp:iot:sensordata";
 const START = Date.UTC(2026, 10, 2, 6, 0, 0) / 1000;
@@ -111,34 +113,6 @@ export interface TelemetrySummary {
   /** Median XML bytes of a reading (whitespace-free). */
   readonly xml_median: number;
   readonly exact: boolean;
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0
-    ? 0
-    : s.length % 2 === 1
-      ? s[s.length >> 1]!
-      : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
-
-async function deflateStream(xmls: readonly string[]): Promise<number[]> {
-  const z = createDeflateRaw({ level: 9 });
-  let total = 0;
-  z.on("data", (chunk: Buffer) => {
-    total += chunk.length;
-  });
-  const sizes: number[] = [];
-  for (const xml of xmls) {
-    const before = total;
-    await new Promise<void>((done) => {
-      z.write(xml);
-      z.flush(constants.Z_SYNC_FLUSH, () => done());
-    });
-    sizes.push(total - before);
-  }
-  z.destroy();
-  return sizes;
 }
 
 /** Session frames against deflate streams over the seeded sequences. */
