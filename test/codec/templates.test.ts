@@ -15,33 +15,18 @@ import {
   type XElement,
 } from "../../codec/index.js";
 import { applyDelta, deltaOf } from "../../codec/typed.js";
+import { SENSORDATA, sensorDataMessage } from "../../examples/iot-stanzas.js";
 import { concat, head, MAJOR, text } from "../kit/cbor.js";
 import { seededRandom } from "../kit/seeded-random.js";
 
-const SD = "urn:xmpp:iot:sensordata";
+const SD = SENSORDATA;
 const aliases = ["sensor1@iot.example.org/a", "iot.example.org", "sink@iot.example.org"];
 
 function reading(seq: number, time: string, value: string, unit = "°C"): XElement {
-  return el(
-    "jabber:client",
-    "message",
+  const field = el(SD, "numeric", { name: "temperature", momentary: "true", value, unit });
+  return sensorDataMessage(
     { to: "sink@iot.example.org" },
-    el(
-      SD,
-      "fields",
-      { seqnr: String(seq), done: "true" },
-      el(
-        SD,
-        "node",
-        { nodeId: "n1" },
-        el(
-          SD,
-          "timestamp",
-          { value: time },
-          el(SD, "numeric", { name: "temperature", momentary: "true", value, unit }),
-        ),
-      ),
-    ),
+    { nodeId: "n1", seqnr: seq, timestamp: time, field },
   );
 }
 

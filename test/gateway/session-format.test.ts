@@ -14,8 +14,8 @@ import {
   sameInfoset,
   type XElement,
 } from "../../codec/index.js";
+import { SENSORDATA, sensorDataMessage } from "../../examples/iot-stanzas.js";
 import {
-  CoapEndpoint,
   Code,
   ContentFormat,
   findOption,
@@ -27,37 +27,24 @@ import {
   protocol,
   uintOption,
 } from "../../src/core/index.js";
-import { cryptoRandom, nodeMac, systemClock, timerScheduler, UdpTransport } from "../../src/node/index.js";
+import { nodeMac, UdpTransport } from "../../src/node/index.js";
 import { scratch } from "../kit/scratch.js";
 import { key } from "../kit/session-harness.js";
-import { DOMAIN, tappedNode, twoDeviceGateway } from "../kit/udp-node.js";
+import { DOMAIN, tappedNode, twoDeviceGateway, udpEndpoint } from "../kit/udp-node.js";
 import { sleep, until } from "../kit/wait.js";
 
 const { root, cleanups } = scratch("cxmpp-format-");
-const SD = "urn:xmpp:iot:sensordata";
 
 /** The XEP-0323 reading bench session sends: a template's worth of structure, three values that move. */
 const reading = (seq: number, value: string): XElement =>
-  el(
-    "jabber:client",
-    "message",
+  sensorDataMessage(
     { to: "sink@elsewhere.example" },
-    el(
-      SD,
-      "fields",
-      { seqnr: String(seq), done: "true" },
-      el(
-        SD,
-        "node",
-        { nodeId: "sensor1" },
-        el(
-          SD,
-          "timestamp",
-          { value: new Date(Date.UTC(2026, 11, 7, 12, seq)).toISOString().replace(".000Z", "Z") },
-          el(SD, "numeric", { name: "temperature", momentary: "true", value, unit: "°C" }),
-        ),
-      ),
-    ),
+    {
+      nodeId: "sensor1",
+      seqnr: seq,
+      timestamp: new Date(Date.UTC(2026, 11, 7, 12, seq)).toISOString().replace(".000Z", "Z"),
+      field: el(SENSORDATA, "numeric", { name: "temperature", momentary: "true", value, unit: "°C" }),
+    },
   );
 
 describe("format 2 between a node and the gateway", () => {
@@ -140,15 +127,7 @@ describe("format 2 between a node and the gateway", () => {
     const gw = await twoDeviceGateway(join(root, "f1"), 0);
     cleanups.push(() => gw.stop());
     // A format 1 node, by hand: connect without key 6, poll at /u with the header array.
-    const udp = await UdpTransport.bind("127.0.0.1", 0);
-    const endpoint = new CoapEndpoint({
-      transport: udp,
-      clock: systemClock,
-      scheduler: timerScheduler(),
-      random: cryptoRandom,
-      transmission: { ackTimeoutMs: 100, maxRetransmit: 4 },
-    });
-    cleanups.push(() => endpoint.close());
+    const endpoint = udpEndpoint(await UdpTransport.bind("127.0.0.1", 0), cleanups);
     const to = gw.address as PeerAddress;
     const request = { identity: "actuator1", dictionary: DICTIONARY_V1.id };
     const post = (path: string, payload: Uint8Array, echo?: Uint8Array) =>

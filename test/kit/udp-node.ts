@@ -4,7 +4,7 @@
  * the tests that look at what goes over the wire.
  */
 import type { XElement } from "../../codec/index.js";
-import { CoapEndpoint, NodeClient, type PeerAddress } from "../../src/core/index.js";
+import { CoapEndpoint, type DatagramTransport, NodeClient, type PeerAddress } from "../../src/core/index.js";
 import { cryptoRandom, nodeMac, systemClock, timerScheduler, UdpTransport } from "../../src/node/index.js";
 import { inProcessGateway, type TestGateway } from "./in-process-gateway.js";
 import { key } from "./session-harness.js";
@@ -22,6 +22,20 @@ export interface TappedNode {
   readonly inbox: string[];
 }
 
+/** A CoAP endpoint on `transport` with the node side's settings (fast retransmission on loopback). */
+export function udpEndpoint(transport: DatagramTransport, cleanups: Array<() => unknown>): CoapEndpoint {
+  const endpoint = new CoapEndpoint({
+    transport,
+    clock: systemClock,
+    scheduler: timerScheduler(),
+    random: cryptoRandom,
+    transmission: { ackTimeoutMs: 100, maxRetransmit: 4 },
+    exchange: { tokenLength: 1 }, // as `cxmpp node` and the benchmarks
+  });
+  cleanups.push(() => endpoint.close());
+  return endpoint;
+}
+
 /** Node `identity` with test key `n`, talking to `gateway`; `cleanups` gets its endpoint's close. */
 export async function tappedNode(
   identity: string,
@@ -29,16 +43,8 @@ export async function tappedNode(
   gateway: string,
   cleanups: Array<() => unknown>,
 ): Promise<TappedNode> {
-  const udp = await UdpTransport.bind("127.0.0.1", 0);
-  const tap = new Tap(udp);
-  const endpoint = new CoapEndpoint({
-    transport: tap,
-    clock: systemClock,
-    scheduler: timerScheduler(),
-    random: cryptoRandom,
-    transmission: { ackTimeoutMs: 100, maxRetransmit: 4 },
-    exchange: { tokenLength: 1 }, // as `cxmpp node` and the benchmarks
-  });
+  const tap = new Tap(await UdpTransport.bind("127.0.0.1", 0));
+  const endpoint = udpEndpoint(tap, cleanups);
   const client = new NodeClient({
     endpoint,
     gateway: gateway as PeerAddress,
@@ -47,7 +53,6 @@ export async function tappedNode(
     mac: nodeMac,
     retryDelayMs: 100,
   });
-  cleanups.push(() => endpoint.close());
   const inbox: string[] = [];
   client.onStanza((s) => inbox.push(bodyOf(s)));
   return { client, endpoint, tap, inbox };
