@@ -165,6 +165,8 @@ export interface SessionBenchOptions {
   readonly idle?: string | number;
   /** What the idle nodes say they sleep, in seconds (default 0: always on). */
   readonly idleWake?: string | number;
+  /** Reliable stanzas each node keeps in flight (default 1: each waits for the one before). */
+  readonly window?: string | number;
 }
 
 /** One configuration, as `runOne` takes it. */
@@ -198,6 +200,11 @@ export interface SessionRunConfig {
   readonly idle?: number;
   /** The idle nodes' connect `wake` (seconds; 0: always on). */
   readonly idleWake?: number;
+  /**
+   * Reliable stanzas a node has in flight (NodeClient queues them and packs what waits into its next
+   * request, which the gateway stores in one commit): 1 or absent, each stanza waits for the one before.
+   */
+  readonly window?: number;
 }
 
 /** The suites a `dtls` run can ask for. */
@@ -690,6 +697,8 @@ export interface SessionRunResult {
   readonly machine_cpu_share: number;
   readonly retransmissions: number;
   readonly exchange_retries: number;
+  /** Reliable stanzas each node kept in flight (`--window`). */
+  readonly window: number;
   readonly bytes_on_air_median: number;
   readonly bytes_on_air_p95: number;
   readonly mqtt_sn_payload_bytes_median: number;
@@ -828,8 +837,11 @@ function startLoad(config: SessionRunConfig, direct: PeerAddress, slice: LoadSli
     const plain = new Map<number, number>();
     const latency = new Map<number, number>();
     let stopped = false;
+    const window = config.window ?? 1;
     const runNode = async (node: SimNode) => {
       const random = seededRandom(config.seed * 100_003 + node.index);
+      const flying = new Set<Promise<void>>();
+      const start = node.bytes;
       for (let s = 1; s <= config.stanzas && !stopped; s++) {
         const r = reading(node.index, s, random);
         const before = node.bytes;
@@ -840,6 +852,17 @@ function startLoad(config: SessionRunConfig, direct: PeerAddress, slice: LoadSli
           // session goes reliably (NodeClient.sendTelemetry), and its answer lands within the pause.
           node.client.sendTelemetry(r.stanza);
           await sleep(s === 1 ? 20 : 2);
+        } else if (window > 1) {
+          // A busy node: up to `window` stanzas in flight; bytes are counted per window, shared out.
+          const sentAt = performance.now();
+          const p = node.client.send(r.stanza).then(
+            () => addTo(latency, Math.round((performance.now() - sentAt) * 100)),
+            () => {}, // closed at the drain deadline
+          );
+          flying.add(p);
+          void p.finally(() => flying.delete(p));
+          if (flying.size >= window) await Promise.race(flying);
+          continue;
         } else {
           const sentAt = performance.now();
           try {
@@ -850,6 +873,11 @@ function startLoad(config: SessionRunConfig, direct: PeerAddress, slice: LoadSli
           addTo(latency, Math.round((performance.now() - sentAt) * 100));
         }
         addTo(bytes, node.bytes - before);
+      }
+      if (flying.size > 0) await Promise.all(flying);
+      if (window > 1 && !config.telemetry) {
+        const per = Math.round((node.bytes - start) / config.stanzas);
+        for (let s = 0; s < config.stanzas; s++) addTo(bytes, per);
       }
     };
     let deadline: NodeJS.Timeout | undefined;
@@ -1048,6 +1076,7 @@ export async function runOne(config: SessionRunConfig): Promise<SessionRunResult
       machine_cpu_share: round((report.cpuUs + loadCpuUs) / 1000 / (elapsed * 1000) / cores, 2),
       retransmissions,
       exchange_retries: exchangeRetries,
+      window: config.window ?? 1,
       bytes_on_air_median: onAir,
       bytes_on_air_p95: histogramPercentile(bytes, 0.95),
       mqtt_sn_payload_bytes_median: payload,
@@ -1234,7 +1263,7 @@ function busyList(r: SessionRunResult): string {
 
 function formatOne(r: SessionRunResult): string {
   const lines = [
-    `cxmpp bench session: ${r.nodes} node(s) × ${r.stanzas_per_node} stanzas, ${r.mode === "telemetry" ? "NON telemetry" : "CON reliable"}, loss ${r.loss * 100}% per direction, seed ${r.seed}, store ${storeLabel(r.store)}${r.dtls ? `, over DTLS ${r.dtls}` : ""}`,
+    `cxmpp bench session: ${r.nodes} node(s) × ${r.stanzas_per_node} stanzas, ${r.mode === "telemetry" ? "NON telemetry" : "CON reliable"}, loss ${r.loss * 100}% per direction, seed ${r.seed}, store ${storeLabel(r.store)}${r.dtls ? `, over DTLS ${r.dtls}` : ""}${r.window > 1 ? `, ${r.window} in flight per node` : ""}`,
     `  ${r.sent < r.planned ? `STOPPED AT THE DRAIN DEADLINE after ${fmt(r.sent)} of ${fmt(r.planned)};  ` : ""}sent ${fmt(r.sent)}  delivered ${fmt(r.delivered)}  duplicates ${r.duplicates}  out of order ${r.out_of_order}  lost ${r.lost}`,
     `  ${fmt(r.stanzas_per_s)} stanzas/s over ${r.elapsed_s} s (connect ${r.connect_s} s); retransmissions ${r.retransmissions}, failed exchanges retried ${r.exchange_retries}${r.mode === "reliable" ? `; latency p50 ${r.latency_ms_p50} ms, p99 ${r.latency_ms_p99} ms` : ""}`,
     `  gateway CPU ${r.cpu_us_per_stanza} µs/stanza (busy ${Math.round(r.gateway_cpu_share * 100)}% of wall time; one core would route ${fmt(r.gateway_bound_stanzas_per_s)}/s)   Paho MQTT-SN: 62–89 µs per QoS-1 message, ~50 µs QoS 0; node-coap bare server 120–150 µs/request`,
@@ -1414,6 +1443,7 @@ function parse(opts: SessionBenchOptions): SessionRunConfig {
       ? {}
       : { loadProcesses: integer("load-processes", opts.loadProcesses, 1, 1, MAX_LOAD_PROCESSES) }),
     ...(idle > 0 ? { idle, idleWake: integer("idle-wake", opts.idleWake, 0, 0, 86_400) } : {}),
+    ...(opts.window === undefined ? {} : { window: integer("window", opts.window, 1, 1, 64) }),
   };
 }
 
@@ -1486,6 +1516,7 @@ async function run(opts: SessionBenchOptions, config: SessionRunConfig): Promise
     opts.store !== undefined ||
     opts.loadProcesses !== undefined ||
     opts.idle !== undefined ||
+    opts.window !== undefined ||
     opts.json === true;
   if (opts.suite === true || !single) {
     const t0 = performance.now();

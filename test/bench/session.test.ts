@@ -76,6 +76,25 @@ describe("cxmpp bench session", () => {
     expect(benchDirs()).toEqual(before); // the temporary data directory is gone
   });
 
+  it("--window 6 --store full at 10% loss: a busy node with six in flight, still exactly once and in order", async () => {
+    const out = captureStdout();
+    const code = await runSessionBench({
+      nodes: "2",
+      stanzas: "60",
+      window: "6",
+      store: "full",
+      loss: "0.1",
+      json: true,
+      seed: "5",
+    });
+    vi.restoreAllMocks();
+    const r = JSON.parse(out.text().trim()) as Record<string, number>;
+    expect(r.window).toBe(6);
+    expect(r.sent).toBe(120);
+    expect([r.delivered, r.duplicates, r.out_of_order, r.lost]).toEqual([120, 0, 0, 0]);
+    expect(code).toBe(0);
+  });
+
   it("refuses a bad option value with exit code 1 and a message, without throwing", async () => {
     const err: string[] = [];
     vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
@@ -85,6 +104,7 @@ describe("cxmpp bench session", () => {
     expect(await runSessionBench({ nodes: "0", json: true })).toBe(1);
     expect(await runSessionBench({ loss: "1.5", json: true })).toBe(1);
     expect(await runSessionBench({ store: "disk", json: true })).toBe(1);
+    expect(await runSessionBench({ window: "0", json: true })).toBe(1);
     vi.restoreAllMocks();
     expect(err.join("")).toMatch(/--nodes must be an integer/);
     expect(err.join("")).toMatch(/--loss must be a probability/);
