@@ -298,6 +298,16 @@ const SPECS = {
     D.mailboxTtlS,
     "seconds a stanza waits in a mailbox before it is dropped",
   ),
+  cores: spec({
+    schema: int(1, 2),
+    fallback: D.cores,
+    description:
+      "threads for the node listeners: 1, or 2 to give the UDP sockets a thread of their own (the gateway " +
+      "itself stays one thread; docs/DEPLOY.md §10)",
+    shown: String(D.cores),
+    expected: "1 or 2",
+    integer: true,
+  }),
   durability: spec({
     schema: oneOf("full", "normal"),
     fallback: D.durability,
@@ -404,6 +414,8 @@ export interface GatewayConfig {
   readonly mailboxMaxBytes: number;
   readonly mailboxTtlS: number;
   readonly durability: Durability;
+  /** 1, or 2: the UDP sockets on a socket thread (gateway/cluster/udp-thread.ts). */
+  readonly cores: 1 | 2;
   readonly sessionExpiryS: number;
   /** What happens to a stanza from the network for a sleeping node (RFC 6120 §8.3.3.13). */
   readonly asleepPolicy: "queue" | "bounce";
@@ -512,6 +524,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     mailboxMaxBytes: v.mailbox_max_bytes,
     mailboxTtlS: v.mailbox_ttl_s,
     durability: v.durability,
+    cores: v.cores as 1 | 2,
     sessionExpiryS: v.session_expiry_s,
     asleepPolicy: v.asleep_policy,
     dtlsMaxHandshakes: v.dtls_max_handshakes,

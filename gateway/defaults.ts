@@ -50,6 +50,8 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   sessionExpiryS: 7 * 86_400,
   /** "full" survives power loss (a border router's usual failure), at one fsync per commit. */
   durability: "full",
+  /** Threads for the node listeners (config `cores`): 1, or 2 with the UDP sockets on their own. */
+  cores: 1,
   asleepPolicy: "queue",
   /** How often mailboxes expire, sleeping nodes are noticed and metrics catch up. */
   tickMs: 1_000,

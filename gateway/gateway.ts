@@ -297,6 +297,8 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
       dataDir: config.dataDir,
       store: store.path,
       durability: config.durability,
+      cores: config.cores,
+      socketThreads: listeners.socketThreads,
       devices: store.devices.size,
       sessions: service.sessionCount,
       dictionary: DICTIONARY_V1.id,

@@ -6,15 +6,23 @@
 import type { CoapEndpoint, CoapTables, Logger, PeerAddress } from "../src/core/index.js";
 import type { DtlsServer } from "../src/dtls/index.js";
 import { createDtlsServerEndpoint, createUdpEndpoint, type UdpEndpoint } from "../src/node/index.js";
+import { createThreadedDtlsServerEndpoint, createThreadedUdpEndpoint } from "./cluster/endpoints.js";
 import { formatHostPort, type GatewayConfig, type HostPort } from "./config.js";
 import type { DeviceDirectory } from "./devices.js";
 
+/** One listener: its CoAP endpoint on a socket of this thread, or of a socket thread (`cores: 2`). */
+export type Listener = Pick<UdpEndpoint, "endpoint" | "close"> & {
+  readonly transport: { readonly address: string };
+};
+
 export interface Listeners {
-  readonly plain: UdpEndpoint | undefined;
-  readonly secure: (UdpEndpoint & { readonly dtls: DtlsServer }) | undefined;
+  readonly plain: Listener | undefined;
+  readonly secure: (Listener & { readonly dtls: DtlsServer }) | undefined;
   readonly endpoints: readonly CoapEndpoint[];
   /** The DTLS identity behind a `coaps://` peer (GatewayServiceOptions.dtlsIdentity). */
   dtlsIdentity(peer: PeerAddress): string | undefined;
+  /** The ids of the threads that own the sockets (`cores: 2`); empty when they are on this thread. */
+  readonly socketThreads: readonly number[];
   /** Both endpoints' CoAP tables, added up (metrics). */
   tables(): CoapTables;
   close(): Promise<void>;
@@ -38,10 +46,12 @@ export async function openListeners(
     const d = devices.find(identity);
     return d && !d.revoked ? d.key : undefined;
   };
+  // `cores: 2`: each socket on a thread of its own (docs/DEPLOY.md §10); the rest stays on this one.
+  const threaded = config.cores === 2;
   const secureAt = config.dtlsListen;
   const secure = secureAt
-    ? await listen(secureAt, "coaps", () =>
-        createDtlsServerEndpoint({
+    ? await listen<Listener & { readonly dtls: DtlsServer }>(secureAt, "coaps", () =>
+        (threaded ? createThreadedDtlsServerEndpoint : createDtlsServerEndpoint)({
           host: secureAt.host,
           port: secureAt.port,
           logger,
@@ -57,12 +67,16 @@ export async function openListeners(
         }),
       )
     : undefined;
-  let plain: UdpEndpoint | undefined;
+  let plain: Listener | undefined;
   try {
     const plainAt = config.listen;
     plain = plainAt
-      ? await listen(plainAt, "coap", () =>
-          createUdpEndpoint({ host: plainAt.host, port: plainAt.port, logger }),
+      ? await listen<Listener>(plainAt, "coap", () =>
+          (threaded ? createThreadedUdpEndpoint : createUdpEndpoint)({
+            host: plainAt.host,
+            port: plainAt.port,
+            logger,
+          }),
         )
       : undefined;
   } catch (error) {
@@ -70,10 +84,14 @@ export async function openListeners(
     throw error;
   }
   const endpoints = [plain?.endpoint, secure?.endpoint].filter((e): e is CoapEndpoint => e !== undefined);
+  const socketThreads = [plain?.transport, secure?.transport].flatMap((t) =>
+    t && "threadId" in t ? [t.threadId as number] : [],
+  );
   return {
     plain,
     secure,
     endpoints,
+    socketThreads,
     dtlsIdentity: (peer) => secure?.dtls.identityOf(peer),
     tables: () => addTables(endpoints.map((e) => e.tables())),
     close: async () => {

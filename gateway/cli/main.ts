@@ -44,6 +44,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addOption(dataDirOption())
     .option("--log-level <level>", "debug | info | warn | error (env CXMPP_LOG_LEVEL)")
     .option("--metrics-listen <host:port>", "serve Prometheus metrics at /metrics (env CXMPP_METRICS_LISTEN)")
+    .option("--cores <n>", "1, or 2: the UDP sockets on a thread of their own (env CXMPP_CORES; default 1)")
     .option(
       "--check-config",
       "print the resolved configuration as JSON (every key, its source, secrets masked) and exit: 0 if valid, 2 if not; opens no socket and no store",

@@ -18,6 +18,7 @@ const FLAG_KEYS: Record<string, ConfigKey> = {
   logLevel: "log_level",
   metricsListen: "metrics_listen",
   durability: "durability",
+  cores: "cores",
 };
 
 export function configFile(

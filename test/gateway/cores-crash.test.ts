@@ -1,0 +1,141 @@
+/**
+ * `cores: 2` (docs/DEPLOY.md §10, gateway/cluster/udp-thread.ts): the UDP sockets on a thread of their
+ * own. The crash scenario of crash.test.ts and crash-dtls.test.ts (test/kit/crash-kit.ts) runs against
+ * `cxmpp gateway --cores 2` as a child process over real UDP: nodes send under load, the gateway is
+ * SIGKILLed at seeded moments and started again; whatever it acknowledged must be in the sink's mailbox
+ * and the outbox exactly once and in order, and the nodes resume without a new connect. Each started
+ * gateway must say that its sockets are on a worker thread (its listening log line), so the test cannot
+ * pass on one thread. The commands run compiled (bin/cxmpp.js → dist/): build first.
+ */
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { cleanEnv } from "../../bench/child-process.js";
+import { nodeFromDevice } from "../../gateway/cli/node-command.js";
+import { ConfigError, loadConfig } from "../../gateway/index.js";
+import { openStore } from "../../gateway/store/index.js";
+import { NodeClient, type PeerAddress } from "../../src/core/index.js";
+import type { DtlsClient } from "../../src/dtls/index.js";
+import { createUdpEndpoint, nodeMac } from "../../src/node/index.js";
+import { type CrashSetup, crashUnderLoad, DOMAIN, IDENTITIES, SEED } from "../kit/crash-kit.js";
+import {
+  CLI,
+  freeUdpPort,
+  type GatewayProcess,
+  killAllGateways,
+  startGatewayProcess,
+} from "../kit/gateway-process.js";
+import { scratch } from "../kit/scratch.js";
+import { key } from "../kit/session-harness.js";
+
+const { root, cleanups } = scratch("cxmpp-cores-");
+cleanups.push(killAllGateways); // (run last: cleanups run in reverse)
+
+const keyOf = (identity: string) => key(identity === "sink" ? 100 : Number(identity.slice(1)) + 1);
+
+/** Every gateway started listened with `cores: 2` and as many socket threads as listeners, none this one. */
+function expectSocketThreads(started: readonly GatewayProcess[], listeners: number): void {
+  expect(started.length).toBeGreaterThan(1); // the first start and the restarts after each kill
+  for (const gateway of started) {
+    const [listening] = gateway.log("gateway.listening");
+    expect(listening?.cores).toBe(2);
+    const threads = listening?.socketThreads as number[];
+    expect(threads).toHaveLength(listeners);
+    for (const id of threads) expect(id).toBeGreaterThan(0); // 0 is the gateway's own thread
+  }
+}
+
+describe("cores: 2, the sockets on their own thread", () => {
+  it("is 1 by default; 2 is accepted; anything else is a ConfigError naming the key", () => {
+    expect(loadConfig({ env: {}, flags: {} }).cores).toBe(1);
+    expect(loadConfig({ env: {}, flags: { cores: "2" } }).cores).toBe(2);
+    expect(loadConfig({ env: { CXMPP_CORES: "2" } }).cores).toBe(2);
+    for (const bad of ["0", "3", "two", "1.5", ""]) {
+      const attempt = () => loadConfig({ env: {}, flags: { cores: bad } });
+      expect(attempt, bad).toThrow(ConfigError);
+      expect(attempt, bad).toThrow(/cores/);
+    }
+  });
+
+  it(`plain CoAP, SIGKILL under load: nothing acknowledged lost or duplicated, in order (seed ${SEED})`, async () => {
+    const dataDir = join(root, "plain");
+    const store = openStore(dataDir);
+    for (const identity of IDENTITIES)
+      store.devices.add({ identity, key: keyOf(identity), jid: `${identity}@${DOMAIN}`, peers: [] });
+    store.close();
+    const port = await freeUdpPort();
+    const started: GatewayProcess[] = [];
+    const setup: CrashSetup = {
+      dataDir,
+      cleanups,
+      start: async () => {
+        const gateway = await startGatewayProcess({
+          dataDir,
+          port,
+          logLevel: "info",
+          args: ["--cores", "2"],
+          env: { CXMPP_DTLS_LISTEN: "off" },
+        });
+        started.push(gateway);
+        return gateway;
+      },
+      async node(identity, gateway) {
+        const udp = await createUdpEndpoint({ host: "127.0.0.1", transmission: { ackTimeoutMs: 100 } });
+        const client = new NodeClient({
+          endpoint: udp.endpoint,
+          gateway: gateway.address as PeerAddress,
+          identity,
+          key: keyOf(identity),
+          mac: nodeMac,
+          retryDelayMs: 100,
+        });
+        return { client, close: () => udp.close() };
+      },
+    };
+    const { connectsAfterStart, report } = await crashUnderLoad(setup, "crash test, cores 2");
+    expectSocketThreads(started, 1);
+    expect(connectsAfterStart, JSON.stringify(connectsAfterStart)).toEqual([]);
+    expect(report.clientReconnects).toEqual([0, 0, 0, 0]);
+  }, 90_000);
+
+  it(`DTLS, SIGKILL under load: the same, through the DTLS server over the socket thread (seed ${SEED})`, async () => {
+    const dataDir = join(root, "dtls");
+    const [port, dtlsPort] = [await freeUdpPort(), await freeUdpPort()];
+    const env = { CXMPP_DATA_DIR: dataDir, CXMPP_DTLS_LISTEN: `127.0.0.1:${dtlsPort}`, CXMPP_CORES: "2" };
+    const deviceFile = (identity: string) => join(root, `${identity}.cbor`);
+    for (const identity of IDENTITIES) {
+      const add = spawnSync(
+        process.execPath,
+        [CLI, "provision", "add", identity, "--dtls-only", "--out", deviceFile(identity)],
+        { encoding: "utf8", env: cleanEnv(env), timeout: 30_000 },
+      );
+      expect(add.status, add.stderr).toBe(0);
+    }
+    const dtls = new Map<string, DtlsClient>();
+    const started: GatewayProcess[] = [];
+    const setup: CrashSetup = {
+      dataDir,
+      cleanups,
+      start: async () => {
+        const gateway = await startGatewayProcess({ dataDir, port, logLevel: "info", env });
+        started.push(gateway);
+        return gateway;
+      },
+      async node(identity) {
+        const node = await nodeFromDevice(deviceFile(identity), {
+          udp: { transmission: { ackTimeoutMs: 100 } },
+        });
+        const client = (node.udp as { dtls?: DtlsClient }).dtls;
+        if (!client)
+          throw new Error(`${identity}: the device file does not say coaps: ${node.device.gateway}`);
+        dtls.set(identity, client);
+        return { client: node.client, close: () => node.udp.close() };
+      },
+    };
+    const { connectsAfterStart, report } = await crashUnderLoad(setup, "crash test over DTLS, cores 2");
+    expectSocketThreads(started, 2); // coap and coaps
+    for (const id of IDENTITIES) expect(dtls.get(id)!.stats.handshakes, id).toBeGreaterThan(1);
+    expect(connectsAfterStart, JSON.stringify(connectsAfterStart)).toEqual([]);
+    expect(report.clientReconnects).toEqual([0, 0, 0, 0]);
+  }, 120_000);
+});
