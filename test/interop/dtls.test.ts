@@ -76,7 +76,7 @@ const METER = { identity: "meter2", key: "secret-key-meter2" };
 
 /** What the gateway's /.well-known/core holds (src/core/session/protocol.ts linkFormat). */
 const LINK_FORMAT =
-  /^<\/c>;rt="cxmpp\.connect";dict="[^"]+",<\/u>;rt="cxmpp\.uplink";ct=65101,<\/d>;rt="cxmpp\.downlink";obs;ct=65101$/;
+  /^<\/c>;rt="cxmpp\.connect";dict="[^"]+",<\/u>;rt="cxmpp\.uplink";ct=65101,<\/>;rt="cxmpp\.uplink";ct=65101,<\/d>;rt="cxmpp\.downlink";obs;ct=65101$/;
 
 const { root, cleanups } = scratch("cxmpp-dtls-interop-");
 afterEach(stopDtlsPeers);
@@ -516,7 +516,7 @@ describe("B. our DtlsClient under a CoapEndpoint → libcoap coap-server with a 
 describe.skipIf(!commandAvailable("tshark") || !commandAvailable("dumpcap"))(
   "C. a capture of a node on our DtlsClient ↔ the gateway, decoded by tshark",
   () => {
-    it("with -o dtls.psk:HEX the connect (POST /c) and the uplink (POST /u) show as CoAP; without it, none", async () => {
+    it("with -o dtls.psk:HEX the connect (POST /c) and the uplink (POST /, format 2) show as CoAP; without it, none", async () => {
       const capture = await timed("capture start", () => startCapture({ ports: [coapsPort] }));
       const gateway = gw.secureAddress as PeerAddress;
       const node = await createDtlsClientEndpoint({
@@ -550,11 +550,12 @@ describe.skipIf(!commandAvailable("tshark") || !commandAvailable("dumpcap"))(
       const decrypted = await timed("tshark decode with the PSK", () => capture.decode({ pskHex: psk }));
       expect(decrypted).toMatch(/CoAP \d+ CON, MID:\d+, POST, TKN:[0-9a-f ]+, \/c\b/);
       expect(decrypted).toMatch(/CoAP \d+ ACK, MID:\d+, 2\.0[14] \w+, TKN:[0-9a-f ]+, \/c\b/);
-      expect(decrypted).toMatch(/CoAP \d+ CON, MID:\d+, POST, TKN:[0-9a-f ]+, \/u\b/);
+      // The uplink goes to the root in format 2 (docs/PROTOCOL.md §3.3): no Uri-Path, so no path shown.
+      expect(decrypted).toMatch(/CoAP \d+ CON, MID:\d+, POST, TKN:[0-9a-f ]+$/m);
       // The handshake's own last messages are readable too.
       expect(decrypted).toContain("Client Key Exchange, Change Cipher Spec, Finished");
       const fields = await capture.decode({ pskHex: psk, fields: ["coap.opt.uri_path"], filter: "coap" });
-      expect(fields.split("\n")).toEqual(expect.arrayContaining(["c", "u"]));
+      expect(fields.split("\n")).toEqual(expect.arrayContaining(["c"]));
       const opaque = await timed("tshark decode without the PSK", () => capture.decode());
       expect(opaque).toContain("Application Data");
       expect(opaque).not.toMatch(/CoAP|POST|\/c\b|\/u\b/);
