@@ -66,7 +66,7 @@ export class CborReader {
       this.pos = offset + 1;
       return;
     }
-    this.arg = this.longArg(offset, initial >>> 5, info);
+    this.arg = this.#longArg(offset, initial >>> 5, info);
   }
 
   /** `next()`, returning the major type (a fresh read, where TypeScript narrowed `major` before). */
@@ -76,7 +76,7 @@ export class CborReader {
   }
 
   /** The argument of a head with following bytes; advances `pos` past them. */
-  private longArg(offset: number, major: number, info: number): number {
+  #longArg(offset: number, major: number, info: number): number {
     const data = this.data;
     this.pos = offset + 1;
     if (major === MAJOR_SIMPLE && info !== 24) {

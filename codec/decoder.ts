@@ -218,7 +218,7 @@ class FrameReader extends CborReader {
     this.table = undefined;
   }
 
-  private tab(): DecoderTable {
+  #tab(): DecoderTable {
     if (this.table === undefined) this.table = new DecoderTable(this.limits);
     return this.table;
   }
@@ -241,21 +241,21 @@ class FrameReader extends CborReader {
     }
     this.next();
     const offset = this.start;
-    const stanza = this.elementItem(this.defaultNs, 1);
+    const stanza = this.#elementItem(this.defaultNs, 1);
     if (stanza === undefined) throw new CodecError("BAD_STRUCTURE", offset, "a frame holds one element");
     if (!this.done) throw new CodecError("TRAILING_BYTES", this.pos, "bytes after the stanza");
     return stanza;
   }
 
-  private count(offset: number): void {
+  #count(offset: number): void {
     if (++this.nodes > this.maxNodes) throw new CodecError("LIMIT", offset, "more nodes than maxNodes");
   }
 
   /** The element whose array head (`length` items, at `offset`) was just read. */
-  private element(length: number, offset: number, inheritedNs: string, depth: number): XElement {
+  #element(length: number, offset: number, inheritedNs: string, depth: number): XElement {
     if (depth > this.maxDepth) throw new CodecError("LIMIT", offset, "deeper than maxDepth");
     if (length < 1) throw new CodecError("BAD_STRUCTURE", offset, "an element needs a name");
-    this.count(offset);
+    this.#count(offset);
     let remaining = length - 1;
     this.next();
     const nameMajor = this.major;
@@ -266,7 +266,7 @@ class FrameReader extends CborReader {
     let qid: number | undefined;
     let attrs: XAttr[] = [];
     // bench codec decode: one table lookup serves both the shape test and a string name.
-    const entry = nameMajor === MAJOR_NEGINT ? this.tab().get(nameArg, nameOffset) : undefined;
+    const entry = nameMajor === MAJOR_NEGINT ? this.#tab().get(nameArg, nameOffset) : undefined;
     if (typeof entry === "object") {
       if (entry.kind !== "shape") {
         // A template instance (FORMAT.md §6.6): [subtree reference, slot, value, slot, value, …].
@@ -278,7 +278,7 @@ class FrameReader extends CborReader {
           );
         if (depth > this.maxDepth) throw new CodecError("LIMIT", offset, "deeper than maxDepth");
         this.nodes--; // counted with the template's nodes
-        return this.instance(entry, nameOffset, remaining / 2);
+        return this.#instance(entry, nameOffset, remaining / 2);
       }
       // A shape reference (FORMAT.md §6.3): the head comes from the table, a map overrides values.
       ns = entry.ns;
@@ -287,17 +287,17 @@ class FrameReader extends CborReader {
       attrs = entry.attrs.slice();
       if (remaining > 0 && this.peekMajor() === MAJOR_MAP) {
         remaining--;
-        this.overrides(entry, attrs);
+        this.#overrides(entry, attrs);
       }
       let bytes = 0;
       for (const a of attrs) bytes += a.value.length;
-      this.spend(attrs.length, bytes, nameOffset);
+      this.#spend(attrs.length, bytes, nameOffset);
     } else {
       let shapeIndex = -1;
       if (entry !== undefined) {
         // A string reference as the name (what `name()` would read, without a second lookup).
         ns = inheritedNs;
-        name = this.checkName(this.account(entry, nameOffset), nameOffset);
+        name = this.#checkName(this.#account(entry, nameOffset), nameOffset);
         qid = undefined;
       } else {
         if (nameMajor === MAJOR_TAG && nameArg === Tags.SHAPE) {
@@ -306,20 +306,20 @@ class FrameReader extends CborReader {
         }
         const major = this.major;
         if (major === MAJOR_UINT) {
-          const found = this.elementGlobal(this.arg, inheritedNs);
+          const found = this.#elementGlobal(this.arg, inheritedNs);
           if (found === undefined)
             throw new CodecError("UNKNOWN_ID", this.start, `no element ${this.arg} in the dictionary`);
           ns = this.dict.qnameNs(found);
           name = this.dict.qnameName(found);
           qid = found;
         } else if (major === MAJOR_ARRAY) {
-          this.qualified();
+          this.#qualified();
           ns = this.qNs;
           name = this.qName;
           qid = undefined;
         } else {
           ns = inheritedNs;
-          name = this.name();
+          name = this.#name();
           qid = undefined;
         }
       }
@@ -331,28 +331,28 @@ class FrameReader extends CborReader {
         const mapOffset = this.start;
         if (shapeIndex >= 0) aids = [];
         for (let i = 0; i < mapLength; i++) {
-          this.count(this.pos);
+          this.#count(this.pos);
           // The attribute name (FORMAT.md §3.2): a dictionary id, [namespace, name] or a Value.
           this.next();
           let keyNs: string;
           let keyName: string;
           let aid: number | undefined;
           if (this.major === MAJOR_UINT) {
-            aid = this.attributeFromId(this.arg, qid);
+            aid = this.#attributeFromId(this.arg, qid);
             if (aid === undefined)
               throw new CodecError("UNKNOWN_ID", this.start, `no attribute ${this.arg} in the dictionary`);
             keyNs = this.dict.attributeNs(aid);
             keyName = this.dict.attributeName(aid);
           } else if (this.major === MAJOR_ARRAY) {
-            this.qualified();
+            this.#qualified();
             keyNs = this.qNs;
             keyName = this.qName;
           } else {
             keyNs = "";
-            keyName = this.name();
+            keyName = this.#name();
           }
           this.next();
-          const value = this.value(qid, aid);
+          const value = this.#value(qid, aid);
           for (let j = 0; j < attrs.length; j++) {
             const a = attrs[j]!;
             if (a.name === keyName && a.ns === keyNs) {
@@ -366,7 +366,7 @@ class FrameReader extends CborReader {
       if (shapeIndex >= 0) {
         if (attrs.length === 0) throw new CodecError("BAD_STRUCTURE", nameOffset, "a shape needs attributes");
         const shape: Shape = { kind: "shape", ns, name, qid, attrs, aids: aids ?? [] };
-        this.remember(shapeIndex, shape, nameOffset);
+        this.#remember(shapeIndex, shape, nameOffset);
       }
     }
     const children: XNode[] = [];
@@ -375,20 +375,20 @@ class FrameReader extends CborReader {
       if (this.major === MAJOR_NEGINT) {
         // bench codec decode: one lookup decides element or text (elementItem and value both looked up).
         const childOffset = this.start;
-        const child = this.tab().get(this.arg, childOffset);
+        const child = this.#tab().get(this.arg, childOffset);
         if (typeof child === "string") {
-          this.count(childOffset);
-          children.push(this.account(child, childOffset));
-        } else children.push(this.reference(child, childOffset, depth + 1));
+          this.#count(childOffset);
+          children.push(this.#account(child, childOffset));
+        } else children.push(this.#reference(child, childOffset, depth + 1));
       } else if (this.major === MAJOR_ARRAY) {
         // Direct recursion, not through elementItem: with the two mutually recursive, V8 sometimes
         // inlined one into the other and the whole process ran 40% slower (bench codec decode).
-        children.push(this.element(this.arg, this.start, ns, depth + 1)); // counts itself
+        children.push(this.#element(this.arg, this.start, ns, depth + 1)); // counts itself
       } else if (this.major === MAJOR_TAG && this.arg === Tags.SUBTREE) {
-        children.push(this.subtree(ns, depth + 1));
+        children.push(this.#subtree(ns, depth + 1));
       } else {
-        this.count(this.start);
-        children.push(this.value(qid, -1));
+        this.#count(this.start);
+        children.push(this.#value(qid, -1));
       }
     }
     return { kind: "element", ns, name, attrs, children };
@@ -399,45 +399,45 @@ class FrameReader extends CborReader {
    * starts a text Value instead: an array; a subtree insert 13([…]); a bare reference to a shape (the
    * element with no overrides and no children) or to a subtree (the whole element again).
    */
-  private elementItem(inheritedNs: string, depth: number): XElement | undefined {
+  #elementItem(inheritedNs: string, depth: number): XElement | undefined {
     const major = this.major;
     const offset = this.start;
-    if (major === MAJOR_ARRAY) return this.element(this.arg, offset, inheritedNs, depth);
-    if (major === MAJOR_TAG && this.arg === Tags.SUBTREE) return this.subtree(inheritedNs, depth);
+    if (major === MAJOR_ARRAY) return this.#element(this.arg, offset, inheritedNs, depth);
+    if (major === MAJOR_TAG && this.arg === Tags.SUBTREE) return this.#subtree(inheritedNs, depth);
     if (major !== MAJOR_NEGINT) return undefined;
-    const entry = this.tab().get(this.arg, offset);
+    const entry = this.#tab().get(this.arg, offset);
     if (typeof entry === "string") return undefined;
-    return this.reference(entry, offset, depth);
+    return this.#reference(entry, offset, depth);
   }
 
   /** The subtree insert 13([…]) whose tag head was just read (FORMAT.md §6.4). */
-  private subtree(inheritedNs: string, depth: number): XElement {
+  #subtree(inheritedNs: string, depth: number): XElement {
     const offset = this.start;
     const index = this.nextInsert++; // pre-order: numbered before everything inside (§6.1)
     this.next();
     if (this.major !== MAJOR_ARRAY)
       throw new CodecError("BAD_STRUCTURE", this.start, "a subtree wraps an element");
-    const element = this.element(this.arg, this.start, inheritedNs, depth);
+    const element = this.#element(this.arg, this.start, inheritedNs, depth);
     const { nodes, bytes } = treeSize(element);
-    this.remember(index, { kind: "subtree", element, nodes, bytes }, offset);
+    this.#remember(index, { kind: "subtree", element, nodes, bytes }, offset);
     return element;
   }
 
   /** A bare reference to a shape or subtree entry, as an element. */
-  private reference(entry: Shape | Subtree, offset: number, depth: number): XElement {
+  #reference(entry: Shape | Subtree, offset: number, depth: number): XElement {
     if (depth > this.maxDepth) throw new CodecError("LIMIT", offset, "deeper than maxDepth");
     if (entry.kind === "subtree") {
-      this.spend(entry.nodes, entry.bytes, offset);
+      this.#spend(entry.nodes, entry.bytes, offset);
       return entry.element;
     }
     let bytes = 0;
     for (const a of entry.attrs) bytes += a.value.length;
-    this.spend(1 + entry.attrs.length, bytes, offset);
+    this.#spend(1 + entry.attrs.length, bytes, offset);
     return { kind: "element", ns: entry.ns, name: entry.name, attrs: entry.attrs.slice(), children: [] };
   }
 
   /** Counts what a table reference expands to against maxNodes and maxStanzaBytes. */
-  private spend(nodes: number, bytes: number, offset: number): void {
+  #spend(nodes: number, bytes: number, offset: number): void {
     this.nodes += nodes;
     this.outBytes += bytes;
     if (this.nodes > this.maxNodes) throw new CodecError("LIMIT", offset, "more nodes than maxNodes");
@@ -446,25 +446,25 @@ class FrameReader extends CborReader {
   }
 
   /** Applies a shape's override map {position: value} to `attrs` (a copy of the shape's attributes). */
-  private overrides(shape: Shape, attrs: XAttr[]): void {
+  #overrides(shape: Shape, attrs: XAttr[]): void {
     this.next();
     const mapLength = this.arg;
     let previous = -1;
     for (let i = 0; i < mapLength; i++) {
-      const position = this.position(previous, attrs.length);
+      const position = this.#position(previous, attrs.length);
       previous = position;
       const a = attrs[position]!;
       this.next();
       attrs[position] = {
         ns: a.ns,
         name: a.name,
-        value: this.overrideValue(a.value, shape.qid, shape.aids[position]),
+        value: this.#overrideValue(a.value, shape.qid, shape.aids[position]),
       };
     }
   }
 
   /** The next key of an override map: a uint above `previous` and below `count`. */
-  private position(previous: number, count: number): number {
+  #position(previous: number, count: number): number {
     this.next();
     const position = this.arg;
     // Positions ascend strictly: no duplicates, and one canonical form per element.
@@ -478,45 +478,45 @@ class FrameReader extends CborReader {
    * The value of an override whose head was just read (§6.6): where `base` is a number or time, an int
    * is a delta on it; anything else is a value.
    */
-  private overrideValue(base: string, qid: number | undefined, aid: number | undefined): string {
+  #overrideValue(base: string, qid: number | undefined, aid: number | undefined): string {
     if ((this.major !== MAJOR_UINT && this.major !== MAJOR_NEGINT) || !isDeltaBase(base))
-      return this.value(qid, aid);
+      return this.#value(qid, aid);
     const offset = this.start;
-    const d = this.integerHere();
+    const d = this.#integerHere();
     const value = applyDelta(base, d);
     if (value === undefined) throw new CodecError("BAD_VALUE", offset, "a delta past the range of its value");
-    return this.account(value, offset);
+    return this.#account(value, offset);
   }
 
   /**
    * The stanza of template `entry` with the `overrides` (slot, value) pairs that follow (FORMAT.md §6.6):
    * slots ascending, in document order, each value in its slot's dictionary context.
    */
-  private instance(entry: Subtree, offset: number, overrides: number): XElement {
-    this.spend(entry.nodes, entry.bytes, offset);
+  #instance(entry: Subtree, offset: number, overrides: number): XElement {
+    this.#spend(entry.nodes, entry.bytes, offset);
     const t = templateFor(entry);
     const values = new Map<number, string>();
     let previous = -1;
     for (let i = 0; i < overrides; i++) {
-      const slot = this.position(previous, t.slots.length);
+      const slot = this.#position(previous, t.slots.length);
       previous = slot;
       const owner = t.owners[slot]!;
       const at = t.attrs[slot]!;
       const qid = this.dict.qnameGlobal(owner.ns, owner.name);
       const aid = at < 0 ? -1 : this.dict.attributeGlobal(owner.attrs[at]!.ns, owner.attrs[at]!.name);
       this.next();
-      values.set(slot, this.overrideValue(t.slots[slot]!, qid, aid));
+      values.set(slot, this.#overrideValue(t.slots[slot]!, qid, aid));
     }
     return withSlots(entry.element, values, { next: 0 });
   }
 
-  private remember(index: number, entry: Entry, offset: number): void {
-    if (this.tab().insert(index, entry, offset)) this.added.push(index);
+  #remember(index: number, entry: Entry, offset: number): void {
+    if (this.#tab().insert(index, entry, offset)) this.added.push(index);
     this.inserted.push(index);
   }
 
   /** [namespace, name] whose array head was just read: namespace as a dictionary id or a string value. */
-  private qualified(): void {
+  #qualified(): void {
     if (this.arg !== 2)
       throw new CodecError("BAD_STRUCTURE", this.start, "a qualified name is [namespace, name]");
     this.next();
@@ -525,19 +525,19 @@ class FrameReader extends CborReader {
       const found = this.dict.namespace(this.arg);
       if (found === undefined) throw new CodecError("UNKNOWN_ID", this.start, `no namespace ${this.arg}`);
       ns = found;
-    } else ns = this.value(null, undefined);
+    } else ns = this.#value(null, undefined);
     this.next();
-    this.qName = this.name();
+    this.qName = this.#name();
     this.qNs = ns;
   }
 
   /** The name whose head was just read. */
-  private name(): string {
+  #name(): string {
     const offset = this.start;
-    return this.checkName(this.value(null, undefined), offset);
+    return this.#checkName(this.#value(null, undefined), offset);
   }
 
-  private checkName(name: string, offset: number): string {
+  #checkName(name: string, offset: number): string {
     if (name === "") throw new CodecError("BAD_STRUCTURE", offset, "empty name");
     return name;
   }
@@ -546,13 +546,13 @@ class FrameReader extends CborReader {
    * The Value item (FORMAT.md §5) whose head was just read: the string it stands for. `qid`/`aid` give
    * the context of value ids.
    */
-  private value(qid: number | undefined | null, aid: number | undefined): string {
+  #value(qid: number | undefined | null, aid: number | undefined): string {
     const offset = this.start;
-    return this.account(this.rawValue(qid, aid), offset);
+    return this.#account(this.#rawValue(qid, aid), offset);
   }
 
   /** Counts a value's text against the string and stanza limits. */
-  private account(s: string, offset: number): string {
+  #account(s: string, offset: number): string {
     // Typed values and JIDs are rendered, not read: their text counts against the limit too.
     if (s.length > this.maxStringBytes / 3 && utf8Length(s) > this.maxStringBytes) {
       throw new CodecError("LIMIT", offset, "string longer than maxStringBytes");
@@ -563,7 +563,7 @@ class FrameReader extends CborReader {
     return s;
   }
 
-  private rawValue(qid: number | undefined | null, aid: number | undefined): string {
+  #rawValue(qid: number | undefined | null, aid: number | undefined): string {
     const offset = this.start;
     const arg = this.arg;
     switch (this.major) {
@@ -574,7 +574,7 @@ class FrameReader extends CborReader {
         return v;
       }
       case MAJOR_NEGINT: {
-        const entry = this.tab().get(arg, offset);
+        const entry = this.#tab().get(arg, offset);
         if (typeof entry !== "string")
           throw new CodecError("BAD_STRUCTURE", offset, "a shape where a string belongs");
         return entry;
@@ -582,9 +582,9 @@ class FrameReader extends CborReader {
       case MAJOR_TEXT:
         return this.nextText(this.maxStringBytes);
       case MAJOR_BYTES:
-        return this.literal(offset);
+        return this.#literal(offset);
       case MAJOR_TAG:
-        return this.tagged(qid, aid);
+        return this.#tagged(qid, aid);
       case MAJOR_SIMPLE:
         if (arg === SIMPLE_TRUE) return "true";
         if (arg === SIMPLE_FALSE) return "false";
@@ -595,7 +595,7 @@ class FrameReader extends CborReader {
   }
 
   /** `dict.elementGlobal`, memoised for small ids (DictionaryMemo.elements). */
-  private elementGlobal(id: number, inheritedNs: string): number | undefined {
+  #elementGlobal(id: number, inheritedNs: string): number | undefined {
     if (id >= SMALL_IDS) return this.dict.elementGlobal(id, inheritedNs);
     let row = this.lastRow;
     if (inheritedNs !== this.lastNs) {
@@ -620,7 +620,7 @@ class FrameReader extends CborReader {
   }
 
   /** `dict.attributeFromId`, memoised for small ids (DictionaryMemo.attributes). */
-  private attributeFromId(id: number, qid: number | undefined): number | undefined {
+  #attributeFromId(id: number, qid: number | undefined): number | undefined {
     if (id >= SMALL_IDS) return this.dict.attributeFromId(id, qid);
     const rows = this.cache.attributes;
     const at = qid === undefined ? 0 : qid + 1;
@@ -641,7 +641,7 @@ class FrameReader extends CborReader {
   }
 
   /** The Huffman literal whose head (at `offset`) was just read. */
-  private literal(offset: number): string {
+  #literal(offset: number): string {
     const from = this.skipBody(this.maxStringBytes);
     const to = this.pos;
     const data = this.data;
@@ -678,7 +678,7 @@ class FrameReader extends CborReader {
   }
 
   /** The tagged Value whose tag head was just read. */
-  private tagged(qid: number | undefined | null, aid: number | undefined): string {
+  #tagged(qid: number | undefined | null, aid: number | undefined): string {
     const offset = this.start;
     const tag = this.arg;
     switch (tag) {
@@ -687,8 +687,8 @@ class FrameReader extends CborReader {
         if (this.nextMajor() === MAJOR_TAG && this.arg === Tags.INSERT) {
           throw new CodecError("BAD_STRUCTURE", this.start, "nested insert");
         }
-        const value = this.value(qid, aid);
-        this.remember(index, value, offset);
+        const value = this.#value(qid, aid);
+        this.#remember(index, value, offset);
         return value;
       }
       case Tags.JID: {
@@ -697,34 +697,34 @@ class FrameReader extends CborReader {
         }
         const parts = this.arg;
         this.next();
-        const local = this.isSimple(SIMPLE_NULL) ? null : this.value(null, undefined);
+        const local = this.#isSimple(SIMPLE_NULL) ? null : this.#value(null, undefined);
         this.next();
-        const domain = this.value(null, undefined);
+        const domain = this.#value(null, undefined);
         let resource: string | null = null;
         if (parts === 3) {
           this.next();
-          resource = this.value(null, undefined);
+          resource = this.#value(null, undefined);
         }
         const out = joinJid({ local, domain, resource });
         if (out.length > this.maxStringBytes) throw new CodecError("LIMIT", offset, "JID too long");
         return out;
       }
       case Tags.INTEGER:
-        return renderInteger(this.integer());
+        return renderInteger(this.#integer());
       case Tags.DECIMAL: {
         const major = this.nextMajor();
         const arrOffset = this.start;
         if (major !== MAJOR_ARRAY || this.arg !== 2)
           throw new CodecError("BAD_STRUCTURE", arrOffset, "decimal is [e, m]");
-        const exponent = this.integer();
-        const mantissa = this.integer();
+        const exponent = this.#integer();
+        const mantissa = this.#integer();
         if (exponent > -1 || exponent < -15)
           throw new CodecError("BAD_VALUE", arrOffset, "decimal exponent out of range");
         return renderDecimal({ exponent, mantissa });
       }
       case Tags.PACKED_DECIMAL: {
         const at = this.pos;
-        const x = this.integer();
+        const x = this.#integer();
         const scale = Math.abs(x) % 16;
         if (scale === 0) throw new CodecError("BAD_VALUE", at, "packed decimal without fraction digits");
         const magnitude = Math.floor(Math.abs(x) / 16);
@@ -732,7 +732,7 @@ class FrameReader extends CborReader {
         return renderDecimal({ exponent: -scale, mantissa: x < 0 ? -magnitude : magnitude });
       }
       case Tags.EPOCH:
-        return renderTimestamp({ seconds: this.seconds(), zone: null, fraction: 0, fractionDigits: 0 });
+        return renderTimestamp({ seconds: this.#seconds(), zone: null, fraction: 0, fractionDigits: 0 });
       case Tags.DATETIME: {
         const major = this.nextMajor();
         const arrOffset = this.start;
@@ -740,22 +740,22 @@ class FrameReader extends CborReader {
         if (major !== MAJOR_ARRAY || (parts !== 2 && parts !== 4)) {
           throw new CodecError("BAD_STRUCTURE", arrOffset, "datetime is [seconds, zone, fraction?, digits?]");
         }
-        const seconds = this.seconds();
+        const seconds = this.#seconds();
         const zoneMajor = this.nextMajor();
         const zoneArg = this.arg;
         let zone: number | null | false = null;
         if (zoneMajor === MAJOR_SIMPLE && zoneArg === SIMPLE_FALSE) zone = false;
         else if (!(zoneMajor === MAJOR_SIMPLE && zoneArg === SIMPLE_NULL)) {
           const zoneOffset = this.start;
-          zone = this.integerHere();
+          zone = this.#integerHere();
           if (Math.abs(zone) > 24 * 60)
             throw new CodecError("BAD_VALUE", zoneOffset, "zone offset out of range");
         }
         let fraction = 0;
         let fractionDigits = 0;
         if (parts === 4) {
-          fraction = this.integer();
-          fractionDigits = this.integer();
+          fraction = this.#integer();
+          fractionDigits = this.#integer();
           if (fractionDigits < 1 || fractionDigits > 9 || fraction < 0 || fraction >= 10 ** fractionDigits) {
             throw new CodecError("BAD_VALUE", arrOffset, "fraction out of range");
           }
@@ -764,18 +764,18 @@ class FrameReader extends CborReader {
       }
       case Tags.DATE: {
         const at = this.pos;
-        const days = this.integer();
+        const days = this.#integer();
         if (days < -354_285 || days > 2_932_896)
           throw new CodecError("BAD_VALUE", at, "date outside the years 1000-9999");
         return renderDate(days);
       }
       case Tags.BASE64:
-        return renderBase64(this.bytes());
+        return renderBase64(this.#bytes());
       case Tags.BASE16:
-        return renderHex(this.bytes());
+        return renderHex(this.#bytes());
       case Tags.UUID: {
         const at = this.pos;
-        const bytes = this.bytes();
+        const bytes = this.#bytes();
         if (bytes.length !== 16) throw new CodecError("BAD_VALUE", at, "a UUID has 16 bytes");
         return renderUuid(bytes);
       }
@@ -785,32 +785,32 @@ class FrameReader extends CborReader {
   }
 
   /** Whether the head just read is the simple value `value`. */
-  private isSimple(value: number): boolean {
+  #isSimple(value: number): boolean {
     return this.major === MAJOR_SIMPLE && this.arg === value;
   }
 
-  private integer(): number {
+  #integer(): number {
     this.next();
-    return this.integerHere();
+    return this.#integerHere();
   }
 
   /** The integer whose head was just read. */
-  private integerHere(): number {
+  #integerHere(): number {
     if (this.major === MAJOR_UINT) return this.arg;
     if (this.major === MAJOR_NEGINT) return -1 - this.arg;
     throw new CodecError("BAD_STRUCTURE", this.start, "integer expected");
   }
 
   /** Seconds within the years 1000-9999, so rendering stays four-digit and exact. */
-  private seconds(): number {
+  #seconds(): number {
     const at = this.pos;
-    const s = this.integer();
+    const s = this.#integer();
     if (s < -30_610_224_000 || s > 253_402_300_799)
       throw new CodecError("BAD_VALUE", at, "time out of range");
     return s;
   }
 
-  private bytes(): Uint8Array {
+  #bytes(): Uint8Array {
     this.next();
     if (this.major !== MAJOR_BYTES) throw new CodecError("BAD_STRUCTURE", this.start, "byte string expected");
     const from = this.skipBody(Math.floor(this.maxStringBytes / 2));

@@ -419,11 +419,11 @@ class LiteralMemo {
     }
     const lit = new Lit(value, this.dict, true);
     lit.used = frame;
-    if (!this.admit(lit, frame)) lit.cached = false;
+    if (!this.#admit(lit, frame)) lit.cached = false;
     return lit;
   }
 
-  private admit(lit: Lit, frame: number): boolean {
+  #admit(lit: Lit, frame: number): boolean {
     const capacity = this.capacity;
     if (capacity === 0 || this.fullFrame === frame) return false;
     if (this.ring.length < capacity) {
@@ -653,15 +653,15 @@ abstract class FrameEncoder {
   /** Identity of the frame being built (see `frameCounter`). */
   protected frame = 0;
   /** Strings inserted by the frame being built (referenceable later in the same frame). */
-  private get frameInserts(): Map<string, number> {
+  get #frameInserts(): Map<string, number> {
     return frameScratch.inserts;
   }
   /** Shapes inserted by the frame being built. */
-  private get frameShapes(): Map<string, Array<{ index: number; shape: Shape }>> {
+  get #frameShapes(): Map<string, Array<{ index: number; shape: Shape }>> {
     return frameScratch.shapes;
   }
   /** Subtrees inserted by the frame being built. */
-  private get frameTrees(): Map<string, number> {
+  get #frameTrees(): Map<string, number> {
     return frameScratch.trees;
   }
   /** Depth of subtree inserts being written: subtrees inside them are not inserted again. */
@@ -715,9 +715,9 @@ abstract class FrameEncoder {
     this.frame = ++frameCounter;
     this.memo.sync();
     // Map.clear allocates a fresh backing store even when the map is empty: skip it then (GC time).
-    if (this.frameInserts.size > 0) this.frameInserts.clear();
-    if (this.frameShapes.size > 0) this.frameShapes.clear();
-    if (this.frameTrees.size > 0) this.frameTrees.clear();
+    if (this.#frameInserts.size > 0) this.#frameInserts.clear();
+    if (this.#frameShapes.size > 0) this.#frameShapes.clear();
+    if (this.#frameTrees.size > 0) this.#frameTrees.clear();
     this.insideSubtree = 0;
     this.inserted = [];
     this.nodes = 0;
@@ -729,8 +729,8 @@ abstract class FrameEncoder {
     this.qidCount = this.aidCount = this.slotCount = 0;
     this.qidCursor = this.aidCursor = this.slotCursor = 0;
     this.prepare(stanza);
-    if (this.templating) this.root(stanza);
-    else this.elementArray(stanza, this.defaultNs, 1);
+    if (this.templating) this.#root(stanza);
+    else this.#elementArray(stanza, this.defaultNs, 1);
     let bytes: Uint8Array;
     if (this.sessionMode && this.inserted.length > 0 && !implicitBase) {
       // The insert base goes first (FORMAT.md §6.1): write the body again after it.
@@ -777,13 +777,13 @@ abstract class FrameEncoder {
    * An element in session mode may be a reference to an identical earlier subtree, or become one
    * (FORMAT.md §6.4); otherwise it is written as an array.
    */
-  private element(e: XElement, inheritedNs: string, depth: number): void {
+  #element(e: XElement, inheritedNs: string, depth: number): void {
     if (!this.sessionMode || depth < 2 || e.children.length === 0) {
-      this.elementArray(e, inheritedNs, depth);
+      this.#elementArray(e, inheritedNs, depth);
       return;
     }
     const key = treeKey(e);
-    const known = this.table.subtree(key) ?? this.frameTrees.get(key);
+    const known = this.table.subtree(key) ?? this.#frameTrees.get(key);
     if (known !== undefined) {
       const size = treeSize(e);
       this.nodes += size.nodes;
@@ -791,12 +791,12 @@ abstract class FrameEncoder {
       return;
     }
     if (this.insideSubtree > 0) {
-      this.elementArray(e, inheritedNs, depth);
+      this.#elementArray(e, inheritedNs, depth);
       return;
     }
     const size = treeSize(e);
     if (size.nodes > SUBTREE_MAX_NODES || !this.table.canInsert(size.bytes)) {
-      this.elementArray(e, inheritedNs, depth);
+      this.#elementArray(e, inheritedNs, depth);
       return;
     }
     // Pre-order numbering (FORMAT.md §6.1): the subtree is numbered before anything inside it.
@@ -806,11 +806,11 @@ abstract class FrameEncoder {
       key,
     );
     this.inserted.push(index);
-    this.frameTrees.set(key, index);
+    this.#frameTrees.set(key, index);
     this.insideSubtree++;
     try {
       writeHead(MAJOR_TAG, Tags.SUBTREE);
-      this.elementArray(e, inheritedNs, depth);
+      this.#elementArray(e, inheritedNs, depth);
     } finally {
       this.insideSubtree--;
     }
@@ -822,10 +822,10 @@ abstract class FrameEncoder {
    * template (a subtree insert of the whole stanza) when it is small and none of its structure is
    * waiting for an acknowledgement; else as an element.
    */
-  private root(e: XElement): void {
+  #root(e: XElement): void {
     // Templates are at most TEMPLATE_MAX_NODES: a larger stanza is neither one nor an instance of one.
     if (e.children.length === 0 || nodesAbove(e, TEMPLATE_MAX_NODES)) {
-      this.elementArray(e, this.defaultNs, 1);
+      this.#elementArray(e, this.defaultNs, 1);
       return;
     }
     const t = templateOf(e);
@@ -866,11 +866,11 @@ abstract class FrameEncoder {
         const at = t.attrs[i]!;
         const qid = this.dict.qnameGlobal(owner.ns, owner.name);
         const aid = at < 0 ? -1 : this.dict.attributeGlobal(owner.attrs[at]!.ns, owner.attrs[at]!.name);
-        this.override(values[i]!, slots[i]!, qid, aid);
+        this.#override(values[i]!, slots[i]!, qid, aid);
       }
       return;
     }
-    const size = this.templateRoom(e, t);
+    const size = this.#templateRoom(e, t);
     if (size !== undefined) {
       const index = this.table.insert(
         { kind: "subtree", element: e, nodes: size.nodes, bytes: size.bytes, template: true },
@@ -881,10 +881,10 @@ abstract class FrameEncoder {
       this.inserted.push(index);
       // Subtrees inside stay inserted as well: other stanzas reuse them.
       writeHead(MAJOR_TAG, Tags.SUBTREE);
-      this.elementArray(e, this.defaultNs, 1);
+      this.#elementArray(e, this.defaultNs, 1);
       return;
     }
-    this.elementArray(e, this.defaultNs, 1);
+    this.#elementArray(e, this.defaultNs, 1);
   }
 
   /**
@@ -892,7 +892,7 @@ abstract class FrameEncoder {
    * for templates, none of this structure waits for its acknowledgement, and it fits. Cheap tests first:
    * most stanzas of a busy session are neither templates nor instances.
    */
-  private templateRoom(e: XElement, t: Template): { nodes: number; bytes: number } | undefined {
+  #templateRoom(e: XElement, t: Template): { nodes: number; bytes: number } | undefined {
     const share = this.limits.maxTableBytes * TEMPLATE_TABLE_SHARE;
     if (this.table.frozen || this.table.size >= share || this.table.templatePending(t.key, TEMPLATE_RECENT))
       return undefined;
@@ -909,7 +909,7 @@ abstract class FrameEncoder {
    * a delta: written when it is shorter than the value, which otherwise goes in a form that is not an
    * int (no dictionary id, no table reference).
    */
-  private override(base: string, value: string, qid: number | undefined, aid: number | undefined): void {
+  #override(base: string, value: string, qid: number | undefined, aid: number | undefined): void {
     if (!isDeltaBase(base)) {
       this.string(this.lit(value), true, qid, aid);
       return;
@@ -925,7 +925,7 @@ abstract class FrameEncoder {
   }
 
   /** The element as an array, or as a bare shape reference when it is exactly a known shape (§6.3). */
-  private elementArray(e: XElement, inheritedNs: string, depth: number): void {
+  #elementArray(e: XElement, inheritedNs: string, depth: number): void {
     if (depth > this.limits.maxDepth) throw new CodecError("LIMIT", 0, "stanza deeper than maxDepth");
     if (e.name === "") throw new CodecError("UNENCODABLE", 0, "element with an empty name");
     const attrs = e.attrs;
@@ -957,7 +957,7 @@ abstract class FrameEncoder {
     for (let i = 0; i < children.length; i++) if (children[i] !== "") written++;
     let newShape = false;
     if (this.sessionMode && attrs.length > 0) {
-      const shape = this.shape(e, qid);
+      const shape = this.#shape(e, qid);
       if (typeof shape === "object") {
         if (shape.diffs === 0 && children.length === 0) {
           writeInt(-1 - shape.index);
@@ -972,19 +972,19 @@ abstract class FrameEncoder {
             const value = attrs[i]!.value;
             if (known.attrs[i]!.value !== value) {
               writeInt(i);
-              if (this.templating) this.override(known.attrs[i]!.value, value, known.qid, known.aids[i]);
+              if (this.templating) this.#override(known.attrs[i]!.value, value, known.qid, known.aids[i]);
               else this.string(this.lit(value), true, known.qid, known.aids[i]);
             }
           }
         }
-        this.children(e, qid, depth);
+        this.#children(e, qid, depth);
         return;
       }
       newShape = shape === "inserted";
     }
     writeHead(MAJOR_ARRAY, 1 + (attrs.length > 0 ? 1 : 0) + written);
     if (newShape) writeHead(MAJOR_TAG, Tags.SHAPE);
-    this.elementName(e, qid, inheritedNs, slot);
+    this.#elementName(e, qid, inheritedNs, slot);
     if (attrs.length > 0) {
       // Keys are distinct (duplicates were rejected above), so the map has one entry per attribute.
       writeHead(MAJOR_MAP, attrs.length);
@@ -998,43 +998,43 @@ abstract class FrameEncoder {
         } else aid = this.dict.attributeGlobal(a.ns, a.name);
         const at = slot + 2 + 3 * i;
         if (aid !== undefined) writeInt(this.dict.attributeId(aid, qid));
-        else if (a.ns === "") this.string(this.slotLit(at, a.name), false, undefined, undefined);
+        else if (a.ns === "") this.string(this.#slotLit(at, a.name), false, undefined, undefined);
         else {
           writeHead(MAJOR_ARRAY, 2);
-          this.namespace(a.ns, at + 1);
-          this.string(this.slotLit(at, a.name), false, undefined, undefined);
+          this.#namespace(a.ns, at + 1);
+          this.string(this.#slotLit(at, a.name), false, undefined, undefined);
         }
-        this.string(this.slotLit(at + 2, a.value), true, qid, aid);
+        this.string(this.#slotLit(at + 2, a.value), true, qid, aid);
       }
     }
-    this.children(e, qid, depth);
+    this.#children(e, qid, depth);
   }
 
-  private children(e: XElement, qid: number | undefined, depth: number): void {
+  #children(e: XElement, qid: number | undefined, depth: number): void {
     const children = e.children;
     for (let i = 0; i < children.length; i++) {
       const child = children[i]!;
       if (typeof child === "string") {
         const at = this.planned ? this.slotCursor++ : -1;
-        if (child !== "") this.string(this.slotLit(at, child), true, qid, -1);
+        if (child !== "") this.string(this.#slotLit(at, child), true, qid, -1);
       } else {
-        this.element(child, e.ns, depth + 1);
+        this.#element(child, e.ns, depth + 1);
       }
     }
   }
 
-  private elementName(e: XElement, qid: number | undefined, inheritedNs: string, slot: number): void {
+  #elementName(e: XElement, qid: number | undefined, inheritedNs: string, slot: number): void {
     if (qid !== undefined) writeInt(this.dict.elementId(qid, inheritedNs));
-    else if (e.ns === inheritedNs) this.string(this.slotLit(slot + 1, e.name), false, undefined, undefined);
+    else if (e.ns === inheritedNs) this.string(this.#slotLit(slot + 1, e.name), false, undefined, undefined);
     else {
       writeHead(MAJOR_ARRAY, 2);
-      this.namespace(e.ns, slot);
-      this.string(this.slotLit(slot + 1, e.name), false, undefined, undefined);
+      this.#namespace(e.ns, slot);
+      this.string(this.#slotLit(slot + 1, e.name), false, undefined, undefined);
     }
   }
 
   /** The Lit the counting pass left in slot `at` (-1: none), else a lookup. */
-  private slotLit(at: number, value: string): Lit {
+  #slotLit(at: number, value: string): Lit {
     return (at >= 0 ? this.slots[at] : undefined) ?? this.memo.get(value, this.frame);
   }
 
@@ -1043,11 +1043,11 @@ abstract class FrameEncoder {
    * overridden, or "inserted" when this element's head becomes a new shape (its index is taken now,
    * before the strings inside the head: pre-order numbering, §6.1), or undefined to write it plainly.
    */
-  private shape(e: XElement, qid: number | undefined): ShapeMatch | "inserted" | undefined {
+  #shape(e: XElement, qid: number | undefined): ShapeMatch | "inserted" | undefined {
     const key = shapeKey(e.ns, e.name, e.attrs);
     let best: { index: number; shape: Shape } | undefined;
     let bestDiffs = Number.POSITIVE_INFINITY;
-    for (const list of [this.table.shapes(key), this.frameShapes.get(key)]) {
+    for (const list of [this.table.shapes(key), this.#frameShapes.get(key)]) {
       if (!list) continue;
       for (const candidate of list) {
         let diffs = 0;
@@ -1078,22 +1078,22 @@ abstract class FrameEncoder {
     };
     const index = this.table.insert(shape, size);
     this.inserted.push(index);
-    const list = this.frameShapes.get(key) ?? [];
+    const list = this.#frameShapes.get(key) ?? [];
     list.push({ index, shape });
-    this.frameShapes.set(key, list);
+    this.#frameShapes.set(key, list);
     return "inserted";
   }
 
-  private namespace(ns: string, slot: number): void {
+  #namespace(ns: string, slot: number): void {
     const id = this.dict.namespaceId(ns);
     if (id !== undefined) writeInt(id);
-    else this.string(this.slotLit(slot, ns), false, undefined, undefined);
+    else this.string(this.#slotLit(slot, ns), false, undefined, undefined);
   }
 
   /** Reference to `value` if the peer can resolve one (acknowledged, or inserted earlier in this frame). */
   protected reference(value: string, _lit: Lit): number | undefined {
     const acked = this.table.lookup(value);
-    return acked !== undefined ? acked : this.frameInserts.get(value);
+    return acked !== undefined ? acked : this.#frameInserts.get(value);
   }
 
   /**
@@ -1140,7 +1140,7 @@ abstract class FrameEncoder {
     if (insert) {
       const index = this.table.insert(value, size);
       this.inserted.push(index);
-      if (!this.frameInserts.has(value)) this.frameInserts.set(value, index);
+      if (!this.#frameInserts.has(value)) this.#frameInserts.set(value, index);
       writeHead(MAJOR_TAG, Tags.INSERT);
     }
     if (jid) {
@@ -1184,10 +1184,10 @@ export class StatelessEncoder extends FrameEncoder {
     this.frameTable.reset();
     if (this.repeats.size > 0) this.repeats.clear();
     this.planned = true;
-    this.countStrings(stanza, this.defaultNs);
+    this.#countStrings(stanza, this.defaultNs);
   }
 
-  private seen(lit: Lit): Lit {
+  #seen(lit: Lit): Lit {
     if (!lit.cached) this.repeats.set(lit.value, (this.repeats.get(lit.value) ?? 0) + 1);
     else if (lit.countFrame === this.frame) lit.count++;
     else {
@@ -1197,21 +1197,21 @@ export class StatelessEncoder extends FrameEncoder {
     return lit;
   }
 
-  private countOf(lit: Lit): number {
+  #countOf(lit: Lit): number {
     if (!lit.cached) return this.repeats.get(lit.value) ?? 0;
     return lit.countFrame === this.frame ? lit.count : 0;
   }
 
-  private seenValue(s: string): Lit {
+  #seenValue(s: string): Lit {
     const lit = this.lit(s);
     // A dictionary value is written as its id in every context: it is never a literal.
     if (lit.g >= 0) return lit;
-    this.seen(lit);
+    this.#seen(lit);
     const jid = s.length > 3 ? jidOf(lit) : undefined;
     if (jid) {
-      this.seen(this.part(lit, 1, jid.domain));
-      if (jid.local !== null) this.seen(this.part(lit, 0, jid.local));
-      if (jid.resource !== null) this.seen(this.part(lit, 2, jid.resource));
+      this.#seen(this.part(lit, 1, jid.domain));
+      if (jid.local !== null) this.#seen(this.part(lit, 0, jid.local));
+      if (jid.resource !== null) this.#seen(this.part(lit, 2, jid.resource));
     }
     return lit;
   }
@@ -1220,7 +1220,7 @@ export class StatelessEncoder extends FrameEncoder {
    * Counts the strings a frame will write, so that only repeated ones are inserted, and records what it
    * looked up for the writing pass (see `planned`).
    */
-  private countStrings(e: XElement, inheritedNs: string): void {
+  #countStrings(e: XElement, inheritedNs: string): void {
     const dict = this.dict;
     const attrs = e.attrs;
     const qid = dict.qnameGlobal(e.ns, e.name);
@@ -1234,8 +1234,8 @@ export class StatelessEncoder extends FrameEncoder {
     this.slotCount = end;
     if (qid === undefined) {
       if (e.ns !== inheritedNs && dict.namespaceId(e.ns) === undefined)
-        slots[base] = this.seen(this.lit(e.ns));
-      slots[base + 1] = this.seen(this.lit(e.name));
+        slots[base] = this.#seen(this.lit(e.ns));
+      slots[base + 1] = this.#seen(this.lit(e.name));
     }
     for (let i = 0; i < attrs.length; i++) {
       const a = attrs[i]!;
@@ -1243,16 +1243,16 @@ export class StatelessEncoder extends FrameEncoder {
       this.aids[this.aidCount++] = aid === undefined ? -1 : aid;
       const at = base + 2 + 3 * i;
       if (aid === undefined) {
-        slots[at] = this.seen(this.lit(a.name));
-        if (a.ns !== "" && dict.namespaceId(a.ns) === undefined) slots[at + 1] = this.seen(this.lit(a.ns));
+        slots[at] = this.#seen(this.lit(a.name));
+        if (a.ns !== "" && dict.namespaceId(a.ns) === undefined) slots[at + 1] = this.#seen(this.lit(a.ns));
       }
-      slots[at + 2] = this.seenValue(a.value);
+      slots[at + 2] = this.#seenValue(a.value);
     }
     const children = e.children;
     for (let i = 0; i < children.length; i++) {
       const c = children[i]!;
-      if (typeof c === "string") slots[this.slotCount++] = this.seenValue(c);
-      else this.countStrings(c, e.ns);
+      if (typeof c === "string") slots[this.slotCount++] = this.#seenValue(c);
+      else this.#countStrings(c, e.ns);
     }
   }
 
@@ -1261,19 +1261,19 @@ export class StatelessEncoder extends FrameEncoder {
    * else: a single occurrence skips the lookups.
    */
   protected override reference(value: string, lit: Lit): number | undefined {
-    return this.countOf(lit) < 2 ? undefined : super.reference(value, lit);
+    return this.#countOf(lit) < 2 ? undefined : super.reference(value, lit);
   }
 
   protected shouldInsert(lit: Lit, cost: number): boolean {
-    return cost > 2 && this.countOf(lit) >= 2;
+    return cost > 2 && this.#countOf(lit) >= 2;
   }
 
   /** When a part repeats in this frame (a single occurrence cannot be referenced: see `reference`). */
   protected shouldSplitJid(lit: Lit, jid: JidParts): boolean {
     return (
-      this.countOf(this.part(lit, 1, jid.domain)) >= 2 ||
-      (jid.local !== null && this.countOf(this.part(lit, 0, jid.local)) >= 2) ||
-      (jid.resource !== null && this.countOf(this.part(lit, 2, jid.resource)) >= 2)
+      this.#countOf(this.part(lit, 1, jid.domain)) >= 2 ||
+      (jid.local !== null && this.#countOf(this.part(lit, 0, jid.local)) >= 2) ||
+      (jid.resource !== null && this.#countOf(this.part(lit, 2, jid.resource)) >= 2)
     );
   }
 }

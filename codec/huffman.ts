@@ -165,7 +165,7 @@ export class HuffmanCode {
       if (len > 0) this.sorted[slot[len]!++] = s;
     }
     this.table = new Int32Array(1 << TABLE_BITS);
-    const codes = this.canonicalCodes();
+    const codes = this.#canonicalCodes();
     for (let s = 0; s < n; s++) {
       const len = this.lengths[s]!;
       if (len === 0 || len > TABLE_BITS) continue;
@@ -175,7 +175,7 @@ export class HuffmanCode {
   }
 
   /** The canonical code of every symbol (FORMAT.md §5.2). */
-  private canonicalCodes(): Uint32Array {
+  #canonicalCodes(): Uint32Array {
     const n = this.lengths.length;
     const next = new Uint32Array(this.maxLength + 2);
     let code = 0;
@@ -191,12 +191,12 @@ export class HuffmanCode {
     return codes;
   }
 
-  private encoder(): Encoding {
+  #encoder(): Encoding {
     if (this.encoding === undefined) {
       const k = this.eos - 256;
       const tokenLength = new Uint16Array(k);
       for (let i = 0; i < k; i++) tokenLength[i] = this.tokenStart[i + 1]! - this.tokenStart[i]!;
-      this.encoding = { codes: this.canonicalCodes(), tokenLength, trie: this.buildTrie(tokenLength) };
+      this.encoding = { codes: this.#canonicalCodes(), tokenLength, trie: this.#buildTrie(tokenLength) };
     }
     return this.encoding;
   }
@@ -212,7 +212,7 @@ export class HuffmanCode {
    * temporaries are three arrays of one entry per token. Node numbers differ from an insertion-order
    * build; nothing depends on them.
    */
-  private buildTrie(tokenLength: Uint16Array): Trie {
+  #buildTrie(tokenLength: Uint16Array): Trie {
     const lengths = this.lengths;
     const tokenBytes = this.tokenBytes;
     const start = this.tokenStart;
@@ -318,7 +318,7 @@ export class HuffmanCode {
    */
   planInto(bytes: Uint8Array, n: number, symbols: Uint16Array, cost: Uint32Array, back: Uint16Array): number {
     const lengths = this.lengths;
-    const { trie, tokenLength } = this.encoding ?? this.encoder();
+    const { trie, tokenLength } = this.encoding ?? this.#encoder();
     const pairRow = trie.pairRow;
     const pairNode = trie.pairNode;
     const childStart = trie.childStart;
@@ -380,7 +380,7 @@ export class HuffmanCode {
   /** Writes `count` planned symbols into `out` at `offset`; returns the end offset. */
   emit(symbols: Uint16Array, count: number, out: Uint8Array, offset: number): number {
     const lengths = this.lengths;
-    const codes = (this.encoding ?? this.encoder()).codes;
+    const codes = (this.encoding ?? this.#encoder()).codes;
     // Codes are at most 32 bits long in theory but the model caps them far lower (maxLength); whole
     // codes go into the accumulator while they fit beside the < 8 pending bits, else 8 bits at a time.
     const whole = this.maxLength <= 24;
@@ -440,8 +440,8 @@ export class HuffmanCode {
     const totalBits = data.length * 8;
     let pos = 0; // bit position
     let o = 0;
-    while (totalBits - pos >= 8 || (pos < totalBits && !this.onesFrom(data, pos))) {
-      const peek = this.peek(data, pos);
+    while (totalBits - pos >= 8 || (pos < totalBits && !this.#onesFrom(data, pos))) {
+      const peek = this.#peek(data, pos);
       const entry = this.table[peek]!;
       let symbol: number;
       let len: number;
@@ -449,7 +449,7 @@ export class HuffmanCode {
         symbol = entry >>> 5;
         len = entry & 31;
       } else {
-        ({ symbol, len } = this.slow(data, pos, offset));
+        ({ symbol, len } = this.#slow(data, pos, offset));
       }
       if (pos + len > totalBits)
         throw new CodecError("BAD_HUFFMAN", offset + (pos >>> 3), "code runs past the end");
@@ -474,21 +474,21 @@ export class HuffmanCode {
   }
 
   /** True when every bit from `pos` to the end is 1 (valid padding, if fewer than 8 bits). */
-  private onesFrom(data: Uint8Array, pos: number): boolean {
+  #onesFrom(data: Uint8Array, pos: number): boolean {
     const byte = data[pos >>> 3]!;
     const mask = (1 << (8 - (pos & 7))) - 1;
     return (byte & mask) === mask;
   }
 
   /** The next TABLE_BITS bits from `pos`, with 1 bits beyond the end (as padding would be). */
-  private peek(data: Uint8Array, pos: number): number {
+  #peek(data: Uint8Array, pos: number): number {
     const i = pos >>> 3;
     const word = ((data[i] ?? 0xff) << 16) | ((data[i + 1] ?? 0xff) << 8) | (data[i + 2] ?? 0xff);
     return (word >>> (24 - (pos & 7) - TABLE_BITS)) & ((1 << TABLE_BITS) - 1);
   }
 
   /** Canonical decoding one bit at a time (RFC 1951 §3.2.2 order), for codes longer than TABLE_BITS. */
-  private slow(data: Uint8Array, start: number, offset: number): { symbol: number; len: number } {
+  #slow(data: Uint8Array, start: number, offset: number): { symbol: number; len: number } {
     let code = 0;
     let first = 0;
     let index = 0;

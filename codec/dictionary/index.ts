@@ -166,7 +166,7 @@ export class StaticDictionary {
       this.rank[i] = at - this.nsStart[ns]!;
     }
     this.attrXml = new Uint8Array(this.attributeCount);
-    for (let a = 0; a < this.attributeCount; a++) this.attrXml[a] = this.isXmlName(a) ? 1 : 0;
+    for (let a = 0; a < this.attributeCount; a++) this.attrXml[a] = this.#isXmlName(a) ? 1 : 0;
     const ids = tables.valueIds;
     this.valueOrder = new Uint16Array(ids.length);
     for (let c = 0; c + 1 < tables.valueStart.length; c++) {
@@ -180,7 +180,7 @@ export class StaticDictionary {
   }
 
   /** Pool string `i`, made on first use and kept (so a string always comes back as the same value). */
-  private string(i: number): string {
+  #string(i: number): string {
     let s = this.made.get(i);
     if (s === undefined) {
       s = poolString(this.tables, i);
@@ -191,17 +191,17 @@ export class StaticDictionary {
 
   /** Namespace id `i`'s URI, or undefined when out of range. */
   namespace(i: number): string | undefined {
-    return i < this.namespaceCount ? this.string(this.tables.namespaces[i]!) : undefined;
+    return i < this.namespaceCount ? this.#string(this.tables.namespaces[i]!) : undefined;
   }
 
   /** Namespace of global qname id `q` (< qnameCount). */
   qnameNs(q: number): string {
-    return this.string(this.tables.namespaces[this.tables.qnameNs[q]!]!);
+    return this.#string(this.tables.namespaces[this.tables.qnameNs[q]!]!);
   }
 
   /** Local name of global qname id `q` (< qnameCount). */
   qnameName(q: number): string {
-    return this.string(this.tables.qnameName[q]!);
+    return this.#string(this.tables.qnameName[q]!);
   }
 
   /** Namespace of global attribute id `a` (< attributeCount): XML_NS for `xml:` names, else none. */
@@ -218,7 +218,7 @@ export class StaticDictionary {
     }
     let name = names[a];
     if (name === undefined) {
-      const s = this.string(this.tables.attributes[a]!);
+      const s = this.#string(this.tables.attributes[a]!);
       name = this.attrXml[a] === 1 ? s.slice(XML_PREFIX.length) : s;
       names[a] = name;
     }
@@ -227,10 +227,10 @@ export class StaticDictionary {
 
   /** Global value id `g`'s string, or undefined when out of range. */
   value(g: number): string | undefined {
-    return g < this.valueCount ? this.string(this.tables.values[g]!) : undefined;
+    return g < this.valueCount ? this.#string(this.tables.values[g]!) : undefined;
   }
 
-  private isXmlName(a: number): boolean {
+  #isXmlName(a: number): boolean {
     const t = this.tables;
     const from = t.start[t.attributes[a]!]!;
     return (
@@ -243,7 +243,7 @@ export class StaticDictionary {
   }
 
   /** True when pool string `i` from byte `skip` on is `s`. */
-  private poolEquals(i: number, skip: number, s: string): boolean {
+  #poolEquals(i: number, skip: number, s: string): boolean {
     const t = this.tables;
     const from = t.start[i]! + skip;
     if (t.start[i + 1]! - from !== s.length) return false;
@@ -257,7 +257,7 @@ export class StaticDictionary {
    * wins) has pool string `pool[e]` from byte `skip(e)` on and seed `seed(e)`; `same(e, f)` tells whether
    * entries e and f have the same key.
    */
-  private buildTable(
+  #buildTable(
     count: number,
     pool: Uint16Array,
     skip: (e: number) => number,
@@ -283,35 +283,35 @@ export class StaticDictionary {
     return table;
   }
 
-  private poolSame(pool: Uint16Array, e: number, f: number): boolean {
+  #poolSame(pool: Uint16Array, e: number, f: number): boolean {
     return pool[e] === pool[f];
   }
 
   namespaceId(ns: string): number | undefined {
-    const g = this.namespaceIndex(ns);
+    const g = this.#namespaceIndex(ns);
     return g < 0 ? undefined : g;
   }
 
   /** namespaceId, -1 when absent. */
-  private namespaceIndex(ns: string): number {
+  #namespaceIndex(ns: string): number {
     const hit = this.nsHits.get(ns);
     if (hit !== undefined) return hit;
-    const g = this.findNamespace(ns);
+    const g = this.#findNamespace(ns);
     if (g >= 0) this.nsHits.set(ns, g);
     return g;
   }
 
-  private findNamespace(ns: string): number {
+  #findNamespace(ns: string): number {
     const t = this.tables;
     const pool = t.namespaces;
     let table = this.nsTable;
     if (table === undefined) {
-      table = this.buildTable(
+      table = this.#buildTable(
         this.namespaceCount,
         pool,
         () => 0,
         () => 0,
-        (e, f) => this.poolSame(pool, e, f),
+        (e, f) => this.#poolSame(pool, e, f),
       );
       this.nsTable = table;
     }
@@ -319,14 +319,14 @@ export class StaticDictionary {
     for (let i = hashString(ns, 0) & mask; ; i = (i + 1) & mask) {
       const e = table[i]!;
       if (e === 0) return -1;
-      if (this.poolEquals(pool[e - 1]!, 0, ns)) return e - 1;
+      if (this.#poolEquals(pool[e - 1]!, 0, ns)) return e - 1;
     }
   }
 
   /** Global qname id (the context for attribute and value ids). */
   qnameGlobal(ns: string, name: string): number | undefined {
     if (ns !== this.lastQnameNs) {
-      const nsId = this.namespaceIndex(ns);
+      const nsId = this.#namespaceIndex(ns);
       let hits: Map<string, number> | undefined;
       if (nsId >= 0) {
         let all = this.qnameHits;
@@ -348,22 +348,22 @@ export class StaticDictionary {
     if (hits === undefined) return undefined;
     const hit = hits.get(name);
     if (hit !== undefined) return hit;
-    const q = this.findQname(this.lastQnameNsId, name);
+    const q = this.#findQname(this.lastQnameNsId, name);
     if (q < 0) return undefined;
     hits.set(name, q);
     return q;
   }
 
-  private findQname(nsId: number, name: string): number {
+  #findQname(nsId: number, name: string): number {
     const t = this.tables;
     let table = this.qnameTable;
     if (table === undefined) {
-      table = this.buildTable(
+      table = this.#buildTable(
         this.qnameCount,
         t.qnameName,
         () => 0,
         (e) => t.qnameNs[e]!,
-        (e, f) => t.qnameNs[e] === t.qnameNs[f] && this.poolSame(t.qnameName, e, f),
+        (e, f) => t.qnameNs[e] === t.qnameNs[f] && this.#poolSame(t.qnameName, e, f),
       );
       this.qnameTable = table;
     }
@@ -371,14 +371,14 @@ export class StaticDictionary {
     for (let i = hashString(name, nsId) & mask; ; i = (i + 1) & mask) {
       const e = table[i]!;
       if (e === 0) return -1;
-      if (t.qnameNs[e - 1] === nsId && this.poolEquals(t.qnameName[e - 1]!, 0, name)) return e - 1;
+      if (t.qnameNs[e - 1] === nsId && this.#poolEquals(t.qnameName[e - 1]!, 0, name)) return e - 1;
     }
   }
 
   /** The namespace id of the element context of `ns` (-1: not a dictionary namespace). */
-  private contextNs(ns: string): number {
+  #contextNs(ns: string): number {
     if (ns !== this.lastContextNs) {
-      this.lastContextNsId = this.namespaceIndex(ns);
+      this.lastContextNsId = this.#namespaceIndex(ns);
       this.lastContextNs = ns;
     }
     return this.lastContextNsId;
@@ -386,7 +386,7 @@ export class StaticDictionary {
 
   /** Contextual element id of global qname `qid` under a parent in `inheritedNs`. */
   elementId(qid: number, inheritedNs: string): number {
-    const ns = this.contextNs(inheritedNs);
+    const ns = this.#contextNs(inheritedNs);
     if (ns < 0) return qid;
     // Each qname is in exactly one list, its namespace's, at `rank`.
     if (this.tables.qnameNs[qid] === ns) return this.rank[qid]!;
@@ -395,7 +395,7 @@ export class StaticDictionary {
 
   /** Global qname id of a contextual element id, or undefined when out of range. */
   elementGlobal(id: number, inheritedNs: string): number | undefined {
-    const ns = this.contextNs(inheritedNs);
+    const ns = this.#contextNs(inheritedNs);
     let g = id;
     if (ns >= 0) {
       const from = this.nsStart[ns]!;
@@ -415,23 +415,23 @@ export class StaticDictionary {
     const hits = this.attrHits[kind]!;
     const hit = hits.get(name);
     if (hit !== undefined) return hit;
-    const a = this.findAttribute(kind, name);
+    const a = this.#findAttribute(kind, name);
     if (a < 0) return undefined;
     hits.set(name, a);
     return a;
   }
 
-  private findAttribute(kind: number, name: string): number {
+  #findAttribute(kind: number, name: string): number {
     const t = this.tables;
     let table = this.attrTable;
     if (table === undefined) {
       const xml = (e: number): number => this.attrXml[e]!;
-      table = this.buildTable(
+      table = this.#buildTable(
         this.attributeCount,
         t.attributes,
         (e) => xml(e) * XML_PREFIX.length,
         xml,
-        (e, f) => this.poolSame(t.attributes, e, f),
+        (e, f) => this.#poolSame(t.attributes, e, f),
       );
       this.attrTable = table;
     }
@@ -441,7 +441,7 @@ export class StaticDictionary {
       const e = table[i]!;
       if (e === 0) return -1;
       const a = e - 1;
-      if (this.attrXml[a] === kind && this.poolEquals(t.attributes[a]!, skip, name)) return a;
+      if (this.attrXml[a] === kind && this.#poolEquals(t.attributes[a]!, skip, name)) return a;
     }
   }
 
@@ -482,24 +482,24 @@ export class StaticDictionary {
   valueGlobal(value: string): number | undefined {
     const hit = this.valueHits.get(value);
     if (hit !== undefined) return hit;
-    const g = this.findValue(value);
+    const g = this.#findValue(value);
     if (g < 0) return undefined;
     this.valueHits.set(value, g);
     return g;
   }
 
-  private findValue(value: string): number {
+  #findValue(value: string): number {
     const t = this.tables;
     const pool = t.values;
     let table = this.valueTable;
     let shapes = this.valueShapes;
     if (table === undefined || shapes === undefined) {
-      table = this.buildTable(
+      table = this.#buildTable(
         this.valueCount,
         pool,
         () => 0,
         () => 0,
-        (e, f) => this.poolSame(pool, e, f),
+        (e, f) => this.#poolSame(pool, e, f),
       );
       this.valueTable = table;
       shapes = new Uint8Array(1 << (SHAPE_BITS - 3));
@@ -527,13 +527,13 @@ export class StaticDictionary {
     for (let i = hashString(value, 0) & mask; ; i = (i + 1) & mask) {
       const e = table[i]!;
       if (e === 0) return -1;
-      if (this.poolEquals(pool[e - 1]!, 0, value)) return e - 1;
+      if (this.#poolEquals(pool[e - 1]!, 0, value)) return e - 1;
     }
   }
 
   /** Contextual value id of global value id `g` (see `valueId`). */
   valueIdOf(g: number, qid: number | undefined, aid: number | undefined): number {
-    const c = this.valueContext(qid, aid);
+    const c = this.#valueContext(qid, aid);
     if (c === 0) return g;
     const t = this.tables;
     const ids = t.valueIds;
@@ -556,7 +556,7 @@ export class StaticDictionary {
   }
 
   valueFromId(id: number, qid: number | undefined, aid: number | undefined): string | undefined {
-    const c = this.valueContext(qid, aid);
+    const c = this.#valueContext(qid, aid);
     let g = id;
     if (c !== 0) {
       const t = this.tables;
@@ -568,7 +568,7 @@ export class StaticDictionary {
   }
 
   /** 1 + the value context of an attribute (`qid`, `aid`) or of element text (aid -1); 0: none. */
-  private valueContext(qid: number | undefined, aid: number | undefined): number {
+  #valueContext(qid: number | undefined, aid: number | undefined): number {
     if (qid === undefined) return 0;
     const t = this.tables;
     if (aid === undefined || aid < 0) return t.textValues[qid]!;
@@ -577,7 +577,7 @@ export class StaticDictionary {
     return at < 0 ? 0 : t.slotValues[from + at]!;
   }
 
-  private views() {
+  #views() {
     if (this.lists === undefined) {
       const n = (count: number) => Array.from({ length: count }, (_, i) => i);
       this.lists = {
@@ -595,22 +595,22 @@ export class StaticDictionary {
 
   /** Every namespace, by id (made on first use; the codec reads `namespace(i)`). */
   get namespaces(): readonly string[] {
-    return this.views().namespaces;
+    return this.#views().namespaces;
   }
 
   /** Every qname, by global id (made on first use; the codec reads `qnameNs(q)`, `qnameName(q)`). */
   get qnames(): readonly QName[] {
-    return this.views().qnames;
+    return this.#views().qnames;
   }
 
   /** Every attribute name, by global id (made on first use). */
   get attributes(): readonly QName[] {
-    return this.views().attributes;
+    return this.#views().attributes;
   }
 
   /** Every value, by global id (made on first use). */
   get values(): readonly string[] {
-    return this.views().values;
+    return this.#views().values;
   }
 }
 

@@ -111,7 +111,7 @@ export class DtlsClient implements DatagramTransport {
     this.logger = options.logger ?? silentLogger;
     this.suites = (options.suites ?? DEFAULT_SUITES).filter((s) => CIPHER_SUITES.has(s));
     lower.onReceive((data, peer) => {
-      if (peer === options.server) this.receive(data);
+      if (peer === options.server) this.#receive(data);
     });
   }
 
@@ -130,7 +130,7 @@ export class DtlsClient implements DatagramTransport {
     if (this.phase === "closed")
       return Promise.reject(new DtlsError("closed", Alert.CLOSE_NOTIFY, "client closed"));
     const promise = new Promise<void>((resolve, reject) => this.waiting.push({ resolve, reject }));
-    if (this.phase === "idle") this.startHandshake();
+    if (this.phase === "idle") this.#startHandshake();
     return promise;
   }
 
@@ -156,7 +156,7 @@ export class DtlsClient implements DatagramTransport {
   close(): void {
     if (this.phase === "closed") return;
     if (this.phase === "established") this.conn?.sendAlert(Alert.CLOSE_NOTIFY, AlertLevel.WARNING);
-    this.finish(new DtlsError("closed", Alert.CLOSE_NOTIFY, "client closed"));
+    this.#finish(new DtlsError("closed", Alert.CLOSE_NOTIFY, "client closed"));
     this.phase = "closed";
     this.timers.clear();
     this.lower.close();
@@ -164,7 +164,7 @@ export class DtlsClient implements DatagramTransport {
 
   // ---- the handshake ----
 
-  private startHandshake(): void {
+  #startHandshake(): void {
     this.conn?.close();
     this.phase = "hello";
     this.stats.handshakes++;
@@ -188,12 +188,12 @@ export class DtlsClient implements DatagramTransport {
     );
     this.deadline?.cancel();
     this.deadline = this.timers.after(this.options.handshakeTimeoutMs ?? 60_000, () => {
-      this.fail(new DtlsError("timeout", Alert.HANDSHAKE_FAILURE, "handshake timed out"));
+      this.#fail(new DtlsError("timeout", Alert.HANDSHAKE_FAILURE, "handshake timed out"));
     });
-    this.sendHello(new Uint8Array(0));
+    this.#sendHello(new Uint8Array(0));
   }
 
-  private sendHello(cookie: Uint8Array): void {
+  #sendHello(cookie: Uint8Array): void {
     const conn = this.conn!;
     const body = encodeClientHello({
       version: DTLS_1_2,
@@ -209,7 +209,7 @@ export class DtlsClient implements DatagramTransport {
     conn.sendFlight(conn.handshakeRecords(HandshakeType.CLIENT_HELLO, body, 0), true);
   }
 
-  private receive(datagram: Uint8Array): void {
+  #receive(datagram: Uint8Array): void {
     if (this.phase === "closed") return;
     this.stats.bytesIn += datagram.length;
     for (const record of parseRecords(datagram)) {
@@ -226,7 +226,7 @@ export class DtlsClient implements DatagramTransport {
           case "handshake":
             if (r.retransmission && this.phase !== "established") conn.retransmitOnRequest();
             for (const m of r.messages) {
-              this.handshakeMessage(m, r.epoch);
+              this.#handshakeMessage(m, r.epoch);
               // What came with a HelloVerifyRequest predates the hello it made us send: stale.
               if (m.type === HandshakeType.HELLO_VERIFY_REQUEST) break;
             }
@@ -234,7 +234,7 @@ export class DtlsClient implements DatagramTransport {
           case "ccs":
             break;
           case "alert":
-            this.alert(r.level, r.description, r.epoch);
+            this.#alert(r.level, r.description, r.epoch);
             break;
           case "data":
             if (this.phase === "established") this.handler(r.data, this.options.server);
@@ -246,13 +246,13 @@ export class DtlsClient implements DatagramTransport {
             ? error
             : new DtlsError("protocol", Alert.INTERNAL_ERROR, (error as Error).message);
         if (e.kind !== "alert" && r.kind !== "alert") conn.sendAlert(e.alert); // never answer an alert
-        this.fail(e);
+        this.#fail(e);
         return;
       }
     }
   }
 
-  private alert(level: number, description: number, epoch: number): void {
+  #alert(level: number, description: number, epoch: number): void {
     // No handshake running (it failed, or the session was just lost): a late alert fails nothing.
     if (this.phase === "idle") return;
     // While we say hello, a plaintext alert that cannot answer a ClientHello (unexpected_message,
@@ -278,7 +278,7 @@ export class DtlsClient implements DatagramTransport {
       );
   }
 
-  private handshakeMessage(m: HandshakeMessage, epoch: number): void {
+  #handshakeMessage(m: HandshakeMessage, epoch: number): void {
     const conn = this.conn!;
     switch (this.phase) {
       case "hello":
@@ -287,7 +287,7 @@ export class DtlsClient implements DatagramTransport {
           // Nothing received before our new hello can answer it: a flight of an abandoned earlier
           // attempt, still retransmitted by the server, must not pass for this one's ServerHello.
           conn.reassembler.restart(m.seq + 1);
-          this.sendHello(hvr.cookie.slice());
+          this.#sendHello(hvr.cookie.slice());
           return;
         }
         if (m.type === HandshakeType.SERVER_HELLO) {
@@ -314,7 +314,7 @@ export class DtlsClient implements DatagramTransport {
         }
         if (m.type === HandshakeType.SERVER_HELLO_DONE) {
           conn.record(m);
-          this.sendKeys();
+          this.#sendKeys();
           return;
         }
         break;
@@ -324,7 +324,7 @@ export class DtlsClient implements DatagramTransport {
           if (!sameBytes(expected, m.body))
             throw new DtlsError("auth", Alert.DECRYPT_ERROR, "server Finished did not verify");
           conn.forgetFlight();
-          this.becomeEstablished();
+          this.#becomeEstablished();
           return;
         }
         break;
@@ -338,7 +338,7 @@ export class DtlsClient implements DatagramTransport {
     );
   }
 
-  private sendKeys(): void {
+  #sendKeys(): void {
     const conn = this.conn!;
     const crypto = this.options.crypto;
     const suite = this.suite!;
@@ -367,7 +367,7 @@ export class DtlsClient implements DatagramTransport {
     conn.sendFlight([...cke, Connection.changeCipherSpec(), ...fin], true);
   }
 
-  private becomeEstablished(): void {
+  #becomeEstablished(): void {
     this.phase = "established";
     this.deadline?.cancel();
     this.deadline = undefined;
@@ -381,17 +381,17 @@ export class DtlsClient implements DatagramTransport {
     for (const w of waiting) w.resolve();
   }
 
-  private fail(error: DtlsError): void {
+  #fail(error: DtlsError): void {
     this.stats.handshakeFailures++;
     this.stats.retransmissions += this.conn?.retransmissions ?? 0;
     this.logger.log("warn", "dtls.handshake_failed", { server: this.options.server, error: error.message });
     this.conn?.close();
     this.phase = "idle";
     this.queue = [];
-    this.finish(error);
+    this.#finish(error);
   }
 
-  private finish(error: DtlsError): void {
+  #finish(error: DtlsError): void {
     this.deadline?.cancel();
     this.deadline = undefined;
     const waiting = this.waiting;

@@ -225,8 +225,8 @@ export class Connection {
     this.cancelTimer();
     this.flight = records;
     this.timeoutMs = this.ctx.retransmit.initialMs;
-    this.transmitFlight();
-    if (timed) this.arm(onGiveUp);
+    this.#transmitFlight();
+    if (timed) this.#arm(onGiveUp);
   }
 
   /** The peer answered our flight: stop retransmitting it (it may still be resent on request). */
@@ -247,17 +247,17 @@ export class Connection {
     if (now - this.lastRetransmit < this.ctx.retransmit.initialMs / 2) return;
     this.lastRetransmit = now;
     this.retransmissions++;
-    this.transmitFlight();
+    this.#transmitFlight();
   }
 
-  private arm(onGiveUp?: () => void): void {
+  #arm(onGiveUp?: () => void): void {
     this.timer = this.ctx.timers.after(this.timeoutMs, () => {
       this.timer = undefined;
       this.timeoutMs = Math.min(this.timeoutMs * 2, this.ctx.retransmit.maxMs);
       this.retransmissions++;
       this.lastRetransmit = this.ctx.clock.now();
-      this.transmitFlight();
-      this.arm(onGiveUp);
+      this.#transmitFlight();
+      this.#arm(onGiveUp);
     });
   }
 
@@ -267,10 +267,10 @@ export class Connection {
   }
 
   /** Seals and packs the flight into as few datagrams as the MTU allows. */
-  private transmitFlight(): void {
+  #transmitFlight(): void {
     let w = new Writer(256);
     for (const r of this.flight) {
-      const sealed = this.seal(r.type, r.epoch, r.data);
+      const sealed = this.#seal(r.type, r.epoch, r.data);
       if (w.length > 0 && w.length + RECORD_HEADER_BYTES + sealed.fragment.length > this.ctx.mtu) {
         this.ctx.transmit(w.finish());
         w = new Writer(256);
@@ -280,7 +280,7 @@ export class Connection {
     if (w.length > 0) this.ctx.transmit(w.finish());
   }
 
-  private seal(type: number, epoch: number, data: Uint8Array): { seq: number; fragment: Uint8Array } {
+  #seal(type: number, epoch: number, data: Uint8Array): { seq: number; fragment: Uint8Array } {
     const seq = this.writeSeq[epoch]!;
     if (seq >= MAX_SEQUENCE) throw decodeError("sequence numbers exhausted");
     this.writeSeq[epoch] = seq + 1;
@@ -291,7 +291,7 @@ export class Connection {
 
   /** One record in the current write epoch, in its own datagram (application data, alerts). */
   encode(type: number, data: Uint8Array): Uint8Array {
-    const sealed = this.seal(type, this.writeEpoch, data);
+    const sealed = this.#seal(type, this.writeEpoch, data);
     const w = new Writer(RECORD_HEADER_BYTES + sealed.fragment.length);
     writeRecord(w, type, DTLS_1_2, this.writeEpoch, sealed.seq, sealed.fragment);
     return w.finish();

@@ -105,7 +105,7 @@ export class RecordProtection {
   ) {}
 
   /** The nonce: the implicit salt, then epoch ‖ sequence as the explicit part (RFC 6655 §3). */
-  private nonce(explicit: Uint8Array): Uint8Array {
+  #nonce(explicit: Uint8Array): Uint8Array {
     const n = new Uint8Array(this.fixedIv.length + explicit.length);
     n.set(this.fixedIv, 0);
     n.set(explicit, this.fixedIv.length);
@@ -116,7 +116,7 @@ export class RecordProtection {
   seal(type: number, version: number, epoch: number, seq: number, plaintext: Uint8Array): Uint8Array {
     const explicit = new Writer(8).u16(epoch).u48(seq).finish();
     const aad = additionalData(epoch, seq, type, version, plaintext.length);
-    const sealed = this.crypto.seal(this.suite.aead, this.key, this.nonce(explicit), aad, plaintext);
+    const sealed = this.crypto.seal(this.suite.aead, this.key, this.#nonce(explicit), aad, plaintext);
     const out = new Uint8Array(explicit.length + sealed.length);
     out.set(explicit, 0);
     out.set(sealed, explicit.length);
@@ -135,7 +135,7 @@ export class RecordProtection {
     return this.crypto.open(
       s.aead,
       this.key,
-      this.nonce(explicit),
+      this.#nonce(explicit),
       aad,
       record.fragment.subarray(s.recordIvLength),
     );

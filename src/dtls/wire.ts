@@ -24,24 +24,24 @@ export class Reader {
     return this.end - this.at;
   }
 
-  private need(n: number, what: string): void {
+  #need(n: number, what: string): void {
     if (this.at + n > this.end) throw decodeError(`truncated ${what}`);
   }
 
   u8(what = "uint8"): number {
-    this.need(1, what);
+    this.#need(1, what);
     return this.buf[this.at++]!;
   }
 
   u16(what = "uint16"): number {
-    this.need(2, what);
+    this.#need(2, what);
     const v = (this.buf[this.at]! << 8) | this.buf[this.at + 1]!;
     this.at += 2;
     return v;
   }
 
   u24(what = "uint24"): number {
-    this.need(3, what);
+    this.#need(3, what);
     const v = (this.buf[this.at]! << 16) | (this.buf[this.at + 1]! << 8) | this.buf[this.at + 2]!;
     this.at += 3;
     return v;
@@ -50,7 +50,7 @@ export class Reader {
   /** A 48-bit sequence number; exact in a JavaScript number (below 2^53). */
   u48(what = "uint48"): number {
     const high = this.u16(what);
-    this.need(4, what);
+    this.#need(4, what);
     const b = this.buf;
     const low =
       ((b[this.at]! << 24) | (b[this.at + 1]! << 16) | (b[this.at + 2]! << 8) | b[this.at + 3]!) >>> 0;
@@ -60,7 +60,7 @@ export class Reader {
 
   /** `n` bytes as a view into the input (no copy). */
   bytes(n: number, what = "bytes"): Uint8Array {
-    this.need(n, what);
+    this.#need(n, what);
     const v = this.buf.subarray(this.at, this.at + n);
     this.at += n;
     return v;
@@ -92,7 +92,7 @@ export class Writer {
     this.buf = new Uint8Array(capacity);
   }
 
-  private room(n: number): void {
+  #room(n: number): void {
     if (this.at + n <= this.buf.length) return;
     const bigger = new Uint8Array(Math.max(this.buf.length * 2, this.at + n));
     bigger.set(this.buf.subarray(0, this.at));
@@ -104,20 +104,20 @@ export class Writer {
   }
 
   u8(v: number): this {
-    this.room(1);
+    this.#room(1);
     this.buf[this.at++] = v & 0xff;
     return this;
   }
 
   u16(v: number): this {
-    this.room(2);
+    this.#room(2);
     this.buf[this.at++] = (v >>> 8) & 0xff;
     this.buf[this.at++] = v & 0xff;
     return this;
   }
 
   u24(v: number): this {
-    this.room(3);
+    this.#room(3);
     this.buf[this.at++] = (v >>> 16) & 0xff;
     this.buf[this.at++] = (v >>> 8) & 0xff;
     this.buf[this.at++] = v & 0xff;
@@ -127,7 +127,7 @@ export class Writer {
   u48(v: number): this {
     this.u16(Math.floor(v / 2 ** 32));
     const low = v >>> 0;
-    this.room(4);
+    this.#room(4);
     this.buf[this.at++] = low >>> 24;
     this.buf[this.at++] = (low >>> 16) & 0xff;
     this.buf[this.at++] = (low >>> 8) & 0xff;
@@ -136,7 +136,7 @@ export class Writer {
   }
 
   bytes(b: Uint8Array): this {
-    this.room(b.length);
+    this.#room(b.length);
     this.buf.set(b, this.at);
     this.at += b.length;
     return this;
