@@ -38,7 +38,7 @@ import {
   treeSize,
   utf8Length,
 } from "./table.js";
-import { JABBER_CLIENT, type XElement } from "./tree.js";
+import { JABBER_CLIENT, type XAttr, type XElement } from "./tree.js";
 import {
   deltaOf,
   isDeltaBase,
@@ -454,10 +454,10 @@ class LiteralMemo {
   }
 }
 
-/** A copy of `a` with room for at least `extra` more entries. */
 /** Shared empty start of the planning arrays; growing replaces it, nothing ever writes into it. */
 const NO_INTS = new Int32Array(0);
 
+/** A copy of `a` with room for at least `extra` more entries. */
 function grownInt32(a: Int32Array, extra = 1): Int32Array {
   const next = new Int32Array(Math.max(a.length * 2, a.length + extra));
   next.set(a);
@@ -668,25 +668,6 @@ abstract class FrameEncoder {
   private insideSubtree = 0;
   private inserted: number[] = [];
   private nodes = 0;
-  /**
-   * Stateless mode: what the counting pass (`StatelessEncoder.countStrings`) looked up, in document
-   * order, so that writing does not look it up again — the dictionary and memo lookups were each done
-   * twice per string and made ~25% of encode time (cxmpp bench codec). Per element: its global
-   * qname id (-1: none) in `qids`; slots [namespace, name], then [name, namespace, value] per attribute
-   * in `slots` (undefined where the string is not written), then one slot per text child as the
-   * children come; per attribute its global id (-1: none) in `aids`. Reused from frame to frame.
-   */
-  protected planned = false;
-  // Grown on demand: only the stateless counting pass fills them, and a session encoder stays small.
-  protected qids: Int32Array = NO_INTS;
-  protected aids: Int32Array = NO_INTS;
-  protected readonly slots: (Lit | undefined)[] = [];
-  protected qidCount = 0;
-  protected aidCount = 0;
-  protected slotCount = 0;
-  private qidCursor = 0;
-  private aidCursor = 0;
-  private slotCursor = 0;
 
   constructor(options: CodecOptions = {}) {
     this.dict = options.dictionary ?? DICTIONARY_V1;
@@ -726,8 +707,6 @@ abstract class FrameEncoder {
     // The base may be left out when the peer holds every entry assigned so far (nothing pending): it
     // then starts its inserts where its own table ends (FORMAT.md §3). Saves 1-3 bytes per frame.
     const implicitBase = this.implicitBase && this.table.pendingCount === 0;
-    this.qidCount = this.aidCount = this.slotCount = 0;
-    this.qidCursor = this.aidCursor = this.slotCursor = 0;
     this.prepare(stanza);
     if (this.templating) this.#root(stanza);
     else this.#elementArray(stanza, this.defaultNs, 1);
@@ -750,6 +729,33 @@ abstract class FrameEncoder {
 
   /** Hook before a frame is built (the stateless encoder counts repeats). */
   protected prepare(_stanza: XElement): void {}
+
+  // Where writing an element gets its dictionary ids and Lits. The stateless encoder overrides these
+  // with what its counting pass looked up; they live there, not here, so that a session encoder (a
+  // tiny node's, or one per session on a gateway) carries none of that pass.
+
+  /** The global qname id of `e`, whose head is written next. */
+  protected qnameOf(e: XElement): number | undefined {
+    return this.dict.qnameGlobal(e.ns, e.name);
+  }
+
+  /** The global id of attribute `a`, the `i`th of the element `qnameOf` was last asked about. */
+  protected attributeOf(a: XAttr, _i: number): number | undefined {
+    return this.dict.attributeGlobal(a.ns, a.name);
+  }
+
+  /**
+   * The Lit already looked up for string `k` of the element `qnameOf` was last asked about (0 its
+   * namespace, 1 its name; 2 + 3i, 3 + 3i, 4 + 3i the name, namespace and value of attribute i), if any.
+   */
+  protected plannedLit(_k: number): Lit | undefined {
+    return undefined;
+  }
+
+  /** The Lit already looked up for the next text child (called for each one, empty ones too), if any. */
+  protected plannedText(): Lit | undefined {
+    return undefined;
+  }
 
   /** What the encoder knows about `value` (memoised). */
   protected lit(value: string): Lit {
@@ -941,17 +947,7 @@ abstract class FrameEncoder {
         }
       }
     }
-    let qid: number | undefined;
-    let slot = -1;
-    let aidBase = -1;
-    if (this.planned) {
-      const q = this.qids[this.qidCursor++]!;
-      qid = q < 0 ? undefined : q;
-      slot = this.slotCursor;
-      this.slotCursor += 2 + 3 * attrs.length;
-      aidBase = this.aidCursor;
-      this.aidCursor += attrs.length;
-    } else qid = this.dict.qnameGlobal(e.ns, e.name);
+    const qid = this.qnameOf(e);
     // Array length up front: empty text children are not written.
     let written = 0;
     for (let i = 0; i < children.length; i++) if (children[i] !== "") written++;
@@ -984,19 +980,15 @@ abstract class FrameEncoder {
     }
     writeHead(MAJOR_ARRAY, 1 + (attrs.length > 0 ? 1 : 0) + written);
     if (newShape) writeHead(MAJOR_TAG, Tags.SHAPE);
-    this.#elementName(e, qid, inheritedNs, slot);
+    this.#elementName(e, qid, inheritedNs);
     if (attrs.length > 0) {
       // Keys are distinct (duplicates were rejected above), so the map has one entry per attribute.
       writeHead(MAJOR_MAP, attrs.length);
       for (let i = 0; i < attrs.length; i++) {
         const a = attrs[i]!;
         if (a.name === "") throw new CodecError("UNENCODABLE", 0, "attribute with an empty name");
-        let aid: number | undefined;
-        if (aidBase >= 0) {
-          const g = this.aids[aidBase + i]!;
-          aid = g < 0 ? undefined : g;
-        } else aid = this.dict.attributeGlobal(a.ns, a.name);
-        const at = slot + 2 + 3 * i;
+        const aid = this.attributeOf(a, i);
+        const at = 2 + 3 * i;
         if (aid !== undefined) writeInt(this.dict.attributeId(aid, qid));
         else if (a.ns === "") this.string(this.#slotLit(at, a.name), false, undefined, undefined);
         else {
@@ -1015,27 +1007,27 @@ abstract class FrameEncoder {
     for (let i = 0; i < children.length; i++) {
       const child = children[i]!;
       if (typeof child === "string") {
-        const at = this.planned ? this.slotCursor++ : -1;
-        if (child !== "") this.string(this.#slotLit(at, child), true, qid, -1);
+        const planned = this.plannedText();
+        if (child !== "") this.string(planned ?? this.lit(child), true, qid, -1);
       } else {
         this.#element(child, e.ns, depth + 1);
       }
     }
   }
 
-  #elementName(e: XElement, qid: number | undefined, inheritedNs: string, slot: number): void {
+  #elementName(e: XElement, qid: number | undefined, inheritedNs: string): void {
     if (qid !== undefined) writeInt(this.dict.elementId(qid, inheritedNs));
-    else if (e.ns === inheritedNs) this.string(this.#slotLit(slot + 1, e.name), false, undefined, undefined);
+    else if (e.ns === inheritedNs) this.string(this.#slotLit(1, e.name), false, undefined, undefined);
     else {
       writeHead(MAJOR_ARRAY, 2);
-      this.#namespace(e.ns, slot);
-      this.string(this.#slotLit(slot + 1, e.name), false, undefined, undefined);
+      this.#namespace(e.ns, 0);
+      this.string(this.#slotLit(1, e.name), false, undefined, undefined);
     }
   }
 
-  /** The Lit the counting pass left in slot `at` (-1: none), else a lookup. */
-  #slotLit(at: number, value: string): Lit {
-    return (at >= 0 ? this.slots[at] : undefined) ?? this.memo.get(value, this.frame);
+  /** String `k` of the element being written (see `plannedLit`): the planned Lit, else a lookup. */
+  #slotLit(k: number, value: string): Lit {
+    return this.plannedLit(k) ?? this.memo.get(value, this.frame);
   }
 
   /**
@@ -1084,10 +1076,10 @@ abstract class FrameEncoder {
     return "inserted";
   }
 
-  #namespace(ns: string, slot: number): void {
+  #namespace(ns: string, k: number): void {
     const id = this.dict.namespaceId(ns);
     if (id !== undefined) writeInt(id);
-    else this.string(this.#slotLit(slot, ns), false, undefined, undefined);
+    else this.string(this.#slotLit(k, ns), false, undefined, undefined);
   }
 
   /** Reference to `value` if the peer can resolve one (acknowledged, or inserted earlier in this frame). */
@@ -1167,6 +1159,26 @@ export class StatelessEncoder extends FrameEncoder {
   private readonly frameTable: EncoderTable;
   /** Repeat counts of strings the memo does not hold (memoised ones count in their Lit). */
   private readonly repeats = new Map<string, number>();
+  /**
+   * What the counting pass (`countStrings`) looked up, in document order, so that writing does not look
+   * it up again — the dictionary and memo lookups were each done twice per string and made ~25% of
+   * encode time (cxmpp bench codec). Per element: its global qname id (-1: none) in `qids`; slots
+   * [namespace, name], then [name, namespace, value] per attribute in `slots` (undefined where the
+   * string is not written), then one slot per text child as the children come; per attribute its global
+   * id (-1: none) in `aids`. Reused from frame to frame, grown on demand.
+   */
+  private qids: Int32Array = NO_INTS;
+  private aids: Int32Array = NO_INTS;
+  private readonly slots: (Lit | undefined)[] = [];
+  private qidCount = 0;
+  private aidCount = 0;
+  private slotCount = 0;
+  /** Writing's place in the plan; `slot` and `aidBase`: where the element being written starts. */
+  private qidCursor = 0;
+  private aidCursor = 0;
+  private slotCursor = 0;
+  private slot = 0;
+  private aidBase = 0;
 
   constructor(options: CodecOptions = {}) {
     super(options);
@@ -1183,8 +1195,31 @@ export class StatelessEncoder extends FrameEncoder {
   protected override prepare(stanza: XElement): void {
     this.frameTable.reset();
     if (this.repeats.size > 0) this.repeats.clear();
-    this.planned = true;
+    this.qidCount = this.aidCount = this.slotCount = 0;
+    this.qidCursor = this.aidCursor = this.slotCursor = 0;
     this.#countStrings(stanza, this.defaultNs);
+  }
+
+  protected override qnameOf(e: XElement): number | undefined {
+    const q = this.qids[this.qidCursor++]!;
+    this.slot = this.slotCursor;
+    this.slotCursor += 2 + 3 * e.attrs.length;
+    this.aidBase = this.aidCursor;
+    this.aidCursor += e.attrs.length;
+    return q < 0 ? undefined : q;
+  }
+
+  protected override attributeOf(_a: XAttr, i: number): number | undefined {
+    const g = this.aids[this.aidBase + i]!;
+    return g < 0 ? undefined : g;
+  }
+
+  protected override plannedLit(k: number): Lit | undefined {
+    return this.slots[this.slot + k];
+  }
+
+  protected override plannedText(): Lit | undefined {
+    return this.slots[this.slotCursor++];
   }
 
   #seen(lit: Lit): Lit {
@@ -1218,7 +1253,7 @@ export class StatelessEncoder extends FrameEncoder {
 
   /**
    * Counts the strings a frame will write, so that only repeated ones are inserted, and records what it
-   * looked up for the writing pass (see `planned`).
+   * looked up for the writing pass (see `qids`).
    */
   #countStrings(e: XElement, inheritedNs: string): void {
     const dict = this.dict;
