@@ -50,7 +50,7 @@ function plainLengths(weights: readonly number[]): number[] {
 }
 
 /** Byte-wise order of tokens `a` and `b` in `bytes` (a prefix first). */
-function compareTokens(bytes: Uint8Array, start: Uint32Array, a: number, b: number): number {
+function compareTokens(bytes: Uint8Array, start: Uint16Array | Uint32Array, a: number, b: number): number {
   const i = start[a]!;
   const j = start[b]!;
   const m = start[a + 1]! - i;
@@ -69,7 +69,7 @@ const TABLE_BITS = 10;
  */
 export interface TokenBytes {
   readonly bytes: Uint8Array;
-  readonly start: Uint32Array;
+  readonly start: Uint16Array | Uint32Array;
   readonly count: number;
 }
 
@@ -111,14 +111,17 @@ export class HuffmanCode {
    * One array rather than a Uint8Array per token (some 2,700 objects, each with its buffer).
    */
   private readonly tokenBytes: Uint8Array;
-  private readonly tokenStart: Uint32Array;
+  private readonly tokenStart: Uint16Array | Uint32Array;
   /** What only encoding needs (codes, token lengths, the trie): made on the first `plan` or `emit`. */
   private encoding: Encoding | undefined = undefined;
   private readonly sorted: Uint16Array;
   private readonly countPerLength: Uint16Array;
   private readonly maxLength: number;
-  /** TABLE_BITS-bit prefix → symbol * 32 + length, or 0 when the code is longer. */
-  private readonly table: Int32Array;
+  /**
+   * TABLE_BITS-bit prefix → symbol * 16 + length, or 0 when the code is longer: 16 bits an entry while
+   * there are fewer than 4,096 symbols (the dictionary's 2,942), 2 KB of a tiny node's heap less.
+   */
+  private readonly table: Uint16Array | Uint32Array;
 
   constructor(lengths: ArrayLike<number>, tokens: readonly string[] | TokenBytes = []) {
     const n = lengths.length;
@@ -164,13 +167,13 @@ export class HuffmanCode {
       const len = this.lengths[s]!;
       if (len > 0) this.sorted[slot[len]!++] = s;
     }
-    this.table = new Int32Array(1 << TABLE_BITS);
+    this.table = n < 4096 ? new Uint16Array(1 << TABLE_BITS) : new Uint32Array(1 << TABLE_BITS);
     const codes = this.#canonicalCodes();
     for (let s = 0; s < n; s++) {
       const len = this.lengths[s]!;
       if (len === 0 || len > TABLE_BITS) continue;
       const first = codes[s]! << (TABLE_BITS - len);
-      for (let i = 0; i < 1 << (TABLE_BITS - len); i++) this.table[first + i] = s * 32 + len;
+      for (let i = 0; i < 1 << (TABLE_BITS - len); i++) this.table[first + i] = s * 16 + len;
     }
   }
 
@@ -446,8 +449,8 @@ export class HuffmanCode {
       let symbol: number;
       let len: number;
       if (entry !== 0) {
-        symbol = entry >>> 5;
-        len = entry & 31;
+        symbol = entry >>> 4;
+        len = entry & 15;
       } else {
         ({ symbol, len } = this.#slow(data, pos, offset));
       }

@@ -89,13 +89,17 @@ export class StaticDictionary {
   private attrNames: (string | undefined)[] | undefined = undefined;
   /**
    * Element contexts (nsElements): namespace i's qnames are `nsQnames[nsStart[i]…nsStart[i + 1]]`,
-   * in id order, and qname q sits at `rank[q]` in its namespace's list (its contextual id there).
+   * in id order, and qname q sits at `rank[q]` in its namespace's list (its contextual id there): a
+   * byte while no namespace has more than 256 qnames (version 1's largest has 122), 2 KB of heap less.
    */
   private readonly nsStart: Uint16Array;
   private readonly nsQnames: Uint16Array;
-  private readonly rank: Uint16Array;
-  /** For value lists longer than SCAN_MAX: their positions ordered by value id (then position). */
-  private readonly valueOrder: Uint16Array;
+  private readonly rank: Uint8Array | Uint16Array;
+  /**
+   * For value lists longer than SCAN_MAX: their positions ordered by value id (then position), a byte
+   * each while no list is longer than 256 (version 1's longest has 115).
+   */
+  private readonly valueOrder: Uint8Array | Uint16Array;
   /** Name → id hash tables (see `hashString`), each made on its first lookup. */
   private nsTable: Uint16Array | undefined = undefined;
   private qnameTable: Uint16Array | undefined = undefined;
@@ -155,9 +159,13 @@ export class StaticDictionary {
     const q = this.qnameCount;
     this.nsStart = new Uint16Array(n + 1);
     this.nsQnames = new Uint16Array(q);
-    this.rank = new Uint16Array(q);
     for (let i = 0; i < q; i++) this.nsStart[tables.qnameNs[i]! + 1]! += 1;
-    for (let i = 0; i < n; i++) this.nsStart[i + 1]! += this.nsStart[i]!;
+    let widest = 0;
+    for (let i = 0; i < n; i++) {
+      widest = Math.max(widest, this.nsStart[i + 1]!);
+      this.nsStart[i + 1]! += this.nsStart[i]!;
+    }
+    this.rank = widest <= 256 ? new Uint8Array(q) : new Uint16Array(q);
     const fill = this.nsStart.slice(0, n);
     for (let i = 0; i < q; i++) {
       const ns = tables.qnameNs[i]!;
@@ -168,7 +176,10 @@ export class StaticDictionary {
     this.attrXml = new Uint8Array(this.attributeCount);
     for (let a = 0; a < this.attributeCount; a++) this.attrXml[a] = this.#isXmlName(a) ? 1 : 0;
     const ids = tables.valueIds;
-    this.valueOrder = new Uint16Array(ids.length);
+    let longest = 0;
+    for (let c = 0; c + 1 < tables.valueStart.length; c++)
+      longest = Math.max(longest, tables.valueStart[c + 1]! - tables.valueStart[c]!);
+    this.valueOrder = longest <= 256 ? new Uint8Array(ids.length) : new Uint16Array(ids.length);
     for (let c = 0; c + 1 < tables.valueStart.length; c++) {
       const from = tables.valueStart[c]!;
       const to = tables.valueStart[c + 1]!;

@@ -49,9 +49,12 @@ export interface DictionaryData {
 /** The loaded dictionary: typed arrays over one string pool. */
 export interface DictionaryTables {
   readonly version: number;
-  /** The pool: string i is the ASCII `bytes[start[i]…start[i + 1]]`. */
+  /**
+   * The pool: string i is the ASCII `bytes[start[i]…start[i + 1]]`. The offsets take 16 bits while the
+   * pool is under 64 KB (dictionary version 1's is 36 KB): 6 KB of a tiny node's heap less than 32.
+   */
   readonly bytes: Uint8Array;
-  readonly start: Uint32Array;
+  readonly start: Uint16Array | Uint32Array;
   /** Pool strings 0…tokenCount − 1 are the Huffman tokens, in symbol order. */
   readonly tokenCount: number;
   /** Pool index of each namespace, attribute name (`xml:lang` spelt so) and value, by global id. */
@@ -138,7 +141,7 @@ export function unpackDictionary(strings: string, tables: string): DictionaryTab
   let size = strings.length + 1 - poolCount;
   for (let i = 0; i < poolCount; i++) size += shared[i] = r.next();
   const bytes = new Uint8Array(size);
-  const start = new Uint32Array(poolCount + 1);
+  const start = size <= 0xffff ? new Uint16Array(poolCount + 1) : new Uint32Array(poolCount + 1);
   let at = 0;
   let from = 0;
   for (let i = 0; i < poolCount; i++) {
