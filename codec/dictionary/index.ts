@@ -582,7 +582,18 @@ export class StaticDictionary {
   #valueContext(qid: number | undefined, aid: number | undefined): number {
     if (qid === undefined) return 0;
     const t = this.tables;
-    if (aid === undefined || aid < 0) return t.textValues[qid]!;
+    if (aid === undefined || aid < 0) {
+      // Text: the position of qid among the qnames with a text context (a binary search of a few dozen).
+      const texts = t.textQnames;
+      let lo = 0;
+      let hi = texts.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (texts[mid]! < qid) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo < texts.length && texts[lo] === qid ? t.valueStart.length - texts.length + lo : 0;
+    }
     const from = t.attrStart[qid]!;
     const at = scan(t.attrIds, from, t.attrStart[qid + 1]!, aid);
     return at < 0 ? 0 : t.slotValues[from + at]!;
