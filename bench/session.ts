@@ -84,7 +84,7 @@
  * apart by `store`. Exit code 1 when a reliable run does not deliver every stanza
  * exactly once and in order (the output is still printed), or on an error.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -92,6 +92,7 @@ import { fileURLToPath } from "node:url";
 import { attr, DICTIONARY_V1, el, type XElement } from "../codec/index.js";
 import { SENSORDATA, sensorDataMessage } from "../examples/iot-stanzas.js";
 import { LossyRelay } from "../examples/lossy-relay.js";
+import { createThreadedDtlsServerEndpoint, createThreadedUdpEndpoint } from "../gateway/cluster/endpoints.js";
 import { GATEWAY_DEFAULTS } from "../gateway/defaults.js";
 import { type Device, type DeviceDirectory, MemoryDevices } from "../gateway/devices.js";
 import { attachGateway, GatewayService } from "../gateway/index.js";
@@ -167,6 +168,8 @@ export interface SessionBenchOptions {
   readonly idleWake?: string | number;
   /** Reliable stanzas each node keeps in flight (default 1: each waits for the one before). */
   readonly window?: string | number;
+  /** The gateway's `cores` (1 default; 2: its UDP socket on a thread of its own, gateway/cluster). */
+  readonly cores?: string | number;
 }
 
 /** One configuration, as `runOne` takes it. */
@@ -205,6 +208,8 @@ export interface SessionRunConfig {
    * request, which the gateway stores in one commit): 1 or absent, each stanza waits for the one before.
    */
   readonly window?: number;
+  /** The gateway child's `cores` (`--cores`): 2 puts its socket on a socket thread (gateway/cluster). */
+  readonly gatewayCores?: 1 | 2;
 }
 
 /** The suites a `dtls` run can ask for. */
@@ -356,6 +361,18 @@ interface GatewayReport {
   readonly stats: Record<string, number>;
   readonly endpoint: Record<string, number>;
   readonly rss: number;
+  /** CPU of the gateway's own thread (not its socket thread, GC helpers, …); undefined off Linux. */
+  readonly threadCpuUs?: number | undefined;
+}
+
+/** CPU time of the calling thread in µs, from /proc (clock ticks of 10 ms); undefined where there is none. */
+function threadCpuUs(): number | undefined {
+  try {
+    const fields = readFileSync("/proc/thread-self/stat", "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A device's key while it may connect: the DTLS server's PSK lookup (as gateway/listeners.ts). */
@@ -403,8 +420,9 @@ async function gatewayChild(config: GatewayChildConfig): Promise<void> {
     udp: { recvBufferSize: RECV_BUFFER, sendBufferSize: RECV_BUFFER },
   };
   const psk = pskOf(state.devices);
+  const threaded = config.gatewayCores === 2;
   const secure = config.dtls
-    ? await createDtlsServerEndpoint({
+    ? await (threaded ? createThreadedDtlsServerEndpoint : createDtlsServerEndpoint)({
         ...listen,
         dtls: {
           psk,
@@ -415,7 +433,7 @@ async function gatewayChild(config: GatewayChildConfig): Promise<void> {
         },
       })
     : undefined;
-  const udp = secure ?? (await createUdpEndpoint(listen));
+  const udp = secure ?? (await (threaded ? createThreadedUdpEndpoint : createUdpEndpoint)(listen));
   // Per node: the sequence numbers seen and the highest one.
   const seen = new Map<string, { set: Set<number>; max: number }>();
   let delivered = 0;
@@ -459,6 +477,7 @@ async function gatewayChild(config: GatewayChildConfig): Promise<void> {
     return { dedup: t.dedup, dedupBytes: t.dedupBytes, usedNonces: service.usedNonces };
   };
   let cpu0 = process.cpuUsage();
+  let thread0 = threadCpuUs();
   let wall0 = performance.now();
   process.on("message", (m: ChildRequest) => {
     if (m.type === "mark") {
@@ -467,6 +486,7 @@ async function gatewayChild(config: GatewayChildConfig): Promise<void> {
       const wallMs = performance.now() - wall0;
       const memory = idle ? memoryMark(tables()) : undefined;
       cpu0 = process.cpuUsage();
+      thread0 = threadCpuUs();
       wall0 = performance.now();
       process.send?.({
         id: m.id,
@@ -486,6 +506,7 @@ async function gatewayChild(config: GatewayChildConfig): Promise<void> {
         stats: { ...service.stats },
         endpoint: { ...udp.endpoint.messages.stats },
         rss: process.memoryUsage().rss,
+        threadCpuUs: thread0 === undefined ? undefined : (threadCpuUs() ?? thread0) - thread0,
       };
       process.send?.({ id: m.id, report });
     }
@@ -699,6 +720,10 @@ export interface SessionRunResult {
   readonly exchange_retries: number;
   /** Reliable stanzas each node kept in flight (`--window`). */
   readonly window: number;
+  /** The gateway's `cores` (`--cores`). */
+  readonly gateway_cores: number;
+  /** CPU of the gateway's own thread per stanza (Linux): with `--cores 2`, without its socket thread. */
+  readonly gateway_thread_cpu_us_per_stanza?: number;
   readonly bytes_on_air_median: number;
   readonly bytes_on_air_p95: number;
   readonly mqtt_sn_payload_bytes_median: number;
@@ -1077,6 +1102,10 @@ export async function runOne(config: SessionRunConfig): Promise<SessionRunResult
       retransmissions,
       exchange_retries: exchangeRetries,
       window: config.window ?? 1,
+      gateway_cores: config.gatewayCores ?? 1,
+      ...(report.threadCpuUs !== undefined && delivered > 0
+        ? { gateway_thread_cpu_us_per_stanza: round(report.threadCpuUs / delivered, 1) }
+        : {}),
       bytes_on_air_median: onAir,
       bytes_on_air_p95: histogramPercentile(bytes, 0.95),
       mqtt_sn_payload_bytes_median: payload,
@@ -1444,6 +1473,7 @@ function parse(opts: SessionBenchOptions): SessionRunConfig {
       : { loadProcesses: integer("load-processes", opts.loadProcesses, 1, 1, MAX_LOAD_PROCESSES) }),
     ...(idle > 0 ? { idle, idleWake: integer("idle-wake", opts.idleWake, 0, 0, 86_400) } : {}),
     ...(opts.window === undefined ? {} : { window: integer("window", opts.window, 1, 1, 64) }),
+    ...(opts.cores === undefined ? {} : { gatewayCores: integer("cores", opts.cores, 1, 1, 2) as 1 | 2 }),
   };
 }
 
@@ -1517,6 +1547,7 @@ async function run(opts: SessionBenchOptions, config: SessionRunConfig): Promise
     opts.loadProcesses !== undefined ||
     opts.idle !== undefined ||
     opts.window !== undefined ||
+    opts.cores !== undefined ||
     opts.json === true;
   if (opts.suite === true || !single) {
     const t0 = performance.now();

@@ -313,6 +313,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     )
     .option("--idle-wake <s>", "what the idle nodes say they sleep, seconds (default 0: always on)")
     .option("--window <w>", "reliable stanzas each node keeps in flight, 1-64 (default 1: one at a time)")
+    .option("--cores <n>", "gateway cores: 1 (default), or 2 with its UDP socket on its own thread")
     .option("--json", "print one JSON object (with --suite: {suite: [...], memory, elapsed_s})")
     .option("--suite", "run the standard suite (also the default when no other option is given)")
     .action(async (opts) => {

@@ -3,7 +3,7 @@
  * CoAP endpoint, and under coaps the same DTLS server, as src/node/endpoint.ts assembles on a socket of
  * this thread; only the DatagramTransport beneath them differs.
  */
-import { CoapEndpoint, type Logger } from "../../src/core/index.js";
+import { CoapEndpoint, type EndpointOptions, type Logger } from "../../src/core/index.js";
 import { DtlsServer, type DtlsServerOptions } from "../../src/dtls/index.js";
 import { cryptoRandom, nodeDtlsCrypto, systemClock, timerScheduler } from "../../src/node/index.js";
 import { UdpThreadTransport } from "./udp-thread.js";
@@ -16,19 +16,26 @@ export interface ThreadedEndpoint {
 
 type Hosted<T> = Omit<T, "crypto" | "clock" | "scheduler" | "logger">;
 
-/** Plain CoAP on HOST:PORT, the socket on its own thread. */
-export async function createThreadedUdpEndpoint(options: {
+/** As src/node/endpoint.ts's UdpEndpointOptions: the address, the socket's buffers, CoAP's options. */
+export interface ThreadedEndpointOptions
+  extends Omit<EndpointOptions, "transport" | "clock" | "scheduler" | "random" | "logger"> {
   readonly host: string;
-  readonly port: number;
+  readonly port?: number;
   readonly logger?: Logger;
-}): Promise<ThreadedEndpoint> {
-  const transport = await UdpThreadTransport.bind(options.host, options.port, { ...options });
+  readonly udp?: { readonly recvBufferSize?: number; readonly sendBufferSize?: number };
+}
+
+/** Plain CoAP on HOST:PORT, the socket on its own thread. */
+export async function createThreadedUdpEndpoint(options: ThreadedEndpointOptions): Promise<ThreadedEndpoint> {
+  const { host, port = 0, udp, logger, ...rest } = options;
+  const transport = await UdpThreadTransport.bind(host, port, { ...udp, ...(logger ? { logger } : {}) });
   const endpoint = new CoapEndpoint({
+    ...rest,
     transport,
     clock: systemClock,
     scheduler: timerScheduler(),
     random: cryptoRandom,
-    ...(options.logger ? { logger: options.logger } : {}),
+    ...(logger ? { logger } : {}),
   });
   return {
     endpoint,
@@ -42,27 +49,26 @@ export async function createThreadedUdpEndpoint(options: {
 }
 
 /** CoAP under DTLS 1.2 PSK on HOST:PORT: the DTLS server on this thread, the socket on its own. */
-export async function createThreadedDtlsServerEndpoint(options: {
-  readonly host: string;
-  readonly port: number;
-  readonly logger?: Logger;
-  readonly dtls: Hosted<DtlsServerOptions>;
-}): Promise<ThreadedEndpoint & { readonly dtls: DtlsServer }> {
-  const transport = await UdpThreadTransport.bind(options.host, options.port, { ...options });
+export async function createThreadedDtlsServerEndpoint(
+  options: ThreadedEndpointOptions & { readonly dtls: Hosted<DtlsServerOptions> },
+): Promise<ThreadedEndpoint & { readonly dtls: DtlsServer }> {
+  const { host, port = 0, udp, logger, dtls: dtlsOptions, ...rest } = options;
+  const transport = await UdpThreadTransport.bind(host, port, { ...udp, ...(logger ? { logger } : {}) });
   const scheduler = timerScheduler();
   const dtls = new DtlsServer(transport, {
-    ...options.dtls,
+    ...dtlsOptions,
     crypto: nodeDtlsCrypto,
     clock: systemClock,
     scheduler,
-    ...(options.logger ? { logger: options.logger } : {}),
+    ...(logger ? { logger } : {}),
   });
   const endpoint = new CoapEndpoint({
+    ...rest,
     transport: dtls,
     clock: systemClock,
     scheduler,
     random: cryptoRandom,
-    ...(options.logger ? { logger: options.logger } : {}),
+    ...(logger ? { logger } : {}),
   });
   return {
     endpoint,

@@ -1,25 +1,11 @@
-/**
- * `cores: 2` (docs/DEPLOY.md §10, gateway/cluster/udp-thread.ts): the UDP sockets on a thread of their
- * own. The crash scenario of crash.test.ts and crash-dtls.test.ts (test/kit/crash-kit.ts) runs against
- * `cxmpp gateway --cores 2` as a child process over real UDP: nodes send under load, the gateway is
- * SIGKILLed at seeded moments and started again; whatever it acknowledged must be in the sink's mailbox
- * and the outbox exactly once and in order, and the nodes resume without a new connect. Each started
- * gateway must say that its sockets are on a worker thread (its listening log line), so the test cannot
- * pass on one thread. The commands run compiled (bin/cxmpp.js → dist/): build first.
- */
-import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { cleanEnv } from "../../bench/child-process.js";
-import { nodeFromDevice } from "../../gateway/cli/node-command.js";
 import { ConfigError, loadConfig } from "../../gateway/index.js";
 import { openStore } from "../../gateway/store/index.js";
 import { NodeClient, type PeerAddress } from "../../src/core/index.js";
-import type { DtlsClient } from "../../src/dtls/index.js";
 import { createUdpEndpoint, nodeMac } from "../../src/node/index.js";
 import { type CrashSetup, crashUnderLoad, DOMAIN, IDENTITIES, SEED } from "../kit/crash-kit.js";
 import {
-  CLI,
   freeUdpPort,
   type GatewayProcess,
   killAllGateways,
@@ -97,45 +83,4 @@ describe("cores: 2, the sockets on their own thread", () => {
     expect(connectsAfterStart, JSON.stringify(connectsAfterStart)).toEqual([]);
     expect(report.clientReconnects).toEqual([0, 0, 0, 0]);
   }, 90_000);
-
-  it(`DTLS, SIGKILL under load: the same, through the DTLS server over the socket thread (seed ${SEED})`, async () => {
-    const dataDir = join(root, "dtls");
-    const [port, dtlsPort] = [await freeUdpPort(), await freeUdpPort()];
-    const env = { CXMPP_DATA_DIR: dataDir, CXMPP_DTLS_LISTEN: `127.0.0.1:${dtlsPort}`, CXMPP_CORES: "2" };
-    const deviceFile = (identity: string) => join(root, `${identity}.cbor`);
-    for (const identity of IDENTITIES) {
-      const add = spawnSync(
-        process.execPath,
-        [CLI, "provision", "add", identity, "--dtls-only", "--out", deviceFile(identity)],
-        { encoding: "utf8", env: cleanEnv(env), timeout: 30_000 },
-      );
-      expect(add.status, add.stderr).toBe(0);
-    }
-    const dtls = new Map<string, DtlsClient>();
-    const started: GatewayProcess[] = [];
-    const setup: CrashSetup = {
-      dataDir,
-      cleanups,
-      start: async () => {
-        const gateway = await startGatewayProcess({ dataDir, port, logLevel: "info", env });
-        started.push(gateway);
-        return gateway;
-      },
-      async node(identity) {
-        const node = await nodeFromDevice(deviceFile(identity), {
-          udp: { transmission: { ackTimeoutMs: 100 } },
-        });
-        const client = (node.udp as { dtls?: DtlsClient }).dtls;
-        if (!client)
-          throw new Error(`${identity}: the device file does not say coaps: ${node.device.gateway}`);
-        dtls.set(identity, client);
-        return { client: node.client, close: () => node.udp.close() };
-      },
-    };
-    const { connectsAfterStart, report } = await crashUnderLoad(setup, "crash test over DTLS, cores 2");
-    expectSocketThreads(started, 2); // coap and coaps
-    for (const id of IDENTITIES) expect(dtls.get(id)!.stats.handshakes, id).toBeGreaterThan(1);
-    expect(connectsAfterStart, JSON.stringify(connectsAfterStart)).toEqual([]);
-    expect(report.clientReconnects).toEqual([0, 0, 0, 0]);
-  }, 120_000);
 });
