@@ -1156,7 +1156,12 @@ abstract class FrameEncoder {
  * frame-local table on first use and referenced afterwards.
  */
 export class StatelessEncoder extends FrameEncoder {
-  private readonly frameTable: EncoderTable;
+  /**
+   * The frame's table, a fresh one per frame: one small object, its maps made on first use. One table
+   * emptied per frame saved five Maps a frame when they were made up front; a `reset` method is code
+   * that every session table (a tiny node's too) would carry.
+   */
+  private frameTable: EncoderTable;
   /** Repeat counts of strings the memo does not hold (memoised ones count in their Lit). */
   private readonly repeats = new Map<string, number>();
   /**
@@ -1193,7 +1198,7 @@ export class StatelessEncoder extends FrameEncoder {
   }
 
   protected override prepare(stanza: XElement): void {
-    this.frameTable.reset();
+    this.frameTable = new EncoderTable(this.limits);
     if (this.repeats.size > 0) this.repeats.clear();
     this.qidCount = this.aidCount = this.slotCount = 0;
     this.qidCursor = this.aidCursor = this.slotCursor = 0;

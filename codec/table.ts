@@ -143,8 +143,8 @@ export function utf8Length(s: string): number {
 export class EncoderTable {
   private next: number;
   private bytes = 0;
-  /** Acknowledged strings and the index the peer holds each at. */
-  private readonly acked = new Map<string, number>();
+  /** Acknowledged strings and the index the peer holds each at (made on first use: a frame table has none). */
+  private acked: Map<string, number> | undefined;
   /** Acknowledged shapes by key. */
   // Shapes, subtrees and their keys are created on first use: an idle session never needs them, and a
   // gateway holds an encoder per session (bench session, memory per idle session).
@@ -161,40 +161,21 @@ export class EncoderTable {
   /** Template key → index of the newest pending subtree with that key. */
   private pendingTemplateKeys: Map<string, number> | undefined;
 
-  /** Strings both peers know from the start (copied: the caller's array may change later). */
-  private readonly aliases: readonly string[];
-
+  /** `aliases`: strings both peers know from the start, acknowledged at indices 0…n-1. */
   constructor(
     private readonly limits: CodecLimits,
     aliases: readonly string[] = [],
   ) {
-    this.aliases = aliases.slice();
-    this.next = 0;
-    this.reset();
-  }
-
-  /**
-   * Back to the state right after construction. The stateless encoder reuses one table per encoder
-   * instead of building five Maps per frame (cxmpp bench codec).
-   */
-  reset(): void {
-    // Map.clear allocates a new backing store even for an empty map: only clear what holds something.
-    if (this.acked.size > 0) this.acked.clear();
-    this.ackedShapes = undefined;
-    this.ackedTrees = undefined;
-    this.pending = undefined;
-    this.pendingKeys = undefined;
-    this.pendingTemplates = undefined;
-    this.ackedTemplates = undefined;
-    this.pendingTemplateKeys = undefined;
-    this.bytes = 0;
-    const aliases = this.aliases;
-    for (let i = 0; i < aliases.length; i++) if (!this.acked.has(aliases[i]!)) this.acked.set(aliases[i]!, i);
+    if (aliases.length > 0) {
+      const acked = new Map<string, number>();
+      for (let i = 0; i < aliases.length; i++) if (!acked.has(aliases[i]!)) acked.set(aliases[i]!, i);
+      this.acked = acked;
+    }
     this.next = aliases.length;
   }
 
   lookup(value: string): number | undefined {
-    return this.acked.get(value);
+    return this.acked?.get(value);
   }
 
   subtree(key: string): number | undefined {
@@ -266,6 +247,7 @@ export class EncoderTable {
       if (entry === undefined) continue;
       this.pending?.delete(index);
       if (typeof entry === "string") {
+        this.acked ??= new Map();
         if (!this.acked.has(entry)) this.acked.set(entry, index);
       } else if (entry.kind === "subtree") {
         const key = this.pendingKeys?.get(index);
