@@ -101,14 +101,6 @@ class DictionaryMemo {
   readonly attributes = new Map<number, Int32Array>();
   /** elementGlobal(id, ns) + 1 per inherited namespace, 0 when not yet known (same bench). */
   readonly elements = new Map<string, Int32Array>();
-
-  /** Forgets everything, in place: readers shared by many decoders keep a reference to this memo. */
-  clear(): void {
-    this.lengths.fill(-1);
-    this.texts.fill("");
-    this.attributes.clear();
-    this.elements.clear();
-  }
 }
 
 const NO_BYTES = new Uint8Array(0);
@@ -117,9 +109,18 @@ const NO_ROW = new Int32Array(SMALL_IDS);
 
 const memos = new WeakMap<StaticDictionary, DictionaryMemo>();
 
-/** Forgets what decoding remembered across frames (for cold measurements in bench codec). */
+/**
+ * Forgets what decoding remembered across frames (for cold measurements in bench codec), in place:
+ * readers shared by many decoders keep a reference to the memo. Not a DictionaryMemo method, which a
+ * tiny node's bundle would carry.
+ */
 export function clearDecodeMemo(dict: StaticDictionary = DICTIONARY_V1): void {
-  memos.get(dict)?.clear();
+  const memo = memos.get(dict);
+  if (memo === undefined) return;
+  memo.lengths.fill(-1);
+  memo.texts.fill("");
+  memo.attributes.clear();
+  memo.elements.clear();
 }
 /** Subtrees as templates, computed on first use as one (FORMAT.md §6.6). */
 const templates = new WeakMap<Subtree, Template>();

@@ -9,7 +9,7 @@
  * string); any tokenisation decodes to the same bytes.
  */
 import { CodecError } from "./errors.js";
-import { utf8EncodeInto } from "./utf8.js";
+import { utf8Encode } from "./utf8.js";
 
 /** Code lengths for `freq`, limited to `maxLength` bits by flattening rare frequencies. */
 export function huffmanCodeLengths(freq: readonly number[], maxLength: number): number[] {
@@ -132,23 +132,14 @@ export class HuffmanCode {
       this.tokenBytes = tokens.bytes;
       this.tokenStart = tokens.start;
     } else {
-      let room = 0;
-      for (const t of tokens) room += t.length * 3; // a UTF-16 unit is at most 3 UTF-8 bytes
-      const bytes = new Uint8Array(room);
+      // Tokens as strings (the generator, tests): their UTF-8 back to back. Not a hot path, so kept
+      // short (the tiny node's bundle carries it).
+      const parts = tokens.map((t) => utf8Encode(t));
       const start = new Uint32Array(k + 1);
-      let at = 0;
-      for (let i = 0; i < k; i++) {
-        const t = tokens[i]!;
-        let j = 0;
-        for (; j < t.length; j++) {
-          const c = t.charCodeAt(j);
-          if (c >= 0x80) break;
-          bytes[at + j] = c;
-        }
-        at += j === t.length ? j : utf8EncodeInto(t, bytes, at);
-        start[i + 1] = at;
-      }
-      this.tokenBytes = bytes.slice(0, at);
+      for (let i = 0; i < k; i++) start[i + 1] = start[i]! + parts[i]!.length;
+      const bytes = new Uint8Array(start[k]!);
+      for (let i = 0; i < k; i++) bytes.set(parts[i]!, start[i]!);
+      this.tokenBytes = bytes;
       this.tokenStart = start;
     }
     // The dictionary's lengths are a Uint8Array already: kept, not copied.
