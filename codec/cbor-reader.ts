@@ -3,7 +3,7 @@
  * 2^53, no floats, no undefined. Every read checks the bytes are there before touching them, so a
  * truncated or hostile frame gives a `CodecError` with the offset, never an exception from elsewhere.
  */
-import { CodecError } from "./errors.js";
+import { CodecError, overLimit } from "./errors.js";
 import { utf8DecodeRange } from "./utf8.js";
 
 export const MAJOR_UINT = 0;
@@ -115,8 +115,7 @@ export class CborReader {
    */
   skipBody(maxBytes: number): number {
     const length = this.arg;
-    if (length > maxBytes)
-      throw new CodecError("LIMIT", this.start, `string of ${length} bytes exceeds the limit`);
+    if (length > maxBytes) throw overLimit(this.start, `string of ${length} bytes exceeds the limit`);
     const from = this.pos;
     if (from + length > this.data.length) throw new CodecError("TRUNCATED", this.start, "string cut short");
     this.pos = from + length;
@@ -126,7 +125,7 @@ export class CborReader {
   /** The raw bytes of a byte or text string whose head was just read. */
   body(head: Head, maxBytes: number): Uint8Array {
     if (head.value > maxBytes)
-      throw new CodecError("LIMIT", head.offset, `string of ${head.value} bytes exceeds the limit`);
+      throw overLimit(head.offset, `string of ${head.value} bytes exceeds the limit`);
     if (this.pos + head.value > this.data.length)
       throw new CodecError("TRUNCATED", head.offset, "string cut short");
     const bytes = this.data.subarray(this.pos, this.pos + head.value);

@@ -20,7 +20,7 @@ import {
 } from "./cbor-reader.js";
 import { DICTIONARY_V1, type StaticDictionary } from "./dictionary/index.js";
 import type { CodecOptions, SessionCodecOptions } from "./encoder.js";
-import { CodecError } from "./errors.js";
+import { CodecError, malformed, overLimit } from "./errors.js";
 import { type CodecLimits, resolveLimits } from "./limits.js";
 import {
   DecoderTable,
@@ -231,7 +231,7 @@ class FrameReader extends CborReader {
 
   frame(): XElement {
     if (this.data.length > this.limits.maxFrameBytes) {
-      throw new CodecError("LIMIT", 0, `frame of ${this.data.length} bytes exceeds maxFrameBytes`);
+      throw overLimit(0, `frame of ${this.data.length} bytes exceeds maxFrameBytes`);
     }
     if (this.peekMajor() === MAJOR_UINT) {
       this.next();
@@ -243,19 +243,19 @@ class FrameReader extends CborReader {
     this.next();
     const offset = this.start;
     const stanza = this.#elementItem(this.defaultNs, 1);
-    if (stanza === undefined) throw new CodecError("BAD_STRUCTURE", offset, "a frame holds one element");
+    if (stanza === undefined) throw malformed(offset, "a frame holds one element");
     if (!this.done) throw new CodecError("TRAILING_BYTES", this.pos, "bytes after the stanza");
     return stanza;
   }
 
   #count(offset: number): void {
-    if (++this.nodes > this.maxNodes) throw new CodecError("LIMIT", offset, "more nodes than maxNodes");
+    if (++this.nodes > this.maxNodes) throw overLimit(offset, "more nodes than maxNodes");
   }
 
   /** The element whose array head (`length` items, at `offset`) was just read. */
   #element(length: number, offset: number, inheritedNs: string, depth: number): XElement {
-    if (depth > this.maxDepth) throw new CodecError("LIMIT", offset, "deeper than maxDepth");
-    if (length < 1) throw new CodecError("BAD_STRUCTURE", offset, "an element needs a name");
+    if (depth > this.maxDepth) throw overLimit(offset, "deeper than maxDepth");
+    if (length < 1) throw malformed(offset, "an element needs a name");
     this.#count(offset);
     let remaining = length - 1;
     this.next();
@@ -272,12 +272,8 @@ class FrameReader extends CborReader {
       if (entry.kind !== "shape") {
         // A template instance (FORMAT.md §6.6): [subtree reference, slot, value, slot, value, …].
         if (remaining === 0 || remaining % 2 !== 0)
-          throw new CodecError(
-            "BAD_STRUCTURE",
-            nameOffset,
-            "a subtree reference as a name takes (slot, value) pairs",
-          );
-        if (depth > this.maxDepth) throw new CodecError("LIMIT", offset, "deeper than maxDepth");
+          throw malformed(nameOffset, "a subtree reference as a name takes (slot, value) pairs");
+        if (depth > this.maxDepth) throw overLimit(offset, "deeper than maxDepth");
         this.nodes--; // counted with the template's nodes
         return this.#instance(entry, nameOffset, remaining / 2);
       }
@@ -357,7 +353,7 @@ class FrameReader extends CborReader {
           for (let j = 0; j < attrs.length; j++) {
             const a = attrs[j]!;
             if (a.name === keyName && a.ns === keyNs) {
-              throw new CodecError("BAD_STRUCTURE", mapOffset, "duplicate attribute");
+              throw malformed(mapOffset, "duplicate attribute");
             }
           }
           attrs.push({ ns: keyNs, name: keyName, value });
@@ -365,7 +361,7 @@ class FrameReader extends CborReader {
         }
       }
       if (shapeIndex >= 0) {
-        if (attrs.length === 0) throw new CodecError("BAD_STRUCTURE", nameOffset, "a shape needs attributes");
+        if (attrs.length === 0) throw malformed(nameOffset, "a shape needs attributes");
         const shape: Shape = { kind: "shape", ns, name, qid, attrs, aids: aids ?? [] };
         this.#remember(shapeIndex, shape, nameOffset);
       }
@@ -416,8 +412,7 @@ class FrameReader extends CborReader {
     const offset = this.start;
     const index = this.nextInsert++; // pre-order: numbered before everything inside (§6.1)
     this.next();
-    if (this.major !== MAJOR_ARRAY)
-      throw new CodecError("BAD_STRUCTURE", this.start, "a subtree wraps an element");
+    if (this.major !== MAJOR_ARRAY) throw malformed(this.start, "a subtree wraps an element");
     const element = this.#element(this.arg, this.start, inheritedNs, depth);
     const { nodes, bytes } = treeSize(element);
     this.#remember(index, { kind: "subtree", element, nodes, bytes }, offset);
@@ -426,7 +421,7 @@ class FrameReader extends CborReader {
 
   /** A bare reference to a shape or subtree entry, as an element. */
   #reference(entry: Shape | Subtree, offset: number, depth: number): XElement {
-    if (depth > this.maxDepth) throw new CodecError("LIMIT", offset, "deeper than maxDepth");
+    if (depth > this.maxDepth) throw overLimit(offset, "deeper than maxDepth");
     if (entry.kind === "subtree") {
       this.#spend(entry.nodes, entry.bytes, offset);
       return entry.element;
@@ -441,9 +436,8 @@ class FrameReader extends CborReader {
   #spend(nodes: number, bytes: number, offset: number): void {
     this.nodes += nodes;
     this.outBytes += bytes;
-    if (this.nodes > this.maxNodes) throw new CodecError("LIMIT", offset, "more nodes than maxNodes");
-    if (this.outBytes > this.maxStanzaBytes)
-      throw new CodecError("LIMIT", offset, "stanza larger than maxStanzaBytes");
+    if (this.nodes > this.maxNodes) throw overLimit(offset, "more nodes than maxNodes");
+    if (this.outBytes > this.maxStanzaBytes) throw overLimit(offset, "stanza larger than maxStanzaBytes");
   }
 
   /** Applies a shape's override map {position: value} to `attrs` (a copy of the shape's attributes). */
@@ -470,7 +464,7 @@ class FrameReader extends CborReader {
     const position = this.arg;
     // Positions ascend strictly: no duplicates, and one canonical form per element.
     if (this.major !== MAJOR_UINT || position >= count || position <= previous) {
-      throw new CodecError("BAD_STRUCTURE", this.start, "bad override position");
+      throw malformed(this.start, "bad override position");
     }
     return position;
   }
@@ -518,8 +512,7 @@ class FrameReader extends CborReader {
 
   /** [namespace, name] whose array head was just read: namespace as a dictionary id or a string value. */
   #qualified(): void {
-    if (this.arg !== 2)
-      throw new CodecError("BAD_STRUCTURE", this.start, "a qualified name is [namespace, name]");
+    if (this.arg !== 2) throw malformed(this.start, "a qualified name is [namespace, name]");
     this.next();
     let ns: string;
     if (this.major === MAJOR_UINT) {
@@ -539,7 +532,7 @@ class FrameReader extends CborReader {
   }
 
   #checkName(name: string, offset: number): string {
-    if (name === "") throw new CodecError("BAD_STRUCTURE", offset, "empty name");
+    if (name === "") throw malformed(offset, "empty name");
     return name;
   }
 
@@ -556,11 +549,10 @@ class FrameReader extends CborReader {
   #account(s: string, offset: number): string {
     // Typed values and JIDs are rendered, not read: their text counts against the limit too.
     if (s.length > this.maxStringBytes / 3 && utf8Length(s) > this.maxStringBytes) {
-      throw new CodecError("LIMIT", offset, "string longer than maxStringBytes");
+      throw overLimit(offset, "string longer than maxStringBytes");
     }
     this.outBytes += s.length;
-    if (this.outBytes > this.maxStanzaBytes)
-      throw new CodecError("LIMIT", offset, "stanza larger than maxStanzaBytes");
+    if (this.outBytes > this.maxStanzaBytes) throw overLimit(offset, "stanza larger than maxStanzaBytes");
     return s;
   }
 
@@ -569,15 +561,14 @@ class FrameReader extends CborReader {
     const arg = this.arg;
     switch (this.major) {
       case MAJOR_UINT: {
-        if (qid === null) throw new CodecError("BAD_STRUCTURE", offset, "no dictionary value allowed here");
+        if (qid === null) throw malformed(offset, "no dictionary value allowed here");
         const v = this.dict.valueFromId(arg, qid, aid);
         if (v === undefined) throw new CodecError("UNKNOWN_ID", offset, `no value ${arg} in the dictionary`);
         return v;
       }
       case MAJOR_NEGINT: {
         const entry = this.#tab().get(arg, offset);
-        if (typeof entry !== "string")
-          throw new CodecError("BAD_STRUCTURE", offset, "a shape where a string belongs");
+        if (typeof entry !== "string") throw malformed(offset, "a shape where a string belongs");
         return entry;
       }
       case MAJOR_TEXT:
@@ -589,9 +580,9 @@ class FrameReader extends CborReader {
       case MAJOR_SIMPLE:
         if (arg === SIMPLE_TRUE) return "true";
         if (arg === SIMPLE_FALSE) return "false";
-        throw new CodecError("BAD_STRUCTURE", offset, `simple value ${arg} is not a string`);
+        throw malformed(offset, `simple value ${arg} is not a string`);
       default:
-        throw new CodecError("BAD_STRUCTURE", offset, "an element, map or array where a string belongs");
+        throw malformed(offset, "an element, map or array where a string belongs");
     }
   }
 
@@ -686,7 +677,7 @@ class FrameReader extends CborReader {
       case Tags.INSERT: {
         const index = this.nextInsert++;
         if (this.nextMajor() === MAJOR_TAG && this.arg === Tags.INSERT) {
-          throw new CodecError("BAD_STRUCTURE", this.start, "nested insert");
+          throw malformed(this.start, "nested insert");
         }
         const value = this.#value(qid, aid);
         this.#remember(index, value, offset);
@@ -694,7 +685,7 @@ class FrameReader extends CborReader {
       }
       case Tags.JID: {
         if (this.nextMajor() !== MAJOR_ARRAY || (this.arg !== 2 && this.arg !== 3)) {
-          throw new CodecError("BAD_STRUCTURE", this.start, "a JID is [local|null, domain, resource?]");
+          throw malformed(this.start, "a JID is [local|null, domain, resource?]");
         }
         const parts = this.arg;
         this.next();
@@ -707,7 +698,7 @@ class FrameReader extends CborReader {
           resource = this.#value(null, undefined);
         }
         const out = joinJid({ local, domain, resource });
-        if (out.length > this.maxStringBytes) throw new CodecError("LIMIT", offset, "JID too long");
+        if (out.length > this.maxStringBytes) throw overLimit(offset, "JID too long");
         return out;
       }
       case Tags.INTEGER:
@@ -715,8 +706,7 @@ class FrameReader extends CborReader {
       case Tags.DECIMAL: {
         const major = this.nextMajor();
         const arrOffset = this.start;
-        if (major !== MAJOR_ARRAY || this.arg !== 2)
-          throw new CodecError("BAD_STRUCTURE", arrOffset, "decimal is [e, m]");
+        if (major !== MAJOR_ARRAY || this.arg !== 2) throw malformed(arrOffset, "decimal is [e, m]");
         const exponent = this.#integer();
         const mantissa = this.#integer();
         if (exponent > -1 || exponent < -15)
@@ -739,7 +729,7 @@ class FrameReader extends CborReader {
         const arrOffset = this.start;
         const parts = this.arg;
         if (major !== MAJOR_ARRAY || (parts !== 2 && parts !== 4)) {
-          throw new CodecError("BAD_STRUCTURE", arrOffset, "datetime is [seconds, zone, fraction?, digits?]");
+          throw malformed(arrOffset, "datetime is [seconds, zone, fraction?, digits?]");
         }
         const seconds = this.#seconds();
         const zoneMajor = this.nextMajor();
@@ -781,7 +771,7 @@ class FrameReader extends CborReader {
         return renderUuid(bytes);
       }
       default:
-        throw new CodecError("BAD_STRUCTURE", offset, `unknown tag ${tag}`);
+        throw malformed(offset, `unknown tag ${tag}`);
     }
   }
 
@@ -799,7 +789,7 @@ class FrameReader extends CborReader {
   #integerHere(): number {
     if (this.major === MAJOR_UINT) return this.arg;
     if (this.major === MAJOR_NEGINT) return -1 - this.arg;
-    throw new CodecError("BAD_STRUCTURE", this.start, "integer expected");
+    throw malformed(this.start, "integer expected");
   }
 
   /** Seconds within the years 1000-9999, so rendering stays four-digit and exact. */
@@ -813,7 +803,7 @@ class FrameReader extends CborReader {
 
   #bytes(): Uint8Array {
     this.next();
-    if (this.major !== MAJOR_BYTES) throw new CodecError("BAD_STRUCTURE", this.start, "byte string expected");
+    if (this.major !== MAJOR_BYTES) throw malformed(this.start, "byte string expected");
     const from = this.skipBody(Math.floor(this.maxStringBytes / 2));
     return this.data.subarray(from, this.pos);
   }
@@ -855,7 +845,7 @@ abstract class FrameDecoder {
   protected abstract tableFor(): DecoderTable | undefined;
 
   decode(bytes: Uint8Array): DecodedFrame {
-    if (!(bytes instanceof Uint8Array)) throw new CodecError("BAD_STRUCTURE", 0, "a frame is a byte array");
+    if (!(bytes instanceof Uint8Array)) throw malformed(0, "a frame is a byte array");
     let reader = this.reader;
     if (reader === undefined) {
       reader = readerFor(this.dict, this.limits, this.defaultNs);
@@ -871,7 +861,7 @@ abstract class FrameDecoder {
       reader.undo();
       if (error instanceof CodecError) throw error;
       // A bug, not an input problem; still reported as a CodecError so callers have one type to handle.
-      throw new CodecError("BAD_STRUCTURE", 0, `internal: ${(error as Error).message}`);
+      throw malformed(0, `internal: ${(error as Error).message}`);
     } finally {
       reader.end();
     }

@@ -24,7 +24,7 @@ import {
   SIMPLE_NULL,
 } from "./cbor-reader.js";
 import { DICTIONARY_V1, type StaticDictionary } from "./dictionary/index.js";
-import { CodecError } from "./errors.js";
+import { CodecError, overLimit } from "./errors.js";
 import type { HuffmanCode } from "./huffman.js";
 import { type CodecLimits, resolveLimits } from "./limits.js";
 import {
@@ -722,7 +722,7 @@ abstract class FrameEncoder {
     }
     pos = 0;
     if (bytes.length > this.limits.maxFrameBytes) {
-      throw new CodecError("LIMIT", bytes.length, `frame of ${bytes.length} bytes exceeds maxFrameBytes`);
+      throw overLimit(bytes.length, `frame of ${bytes.length} bytes exceeds maxFrameBytes`);
     }
     return { bytes, inserted: this.inserted };
   }
@@ -855,8 +855,7 @@ abstract class FrameEncoder {
     }
     if (best !== undefined && bestDiffs * 2 <= slots.length) {
       this.nodes += t.nodes;
-      if (this.nodes > this.limits.maxNodes)
-        throw new CodecError("LIMIT", 0, "stanza has more nodes than maxNodes");
+      if (this.nodes > this.limits.maxNodes) throw overLimit(0, "stanza has more nodes than maxNodes");
       if (bestDiffs === 0) {
         writeInt(-1 - best.index);
         return;
@@ -932,13 +931,12 @@ abstract class FrameEncoder {
 
   /** The element as an array, or as a bare shape reference when it is exactly a known shape (§6.3). */
   #elementArray(e: XElement, inheritedNs: string, depth: number): void {
-    if (depth > this.limits.maxDepth) throw new CodecError("LIMIT", 0, "stanza deeper than maxDepth");
+    if (depth > this.limits.maxDepth) throw overLimit(0, "stanza deeper than maxDepth");
     if (e.name === "") throw new CodecError("UNENCODABLE", 0, "element with an empty name");
     const attrs = e.attrs;
     const children = e.children;
     this.nodes += 1 + attrs.length + children.length;
-    if (this.nodes > this.limits.maxNodes)
-      throw new CodecError("LIMIT", 0, "stanza has more nodes than maxNodes");
+    if (this.nodes > this.limits.maxNodes) throw overLimit(0, "stanza has more nodes than maxNodes");
     for (let i = 1; i < attrs.length; i++) {
       const a = attrs[i]!;
       for (let j = 0; j < i; j++) {
@@ -1102,8 +1100,7 @@ abstract class FrameEncoder {
   ): void {
     const value = lit.value;
     const max = this.limits.maxStringBytes;
-    if (value.length > max || lit.size > max)
-      throw new CodecError("LIMIT", 0, "string longer than maxStringBytes");
+    if (value.length > max || lit.size > max) throw overLimit(0, "string longer than maxStringBytes");
     if (statics && lit.g >= 0) {
       writeInt(this.dict.valueIdOf(lit.g, qid, aid));
       return;

@@ -24,3 +24,16 @@ export class CodecError extends Error {
     super(`${code} at byte ${offset}: ${detail}`);
   }
 }
+
+// The codec throws from some eighty places: these two spare the commonest a `new` and their code, the
+// same words over and over in a tiny node's bundle (and in the source text QuickJS keeps of it).
+
+/** A BAD_STRUCTURE CodecError: valid CBOR that is not a cxmpp frame. */
+export function malformed(offset: number, detail: string): CodecError {
+  return new CodecError("BAD_STRUCTURE", offset, detail);
+}
+
+/** A LIMIT CodecError: a configured limit exceeded. */
+export function overLimit(offset: number, detail: string): CodecError {
+  return new CodecError("LIMIT", offset, detail);
+}

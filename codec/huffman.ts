@@ -8,7 +8,7 @@
  * and EOS itself. The encoder picks the tokenisation with the fewest bits (a shortest path over the
  * string); any tokenisation decodes to the same bytes.
  */
-import { CodecError } from "./errors.js";
+import { CodecError, overLimit } from "./errors.js";
 import { utf8Encode } from "./utf8.js";
 
 /** Code lengths for `freq`, limited to `maxLength` bits by flattening rare frequencies. */
@@ -451,14 +451,13 @@ export class HuffmanCode {
       if (symbol === this.eos)
         throw new CodecError("BAD_HUFFMAN", offset + (pos >>> 3), "EOS symbol inside a literal");
       if (symbol < 256) {
-        if (o >= out.length)
-          throw new CodecError("LIMIT", offset + (pos >>> 3), "string longer than maxStringBytes");
+        if (o >= out.length) throw overLimit(offset + (pos >>> 3), "string longer than maxStringBytes");
         out[o++] = symbol;
       } else {
         const from = this.tokenStart[symbol - 256]!;
         const to = this.tokenStart[symbol - 255]!;
         if (o + (to - from) > out.length) {
-          throw new CodecError("LIMIT", offset + (pos >>> 3), "string longer than maxStringBytes");
+          throw overLimit(offset + (pos >>> 3), "string longer than maxStringBytes");
         }
         const tokenBytes = this.tokenBytes;
         for (let b = from; b < to; b++) out[o++] = tokenBytes[b]!;

@@ -97,6 +97,11 @@ function digitChar(d: number): string {
   return String.fromCharCode(c >= 0x5c ? c + 1 : c);
 }
 
+/** The error of `tables` that do not parse (one message prefix, spelt once in a tiny node's bundle). */
+function badTables(what: string): RangeError {
+  return new RangeError(`dictionary tables: ${what}`);
+}
+
 /** Reads the integers of a `tables` string. */
 class NumberReader {
   private pos = 0;
@@ -106,7 +111,7 @@ class NumberReader {
     let scale = 1;
     for (;;) {
       const c = this.text.charCodeAt(this.pos++);
-      if (!(c >= 0x23 && c <= 0x7e) || c === 0x5c) throw new RangeError("dictionary tables: bad digit");
+      if (!(c >= 0x23 && c <= 0x7e) || c === 0x5c) throw badTables("bad digit");
       const d = c - (c > 0x5c ? 0x24 : 0x23);
       value += d * scale;
       if (d < TERMINAL) return value;
@@ -124,14 +129,14 @@ class NumberReader {
 }
 
 function u16(n: number, what: string): Uint16Array {
-  if (n > 0xffff) throw new RangeError(`dictionary tables: too many ${what}`);
+  if (n > 0xffff) throw badTables(`too many ${what}`);
   return new Uint16Array(n);
 }
 
 /** The tables of a packed dictionary (the two strings of codec/dictionary/data.ts). */
 export function unpackDictionary(strings: string, tables: string): DictionaryTables {
   const r = new NumberReader(tables);
-  if (r.next() !== PACKING) throw new RangeError("dictionary tables: unknown packing");
+  if (r.next() !== PACKING) throw badTables("unknown packing");
   const version = r.next();
   const poolCount = r.next();
   const tokenCount = r.next();
@@ -151,7 +156,7 @@ export function unpackDictionary(strings: string, tables: string): DictionaryTab
   for (let i = 0; i < poolCount; i++) {
     const previous = i > 0 ? start[i - 1]! : 0;
     const keep = shared[i]!;
-    if (i > 0 && keep > at - previous) throw new RangeError("dictionary tables: bad prefix");
+    if (i > 0 && keep > at - previous) throw badTables("bad prefix");
     bytes.copyWithin(at, previous, previous + keep);
     start[i] = at;
     at += keep;
@@ -162,13 +167,13 @@ export function unpackDictionary(strings: string, tables: string): DictionaryTab
     }
   }
   start[poolCount] = at;
-  if (from < strings.length) throw new RangeError("dictionary tables: more strings than counted");
+  if (from < strings.length) throw badTables("more strings than counted");
   const column = (n: number, what: string, limit: number): Uint16Array => {
     const out = u16(n, what);
     let previous = 0;
     for (let i = 0; i < n; i++) {
       previous = r.delta(previous);
-      if (!(previous >= 0 && previous < limit)) throw new RangeError(`dictionary tables: bad ${what}`);
+      if (!(previous >= 0 && previous < limit)) throw badTables(`bad ${what}`);
       out[i] = previous;
     }
     return out;
@@ -187,10 +192,10 @@ export function unpackDictionary(strings: string, tables: string): DictionaryTab
       const length = r.next();
       for (let j = 0; j < length; j++) {
         const id = r.next();
-        if (id >= limit) throw new RangeError("dictionary tables: bad id");
+        if (id >= limit) throw badTables("bad id");
         ids.push(id);
       }
-      if (ids.length > 0xffff) throw new RangeError("dictionary tables: lists too long");
+      if (ids.length > 0xffff) throw badTables("lists too long");
       starts[k + 1] = ids.length;
     }
     const out = new Uint16Array(ids.length);
@@ -204,7 +209,7 @@ export function unpackDictionary(strings: string, tables: string): DictionaryTab
   const owners = u16(attrLists, "attribute lists");
   const [listStart, attrIds] = lists(attrLists, attrCount, (k) => {
     qid += 1 + r.next();
-    if (qid >= qnameCount) throw new RangeError("dictionary tables: bad qname");
+    if (qid >= qnameCount) throw badTables("bad qname");
     owners[k] = qid;
   });
   for (let k = 0, q = 0; q < qnameCount; q++) {
@@ -218,7 +223,7 @@ export function unpackDictionary(strings: string, tables: string): DictionaryTab
   let context = 0;
   const [attrValueStart, attrValueIds] = lists(attrValueLists, valueCount, () => {
     slot += 1 + r.next();
-    if (slot >= slotValues.length) throw new RangeError("dictionary tables: bad slot");
+    if (slot >= slotValues.length) throw badTables("bad slot");
     slotValues[slot] = ++context;
   });
   qid = -1;
@@ -226,7 +231,7 @@ export function unpackDictionary(strings: string, tables: string): DictionaryTab
   const textQnames = u16(textLists, "text lists");
   const [textStart, textIds] = lists(textLists, valueCount, (k) => {
     qid += 1 + r.next();
-    if (qid >= qnameCount) throw new RangeError("dictionary tables: bad qname");
+    if (qid >= qnameCount) throw badTables("bad qname");
     textQnames[k] = qid;
   });
   const valueStart = u16(context + textLists + 1, "value lists");
@@ -240,11 +245,11 @@ export function unpackDictionary(strings: string, tables: string): DictionaryTab
   for (let s = 0; s < huffman.length; ) {
     const length = r.next();
     const run = r.next() + 1;
-    if (s + run > huffman.length) throw new RangeError("dictionary tables: bad Huffman runs");
+    if (s + run > huffman.length) throw badTables("bad Huffman runs");
     huffman.fill(length, s, s + run);
     s += run;
   }
-  if (!r.done) throw new RangeError("dictionary tables: trailing data");
+  if (!r.done) throw badTables("trailing data");
   return {
     version,
     bytes: bytes.subarray(0, at),
