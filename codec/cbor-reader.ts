@@ -5,19 +5,22 @@
  */
 import { CodecError, overLimit } from "./errors.js";
 import { utf8DecodeRange } from "./utf8.js";
+import { MAJOR_SIMPLE } from "./wire.js";
 
-export const MAJOR_UINT = 0;
-export const MAJOR_NEGINT = 1;
-export const MAJOR_BYTES = 2;
-export const MAJOR_TEXT = 3;
-export const MAJOR_ARRAY = 4;
-export const MAJOR_MAP = 5;
-export const MAJOR_TAG = 6;
-export const MAJOR_SIMPLE = 7;
-
-export const SIMPLE_FALSE = 20;
-export const SIMPLE_TRUE = 21;
-export const SIMPLE_NULL = 22;
+// Defined in wire.ts, which imports nothing, so that bundles inline them.
+export {
+  MAJOR_ARRAY,
+  MAJOR_BYTES,
+  MAJOR_MAP,
+  MAJOR_NEGINT,
+  MAJOR_SIMPLE,
+  MAJOR_TAG,
+  MAJOR_TEXT,
+  MAJOR_UINT,
+  SIMPLE_FALSE,
+  SIMPLE_NULL,
+  SIMPLE_TRUE,
+} from "./wire.js";
 
 export interface Head {
   readonly major: number;

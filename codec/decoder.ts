@@ -45,7 +45,21 @@ import {
   renderTimestamp,
   renderUuid,
 } from "./typed.js";
-import { Tags } from "./wire.js";
+import {
+  TAG_BASE16,
+  TAG_BASE64,
+  TAG_DATE,
+  TAG_DATETIME,
+  TAG_DECIMAL,
+  TAG_EPOCH,
+  TAG_INSERT,
+  TAG_INTEGER,
+  TAG_JID,
+  TAG_PACKED_DECIMAL,
+  TAG_SHAPE,
+  TAG_SUBTREE,
+  TAG_UUID,
+} from "./wire.js";
 
 export interface DecodedFrame {
   readonly stanza: XElement;
@@ -297,7 +311,7 @@ class FrameReader extends CborReader {
         name = this.#checkName(this.#account(entry, nameOffset), nameOffset);
         qid = undefined;
       } else {
-        if (nameMajor === MAJOR_TAG && nameArg === Tags.SHAPE) {
+        if (nameMajor === MAJOR_TAG && nameArg === TAG_SHAPE) {
           shapeIndex = this.nextInsert++; // pre-order: numbered before the strings of its head (§6.1)
           this.next(); // the name, which may itself be a string insert
         }
@@ -381,7 +395,7 @@ class FrameReader extends CborReader {
         // Direct recursion, not through elementItem: with the two mutually recursive, V8 sometimes
         // inlined one into the other and the whole process ran 40% slower (bench codec decode).
         children.push(this.#element(this.arg, this.start, ns, depth + 1)); // counts itself
-      } else if (this.major === MAJOR_TAG && this.arg === Tags.SUBTREE) {
+      } else if (this.major === MAJOR_TAG && this.arg === TAG_SUBTREE) {
         children.push(this.#subtree(ns, depth + 1));
       } else {
         this.#count(this.start);
@@ -400,7 +414,7 @@ class FrameReader extends CborReader {
     const major = this.major;
     const offset = this.start;
     if (major === MAJOR_ARRAY) return this.#element(this.arg, offset, inheritedNs, depth);
-    if (major === MAJOR_TAG && this.arg === Tags.SUBTREE) return this.#subtree(inheritedNs, depth);
+    if (major === MAJOR_TAG && this.arg === TAG_SUBTREE) return this.#subtree(inheritedNs, depth);
     if (major !== MAJOR_NEGINT) return undefined;
     const entry = this.#tab().get(this.arg, offset);
     if (typeof entry === "string") return undefined;
@@ -674,16 +688,16 @@ class FrameReader extends CborReader {
     const offset = this.start;
     const tag = this.arg;
     switch (tag) {
-      case Tags.INSERT: {
+      case TAG_INSERT: {
         const index = this.nextInsert++;
-        if (this.nextMajor() === MAJOR_TAG && this.arg === Tags.INSERT) {
+        if (this.nextMajor() === MAJOR_TAG && this.arg === TAG_INSERT) {
           throw malformed(this.start, "nested insert");
         }
         const value = this.#value(qid, aid);
         this.#remember(index, value, offset);
         return value;
       }
-      case Tags.JID: {
+      case TAG_JID: {
         if (this.nextMajor() !== MAJOR_ARRAY || (this.arg !== 2 && this.arg !== 3)) {
           throw malformed(this.start, "a JID is [local|null, domain, resource?]");
         }
@@ -701,9 +715,9 @@ class FrameReader extends CborReader {
         if (out.length > this.maxStringBytes) throw overLimit(offset, "JID too long");
         return out;
       }
-      case Tags.INTEGER:
+      case TAG_INTEGER:
         return renderInteger(this.#integer());
-      case Tags.DECIMAL: {
+      case TAG_DECIMAL: {
         const major = this.nextMajor();
         const arrOffset = this.start;
         if (major !== MAJOR_ARRAY || this.arg !== 2) throw malformed(arrOffset, "decimal is [e, m]");
@@ -713,7 +727,7 @@ class FrameReader extends CborReader {
           throw new CodecError("BAD_VALUE", arrOffset, "decimal exponent out of range");
         return renderDecimal({ exponent, mantissa });
       }
-      case Tags.PACKED_DECIMAL: {
+      case TAG_PACKED_DECIMAL: {
         const at = this.pos;
         const x = this.#integer();
         const scale = Math.abs(x) % 16;
@@ -722,9 +736,9 @@ class FrameReader extends CborReader {
         if (x < 0 && magnitude === 0) throw new CodecError("BAD_VALUE", at, "negative zero decimal");
         return renderDecimal({ exponent: -scale, mantissa: x < 0 ? -magnitude : magnitude });
       }
-      case Tags.EPOCH:
+      case TAG_EPOCH:
         return renderTimestamp({ seconds: this.#seconds(), zone: null, fraction: 0, fractionDigits: 0 });
-      case Tags.DATETIME: {
+      case TAG_DATETIME: {
         const major = this.nextMajor();
         const arrOffset = this.start;
         const parts = this.arg;
@@ -753,18 +767,18 @@ class FrameReader extends CborReader {
         }
         return renderTimestamp({ seconds, zone, fraction, fractionDigits });
       }
-      case Tags.DATE: {
+      case TAG_DATE: {
         const at = this.pos;
         const days = this.#integer();
         if (days < -354_285 || days > 2_932_896)
           throw new CodecError("BAD_VALUE", at, "date outside the years 1000-9999");
         return renderDate(days);
       }
-      case Tags.BASE64:
+      case TAG_BASE64:
         return renderBase64(this.#bytes());
-      case Tags.BASE16:
+      case TAG_BASE16:
         return renderHex(this.#bytes());
-      case Tags.UUID: {
+      case TAG_UUID: {
         const at = this.pos;
         const bytes = this.#bytes();
         if (bytes.length !== 16) throw new CodecError("BAD_VALUE", at, "a UUID has 16 bytes");

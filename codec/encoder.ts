@@ -53,7 +53,22 @@ import {
   splitJid,
 } from "./typed.js";
 import { utf8EncodeInto } from "./utf8.js";
-import { headSize, Tags } from "./wire.js";
+import {
+  headSize,
+  TAG_BASE16,
+  TAG_BASE64,
+  TAG_DATE,
+  TAG_DATETIME,
+  TAG_DECIMAL,
+  TAG_EPOCH,
+  TAG_INSERT,
+  TAG_INTEGER,
+  TAG_JID,
+  TAG_PACKED_DECIMAL,
+  TAG_SHAPE,
+  TAG_SUBTREE,
+  TAG_UUID,
+} from "./wire.js";
 
 export interface CodecOptions {
   /** Default: DICTIONARY_V1. */
@@ -519,7 +534,7 @@ function writeLiteral(value: string, huffman: HuffmanCode): number {
   if ((c0 >= 48 && c0 <= 57) || c0 === 45) {
     const i = parseInteger(value);
     if (i !== undefined && 1 + headSize(i) < cost) {
-      writeHead(MAJOR_TAG, Tags.INTEGER);
+      writeHead(MAJOR_TAG, TAG_INTEGER);
       writeInt(i);
       return 1 + headSize(i);
     }
@@ -531,14 +546,14 @@ function writeLiteral(value: string, huffman: HuffmanCode): number {
         const x = d.mantissa < 0 ? -packed : packed;
         const c = 1 + headSize(x);
         if (c < cost) {
-          writeHead(MAJOR_TAG, Tags.PACKED_DECIMAL);
+          writeHead(MAJOR_TAG, TAG_PACKED_DECIMAL);
           writeInt(x);
           return c;
         }
       } else {
         const c = 2 + headSize(d.exponent) + headSize(d.mantissa);
         if (c < cost) {
-          writeHead(MAJOR_TAG, Tags.DECIMAL);
+          writeHead(MAJOR_TAG, TAG_DECIMAL);
           writeHead(MAJOR_ARRAY, 2);
           writeInt(d.exponent);
           writeInt(d.mantissa);
@@ -552,7 +567,7 @@ function writeLiteral(value: string, huffman: HuffmanCode): number {
         if (t.zone === null && t.fractionDigits === 0) {
           const c = 1 + headSize(t.seconds);
           if (c < cost) {
-            writeHead(MAJOR_TAG, Tags.EPOCH);
+            writeHead(MAJOR_TAG, TAG_EPOCH);
             writeInt(t.seconds);
             return c;
           }
@@ -560,7 +575,7 @@ function writeLiteral(value: string, huffman: HuffmanCode): number {
           let c = 2 + headSize(t.seconds) + (typeof t.zone === "number" ? headSize(t.zone) : 1);
           if (t.fractionDigits > 0) c += headSize(t.fraction) + 1;
           if (c < cost) {
-            writeHead(MAJOR_TAG, Tags.DATETIME);
+            writeHead(MAJOR_TAG, TAG_DATETIME);
             writeHead(MAJOR_ARRAY, t.fractionDigits > 0 ? 4 : 2);
             writeInt(t.seconds);
             if (t.zone === null) writeByte(CBOR_NULL);
@@ -576,7 +591,7 @@ function writeLiteral(value: string, huffman: HuffmanCode): number {
       }
       const days = n === 10 ? parseDate(value) : undefined;
       if (days !== undefined && 2 + headSize(days) < cost) {
-        writeHead(MAJOR_TAG, Tags.DATE);
+        writeHead(MAJOR_TAG, TAG_DATE);
         writeInt(days);
         return 2 + headSize(days);
       }
@@ -593,12 +608,12 @@ function writeLiteral(value: string, huffman: HuffmanCode): number {
     const hex = n % 2 === 0 && 1 + headSize(half) + half < cost ? parseHex(value) : undefined;
     if (hex && 1 + headSize(hex.length) + hex.length < cost) {
       blob = hex;
-      blobTag = Tags.BASE16;
+      blobTag = TAG_BASE16;
       cost = 1 + headSize(hex.length) + hex.length;
     }
     const uuid = n === 36 && 19 < cost ? parseUuid(value) : undefined;
     if (uuid) {
-      writeHead(MAJOR_TAG, Tags.UUID);
+      writeHead(MAJOR_TAG, TAG_UUID);
       writeByteString(uuid);
       return 19;
     }
@@ -606,7 +621,7 @@ function writeLiteral(value: string, huffman: HuffmanCode): number {
     const b64 = !hex && n % 4 === 0 && 1 + headSize(least) + least < cost ? parseBase64(value) : undefined;
     if (b64 && 1 + headSize(b64.length) + b64.length < cost) {
       blob = b64;
-      blobTag = Tags.BASE64;
+      blobTag = TAG_BASE64;
       cost = 1 + headSize(b64.length) + b64.length;
     }
   }
@@ -815,7 +830,7 @@ abstract class FrameEncoder {
     this.#frameTrees.set(key, index);
     this.insideSubtree++;
     try {
-      writeHead(MAJOR_TAG, Tags.SUBTREE);
+      writeHead(MAJOR_TAG, TAG_SUBTREE);
       this.#elementArray(e, inheritedNs, depth);
     } finally {
       this.insideSubtree--;
@@ -885,7 +900,7 @@ abstract class FrameEncoder {
       );
       this.inserted.push(index);
       // Subtrees inside stay inserted as well: other stanzas reuse them.
-      writeHead(MAJOR_TAG, Tags.SUBTREE);
+      writeHead(MAJOR_TAG, TAG_SUBTREE);
       this.#elementArray(e, this.defaultNs, 1);
       return;
     }
@@ -977,7 +992,7 @@ abstract class FrameEncoder {
       newShape = shape === "inserted";
     }
     writeHead(MAJOR_ARRAY, 1 + (attrs.length > 0 ? 1 : 0) + written);
-    if (newShape) writeHead(MAJOR_TAG, Tags.SHAPE);
+    if (newShape) writeHead(MAJOR_TAG, TAG_SHAPE);
     this.#elementName(e, qid, inheritedNs);
     if (attrs.length > 0) {
       // Keys are distinct (duplicates were rejected above), so the map has one entry per attribute.
@@ -1130,10 +1145,10 @@ abstract class FrameEncoder {
       const index = this.table.insert(value, size);
       this.inserted.push(index);
       if (!this.#frameInserts.has(value)) this.#frameInserts.set(value, index);
-      writeHead(MAJOR_TAG, Tags.INSERT);
+      writeHead(MAJOR_TAG, TAG_INSERT);
     }
     if (jid) {
-      writeHead(MAJOR_TAG, Tags.JID);
+      writeHead(MAJOR_TAG, TAG_JID);
       writeHead(MAJOR_ARRAY, jid.resource === null ? 2 : 3);
       if (jid.local === null) writeByte(CBOR_NULL);
       else this.string(this.part(lit, 0, jid.local), false, undefined, undefined);
