@@ -7,17 +7,38 @@
  * flights with backoff (§4.2.4), and handshakes again when the server shows it lost the session (a
  * fatal alert at epoch 0 after a gateway restart) or when the session was closed.
  */
+
 import type { Clock, DatagramTransport, Logger, PeerAddress, Scheduler } from "../core/interfaces.js";
 import { silentLogger } from "../core/interfaces.js";
 import { TimerQueue } from "../core/timer-queue.js";
 import { Connection, DEFAULT_MTU, DEFAULT_RETRANSMIT, type RetransmitParameters } from "./connection.js";
+import {
+  ALERT_CLOSE_NOTIFY,
+  ALERT_DECODE_ERROR,
+  ALERT_DECRYPT_ERROR,
+  ALERT_HANDSHAKE_FAILURE,
+  ALERT_ILLEGAL_PARAMETER,
+  ALERT_INSUFFICIENT_SECURITY,
+  ALERT_INTERNAL_ERROR,
+  ALERT_LEVEL_FATAL,
+  ALERT_LEVEL_WARNING,
+  ALERT_PROTOCOL_VERSION,
+  ALERT_UNEXPECTED_MESSAGE,
+  EXTENSION_EXTENDED_MASTER_SECRET,
+  HANDSHAKE_CLIENT_HELLO,
+  HANDSHAKE_CLIENT_KEY_EXCHANGE,
+  HANDSHAKE_FINISHED,
+  HANDSHAKE_HELLO_VERIFY_REQUEST,
+  HANDSHAKE_SERVER_HELLO,
+  HANDSHAKE_SERVER_HELLO_DONE,
+  HANDSHAKE_SERVER_KEY_EXCHANGE,
+} from "./constants.js";
 import type { DtlsCrypto } from "./crypto.js";
-import { Alert, AlertLevel, alertName, DtlsError } from "./errors.js";
-import { type HandshakeMessage, HandshakeType } from "./handshake.js";
+import { alertName, DtlsError } from "./errors.js";
+import type { HandshakeMessage } from "./handshake.js";
 import {
   EMPTY_RENEGOTIATION_INFO,
   EXTENDED_MASTER_SECRET,
-  ExtensionType,
   encodeClientHello,
   encodePskClientKeyExchange,
   hasExtension,
@@ -65,12 +86,12 @@ type Phase = "idle" | "hello" | "keys" | "finished" | "established" | "closed";
 
 /** The alerts a server can send in answer to a ClientHello. */
 const HELLO_REFUSALS: ReadonlySet<number> = new Set([
-  Alert.HANDSHAKE_FAILURE,
-  Alert.PROTOCOL_VERSION,
-  Alert.ILLEGAL_PARAMETER,
-  Alert.DECODE_ERROR,
-  Alert.INSUFFICIENT_SECURITY,
-  Alert.INTERNAL_ERROR,
+  ALERT_HANDSHAKE_FAILURE,
+  ALERT_PROTOCOL_VERSION,
+  ALERT_ILLEGAL_PARAMETER,
+  ALERT_DECODE_ERROR,
+  ALERT_INSUFFICIENT_SECURITY,
+  ALERT_INTERNAL_ERROR,
 ]);
 
 export class DtlsClient implements DatagramTransport {
@@ -128,7 +149,7 @@ export class DtlsClient implements DatagramTransport {
   connect(): Promise<void> {
     if (this.phase === "established") return Promise.resolve();
     if (this.phase === "closed")
-      return Promise.reject(new DtlsError("closed", Alert.CLOSE_NOTIFY, "client closed"));
+      return Promise.reject(new DtlsError("closed", ALERT_CLOSE_NOTIFY, "client closed"));
     const promise = new Promise<void>((resolve, reject) => this.waiting.push({ resolve, reject }));
     if (this.phase === "idle") this.#startHandshake();
     return promise;
@@ -155,8 +176,8 @@ export class DtlsClient implements DatagramTransport {
   /** Tells the server (close_notify) and closes the transport below. */
   close(): void {
     if (this.phase === "closed") return;
-    if (this.phase === "established") this.conn?.sendAlert(Alert.CLOSE_NOTIFY, AlertLevel.WARNING);
-    this.#finish(new DtlsError("closed", Alert.CLOSE_NOTIFY, "client closed"));
+    if (this.phase === "established") this.conn?.sendAlert(ALERT_CLOSE_NOTIFY, ALERT_LEVEL_WARNING);
+    this.#finish(new DtlsError("closed", ALERT_CLOSE_NOTIFY, "client closed"));
     this.phase = "closed";
     this.timers.clear();
     this.lower.close();
@@ -188,7 +209,7 @@ export class DtlsClient implements DatagramTransport {
     );
     this.deadline?.cancel();
     this.deadline = this.timers.after(this.options.handshakeTimeoutMs ?? 60_000, () => {
-      this.#fail(new DtlsError("timeout", Alert.HANDSHAKE_FAILURE, "handshake timed out"));
+      this.#fail(new DtlsError("timeout", ALERT_HANDSHAKE_FAILURE, "handshake timed out"));
     });
     this.#sendHello(new Uint8Array(0));
   }
@@ -206,7 +227,7 @@ export class DtlsClient implements DatagramTransport {
     });
     // Only the hello that gets the ServerHello counts for Finished (§4.2.6): start over on a cookie.
     conn.resetTranscript();
-    conn.sendFlight(conn.handshakeRecords(HandshakeType.CLIENT_HELLO, body, 0), true);
+    conn.sendFlight(conn.handshakeRecords(HANDSHAKE_CLIENT_HELLO, body, 0), true);
   }
 
   #receive(datagram: Uint8Array): void {
@@ -228,7 +249,7 @@ export class DtlsClient implements DatagramTransport {
             for (const m of r.messages) {
               this.#handshakeMessage(m, r.epoch);
               // What came with a HelloVerifyRequest predates the hello it made us send: stale.
-              if (m.type === HandshakeType.HELLO_VERIFY_REQUEST) break;
+              if (m.type === HANDSHAKE_HELLO_VERIFY_REQUEST) break;
             }
             break;
           case "ccs":
@@ -244,7 +265,7 @@ export class DtlsClient implements DatagramTransport {
         const e =
           error instanceof DtlsError
             ? error
-            : new DtlsError("protocol", Alert.INTERNAL_ERROR, (error as Error).message);
+            : new DtlsError("protocol", ALERT_INTERNAL_ERROR, (error as Error).message);
         if (e.kind !== "alert" && r.kind !== "alert") conn.sendAlert(e.alert); // never answer an alert
         this.#fail(e);
         return;
@@ -263,16 +284,16 @@ export class DtlsClient implements DatagramTransport {
     if (this.phase === "established") {
       // An epoch-0 alert is unauthenticated: the server lost our session (a restart) or someone
       // forged it. Either way the cure is the same: a new handshake, never a silent dead session.
-      if (epoch === 0 || description === Alert.CLOSE_NOTIFY || level === AlertLevel.FATAL) {
+      if (epoch === 0 || description === ALERT_CLOSE_NOTIFY || level === ALERT_LEVEL_FATAL) {
         this.logger.log("info", "dtls.session_lost", { server: this.options.server, alert: name });
         this.phase = "idle";
         if (this.queue.length > 0) this.connect().catch(() => {});
       }
       return;
     }
-    if (level === AlertLevel.FATAL || description === Alert.CLOSE_NOTIFY)
+    if (level === ALERT_LEVEL_FATAL || description === ALERT_CLOSE_NOTIFY)
       throw new DtlsError(
-        description === Alert.DECRYPT_ERROR ? "auth" : "alert",
+        description === ALERT_DECRYPT_ERROR ? "auth" : "alert",
         description,
         `server sent ${name}`,
       );
@@ -282,7 +303,7 @@ export class DtlsClient implements DatagramTransport {
     const conn = this.conn!;
     switch (this.phase) {
       case "hello":
-        if (m.type === HandshakeType.HELLO_VERIFY_REQUEST) {
+        if (m.type === HANDSHAKE_HELLO_VERIFY_REQUEST) {
           const hvr = parseHelloVerifyRequest(m.body);
           // Nothing received before our new hello can answer it: a flight of an abandoned earlier
           // attempt, still retransmitted by the server, must not pass for this one's ServerHello.
@@ -290,39 +311,39 @@ export class DtlsClient implements DatagramTransport {
           this.#sendHello(hvr.cookie.slice());
           return;
         }
-        if (m.type === HandshakeType.SERVER_HELLO) {
+        if (m.type === HANDSHAKE_SERVER_HELLO) {
           conn.flightAnswered();
           const sh = parseServerHello(m.body);
           if (sh.version !== DTLS_1_2)
-            throw new DtlsError("protocol", Alert.PROTOCOL_VERSION, "server is not DTLS 1.2");
+            throw new DtlsError("protocol", ALERT_PROTOCOL_VERSION, "server is not DTLS 1.2");
           const suite = CIPHER_SUITES.get(sh.suite);
           if (!suite || !this.suites.includes(sh.suite) || sh.compression !== 0)
-            throw new DtlsError("protocol", Alert.ILLEGAL_PARAMETER, `server chose suite ${sh.suite}`);
+            throw new DtlsError("protocol", ALERT_ILLEGAL_PARAMETER, `server chose suite ${sh.suite}`);
           this.suite = suite;
           this.serverRandom = sh.random.slice();
-          this.ems = hasExtension(sh.extensions, ExtensionType.EXTENDED_MASTER_SECRET);
+          this.ems = hasExtension(sh.extensions, EXTENSION_EXTENDED_MASTER_SECRET);
           conn.record(m);
           this.phase = "keys";
           return;
         }
         break;
       case "keys":
-        if (m.type === HandshakeType.SERVER_KEY_EXCHANGE) {
+        if (m.type === HANDSHAKE_SERVER_KEY_EXCHANGE) {
           parsePskServerKeyExchange(m.body); // an identity hint: read, then ignored
           conn.record(m);
           return;
         }
-        if (m.type === HandshakeType.SERVER_HELLO_DONE) {
+        if (m.type === HANDSHAKE_SERVER_HELLO_DONE) {
           conn.record(m);
           this.#sendKeys();
           return;
         }
         break;
       case "finished":
-        if (m.type === HandshakeType.FINISHED && epoch === 1) {
+        if (m.type === HANDSHAKE_FINISHED && epoch === 1) {
           const expected = verifyData(this.options.crypto, this.master!, "server", conn.transcriptHash());
           if (!sameBytes(expected, m.body))
-            throw new DtlsError("auth", Alert.DECRYPT_ERROR, "server Finished did not verify");
+            throw new DtlsError("auth", ALERT_DECRYPT_ERROR, "server Finished did not verify");
           conn.forgetFlight();
           this.#becomeEstablished();
           return;
@@ -333,7 +354,7 @@ export class DtlsClient implements DatagramTransport {
     }
     throw new DtlsError(
       "protocol",
-      Alert.UNEXPECTED_MESSAGE,
+      ALERT_UNEXPECTED_MESSAGE,
       `unexpected handshake message ${m.type} in ${this.phase}`,
     );
   }
@@ -343,7 +364,7 @@ export class DtlsClient implements DatagramTransport {
     const crypto = this.options.crypto;
     const suite = this.suite!;
     const cke = conn.handshakeRecords(
-      HandshakeType.CLIENT_KEY_EXCHANGE,
+      HANDSHAKE_CLIENT_KEY_EXCHANGE,
       encodePskClientKeyExchange(ascii(this.options.identity)),
       0,
     );
@@ -361,7 +382,7 @@ export class DtlsClient implements DatagramTransport {
       { key: keys.serverKey, iv: keys.serverIv },
     );
     const finished = verifyData(crypto, this.master, "client", conn.transcriptHash());
-    const fin = conn.handshakeRecords(HandshakeType.FINISHED, finished, 1);
+    const fin = conn.handshakeRecords(HANDSHAKE_FINISHED, finished, 1);
     conn.writeEpoch = 1;
     this.phase = "finished";
     conn.sendFlight([...cke, Connection.changeCipherSpec(), ...fin], true);

@@ -5,21 +5,29 @@
  * last flight with exponential backoff until the peer answers. The handshake logic lives in
  * server.ts and client.ts; this class does not know which side it is.
  */
+
 import type { Cancellable, Clock } from "../core/interfaces.js";
 import type { TimerQueue } from "../core/timer-queue.js";
+import {
+  ALERT_LEVEL_FATAL,
+  CONTENT_ALERT,
+  CONTENT_APPLICATION_DATA,
+  CONTENT_CHANGE_CIPHER_SPEC,
+  CONTENT_HANDSHAKE,
+  HANDSHAKE_CLIENT_HELLO,
+  HANDSHAKE_FINISHED,
+} from "./constants.js";
 import type { DtlsCrypto } from "./crypto.js";
-import { AlertLevel, decodeError } from "./errors.js";
+import { decodeError } from "./errors.js";
 import {
   encodeHandshake,
   fragmentHandshake,
   HANDSHAKE_HEADER_BYTES,
   type HandshakeMessage,
-  HandshakeType,
   parseFragments,
   Reassembler,
 } from "./handshake.js";
 import {
-  ContentType,
   DTLS_1_2,
   type DtlsRecord,
   MAX_SEQUENCE,
@@ -40,8 +48,7 @@ export interface RetransmitParameters {
 
 export const DEFAULT_RETRANSMIT: RetransmitParameters = { initialMs: 1000, maxMs: 4000 };
 
-/** A datagram that fits any IPv6 link (1280) after IP and UDP headers, as RFC 7925 §11 suggests. */
-export const DEFAULT_MTU = 1200;
+export { DEFAULT_MTU } from "./constants.js";
 
 export interface ConnectionContext {
   readonly crypto: DtlsCrypto;
@@ -171,11 +178,11 @@ export class Connection {
       plaintext = opened;
     } else return undefined;
     switch (record.type) {
-      case ContentType.HANDSHAKE: {
+      case CONTENT_HANDSHAKE: {
         try {
           // Finished is only ever protected (§4.2.6): a plaintext one is forged or broken.
           const fragments = parseFragments(plaintext).filter(
-            (f) => record.epoch === 1 || f.type !== HandshakeType.FINISHED,
+            (f) => record.epoch === 1 || f.type !== HANDSHAKE_FINISHED,
           );
           const result = this.reassembler.add(fragments);
           return { kind: "handshake", ...result, epoch: record.epoch };
@@ -183,13 +190,13 @@ export class Connection {
           return undefined; // malformed or oversized: dropped like any invalid record (§4.1.2.7)
         }
       }
-      case ContentType.CHANGE_CIPHER_SPEC:
+      case CONTENT_CHANGE_CIPHER_SPEC:
         return plaintext.length === 1 && plaintext[0] === 1 ? { kind: "ccs" } : undefined;
-      case ContentType.ALERT:
+      case CONTENT_ALERT:
         return plaintext.length === 2
           ? { kind: "alert", level: plaintext[0]!, description: plaintext[1]!, epoch: record.epoch }
           : undefined;
-      case ContentType.APPLICATION_DATA:
+      case CONTENT_APPLICATION_DATA:
         return record.epoch === 1 ? { kind: "data", data: plaintext } : undefined;
       default:
         return undefined;
@@ -205,16 +212,16 @@ export class Connection {
     const room = this.ctx.mtu - RECORD_HEADER_BYTES - HANDSHAKE_HEADER_BYTES - (epoch === 1 ? 24 : 0);
     // A ClientHello goes whole, whatever the MTU: a server answers only a whole one statelessly (ours,
     // OpenSSL's DTLSv1_listen and mbedTLS drop a fragmented ClientHello).
-    const max = type === HandshakeType.CLIENT_HELLO ? body.length : Math.max(16, room);
+    const max = type === HANDSHAKE_CLIENT_HELLO ? body.length : Math.max(16, room);
     return fragmentHandshake(message, max).map((data) => ({
-      type: ContentType.HANDSHAKE,
+      type: CONTENT_HANDSHAKE,
       epoch,
       data,
     }));
   }
 
   static changeCipherSpec(): FlightRecord {
-    return { type: ContentType.CHANGE_CIPHER_SPEC, epoch: 0, data: Uint8Array.of(1) };
+    return { type: CONTENT_CHANGE_CIPHER_SPEC, epoch: 0, data: Uint8Array.of(1) };
   }
 
   /**
@@ -298,11 +305,11 @@ export class Connection {
   }
 
   sendData(data: Uint8Array): void {
-    this.ctx.transmit(this.encode(ContentType.APPLICATION_DATA, data));
+    this.ctx.transmit(this.encode(CONTENT_APPLICATION_DATA, data));
   }
 
-  sendAlert(description: number, level: number = AlertLevel.FATAL): void {
-    this.ctx.transmit(this.encode(ContentType.ALERT, Uint8Array.of(level, description)));
+  sendAlert(description: number, level: number = ALERT_LEVEL_FATAL): void {
+    this.ctx.transmit(this.encode(CONTENT_ALERT, Uint8Array.of(level, description)));
   }
 
   close(): void {

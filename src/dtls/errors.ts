@@ -2,26 +2,47 @@
  * Alerts (RFC 5246 §7.2, RFC 6347 §4.1.2.7) and the one error type of the DTLS layer. A `DtlsError`
  * names the alert it maps to, so a handshake that fails locally tells its peer why in the same words.
  */
+import {
+  ALERT_ACCESS_DENIED,
+  ALERT_BAD_RECORD_MAC,
+  ALERT_CLOSE_NOTIFY,
+  ALERT_DECODE_ERROR,
+  ALERT_DECRYPT_ERROR,
+  ALERT_HANDSHAKE_FAILURE,
+  ALERT_ILLEGAL_PARAMETER,
+  ALERT_INSUFFICIENT_SECURITY,
+  ALERT_INTERNAL_ERROR,
+  ALERT_LEVEL_FATAL,
+  ALERT_LEVEL_WARNING,
+  ALERT_PROTOCOL_VERSION,
+  ALERT_RECORD_OVERFLOW,
+  ALERT_UNEXPECTED_MESSAGE,
+  ALERT_UNKNOWN_PSK_IDENTITY,
+} from "./constants.js";
 
 /** AlertDescription values this layer sends or understands (RFC 5246 §7.2, RFC 4279 §6). */
 export const Alert = Object.freeze({
-  CLOSE_NOTIFY: 0,
-  UNEXPECTED_MESSAGE: 10,
-  BAD_RECORD_MAC: 20,
-  RECORD_OVERFLOW: 22,
-  HANDSHAKE_FAILURE: 40,
-  ILLEGAL_PARAMETER: 47,
+  CLOSE_NOTIFY: ALERT_CLOSE_NOTIFY,
+  UNEXPECTED_MESSAGE: ALERT_UNEXPECTED_MESSAGE,
+  BAD_RECORD_MAC: ALERT_BAD_RECORD_MAC,
+  RECORD_OVERFLOW: ALERT_RECORD_OVERFLOW,
+  HANDSHAKE_FAILURE: ALERT_HANDSHAKE_FAILURE,
+  ILLEGAL_PARAMETER: ALERT_ILLEGAL_PARAMETER,
   /** Sent to the session of a revoked device. */
-  ACCESS_DENIED: 49,
-  DECODE_ERROR: 50,
-  DECRYPT_ERROR: 51,
-  PROTOCOL_VERSION: 70,
-  INSUFFICIENT_SECURITY: 71,
-  INTERNAL_ERROR: 80,
-  UNKNOWN_PSK_IDENTITY: 115,
+  ACCESS_DENIED: ALERT_ACCESS_DENIED,
+  DECODE_ERROR: ALERT_DECODE_ERROR,
+  DECRYPT_ERROR: ALERT_DECRYPT_ERROR,
+  PROTOCOL_VERSION: ALERT_PROTOCOL_VERSION,
+  INSUFFICIENT_SECURITY: ALERT_INSUFFICIENT_SECURITY,
+  INTERNAL_ERROR: ALERT_INTERNAL_ERROR,
+  UNKNOWN_PSK_IDENTITY: ALERT_UNKNOWN_PSK_IDENTITY,
 });
 
-export const AlertLevel = Object.freeze({ WARNING: 1, FATAL: 2 });
+// Pure: a bundle that uses only the constants (a tiny node's) leaves the object out.
+export const AlertLevel = /* @__PURE__ */ Object.freeze({
+  WARNING: ALERT_LEVEL_WARNING,
+  FATAL: ALERT_LEVEL_FATAL,
+});
 
 const NAMES: Readonly<Record<number, string>> = Object.fromEntries(
   Object.entries(Alert).map(([name, value]) => [value, name.toLowerCase()]),
@@ -58,5 +79,5 @@ export class DtlsError extends Error {
 }
 
 export function decodeError(message: string): DtlsError {
-  return new DtlsError("decode", Alert.DECODE_ERROR, message);
+  return new DtlsError("decode", ALERT_DECODE_ERROR, message);
 }

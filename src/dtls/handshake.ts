@@ -3,21 +3,33 @@
  * message_seq and fragment offsets, fragmentation to fit a datagram, and reassembly that tolerates
  * loss, duplication and reordering, within fixed limits.
  */
+import {
+  HANDSHAKE_CLIENT_HELLO,
+  HANDSHAKE_CLIENT_KEY_EXCHANGE,
+  HANDSHAKE_FINISHED,
+  HANDSHAKE_HEADER_BYTES,
+  HANDSHAKE_HELLO_REQUEST,
+  HANDSHAKE_HELLO_VERIFY_REQUEST,
+  HANDSHAKE_SERVER_HELLO,
+  HANDSHAKE_SERVER_HELLO_DONE,
+  HANDSHAKE_SERVER_KEY_EXCHANGE,
+} from "./constants.js";
 import { decodeError } from "./errors.js";
 import { Reader, Writer } from "./wire.js";
 
-export const HandshakeType = Object.freeze({
-  HELLO_REQUEST: 0,
-  CLIENT_HELLO: 1,
-  SERVER_HELLO: 2,
-  HELLO_VERIFY_REQUEST: 3,
-  SERVER_KEY_EXCHANGE: 12,
-  SERVER_HELLO_DONE: 14,
-  CLIENT_KEY_EXCHANGE: 16,
-  FINISHED: 20,
-});
+export { HANDSHAKE_HEADER_BYTES } from "./constants.js";
 
-export const HANDSHAKE_HEADER_BYTES = 12;
+// Pure: a bundle that uses only the constants (a tiny node's) leaves the object out.
+export const HandshakeType = /* @__PURE__ */ Object.freeze({
+  HELLO_REQUEST: HANDSHAKE_HELLO_REQUEST,
+  CLIENT_HELLO: HANDSHAKE_CLIENT_HELLO,
+  SERVER_HELLO: HANDSHAKE_SERVER_HELLO,
+  HELLO_VERIFY_REQUEST: HANDSHAKE_HELLO_VERIFY_REQUEST,
+  SERVER_KEY_EXCHANGE: HANDSHAKE_SERVER_KEY_EXCHANGE,
+  SERVER_HELLO_DONE: HANDSHAKE_SERVER_HELLO_DONE,
+  CLIENT_KEY_EXCHANGE: HANDSHAKE_CLIENT_KEY_EXCHANGE,
+  FINISHED: HANDSHAKE_FINISHED,
+});
 
 export interface HandshakeMessage {
   readonly type: number;

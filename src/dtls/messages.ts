@@ -2,16 +2,22 @@
  * The handshake message bodies a PSK handshake uses (RFC 5246 §7.4, RFC 6347 §4.2.1, RFC 4279 §2),
  * and the extensions this layer understands. Everything else a peer offers is parsed past and ignored.
  */
+import {
+  EXTENSION_EXTENDED_MASTER_SECRET,
+  EXTENSION_RENEGOTIATION_INFO,
+  EXTENSION_SERVER_NAME,
+} from "./constants.js";
 import { decodeError } from "./errors.js";
 import { DTLS_1_2 } from "./record.js";
 import { Reader, Writer } from "./wire.js";
 
-export const ExtensionType = Object.freeze({
-  SERVER_NAME: 0,
+// Pure: a bundle that uses only the constants (a tiny node's) leaves the object out.
+export const ExtensionType = /* @__PURE__ */ Object.freeze({
+  SERVER_NAME: EXTENSION_SERVER_NAME,
   /** RFC 7627: extended master secret. */
-  EXTENDED_MASTER_SECRET: 0x0017,
+  EXTENDED_MASTER_SECRET: EXTENSION_EXTENDED_MASTER_SECRET,
   /** RFC 5746: renegotiation_info (we never renegotiate; echoing it tells clients so, §3.6). */
-  RENEGOTIATION_INFO: 0xff01,
+  RENEGOTIATION_INFO: EXTENSION_RENEGOTIATION_INFO,
 });
 
 export interface Extension {
@@ -152,11 +158,11 @@ export function offersDtls12(version: number): boolean {
 
 /** renegotiation_info for an initial handshake: an empty renegotiated_connection (RFC 5746 §3.6). */
 export const EMPTY_RENEGOTIATION_INFO: Extension = {
-  type: ExtensionType.RENEGOTIATION_INFO,
+  type: EXTENSION_RENEGOTIATION_INFO,
   data: Uint8Array.of(0),
 };
 
 export const EXTENDED_MASTER_SECRET: Extension = {
-  type: ExtensionType.EXTENDED_MASTER_SECRET,
+  type: EXTENSION_EXTENDED_MASTER_SECRET,
   data: new Uint8Array(0),
 };

@@ -3,27 +3,29 @@
  * nonce and additional data of RFC 5246 §6.2.3.3 (epoch and sequence number in place of TLS's
  * implicit counter, RFC 6347 §4.1.2.1), and the anti-replay window (§4.1.2.6).
  */
+import {
+  CONTENT_ALERT,
+  CONTENT_APPLICATION_DATA,
+  CONTENT_CHANGE_CIPHER_SPEC,
+  CONTENT_HANDSHAKE,
+  DTLS_1_0,
+  DTLS_1_2,
+  MAX_PLAINTEXT,
+  RECORD_HEADER_BYTES,
+} from "./constants.js";
 import type { DtlsCrypto } from "./crypto.js";
 import type { CipherSuite } from "./suites.js";
 import { Writer } from "./wire.js";
 
-export const ContentType = Object.freeze({
-  CHANGE_CIPHER_SPEC: 20,
-  ALERT: 21,
-  HANDSHAKE: 22,
-  APPLICATION_DATA: 23,
+export { DTLS_1_0, DTLS_1_2, MAX_PLAINTEXT, MAX_SEQUENCE, RECORD_HEADER_BYTES } from "./constants.js";
+
+// Pure: a bundle that uses only the constants (a tiny node's) leaves the object out.
+export const ContentType = /* @__PURE__ */ Object.freeze({
+  CHANGE_CIPHER_SPEC: CONTENT_CHANGE_CIPHER_SPEC,
+  ALERT: CONTENT_ALERT,
+  HANDSHAKE: CONTENT_HANDSHAKE,
+  APPLICATION_DATA: CONTENT_APPLICATION_DATA,
 });
-
-/** DTLS 1.2 on the wire (RFC 6347 §4.1: 1's complement of 1.2). */
-export const DTLS_1_2 = 0xfefd;
-/** DTLS 1.0: the record version of a first ClientHello and of HelloVerifyRequest (§4.2.1). */
-export const DTLS_1_0 = 0xfeff;
-
-export const RECORD_HEADER_BYTES = 13;
-/** Largest plaintext fragment (RFC 5246 §6.2.1); a longer record is discarded. */
-export const MAX_PLAINTEXT = 16_384;
-/** Sequence numbers are 48 bits (§4.1); a connection must renegotiate before wrapping. */
-export const MAX_SEQUENCE = 2 ** 48 - 1;
 
 export interface DtlsRecord {
   readonly type: number;
@@ -46,7 +48,7 @@ export function parseRecords(datagram: Uint8Array): DtlsRecord[] {
     const d = datagram;
     const type = d[at]!;
     const version = (d[at + 1]! << 8) | d[at + 2]!;
-    if (type < ContentType.CHANGE_CIPHER_SPEC || type > ContentType.APPLICATION_DATA) break;
+    if (type < CONTENT_CHANGE_CIPHER_SPEC || type > CONTENT_APPLICATION_DATA) break;
     if (version !== DTLS_1_2 && version !== DTLS_1_0) break;
     const epoch = (d[at + 3]! << 8) | d[at + 4]!;
     const seq =
