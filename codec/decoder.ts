@@ -95,10 +95,11 @@ const CACHE_SLOTS = 1024;
 const CACHE_BYTES = 32;
 /** Longest decoded literal cached (bytes): tokens let 32 packed bytes expand to kilobytes. */
 const CACHE_TEXT_BYTES = 256;
-/** Contextual ids memoised per context: the one-byte CBOR integers. */
-const SMALL_IDS = 24;
-
-/** What decoding with one static dictionary can remember across frames (all of it pure). */
+/**
+ * What decoding with one static dictionary can remember across frames (all of it pure). Element and
+ * attribute ids are not memoised: with the dictionary's flat tables, `elementGlobal` and
+ * `attributeFromId` are a few array reads, and decoding without memo rows for them measured no slower.
+ */
 class DictionaryMemo {
   readonly packed = new Uint8Array(CACHE_SLOTS * CACHE_BYTES);
   /** Packed length per slot, -1 when empty. */
@@ -106,20 +107,9 @@ class DictionaryMemo {
   /** Decoded UTF-8 length per slot, checked against the string limit. */
   readonly decoded = new Int32Array(CACHE_SLOTS);
   readonly texts: string[] = new Array<string>(CACHE_SLOTS).fill("");
-  /**
-   * attributeFromId(id, qid) + 1 in row qid + 1 (row 0: no qid) at `id`, 0 when not yet known: bench
-   * codec decode spent a dictionary search per attribute name. Rows are made on first use, in a Map
-   * rather than an array sized to every qname of the dictionary (2,241 slots, 18 KB of a tiny node's
-   * heap for the few elements a node ever sees).
-   */
-  readonly attributes = new Map<number, Int32Array>();
-  /** elementGlobal(id, ns) + 1 per inherited namespace, 0 when not yet known (same bench). */
-  readonly elements = new Map<string, Int32Array>();
 }
 
 const NO_BYTES = new Uint8Array(0);
-/** Placeholder memo row, never read: `lastNs` is undefined until a real row is cached. */
-const NO_ROW = new Int32Array(SMALL_IDS);
 
 const memos = new WeakMap<StaticDictionary, DictionaryMemo>();
 
@@ -133,8 +123,6 @@ export function clearDecodeMemo(dict: StaticDictionary = DICTIONARY_V1): void {
   if (memo === undefined) return;
   memo.lengths.fill(-1);
   memo.texts.fill("");
-  memo.attributes.clear();
-  memo.elements.clear();
 }
 /** Subtrees as templates, computed on first use as one (FORMAT.md §6.6). */
 const templates = new WeakMap<Subtree, Template>();
@@ -191,9 +179,6 @@ class FrameReader extends CborReader {
   private readonly maxStanzaBytes: number;
   /** A stateless frame gets its table on first use: most frames never insert or reference. */
   private table: DecoderTable | undefined = undefined;
-  /** The inherited namespace whose element-id memo row was used last (kept across frames). */
-  private lastNs: string | undefined = undefined;
-  private lastRow: Int32Array = NO_ROW;
   /** Results of `qualified()`, to return two strings without an object. */
   private qNs = "";
   private qName = "";
@@ -317,7 +302,7 @@ class FrameReader extends CborReader {
         }
         const major = this.major;
         if (major === MAJOR_UINT) {
-          const found = this.#elementGlobal(this.arg, inheritedNs);
+          const found = this.dict.elementGlobal(this.arg, inheritedNs);
           if (found === undefined)
             throw new CodecError("UNKNOWN_ID", this.start, `no element ${this.arg} in the dictionary`);
           ns = this.dict.qnameNs(found);
@@ -349,7 +334,7 @@ class FrameReader extends CborReader {
           let keyName: string;
           let aid: number | undefined;
           if (this.major === MAJOR_UINT) {
-            aid = this.#attributeFromId(this.arg, qid);
+            aid = this.dict.attributeFromId(this.arg, qid);
             if (aid === undefined)
               throw new CodecError("UNKNOWN_ID", this.start, `no attribute ${this.arg} in the dictionary`);
             keyNs = this.dict.attributeNs(aid);
@@ -598,52 +583,6 @@ class FrameReader extends CborReader {
       default:
         throw malformed(offset, "an element, map or array where a string belongs");
     }
-  }
-
-  /** `dict.elementGlobal`, memoised for small ids (DictionaryMemo.elements). */
-  #elementGlobal(id: number, inheritedNs: string): number | undefined {
-    if (id >= SMALL_IDS) return this.dict.elementGlobal(id, inheritedNs);
-    let row = this.lastRow;
-    if (inheritedNs !== this.lastNs) {
-      // Siblings share the inherited namespace: one Map lookup per run of them.
-      const held = this.cache.elements.get(inheritedNs);
-      if (held !== undefined) row = held;
-      else if (this.dict.namespaceId(inheritedNs) === undefined)
-        return this.dict.elementGlobal(id, inheritedNs);
-      else {
-        // Only dictionary namespaces get a row: a frame's own namespace strings must not grow the memo.
-        row = new Int32Array(SMALL_IDS);
-        this.cache.elements.set(inheritedNs, row);
-      }
-      this.lastNs = inheritedNs;
-      this.lastRow = row;
-    }
-    const known = row[id]!;
-    if (known > 0) return known - 1;
-    const found = this.dict.elementGlobal(id, inheritedNs);
-    if (found !== undefined) row[id] = found + 1;
-    return found;
-  }
-
-  /** `dict.attributeFromId`, memoised for small ids (DictionaryMemo.attributes). */
-  #attributeFromId(id: number, qid: number | undefined): number | undefined {
-    if (id >= SMALL_IDS) return this.dict.attributeFromId(id, qid);
-    const rows = this.cache.attributes;
-    const at = qid === undefined ? 0 : qid + 1;
-    let row = rows.get(at);
-    if (row !== undefined) {
-      const known = row[id]!;
-      if (known > 0) return known - 1;
-    }
-    const found = this.dict.attributeFromId(id, qid);
-    if (found !== undefined && at <= this.dict.qnameCount) {
-      if (row === undefined) {
-        row = new Int32Array(SMALL_IDS);
-        rows.set(at, row);
-      }
-      row[id] = found + 1;
-    }
-    return found;
   }
 
   /** The Huffman literal whose head (at `offset`) was just read. */
