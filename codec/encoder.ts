@@ -653,11 +653,12 @@ interface ShapeMatch {
  * re-entered, and a gateway holds two encoders per session — per-instance maps made up most of an
  * idle session's memory (bench session: ~1.2 KB of 2.4 KB per SessionEncoder).
  */
-const frameScratch = {
-  inserts: new Map<string, number>(),
-  shapes: new Map<string, Array<{ index: number; shape: Shape }>>(),
-  trees: new Map<string, number>(),
-};
+/** Strings inserted by the frame being built (referenceable later in the same frame). */
+const frameInserts = new Map<string, number>();
+/** Shapes inserted by the frame being built. */
+const frameShapes = new Map<string, Array<{ index: number; shape: Shape }>>();
+/** Subtrees inserted by the frame being built. */
+const frameTrees = new Map<string, number>();
 
 /** Shared machinery of the stateless and session encoders. */
 abstract class FrameEncoder {
@@ -667,53 +668,43 @@ abstract class FrameEncoder {
   private readonly memo: LiteralMemo;
   /** Identity of the frame being built (see `frameCounter`). */
   protected frame = 0;
-  /** Strings inserted by the frame being built (referenceable later in the same frame). */
-  get #frameInserts(): Map<string, number> {
-    return frameScratch.inserts;
-  }
-  /** Shapes inserted by the frame being built. */
-  get #frameShapes(): Map<string, Array<{ index: number; shape: Shape }>> {
-    return frameScratch.shapes;
-  }
-  /** Subtrees inserted by the frame being built. */
-  get #frameTrees(): Map<string, number> {
-    return frameScratch.trees;
-  }
+  // Fields, not getters the subclasses override: read for every element and string.
+  /** The table frames are written against: the session's, or (stateless) the frame's own. */
+  protected table: EncoderTable;
+  /** Session mode: frames name their insert base and element shapes are remembered. */
+  protected readonly sessionMode: boolean;
+  /** Whether stanzas become templates and instances of them (SessionCodecOptions.templates). */
+  protected readonly templating: boolean;
+  /** Whether the base may be left out when nothing is pending (SessionCodecOptions.implicitBase). */
+  protected readonly implicitBase: boolean;
   /** Depth of subtree inserts being written: subtrees inside them are not inserted again. */
   private insideSubtree = 0;
   private inserted: number[] = [];
   private nodes = 0;
 
-  constructor(options: CodecOptions = {}) {
+  constructor(options: SessionCodecOptions, sessionMode: boolean) {
     this.dict = options.dictionary ?? DICTIONARY_V1;
     this.limits = resolveLimits(options.limits);
     this.defaultNs = options.defaultNs ?? JABBER_CLIENT;
     this.memo = memoFor(this.dict, options.literalCache !== false);
+    this.table = new EncoderTable(this.limits, sessionMode ? (options.aliases ?? []) : []);
+    this.sessionMode = sessionMode;
+    this.templating = sessionMode && options.templates !== false;
+    this.implicitBase = sessionMode && options.implicitBase === true;
   }
 
-  protected abstract get table(): EncoderTable;
   /** Whether `lit` (not yet referenceable, `cost` bytes as a literal) should be inserted now. */
   protected abstract shouldInsert(lit: Lit, cost: number): boolean;
   /** Whether to write JID `lit` as parts (so that shared domains/locals become references). */
   protected abstract shouldSplitJid(lit: Lit, jid: JidParts): boolean;
-  /** Session mode: frames name their insert base and element shapes are remembered. */
-  protected abstract get sessionMode(): boolean;
-  /** Whether stanzas become templates and instances of them (SessionCodecOptions.templates). */
-  protected get templating(): boolean {
-    return false;
-  }
-  /** Whether the base may be left out when nothing is pending (SessionCodecOptions.implicitBase). */
-  protected get implicitBase(): boolean {
-    return false;
-  }
 
   encode(stanza: XElement): EncodedFrame {
     this.frame = ++frameCounter;
     this.memo.sync();
     // Map.clear allocates a fresh backing store even when the map is empty: skip it then (GC time).
-    if (this.#frameInserts.size > 0) this.#frameInserts.clear();
-    if (this.#frameShapes.size > 0) this.#frameShapes.clear();
-    if (this.#frameTrees.size > 0) this.#frameTrees.clear();
+    if (frameInserts.size > 0) frameInserts.clear();
+    if (frameShapes.size > 0) frameShapes.clear();
+    if (frameTrees.size > 0) frameTrees.clear();
     this.insideSubtree = 0;
     this.inserted = [];
     this.nodes = 0;
@@ -804,7 +795,7 @@ abstract class FrameEncoder {
       return;
     }
     const key = treeKey(e);
-    const known = this.table.subtree(key) ?? this.#frameTrees.get(key);
+    const known = this.table.subtree(key) ?? frameTrees.get(key);
     if (known !== undefined) {
       const size = treeSize(e);
       this.nodes += size.nodes;
@@ -827,7 +818,7 @@ abstract class FrameEncoder {
       key,
     );
     this.inserted.push(index);
-    this.#frameTrees.set(key, index);
+    frameTrees.set(key, index);
     this.insideSubtree++;
     try {
       writeHead(MAJOR_TAG, TAG_SUBTREE);
@@ -1052,7 +1043,7 @@ abstract class FrameEncoder {
     const key = shapeKey(e.ns, e.name, e.attrs);
     let best: { index: number; shape: Shape } | undefined;
     let bestDiffs = Number.POSITIVE_INFINITY;
-    for (const list of [this.table.shapes(key), this.#frameShapes.get(key)]) {
+    for (const list of [this.table.shapes(key), frameShapes.get(key)]) {
       if (!list) continue;
       for (const candidate of list) {
         let diffs = 0;
@@ -1083,9 +1074,9 @@ abstract class FrameEncoder {
     };
     const index = this.table.insert(shape, size);
     this.inserted.push(index);
-    const list = this.#frameShapes.get(key) ?? [];
+    const list = frameShapes.get(key) ?? [];
     list.push({ index, shape });
-    this.#frameShapes.set(key, list);
+    frameShapes.set(key, list);
     return "inserted";
   }
 
@@ -1098,7 +1089,7 @@ abstract class FrameEncoder {
   /** Reference to `value` if the peer can resolve one (acknowledged, or inserted earlier in this frame). */
   protected reference(value: string, _lit: Lit): number | undefined {
     const acked = this.table.lookup(value);
-    return acked !== undefined ? acked : this.#frameInserts.get(value);
+    return acked !== undefined ? acked : frameInserts.get(value);
   }
 
   /**
@@ -1144,7 +1135,7 @@ abstract class FrameEncoder {
     if (insert) {
       const index = this.table.insert(value, size);
       this.inserted.push(index);
-      if (!this.#frameInserts.has(value)) this.#frameInserts.set(value, index);
+      if (!frameInserts.has(value)) frameInserts.set(value, index);
       writeHead(MAJOR_TAG, TAG_INSERT);
     }
     if (jid) {
@@ -1168,12 +1159,6 @@ abstract class FrameEncoder {
  * frame-local table on first use and referenced afterwards.
  */
 export class StatelessEncoder extends FrameEncoder {
-  /**
-   * The frame's table, a fresh one per frame: one small object, its maps made on first use. One table
-   * emptied per frame saved five Maps a frame when they were made up front; a `reset` method is code
-   * that every session table (a tiny node's too) would carry.
-   */
-  private frameTable: EncoderTable;
   /** Repeat counts of strings the memo does not hold (memoised ones count in their Lit). */
   private readonly repeats = new Map<string, number>();
   /**
@@ -1198,19 +1183,14 @@ export class StatelessEncoder extends FrameEncoder {
   private aidBase = 0;
 
   constructor(options: CodecOptions = {}) {
-    super(options);
-    this.frameTable = new EncoderTable(this.limits);
-  }
-
-  protected get table(): EncoderTable {
-    return this.frameTable;
-  }
-  protected get sessionMode(): boolean {
-    return false;
+    super(options, false);
   }
 
   protected override prepare(stanza: XElement): void {
-    this.frameTable = new EncoderTable(this.limits);
+    // A fresh table per frame: one small object, its maps made on first use. One table emptied per
+    // frame saved five Maps a frame when they were made up front; a `reset` method is code that every
+    // session table (a tiny node's too) would carry.
+    this.table = new EncoderTable(this.limits);
     if (this.repeats.size > 0) this.repeats.clear();
     this.qidCount = this.aidCount = this.slotCount = 0;
     this.qidCursor = this.aidCursor = this.slotCursor = 0;
@@ -1335,35 +1315,13 @@ export class StatelessEncoder extends FrameEncoder {
  * only once `acknowledge` says the peer decoded the frame that inserted it.
  */
 export class SessionEncoder extends FrameEncoder {
-  private readonly sessionTable: EncoderTable;
-  private readonly leaveOutBase: boolean;
-  private readonly useTemplates: boolean;
-
   constructor(options: SessionCodecOptions = {}) {
-    super(options);
-    this.sessionTable = new EncoderTable(this.limits, options.aliases ?? []);
-    this.leaveOutBase = options.implicitBase === true;
-    this.useTemplates = options.templates !== false;
-  }
-
-  protected override get templating(): boolean {
-    return this.useTemplates;
-  }
-
-  protected override get implicitBase(): boolean {
-    return this.leaveOutBase;
-  }
-
-  protected get table(): EncoderTable {
-    return this.sessionTable;
-  }
-  protected get sessionMode(): boolean {
-    return true;
+    super(options, true);
   }
 
   /** The peer has decoded a frame: its inserts may now be referenced. */
   acknowledge(inserted: Iterable<number>): void {
-    this.sessionTable.acknowledge(inserted);
+    this.table.acknowledge(inserted);
   }
 
   /**
@@ -1371,11 +1329,11 @@ export class SessionEncoder extends FrameEncoder {
    * whether or not it arrives, and in any order (NON telemetry, docs/PROTOCOL.md §3).
    */
   encodeUnsequenced(stanza: XElement): EncodedFrame {
-    this.sessionTable.frozen = true;
+    this.table.frozen = true;
     try {
       return this.encode(stanza);
     } finally {
-      this.sessionTable.frozen = false;
+      this.table.frozen = false;
     }
   }
 
@@ -1385,7 +1343,7 @@ export class SessionEncoder extends FrameEncoder {
    */
   entries(indices: readonly number[]): Entry[] {
     return indices.map((index) => {
-      const entry = this.sessionTable.pendingEntry(index);
+      const entry = this.table.pendingEntry(index);
       if (entry === undefined) throw new CodecError("UNKNOWN_REF", 0, `entry ${index} is not pending`);
       return entry;
     });
@@ -1398,12 +1356,12 @@ export class SessionEncoder extends FrameEncoder {
   restore(
     saved: Iterable<{ readonly index: number; readonly entry: Entry; readonly acknowledged: boolean }>,
   ): void {
-    for (const s of saved) this.sessionTable.restore(s.index, s.entry, s.acknowledged);
+    for (const s of saved) this.table.restore(s.index, s.entry, s.acknowledged);
   }
 
   /** Inserts not yet acknowledged (in flight or lost). */
   get pendingInserts(): number {
-    return this.sessionTable.pendingCount;
+    return this.table.pendingCount;
   }
 
   protected shouldInsert(_lit: Lit, cost: number): boolean {
