@@ -142,30 +142,35 @@ export class HuffmanCode {
       this.tokenBytes = bytes;
       this.tokenStart = start;
     }
+    // Built in locals, assigned at the end (shorter in a tiny node's bundle than `this.` everywhere).
     // The dictionary's lengths are a Uint8Array already: kept, not copied.
-    this.lengths = lengths instanceof Uint8Array ? lengths : Uint8Array.from(lengths);
+    const own = lengths instanceof Uint8Array ? lengths : Uint8Array.from(lengths);
     let maxLength = 0;
-    for (let s = 0; s < n; s++) if (this.lengths[s]! > maxLength) maxLength = this.lengths[s]!;
-    this.maxLength = maxLength;
-    this.countPerLength = new Uint16Array(this.maxLength + 1);
-    for (let s = 0; s < n; s++) this.countPerLength[this.lengths[s]!]! += 1;
-    this.countPerLength[0] = 0;
+    for (let s = 0; s < n; s++) if (own[s]! > maxLength) maxLength = own[s]!;
+    const countPerLength = new Uint16Array(maxLength + 1);
+    for (let s = 0; s < n; s++) countPerLength[own[s]!]! += 1;
+    countPerLength[0] = 0;
     // Symbols by code length, then by symbol (a counting sort: one pass instead of one per length).
-    const slot = new Uint32Array(this.maxLength + 2);
-    for (let len = 1; len <= this.maxLength; len++) slot[len + 1] = slot[len]! + this.countPerLength[len]!;
-    this.sorted = new Uint16Array(slot[this.maxLength + 1]!);
+    const slot = new Uint32Array(maxLength + 2);
+    for (let len = 1; len <= maxLength; len++) slot[len + 1] = slot[len]! + countPerLength[len]!;
+    const sorted = new Uint16Array(slot[maxLength + 1]!);
     for (let s = 0; s < n; s++) {
-      const len = this.lengths[s]!;
-      if (len > 0) this.sorted[slot[len]!++] = s;
+      const len = own[s]!;
+      if (len > 0) sorted[slot[len]!++] = s;
     }
-    this.table = n < 4096 ? new Uint16Array(1 << TABLE_BITS) : new Uint32Array(1 << TABLE_BITS);
+    this.lengths = own;
+    this.maxLength = maxLength;
+    this.countPerLength = countPerLength;
+    this.sorted = sorted;
+    const table = n < 4096 ? new Uint16Array(1 << TABLE_BITS) : new Uint32Array(1 << TABLE_BITS);
     const codes = this.#canonicalCodes();
     for (let s = 0; s < n; s++) {
-      const len = this.lengths[s]!;
+      const len = own[s]!;
       if (len === 0 || len > TABLE_BITS) continue;
       const first = codes[s]! << (TABLE_BITS - len);
-      for (let i = 0; i < 1 << (TABLE_BITS - len); i++) this.table[first + i] = s * 16 + len;
+      for (let i = 0; i < 1 << (TABLE_BITS - len); i++) table[first + i] = s * 16 + len;
     }
+    this.table = table;
   }
 
   /** The canonical code of every symbol (FORMAT.md §5.2). */

@@ -319,10 +319,6 @@ export class DecoderTable {
     return entry;
   }
 
-  has(index: number): boolean {
-    return this.entries.has(index);
-  }
-
   /** Stores an insert; the same index with the same entry again is a harmless repeat. */
   insert(index: number, entry: Entry, offset: number): boolean {
     const existing = this.entries.get(index);

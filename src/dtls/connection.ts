@@ -82,9 +82,9 @@ export type Received =
 
 export class Connection {
   /** Next record sequence number of each epoch (a retransmitted epoch-0 record still needs one). */
-  private readonly writeSeq = [0, 0];
+  protected readonly writeSeq = [0, 0];
   private writeProtection: RecordProtection | undefined;
-  private readProtection: RecordProtection | undefined;
+  protected readProtection: RecordProtection | undefined;
   private readonly replay = new ReplayWindow();
   /** The epoch application data and alerts are sent in: 1 once our ChangeCipherSpec is out. */
   writeEpoch = 0;
@@ -112,16 +112,6 @@ export class Connection {
     this.lastReceived = ctx.clock.now();
   }
 
-  /**
-   * Our next epoch-0 record takes this sequence number. A server answering a hello with a cookie
-   * continues from that hello's record number (as OpenSSL and mbedTLS do): its HelloVerifyRequest
-   * took the first hello's number (§4.2.1), and a ServerHello numbered 0 again is dropped as a replay
-   * by clients that check epoch 0 (OpenSSL, node-dtls-client).
-   */
-  continueEpoch0From(seq: number): void {
-    this.writeSeq[0] = Math.max(this.writeSeq[0]!, seq);
-  }
-
   /** Installs epoch-1 keys (after the key exchange). */
   protect(
     suite: CipherSuite,
@@ -130,10 +120,6 @@ export class Connection {
   ): void {
     this.writeProtection = new RecordProtection(this.ctx.crypto, suite, write.key, write.iv);
     this.readProtection = new RecordProtection(this.ctx.crypto, suite, read.key, read.iv);
-  }
-
-  get canRead(): boolean {
-    return this.readProtection !== undefined;
   }
 
   /** Bytes DTLS adds to one application datagram: header, explicit nonce, tag. */

@@ -134,9 +134,29 @@ function hostOf(peer: string): string {
   return colon < 0 ? peer : peer.slice(0, colon);
 }
 
+/**
+ * A Connection with what only the server side does with one (so a client's bundle, a tiny node's, leaves
+ * it out).
+ */
+class ServerConnection extends Connection {
+  /**
+   * Our next epoch-0 record takes this sequence number. A server answering a hello with a cookie
+   * continues from that hello's record number (as OpenSSL and mbedTLS do): its HelloVerifyRequest
+   * took the first hello's number (§4.2.1), and a ServerHello numbered 0 again is dropped as a replay
+   * by clients that check epoch 0 (OpenSSL, node-dtls-client).
+   */
+  continueEpoch0From(seq: number): void {
+    this.writeSeq[0] = Math.max(this.writeSeq[0]!, seq);
+  }
+
+  get canRead(): boolean {
+    return this.readProtection !== undefined;
+  }
+}
+
 /** Handshake state of one peer on the server side, around its Connection. */
 class ServerAssociation {
-  readonly conn: Connection;
+  readonly conn: ServerConnection;
   readonly started: number;
   clientRandom: Uint8Array = new Uint8Array(0);
   serverRandom: Uint8Array = new Uint8Array(0);
@@ -151,7 +171,7 @@ class ServerAssociation {
 
   constructor(
     readonly lower: PeerAddress,
-    conn: Connection,
+    conn: ServerConnection,
     now: number,
   ) {
     this.conn = conn;
@@ -441,7 +461,7 @@ export class DtlsServer implements DatagramTransport {
     recordSeq: number,
   ): void {
     const now = this.options.clock.now();
-    const conn = new Connection(
+    const conn = new ServerConnection(
       {
         crypto: this.options.crypto,
         clock: this.options.clock,
