@@ -7,6 +7,12 @@
  * means stored" hold as they do on one core (a response is still handed to the socket only after its
  * commit; datagrams keep their order, as on one socket).
  *
+ * Datagrams handed over and not yet taken by the gateway's thread are capped (`maxQueued`, 2,048 by
+ * default, as a socket's receive buffer is): beyond it the socket thread drops what arrives, counts it
+ * and says so at most once a second (`udp.thread_queue_full`), so a flood cannot grow memory without
+ * bound while the gateway's thread is busy (docs/PROTOCOL.md §7). The gateway's thread reports what it
+ * has taken with its next send batch, or alone when it has nothing to send.
+ *
  * The worker's code is the function `socketThread` below, run from its source text (an eval worker):
  * it needs node:dgram and node:worker_threads only, so it runs the same from the compiled program and
  * from the TypeScript sources under the test runner.
@@ -20,12 +26,16 @@ type FromSocket =
   | { readonly t: "bound"; readonly host: string; readonly port: number }
   | { readonly t: "bind-failed"; readonly error: string }
   | { readonly t: "in"; readonly d: ArrayBuffer[]; readonly p: string[] }
+  | { readonly t: "dropped"; readonly n: number }
   | { readonly t: "error"; readonly event: string; readonly error: string }
   | { readonly t: "closed" };
 
-/** What the gateway tells the socket thread: a batch to send ([bytes, host, port] flattened), close. */
+/**
+ * What the gateway tells the socket thread: a batch to send ([bytes, host, port] flattened) and how many
+ * datagrams it has taken since its last batch (`c`); close.
+ */
 type ToSocket =
-  | { readonly t: "out"; readonly d: (ArrayBuffer | string | number)[] }
+  | { readonly t: "out"; readonly d: (ArrayBuffer | string | number)[]; readonly c: number }
   | { readonly t: "close" };
 
 interface SocketThreadData {
@@ -34,6 +44,7 @@ interface SocketThreadData {
   readonly family: "udp4" | "udp6";
   readonly recvBufferSize: number | undefined;
   readonly sendBufferSize: number | undefined;
+  readonly maxQueued: number;
 }
 
 /**
@@ -66,6 +77,11 @@ function socketThread(): void {
   let inBytes: ArrayBuffer[] = [];
   let inPeers: string[] = [];
   let flushing = false;
+  // Datagrams handed over (or batched) that the gateway's thread has not said it took; drops since the
+  // last report, and when that was.
+  let queued = 0;
+  let dropped = 0;
+  let reported = 0;
   const flush = () => {
     flushing = false;
     const d = inBytes;
@@ -75,6 +91,17 @@ function socketThread(): void {
     post({ t: "in", d, p }, d);
   };
   socket.on("message", (msg: Uint8Array, rinfo: { address: string; port: number }) => {
+    if (queued >= data.maxQueued) {
+      dropped++;
+      const now = Date.now();
+      if (now - reported >= 1000) {
+        reported = now;
+        post({ t: "dropped", n: dropped });
+        dropped = 0;
+      }
+      return;
+    }
+    queued++;
     // Each datagram arrives in a buffer of its own, handed over as it is (a shared one is copied).
     const own = msg.byteOffset === 0 && msg.buffer.byteLength === msg.byteLength;
     inBytes.push(own ? (msg.buffer as ArrayBuffer) : msg.slice().buffer);
@@ -102,6 +129,12 @@ function socketThread(): void {
   });
   parentPort.on("message", (m: ToSocket) => {
     if (m.t === "out") {
+      queued -= m.c;
+      if (dropped > 0 && Date.now() - reported >= 1000) {
+        reported = Date.now();
+        post({ t: "dropped", n: dropped });
+        dropped = 0;
+      }
       const d = m.d;
       for (let i = 0; i < d.length; i += 3) {
         sending = d[i + 1] as string;
@@ -129,6 +162,8 @@ export interface UdpThreadOptions {
   readonly logger?: Logger;
   readonly recvBufferSize?: number;
   readonly sendBufferSize?: number;
+  /** Datagrams handed to the gateway's thread and not yet taken, at most (default 2,048). */
+  readonly maxQueued?: number;
 }
 
 /** A UDP socket owned by a worker thread, as a DatagramTransport for the gateway's thread. */
@@ -141,6 +176,7 @@ export class UdpThreadTransport implements DatagramTransport {
       family: host.includes(":") ? "udp6" : "udp4",
       recvBufferSize: options.recvBufferSize,
       sendBufferSize: options.sendBufferSize,
+      maxQueued: options.maxQueued ?? 2048,
     };
     const worker = new Worker(SOURCE, { eval: true, workerData: data });
     const transport = new UdpThreadTransport(worker, options.logger ?? silentLogger);
@@ -159,7 +195,10 @@ export class UdpThreadTransport implements DatagramTransport {
   private readonly exited: Promise<void>;
   /** Parsed send targets by peer (cleared when full), as UdpTransport keeps them. */
   private readonly parsed = new Map<string, { host: string; port: number }>();
-  readonly stats = { sent: 0, sendErrors: 0, received: 0 };
+  /** `dropped`: datagrams the socket thread dropped while the gateway's thread had `maxQueued` to take. */
+  readonly stats = { sent: 0, sendErrors: 0, received: 0, dropped: 0 };
+  /** Datagrams taken since the last batch told the socket thread. */
+  private taken = 0;
 
   private constructor(
     private readonly worker: Worker,
@@ -172,6 +211,12 @@ export class UdpThreadTransport implements DatagramTransport {
           case "in":
             this.stats.received += m.d.length;
             for (let i = 0; i < m.d.length; i++) this.handler(new Uint8Array(m.d[i]!), m.p[i] as PeerAddress);
+            this.taken += m.d.length;
+            this.schedule();
+            break;
+          case "dropped":
+            this.stats.dropped += m.n;
+            this.logger.log("warn", "udp.thread_queue_full", { local: this.address, dropped: m.n });
             break;
           case "bound":
             this.state = "bound";
@@ -240,20 +285,25 @@ export class UdpThreadTransport implements DatagramTransport {
     this.out.push(bytes, target.host, target.port);
     this.outBuffers.push(bytes);
     this.stats.sent++;
-    if (!this.flushing) {
-      this.flushing = true;
-      setImmediate(this.flush);
-    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.flushing) return;
+    this.flushing = true;
+    setImmediate(this.flush);
   }
 
   private readonly flush = (): void => {
     this.flushing = false;
-    if (this.out.length === 0 || this.state === "closed") return;
+    if ((this.out.length === 0 && this.taken === 0) || this.state === "closed") return;
     const d = this.out;
     const transfer = this.outBuffers;
+    const c = this.taken;
     this.out = [];
     this.outBuffers = [];
-    this.worker.postMessage({ t: "out", d } satisfies ToSocket, transfer);
+    this.taken = 0;
+    this.worker.postMessage({ t: "out", d, c } satisfies ToSocket, transfer);
   };
 
   onReceive(handler: (data: Uint8Array, peer: PeerAddress) => void): void {
