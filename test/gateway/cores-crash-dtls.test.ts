@@ -9,9 +9,8 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cleanEnv } from "../../bench/child-process.js";
-import { nodeFromDevice } from "../../gateway/cli/node-command.js";
 import type { DtlsClient } from "../../src/dtls/index.js";
-import { type CrashSetup, crashUnderLoad, IDENTITIES, SEED } from "../kit/crash-kit.js";
+import { type CrashSetup, crashUnderLoad, dtlsCrashNode, IDENTITIES, SEED } from "../kit/crash-kit.js";
 import {
   CLI,
   freeUdpPort,
@@ -48,16 +47,7 @@ describe("cores: 2 over DTLS", () => {
         started.push(gateway);
         return gateway;
       },
-      async node(identity) {
-        const node = await nodeFromDevice(deviceFile(identity), {
-          udp: { transmission: { ackTimeoutMs: 100 } },
-        });
-        const client = (node.udp as { dtls?: DtlsClient }).dtls;
-        if (!client)
-          throw new Error(`${identity}: the device file does not say coaps: ${node.device.gateway}`);
-        dtls.set(identity, client);
-        return { client: node.client, close: () => node.udp.close() };
-      },
+      node: dtlsCrashNode(deviceFile, dtls),
     };
     const { connectsAfterStart, report } = await crashUnderLoad(setup, "crash test over DTLS, cores 2");
     expect(started.length).toBeGreaterThan(1); // the first start and the restarts after each kill

@@ -2,9 +2,15 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../gateway/index.js";
 import { openStore } from "../../gateway/store/index.js";
-import { NodeClient, type PeerAddress } from "../../src/core/index.js";
-import { createUdpEndpoint, nodeMac } from "../../src/node/index.js";
-import { type CrashSetup, crashUnderLoad, DOMAIN, IDENTITIES, SEED } from "../kit/crash-kit.js";
+import {
+  type CrashSetup,
+  crashUnderLoad,
+  DOMAIN,
+  IDENTITIES,
+  keyOf,
+  plainCrashNode,
+  SEED,
+} from "../kit/crash-kit.js";
 import {
   freeUdpPort,
   type GatewayProcess,
@@ -12,12 +18,9 @@ import {
   startGatewayProcess,
 } from "../kit/gateway-process.js";
 import { scratch } from "../kit/scratch.js";
-import { key } from "../kit/session-harness.js";
 
 const { root, cleanups } = scratch("cxmpp-cores-");
 cleanups.push(killAllGateways); // (run last: cleanups run in reverse)
-
-const keyOf = (identity: string) => key(identity === "sink" ? 100 : Number(identity.slice(1)) + 1);
 
 /** Every gateway started listened with `cores: 2` and as many socket threads as listeners, none this one. */
 function expectSocketThreads(started: readonly GatewayProcess[], listeners: number): void {
@@ -65,18 +68,7 @@ describe("cores: 2, the sockets on their own thread", () => {
         started.push(gateway);
         return gateway;
       },
-      async node(identity, gateway) {
-        const udp = await createUdpEndpoint({ host: "127.0.0.1", transmission: { ackTimeoutMs: 100 } });
-        const client = new NodeClient({
-          endpoint: udp.endpoint,
-          gateway: gateway.address as PeerAddress,
-          identity,
-          key: keyOf(identity),
-          mac: nodeMac,
-          retryDelayMs: 100,
-        });
-        return { client, close: () => udp.close() };
-      },
+      node: plainCrashNode,
     };
     const { connectsAfterStart, report } = await crashUnderLoad(setup, "crash test, cores 2");
     expectSocketThreads(started, 1);

@@ -15,9 +15,8 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cleanEnv } from "../../bench/child-process.js";
-import { nodeFromDevice } from "../../gateway/cli/node-command.js";
 import type { DtlsClient } from "../../src/dtls/index.js";
-import { type CrashSetup, crashUnderLoad, IDENTITIES, SEED } from "../kit/crash-kit.js";
+import { type CrashSetup, crashUnderLoad, dtlsCrashNode, IDENTITIES, SEED } from "../kit/crash-kit.js";
 import { CLI, freeUdpPort, killAllGateways, startGatewayProcess } from "../kit/gateway-process.js";
 import { scratch } from "../kit/scratch.js";
 
@@ -46,16 +45,7 @@ describe("crash over DTLS: SIGKILL of the gateway under load", () => {
       // The same coaps port every time: the device files name it. Plain CoAP stays on (on loopback, as
       // by default) but the devices are DTLS-only.
       start: () => startGatewayProcess({ dataDir, port, logLevel: "info", env }),
-      async node(identity) {
-        const node = await nodeFromDevice(deviceFile(identity), {
-          udp: { transmission: { ackTimeoutMs: 100 } },
-        });
-        const client = (node.udp as { dtls?: DtlsClient }).dtls;
-        if (!client)
-          throw new Error(`${identity}: the device file does not say coaps: ${node.device.gateway}`);
-        dtls.set(identity, client);
-        return { client: node.client, close: () => node.udp.close() };
-      },
+      node: dtlsCrashNode(deviceFile, dtls),
     };
     const { connectsAfterStart, report } = await crashUnderLoad(setup, "crash test over DTLS");
 

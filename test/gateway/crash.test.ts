@@ -9,18 +9,22 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { openStore } from "../../gateway/store/index.js";
-import { NodeClient, type PeerAddress } from "../../src/core/index.js";
-import { createUdpEndpoint, nodeMac } from "../../src/node/index.js";
-import { type CrashSetup, crashUnderLoad, DOMAIN, IDENTITIES, SEED } from "../kit/crash-kit.js";
+import {
+  type CrashSetup,
+  crashUnderLoad,
+  DOMAIN,
+  IDENTITIES,
+  keyOf,
+  plainCrashNode,
+  SEED,
+} from "../kit/crash-kit.js";
 import { freeUdpPort, killAllGateways, startGatewayProcess } from "../kit/gateway-process.js";
 import { scratch } from "../kit/scratch.js";
-import { key } from "../kit/session-harness.js";
 
 const { root, cleanups } = scratch("cxmpp-crash-");
 cleanups.push(killAllGateways); // (run last: cleanups run in reverse)
 
 /** The sink's key is key(100), sender s<k>'s key(k + 1). */
-const keyOf = (identity: string) => key(identity === "sink" ? 100 : Number(identity.slice(1)) + 1);
 
 describe("crash: SIGKILL of the gateway under load", () => {
   it(`loses and duplicates nothing acknowledged; nodes resume without a new connect (seed ${SEED})`, async () => {
@@ -41,18 +45,7 @@ describe("crash: SIGKILL of the gateway under load", () => {
           logLevel: "info",
           env: { CXMPP_DTLS_LISTEN: "off" }, // plain CoAP only: no gateway here holds the coaps port
         }),
-      async node(identity, gateway) {
-        const udp = await createUdpEndpoint({ host: "127.0.0.1", transmission: { ackTimeoutMs: 100 } });
-        const client = new NodeClient({
-          endpoint: udp.endpoint,
-          gateway: gateway.address as PeerAddress,
-          identity,
-          key: keyOf(identity),
-          mac: nodeMac,
-          retryDelayMs: 100,
-        });
-        return { client, close: () => udp.close() };
-      },
+      node: plainCrashNode,
     };
     const { connectsAfterStart, report } = await crashUnderLoad(setup, "crash test");
 

@@ -8,10 +8,14 @@
  */
 import { expect } from "vitest";
 import { el, type XElement } from "../../codec/index.js";
+import { nodeFromDevice } from "../../gateway/cli/node-command.js";
 import { openStore } from "../../gateway/store/index.js";
-import type { NodeClient } from "../../src/core/index.js";
+import { NodeClient, type PeerAddress } from "../../src/core/index.js";
+import type { DtlsClient } from "../../src/dtls/index.js";
+import { createUdpEndpoint, nodeMac } from "../../src/node/index.js";
 import type { GatewayProcess } from "./gateway-process.js";
 import { seededRandom } from "./seeded-random.js";
+import { key } from "./session-harness.js";
 import { bodyOf } from "./stanzas.js";
 import { sleep, until } from "./wait.js";
 
@@ -37,6 +41,44 @@ const msg = (to: string, body: string): XElement =>
   el("jabber:client", "message", { to, type: "chat" }, el("jabber:client", "body", {}, body));
 
 /** What a test gives the scenario. */
+/** The test key of each device of IDENTITIES. */
+export const keyOf = (identity: string): Uint8Array =>
+  key(identity === "sink" ? 100 : Number(identity.slice(1)) + 1);
+
+/** CrashSetup.node over plain CoAP: a NodeClient on its own UDP endpoint, fast retransmission. */
+export async function plainCrashNode(
+  identity: string,
+  gateway: GatewayProcess,
+): Promise<{ client: NodeClient; close(): unknown }> {
+  const udp = await createUdpEndpoint({ host: "127.0.0.1", transmission: { ackTimeoutMs: 100 } });
+  const client = new NodeClient({
+    endpoint: udp.endpoint,
+    gateway: gateway.address as PeerAddress,
+    identity,
+    key: keyOf(identity),
+    mac: nodeMac,
+    retryDelayMs: 100,
+  });
+  return { client, close: () => udp.close() };
+}
+
+/**
+ * CrashSetup.node over DTLS: the node as `cxmpp node` makes it from its device file (which says coaps),
+ * its DtlsClient kept in `dtls` for the handshake counts.
+ */
+export function dtlsCrashNode(
+  deviceFile: (identity: string) => string,
+  dtls: Map<string, DtlsClient>,
+): (identity: string) => Promise<{ client: NodeClient; close(): unknown }> {
+  return async (identity) => {
+    const node = await nodeFromDevice(deviceFile(identity), { udp: { transmission: { ackTimeoutMs: 100 } } });
+    const client = (node.udp as { dtls?: DtlsClient }).dtls;
+    if (!client) throw new Error(`${identity}: the device file does not say coaps: ${node.device.gateway}`);
+    dtls.set(identity, client);
+    return { client: node.client, close: () => node.udp.close() };
+  };
+}
+
 export interface CrashSetup {
   /** The data directory; its devices (IDENTITIES) are registered before the first start. */
   readonly dataDir: string;
