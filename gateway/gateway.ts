@@ -235,6 +235,7 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
         dtlsTables: () => listeners.secure?.dtls.tables() ?? { handshakes: 0, sessions: 0 },
         iotFieldsCached: () => iot.cache.size,
         iotReadoutsPending: () => iot.readouts.pending,
+        sessionTimers: () => service.scheduled,
       });
       const server = await m.startMetricsServer(gauges, config.metricsListen, health);
       metricsServer = server;

@@ -40,6 +40,8 @@ export interface MetricsSource {
   iotFieldsCached?(): number;
   /** Readouts queued for sleeping nodes, remembered until the node answers (gateway/iot). */
   iotReadoutsPending?(): number;
+  /** The session timers (GatewayService.scheduled): sessions with a deadline, and changed since the tick. */
+  sessionTimers?(): { readonly deadlines: number; readonly recheck: number };
 }
 
 /** The IoT layer's cumulative counters (gateway/iot). */
@@ -348,6 +350,17 @@ export class GatewayMetrics {
       "cxmpp_iot_readouts_pending",
       "readouts queued for sleeping nodes, awaiting the node's answer",
       (s) => s.iotReadoutsPending?.() ?? 0,
+    );
+    // The deadline heap and the recheck list grow with the sessions, so they are watched like them.
+    this.snapshot(
+      "cxmpp_session_deadlines",
+      "sessions waiting for a deadline in the timer heap (expiry, sleep, mailbox TTL)",
+      (s) => s.sessionTimers?.().deadlines ?? 0,
+    );
+    this.snapshot(
+      "cxmpp_session_rechecks",
+      "sessions changed since the last tick, which the next tick looks at",
+      (s) => s.sessionTimers?.().recheck ?? 0,
     );
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }

@@ -138,6 +138,8 @@ describe("GatewayMetrics over /metrics", () => {
       'cxmpp_iot_pubsub_publishes_total{result="sent"}': 0,
       'cxmpp_iot_pubsub_publishes_total{result="ok"}': 0,
       'cxmpp_iot_pubsub_publishes_total{result="error"}': 0,
+      cxmpp_session_deadlines: 0,
+      cxmpp_session_rechecks: 0,
     });
   });
 
@@ -190,6 +192,18 @@ describe("GatewayMetrics over /metrics", () => {
     expect(m.get("cxmpp_connect_nonces_evicted_total")).toBe(1);
     expect(m.get("cxmpp_connect_nonces_used")).toBe(7);
     expect(m.get("cxmpp_federation_failovers_total")).toBe(2);
+  });
+
+  it("shows the session timers: sessions waiting for a deadline and those the next tick rechecks", async () => {
+    const metrics = new GatewayMetrics({ processMetrics: false });
+    let timers = { deadlines: 4, recheck: 1 };
+    metrics.bind({ ...idle, sessionTimers: () => timers });
+    const server = await serve(metrics);
+    let m = await scrape(server);
+    expect([m.get("cxmpp_session_deadlines"), m.get("cxmpp_session_rechecks")]).toEqual([4, 1]);
+    timers = { deadlines: 9, recheck: 0 };
+    m = await scrape(server);
+    expect([m.get("cxmpp_session_deadlines"), m.get("cxmpp_session_rechecks")]).toEqual([9, 0]);
   });
 
   it("shows the DTLS server (cxmpp_dtls_*): tables at each scrape, its counters brought up by syncTotals", async () => {
