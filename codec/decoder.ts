@@ -27,6 +27,7 @@ import {
   type Entry,
   type Shape,
   type Subtree,
+  slotContext,
   type Template,
   templateOf,
   treeSize,
@@ -494,10 +495,7 @@ class FrameReader extends CborReader {
     for (let i = 0; i < overrides; i++) {
       const slot = this.#position(previous, t.slots.length);
       previous = slot;
-      const owner = t.owners[slot]!;
-      const at = t.attrs[slot]!;
-      const qid = this.dict.qnameGlobal(owner.ns, owner.name);
-      const aid = at < 0 ? -1 : this.dict.attributeGlobal(owner.attrs[at]!.ns, owner.attrs[at]!.name);
+      const { qid, aid } = slotContext(this.dict, t, slot);
       this.next();
       values.set(slot, this.#overrideValue(t.slots[slot]!, qid, aid));
     }

@@ -32,6 +32,7 @@ import {
   type Entry,
   type Shape,
   shapeKey,
+  slotContext,
   type Template,
   templateOf,
   treeKey,
@@ -873,10 +874,7 @@ abstract class FrameEncoder {
       for (let i = 0; i < slots.length; i++) {
         if (values[i] === slots[i]) continue;
         writeInt(i);
-        const owner = t.owners[i]!;
-        const at = t.attrs[i]!;
-        const qid = this.dict.qnameGlobal(owner.ns, owner.name);
-        const aid = at < 0 ? -1 : this.dict.attributeGlobal(owner.attrs[at]!.ns, owner.attrs[at]!.name);
+        const { qid, aid } = slotContext(this.dict, t, i);
         this.#override(values[i]!, slots[i]!, qid, aid);
       }
       return;

@@ -7,6 +7,7 @@
  * An entry is a string or a shape: an element's name and attributes, which later elements reuse with a
  * few attribute values overridden (FORMAT.md §6.3).
  */
+import type { StaticDictionary } from "./dictionary/index.js";
 import { CodecError } from "./errors.js";
 import type { CodecLimits } from "./limits.js";
 import type { XAttr, XElement } from "./tree.js";
@@ -108,6 +109,21 @@ function templateWalk(e: XElement, t: Template): string {
     }
   }
   return `${key}>`;
+}
+
+/**
+ * The dictionary context of slot `i` of template `t` (FORMAT.md §6.6): the global qname id of its
+ * element (if the dictionary has one), and the global attribute id for an attribute value (-1: a text).
+ */
+export function slotContext(
+  dict: StaticDictionary,
+  t: Template,
+  i: number,
+): { qid: number | undefined; aid: number | undefined } {
+  const owner = t.owners[i]!;
+  const at = t.attrs[i]!;
+  const qid = dict.qnameGlobal(owner.ns, owner.name);
+  return { qid, aid: at < 0 ? -1 : dict.attributeGlobal(owner.attrs[at]!.ns, owner.attrs[at]!.name) };
 }
 
 /** The lookup key of a shape: name and attribute names, not values. */
