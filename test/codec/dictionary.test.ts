@@ -82,14 +82,20 @@ describe("the packed dictionary", () => {
     expect(() => unpackDictionary(strings, `${tables}#`)).toThrow(/trailing/);
     expect(() => unpackDictionary(strings, tables.slice(0, -1))).toThrow(RangeError);
     expect(() => unpackDictionary(strings, `\\${tables.slice(1)}`)).toThrow(/bad digit/);
-    expect(() => unpackDictionary(`${strings}|extra`, tables)).toThrow(/more strings/);
-    expect(() => unpackDictionary(strings, `%${tables.slice(1)}`)).toThrow(/packing/);
+    // Another string (its separator, the first string's, then its bytes), or a byte that is not ASCII.
+    expect(() => unpackDictionary(`${strings}${strings[0]}extra`, tables)).toThrow(/bad strings/);
+    expect(() => unpackDictionary(`${strings}é`, tables)).toThrow(/bad strings/);
+    expect(() => unpackDictionary(strings.slice(1), tables)).toThrow(/bad strings/);
+    expect(() => unpackDictionary(strings, `&${tables.slice(1)}`)).toThrow(/packing/);
   });
 
   it("refuses content it cannot hold exactly", () => {
-    expect(() => packDictionary({ ...data, values: [...data.values, "a|b"] })).toThrow(/ASCII without \|/);
-    expect(() => packDictionary({ ...data, values: [...data.values, "café"] })).toThrow(/ASCII/);
-    expect(() => packDictionary({ ...data, tokens: [...data.tokens, data.tokens[0]!] })).toThrow(/duplicate/);
+    expect(() => packDictionary({ ...data, values: [...data.values, "café"] })).toThrow(/string "café"/);
+    expect(() => packDictionary({ ...data, values: [...data.values, "x".repeat(256)] })).toThrow(/string/);
+    const printable = Array.from({ length: 95 }, (_, i) => String.fromCharCode(0x20 + i)).join("");
+    expect(() => packDictionary({ ...data, values: [...data.values, printable] })).toThrow(/separators/);
+    expect(() => packDictionary({ ...data, tokens: [...data.tokens, data.tokens[0]!] })).toThrow(/tokens/);
+    expect(() => packDictionary({ ...data, tokens: [...data.tokens].reverse() })).toThrow(/byte order/);
     const swapped = data.nsElements.map((l, i) => (i === 0 ? [...l].reverse() : l));
     expect(() => packDictionary({ ...data, nsElements: swapped })).toThrow(/nsElements/);
     expect(() => packDictionary({ ...data, elementAttrs: [...data.elementAttrs].reverse() })).toThrow(
