@@ -69,6 +69,14 @@ export class ConnectHandler {
    * built a chain of 24 joined pieces) and when they stop being valid anyway, oldest first.
    */
   private readonly used = new Map<string, number>();
+  /**
+   * Walks `used` from its oldest entry, kept across evictions: a Map iterator stays valid while the
+   * map changes, and a fresh `keys().next()` would step over every entry deleted at the front since
+   * the table was last rehashed (at the cap, thousands per connect: 4-8 µs each time).
+   */
+  private oldest: IterableIterator<string> | undefined;
+  /** The nonce MAC's input: the signed bytes, then the peer's address (reused: one connect at a time). */
+  private macInput = new Uint8Array(64);
   /** A key no device has: unknown identities cost the same HMAC as a wrong key (no timing oracle). */
   private readonly decoyKey: Uint8Array;
 
@@ -184,23 +192,31 @@ export class ConnectHandler {
 
   private nonce(peer: PeerAddress, now: number): Uint8Array {
     const nonce = new Uint8Array(protocol.NONCE_BYTES);
-    new DataView(nonce.buffer).setUint32(0, Math.floor(now / 1000) >>> 0);
-    nonce.set(randomBytes(this.o.random, NONCE_RANDOM_BYTES), NONCE_TIME_BYTES);
-    nonce.set(this.nonceMac(nonce.subarray(0, NONCE_SIGNED_BYTES), peer), NONCE_SIGNED_BYTES);
+    const seconds = Math.floor(now / 1000) >>> 0;
+    const r = this.o.random.uint32();
+    for (let i = 0; i < NONCE_TIME_BYTES; i++) nonce[i] = seconds >>> (24 - 8 * i);
+    // Low byte first, as randomBytes(random, 4) lays out one draw.
+    for (let i = 0; i < NONCE_RANDOM_BYTES; i++) nonce[NONCE_TIME_BYTES + i] = r >>> (8 * i);
+    nonce.set(this.nonceMac(nonce, peer), NONCE_SIGNED_BYTES);
     return nonce;
   }
 
-  private nonceMac(signed: Uint8Array, peer: PeerAddress): Uint8Array {
-    const input = new Uint8Array(signed.length + peer.length);
-    input.set(signed);
-    for (let i = 0; i < peer.length; i++) input[signed.length + i] = peer.charCodeAt(i) & 0xff;
-    return this.o.mac.hmacSha256(this.nonceKey, input).subarray(0, protocol.NONCE_BYTES - NONCE_SIGNED_BYTES);
+  /** The MAC of the nonce's signed bytes (its first NONCE_SIGNED_BYTES) and the peer's address. */
+  private nonceMac(nonce: Uint8Array, peer: PeerAddress): Uint8Array {
+    const length = NONCE_SIGNED_BYTES + peer.length;
+    if (length > this.macInput.length) this.macInput = new Uint8Array(length);
+    const input = this.macInput;
+    for (let i = 0; i < NONCE_SIGNED_BYTES; i++) input[i] = nonce[i]!;
+    for (let i = 0; i < peer.length; i++) input[NONCE_SIGNED_BYTES + i] = peer.charCodeAt(i) & 0xff;
+    return this.o.mac
+      .hmacSha256(this.nonceKey, input.subarray(0, length))
+      .subarray(0, protocol.NONCE_BYTES - NONCE_SIGNED_BYTES);
   }
 
   /** Issued by this process, to this address, within the lifetime, and not used by a proven connect. */
   private validNonce(nonce: Uint8Array, peer: PeerAddress): boolean {
     if (nonce.length !== protocol.NONCE_BYTES) return false;
-    const mac = this.nonceMac(nonce.subarray(0, NONCE_SIGNED_BYTES), peer);
+    const mac = this.nonceMac(nonce, peer);
     if (!timingSafeEqual(nonce.subarray(NONCE_SIGNED_BYTES), mac)) return false;
     const issued = issuedAt(nonce);
     const now = this.o.clock.now();
@@ -212,19 +228,37 @@ export class ConnectHandler {
   private markUsed(nonce: Uint8Array): void {
     this.used.set(nonceKey(nonce), issuedAt(nonce) + this.o.nonceLifetimeMs + 1000);
     while (this.used.size > this.o.maxUsedNonces) {
-      const oldest = this.used.keys().next().value as string;
-      this.used.delete(oldest);
+      let next = this.oldest?.next();
+      if (next === undefined || next.done) {
+        this.oldest = this.used.keys();
+        next = this.oldest.next();
+      }
+      this.used.delete(next.value as string);
       this.o.stats.usedNoncesEvicted++;
     }
   }
 }
 
 /** A nonce as a map key: its bytes as Latin-1 characters. */
-function nonceKey(nonce: Uint8Array): string {
-  return String.fromCharCode(...nonce);
+function nonceKey(n: Uint8Array): string {
+  // protocol.NONCE_BYTES (12; validNonce checked the length) arguments, not a spread: no array per key.
+  return String.fromCharCode(
+    n[0]!,
+    n[1]!,
+    n[2]!,
+    n[3]!,
+    n[4]!,
+    n[5]!,
+    n[6]!,
+    n[7]!,
+    n[8]!,
+    n[9]!,
+    n[10]!,
+    n[11]!,
+  );
 }
 
 /** When a nonce was issued (ms; whole seconds). */
-function issuedAt(nonce: Uint8Array): number {
-  return new DataView(nonce.buffer, nonce.byteOffset).getUint32(0) * 1000;
+function issuedAt(n: Uint8Array): number {
+  return (((n[0]! << 24) | (n[1]! << 16) | (n[2]! << 8) | n[3]!) >>> 0) * 1000;
 }
