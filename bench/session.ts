@@ -595,9 +595,19 @@ async function memoryChild(sessions: number, seed: number): Promise<void> {
 
 const HERE = fileURLToPath(import.meta.url);
 
+/**
+ * Node options for the gateway child alone, from CXMPP_BENCH_GATEWAY_NODE_OPTIONS (space-separated):
+ * `--cpu-prof --cpu-prof-dir=DIR` profiles the gateway without the load processes, which NODE_OPTIONS
+ * cannot do (it refuses --cpu-prof, and would reach every child).
+ */
+function gatewayNodeOptions(): string[] {
+  return (process.env.CXMPP_BENCH_GATEWAY_NODE_OPTIONS ?? "").split(" ").filter((a) => a !== "");
+}
+
 /** This file forked as the gateway, a load or the memory child. */
 function spawnChild(role: "gateway" | "load" | "memory", config: unknown): BenchChild {
-  return forkBench(HERE, [CHILD_FLAG, role, JSON.stringify(config)], role, ["--expose-gc"]);
+  const options = role === "gateway" ? ["--expose-gc", ...gatewayNodeOptions()] : ["--expose-gc"];
+  return forkBench(HERE, [CHILD_FLAG, role, JSON.stringify(config)], role, options);
 }
 
 interface SimNode {

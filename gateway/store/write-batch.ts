@@ -7,23 +7,52 @@ import { type Db, storeError } from "./database.js";
 
 export type CommitScheduler = (commit: () => void) => void;
 
+/** One promise for every request of a batch, settled by its commit. */
+interface BatchOutcome {
+  readonly promise: Promise<void>;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+function outcome(): BatchOutcome {
+  let resolve!: () => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<void>((ok, fail) => {
+    resolve = ok;
+    reject = fail;
+  });
+  // Nobody may be waiting (a batch opened by the tick): a failure is then reported by onFailure alone.
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
 export class WriteBatch {
   private open = false;
-  private waiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+  /** The open batch's outcome, made when the first request asks for it. */
+  private waiting: BatchOutcome | undefined;
   private failure: Error | undefined;
+  /**
+   * BEGIN and COMMIT prepared once: `exec` parses its SQL on every call, and a batch begins and commits
+   * once per event-loop turn, up to once per request on a quiet gateway.
+   */
+  private readonly begin;
+  private readonly end;
 
   constructor(
     private readonly db: Db,
     private readonly path: string,
     private readonly schedule: CommitScheduler = (commit) => setImmediate(commit),
-  ) {}
+  ) {
+    this.begin = db.prepare("BEGIN IMMEDIATE");
+    this.end = db.prepare("COMMIT");
+  }
 
   /** Runs `fn` inside the open transaction (opening one if needed). A failure spoils the whole batch. */
   run<T>(fn: () => T): T {
     if (this.failure) throw this.failure;
     if (!this.open) {
       try {
-        this.db.exec("BEGIN IMMEDIATE");
+        this.begin.run();
       } catch (error) {
         this.lastError = storeError(this.path, "beginning a transaction", error);
         throw this.lastError;
@@ -49,10 +78,14 @@ export class WriteBatch {
     return this.open;
   }
 
-  /** Resolves when everything written so far is committed (at once when nothing is open). */
+  /**
+   * Resolves when everything written so far is committed (at once when nothing is open). Every caller
+   * in one batch gets the same promise: a request costs no promise and no waiter of its own.
+   */
   committed(): Promise<void> {
     if (!this.open) return Promise.resolve();
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.waiting ??= outcome();
+    return this.waiting.promise;
   }
 
   /** Commits now (shutdown, tests). */
@@ -62,13 +95,13 @@ export class WriteBatch {
 
   private commit(): void {
     if (!this.open) return;
-    const waiters = this.waiters;
-    this.waiters = [];
+    const waiting = this.waiting;
+    this.waiting = undefined;
     this.open = false;
     let error = this.failure;
     if (!error) {
       try {
-        this.db.exec("COMMIT");
+        this.end.run();
       } catch (e) {
         error = storeError(this.path, "committing", e);
       }
@@ -83,10 +116,10 @@ export class WriteBatch {
       this.lastError = error;
       for (const hook of this.rollbackHooks) hook();
       this.onFailure?.(error);
-      for (const w of waiters) w.reject(error);
+      waiting?.reject(error);
     } else {
       this.lastError = undefined;
-      for (const w of waiters) w.resolve();
+      waiting?.resolve();
     }
   }
 
