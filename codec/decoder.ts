@@ -188,7 +188,7 @@ class FrameReader extends CborReader {
     private readonly dict: StaticDictionary,
     private readonly limits: CodecLimits,
     private readonly defaultNs: string,
-    private readonly cache: DictionaryMemo,
+    private readonly cache: DictionaryMemo | undefined,
   ) {
     super(NO_BYTES);
     this.maxDepth = limits.maxDepth;
@@ -591,7 +591,7 @@ class FrameReader extends CborReader {
     const length = to - from;
     const cache = this.cache;
     let slot = -1;
-    if (length <= CACHE_BYTES) {
+    if (cache !== undefined && length <= CACHE_BYTES) {
       // Length and the first and last four bytes: packed bits are dense, and a hit is verified below.
       let h = length;
       const headEnd = length < 8 ? to : from + 4;
@@ -610,12 +610,12 @@ class FrameReader extends CborReader {
     const n = this.dict.huffman.decode(data.subarray(from, to), offset + 1, out);
     const text = decodeUtf8Range(out, 0, n, offset);
     if (slot >= 0 && n <= CACHE_TEXT_BYTES) {
-      const packed = cache.packed;
+      const packed = cache!.packed;
       const base = slot * CACHE_BYTES - from;
       for (let i = from; i < to; i++) packed[base + i] = data[i]!; // a loop: `set` of a view cost more
-      cache.lengths[slot] = length;
-      cache.decoded[slot] = n;
-      cache.texts[slot] = text;
+      cache!.lengths[slot] = length;
+      cache!.decoded[slot] = n;
+      cache!.texts[slot] = text;
     }
     return text;
   }
@@ -766,13 +766,21 @@ class FrameReader extends CborReader {
  * decoder per session (bench session: memory per idle session).
  */
 const readers = new WeakMap<StaticDictionary, WeakMap<CodecLimits, Map<string, FrameReader>>>();
-function readerFor(dict: StaticDictionary, limits: CodecLimits, defaultNs: string): FrameReader {
+function readerFor(
+  dict: StaticDictionary,
+  limits: CodecLimits,
+  defaultNs: string,
+  cached: boolean,
+): FrameReader {
   const byLimits = readers.get(dict) ?? new WeakMap<CodecLimits, Map<string, FrameReader>>();
   readers.set(dict, byLimits);
   const byNs = byLimits.get(limits) ?? new Map<string, FrameReader>();
   byLimits.set(limits, byNs);
-  const reader = byNs.get(defaultNs) ?? new FrameReader(dict, limits, defaultNs, memoFor(dict));
-  byNs.set(defaultNs, reader);
+  // A namespace is a URI, which has no space: a leading one keys the reader without the memo.
+  const key = cached ? defaultNs : ` ${defaultNs}`;
+  const reader =
+    byNs.get(key) ?? new FrameReader(dict, limits, defaultNs, cached ? memoFor(dict) : undefined);
+  byNs.set(key, reader);
   return reader;
 }
 
@@ -781,15 +789,18 @@ abstract class FrameDecoder {
   protected readonly limits: CodecLimits;
   protected readonly defaultNs: string;
   /**
-   * Found (or made, with the dictionary's memo: ~68 KB of heap in QuickJS) on the first `decode`, not
-   * here: a tiny node makes its session decoder at connect and may decode nothing for a long time.
+   * Found (or made, with the dictionary's memo: ~68 KB of heap in QuickJS, unless `literalCache` is
+   * false) on the first `decode`, not here: a decoder is made at connect and may decode nothing for a
+   * long time.
    */
   private reader: FrameReader | undefined = undefined;
+  private readonly cached: boolean;
 
   constructor(options: CodecOptions = {}) {
     this.dict = options.dictionary ?? DICTIONARY_V1;
     this.limits = resolveLimits(options.limits);
     this.defaultNs = options.defaultNs ?? JABBER_CLIENT;
+    this.cached = options.literalCache !== false;
   }
 
   /** The session table, or undefined for a fresh one per frame (made only if the frame needs it). */
@@ -799,7 +810,7 @@ abstract class FrameDecoder {
     if (!(bytes instanceof Uint8Array)) throw malformed(0, "a frame is a byte array");
     let reader = this.reader;
     if (reader === undefined) {
-      reader = readerFor(this.dict, this.limits, this.defaultNs);
+      reader = readerFor(this.dict, this.limits, this.defaultNs, this.cached);
       this.reader = reader;
     }
     reader.begin(bytes, this.tableFor());

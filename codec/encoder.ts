@@ -78,8 +78,9 @@ export interface CodecOptions {
   /** Namespace the root inherits (the stream's default namespace). Default `jabber:client`. */
   readonly defaultNs?: string;
   /**
-   * Whether the encoder may use the shared literal memo (see `clearLiteralCache`). Default true; false
-   * computes every literal afresh (same bytes, slower). Ignored by decoders.
+   * Whether the coder may use its dictionary's shared literal memo (the encoder's: see
+   * `clearLiteralCache`; the decoder's: 1,024 recently decoded Huffman literals, ~68 KB of a tiny
+   * node's heap). Default true; false computes every literal afresh (same bytes and trees, slower).
    */
   readonly literalCache?: boolean;
 }

@@ -13,14 +13,13 @@
  *     limit at heapBytes × peakRatio: after connect ≤ heapBytes, peak ≤ peakRatio × steady.
  */
 import { join, resolve } from "node:path";
-import { build } from "esbuild";
 import { beforeAll, describe, expect, it } from "vitest";
 import { attr, el, sameInfoset, type XElement } from "../../codec/index.js";
 import { LossyRelay } from "../../examples/lossy-relay.js";
 import { encodeDeviceFile } from "../../gateway/data-dir.js";
 import { parseXml } from "../../gateway/xml/stanza-xml.js";
 import type { PeerAddress } from "../../src/core/index.js";
-import { BUDGETS, BUNDLE_OPTIONS, buildNodeBundle, TARGETS } from "../../tools/build-node.js";
+import { BUDGETS, buildNodeBundle, TARGETS } from "../../tools/build-node.js";
 import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
 import { QuickJsEngine, type QuickJsMemory, QuickJsTinyNode } from "../kit/quickjs-host.js";
 import { scratch } from "../kit/scratch.js";
@@ -42,9 +41,8 @@ let bundle = "";
 let codecBundle = "";
 beforeAll(async () => {
   bundle = (await buildNodeBundle(join(root, "cxmpp-node.mjs"))).code;
-  // The codec alone (the stateless coder is not in the node), with the node bundle's esbuild options.
-  const codec = await build({ entryPoints: [join(ROOT, "codec", "index.ts")], ...BUNDLE_OPTIONS });
-  codecBundle = codec.outputFiles[0]!.text;
+  // The codec alone (the stateless coder is not in the node), built as the node bundle is.
+  codecBundle = (await buildNodeBundle(join(root, "cxmpp-codec.mjs"), join(ROOT, "codec", "index.ts"))).code;
 });
 
 /** The seqnr of a XEP-0323 reading as the gateway passed it on. */
@@ -80,7 +78,7 @@ function deviceFile(gatewayUri: string): Uint8Array {
 /** Starts the node in QuickJS; a failure (the heap over its limit at load) reports the heap as it was. */
 async function startNode(
   gatewayAt: PeerAddress,
-  options: { wake?: number; strip?: "source" | "debug" } = {},
+  options: { wake?: number; strip?: "none" | "source" | "debug"; memoryLimit?: number } = {},
 ): Promise<QuickJsTinyNode> {
   const q = await QuickJsTinyNode.start({
     bundle,
@@ -232,99 +230,107 @@ globalThis.benchTelemetry = (n, first) => {
 };
 `;
 
+/**
+ * The node's life in QuickJS against a real gateway, as `strip` builds it (QuickJsEngineOptions.strip),
+ * with the runtime's heap limit at `memoryLimit`: connect over coaps (pure-JS crypto in QuickJS), CON
+ * and NON readings, readings in flight, sleep, a downlink stanza at the wake-up; then its timing.
+ */
+async function scenario(strip: "none" | "debug", memoryLimit: number): Promise<Figures> {
+  const outbound: XElement[] = [];
+  const gw = await gateway(`clean-${strip}`, outbound);
+  const q = await startNode(gw.secureAddress as PeerAddress, { wake: 60, strip, memoryLimit });
+  const load = q.loadFigures!;
+
+  // Connect: the DTLS handshake (PSK, AES-128-CCM_8 in JS) and the session's HMAC proof, in QuickJS.
+  expect(await q.connect()).toBe(`${JID}/cxmpp`);
+  expect(gw.dtls?.tables().sessions).toBe(1);
+  const steadyBeforeCollect = q.engine.memory().memory_used_size;
+  q.engine.collect();
+  const steadyDetail = q.engine.memory();
+  const steadyDump = q.engine.dumpMemory();
+
+  // Readings: CON (resolves once stored), then NON (the first NON of a session goes reliably).
+  await q.send(SINK, 1);
+  q.telemetry(SINK, 2);
+  await until(() => outbound.length === 2);
+  q.telemetry(SINK, 3);
+  q.telemetry(SINK, 4);
+  await until(() => outbound.length === 4);
+  expect(outbound.map(seqnr)).toEqual([1, 2, 3, 4]);
+  expect(outbound.every((s) => attr(s, "from") === `${JID}/cxmpp`)).toBe(true);
+  expect(q.pending).toBe(0);
+  const idle = q.engine.collect();
+
+  // Stanzas in flight: the gateway's answers held back while 8 CON readings wait for them.
+  const IN_FLIGHT = 8;
+  q.hold();
+  const sends = Array.from({ length: IN_FLIGHT }, (_, i) => q.send(SINK, 5 + i));
+  expect(q.pending).toBe(IN_FLIGHT);
+  const perInFlight = (q.engine.collect() - idle) / IN_FLIGHT;
+  q.release();
+  await Promise.all(sends);
+  await until(() => outbound.length === 4 + IN_FLIGHT);
+  expect(outbound.map(seqnr)).toEqual(Array.from({ length: 4 + IN_FLIGHT }, (_, i) => i + 1));
+
+  // Asleep: nothing on air while a stanza for the node arrives at the gateway and waits there.
+  const messages = () => q.inbox.filter((s) => s.name === "message");
+  await sleep(100);
+  const before = q.datagrams.out;
+  gw.service.route(
+    el(
+      "jabber:client",
+      "message",
+      { from: `peer@${DOMAIN}/x`, to: JID },
+      el("jabber:client", "body", {}, "on"),
+    ),
+  );
+  await sleep(1000);
+  expect(q.datagrams.out).toBe(before);
+  expect(messages()).toEqual([]);
+  // The wake-up: a poll brings it.
+  await q.poll();
+  await until(() => messages().length === 1);
+  expect(messages().map(bodyOf)).toEqual(["on"]);
+  expect(attr(messages()[0]!, "from")).toBe(`peer@${DOMAIN}/x`);
+
+  // Timing inside QuickJS, last (its garbage is not the node's).
+  const peak = q.engine.peakWithin;
+  const peakAt = q.engine.peakAt;
+  const peakAfterCalls = q.engine.peak;
+  q.engine.evaluate(BENCH, "bench.js");
+  const aliases = JSON.stringify([`${JID}/cxmpp`, DOMAIN, SINK]);
+  const encodeMs = q.engine.unsampled(() => q.engine.call("benchEncode", 50, aliases) as number);
+  const sendMs = q.engine.unsampled(() => q.engine.call("benchTelemetry", 4, 100) as number);
+  await until(() => outbound.length === 4 + IN_FLIGHT + 20);
+
+  expect(q.engine.errors).toEqual([]);
+  expect(q.logs).toEqual([]);
+  await q.close();
+  return {
+    ...load,
+    steady: steadyDetail.memory_used_size,
+    steadyBeforeCollect,
+    steadyDetail,
+    steadyDump,
+    idle,
+    peak,
+    peakAt,
+    peakAfterCalls,
+    perInFlight,
+    encodeUs: encodeMs * 1000,
+    sendMs,
+    samples: q.engine.samples,
+  };
+}
+
 describe("the tiny node inside QuickJS against a real gateway", () => {
   it("connects over coaps (pure-JS crypto in QuickJS), sends CON and NON readings, sleeps, wakes to a downlink stanza", async () => {
-    const outbound: XElement[] = [];
-    const gw = await gateway("clean", outbound);
-    let q: QuickJsTinyNode;
     try {
-      q = await startNode(gw.secureAddress as PeerAddress, { wake: 60 });
+      figures = await scenario("none", LIMIT);
     } catch (error) {
       loadFailure = error instanceof Error ? error.message : String(error);
       throw error;
     }
-    const load = q.loadFigures!;
-
-    // Connect: the DTLS handshake (PSK, AES-128-CCM_8 in JS) and the session's HMAC proof, in QuickJS.
-    expect(await q.connect()).toBe(`${JID}/cxmpp`);
-    expect(gw.dtls?.tables().sessions).toBe(1);
-    const steadyBeforeCollect = q.engine.memory().memory_used_size;
-    q.engine.collect();
-    const steadyDetail = q.engine.memory();
-    const steadyDump = q.engine.dumpMemory();
-
-    // Readings: CON (resolves once stored), then NON (the first NON of a session goes reliably).
-    await q.send(SINK, 1);
-    q.telemetry(SINK, 2);
-    await until(() => outbound.length === 2);
-    q.telemetry(SINK, 3);
-    q.telemetry(SINK, 4);
-    await until(() => outbound.length === 4);
-    expect(outbound.map(seqnr)).toEqual([1, 2, 3, 4]);
-    expect(outbound.every((s) => attr(s, "from") === `${JID}/cxmpp`)).toBe(true);
-    expect(q.pending).toBe(0);
-    const idle = q.engine.collect();
-
-    // Stanzas in flight: the gateway's answers held back while 8 CON readings wait for them.
-    const IN_FLIGHT = 8;
-    q.hold();
-    const sends = Array.from({ length: IN_FLIGHT }, (_, i) => q.send(SINK, 5 + i));
-    expect(q.pending).toBe(IN_FLIGHT);
-    const perInFlight = (q.engine.collect() - idle) / IN_FLIGHT;
-    q.release();
-    await Promise.all(sends);
-    await until(() => outbound.length === 4 + IN_FLIGHT);
-    expect(outbound.map(seqnr)).toEqual(Array.from({ length: 4 + IN_FLIGHT }, (_, i) => i + 1));
-
-    // Asleep: nothing on air while a stanza for the node arrives at the gateway and waits there.
-    const messages = () => q.inbox.filter((s) => s.name === "message");
-    await sleep(100);
-    const before = q.datagrams.out;
-    gw.service.route(
-      el(
-        "jabber:client",
-        "message",
-        { from: `peer@${DOMAIN}/x`, to: JID },
-        el("jabber:client", "body", {}, "on"),
-      ),
-    );
-    await sleep(1000);
-    expect(q.datagrams.out).toBe(before);
-    expect(messages()).toEqual([]);
-    // The wake-up: a poll brings it.
-    await q.poll();
-    await until(() => messages().length === 1);
-    expect(messages().map(bodyOf)).toEqual(["on"]);
-    expect(attr(messages()[0]!, "from")).toBe(`peer@${DOMAIN}/x`);
-
-    // Timing inside QuickJS, last (its garbage is not the node's).
-    const peak = q.engine.peakWithin;
-    const peakAt = q.engine.peakAt;
-    const peakAfterCalls = q.engine.peak;
-    q.engine.evaluate(BENCH, "bench.js");
-    const aliases = JSON.stringify([`${JID}/cxmpp`, DOMAIN, SINK]);
-    const encodeMs = q.engine.unsampled(() => q.engine.call("benchEncode", 50, aliases) as number);
-    const sendMs = q.engine.unsampled(() => q.engine.call("benchTelemetry", 4, 100) as number);
-    await until(() => outbound.length === 4 + IN_FLIGHT + 20);
-
-    expect(q.engine.errors).toEqual([]);
-    expect(q.logs).toEqual([]);
-    figures = {
-      ...load,
-      steady: steadyDetail.memory_used_size,
-      steadyBeforeCollect,
-      steadyDetail,
-      steadyDump,
-      idle,
-      peak,
-      peakAt,
-      peakAfterCalls,
-      perInFlight,
-      encodeUs: encodeMs * 1000,
-      sendMs,
-      samples: q.engine.samples,
-    };
-    await q.close();
   }, 120_000);
 
   it("at 30% loss each way (a seeded LossyRelay), delivers every CON reading exactly once", async () => {
@@ -351,25 +357,30 @@ describe("the tiny node inside QuickJS against a real gateway", () => {
     await q.close();
   }, 180_000);
 
-  it("a device build that strips what QuickJS keeps of each function (JS_SetStripInfo, qjsc -s): the heap after connect", async () => {
+  it("a device build (qjsc -s, JS_SetStripInfo: no source text, no debug info) holds the heap TARGETS: after connect ≤ heapBytes, peak ≤ peakRatio × steady", async () => {
     if (!figures) throw new Error(`no heap figures: the node did not run (${loadFailure ?? "see above"})`);
-    const gw = await gateway("strip", []);
-    const steady: Record<string, number> = {};
-    for (const strip of ["source", "debug"] as const) {
-      const q = await startNode(gw.secureAddress as PeerAddress, { strip });
-      expect(await q.connect()).toBe(`${JID}/cxmpp`);
-      steady[strip] = q.engine.collect();
-      await q.close();
-    }
+    // The same life as the node above, compiled as a device build compiles it, within the target's limit.
+    const device = await scenario("debug", TARGETS.heapBytes * TARGETS.peakRatio);
+    // The source text alone stripped (JS_STRIP_SOURCE), for the record: after connect.
+    const gw = await gateway("strip-source", []);
+    const q = await startNode(gw.secureAddress as PeerAddress, { strip: "source" });
+    expect(await q.connect()).toBe(`${JID}/cxmpp`);
+    const source = q.engine.collect();
+    await q.close();
     console.log(
-      `quickjs heap after connect: as quickjs-emscripten keeps it ${kb(figures.steady)}, source text stripped ${kb(steady.source!)}, debug info stripped too ${kb(steady.debug!)} / target ${kb(TARGETS.heapBytes)}`,
+      `quickjs heap after connect: as quickjs-emscripten keeps it ${kb(figures.steady)} (budget ${kb(BUDGETS.heapBytes)}), ` +
+        `source text stripped ${kb(source)}, debug info stripped too (the device build) ${kb(device.steady)} / target ${kb(TARGETS.heapBytes)}, ` +
+        `peak ${kb(device.peak)} ${device.peakAt} (${(device.peak / device.steady).toFixed(2)}× steady) / limit ${kb(TARGETS.heapBytes * TARGETS.peakRatio)}; ` +
+        `idle after readings ${kb(device.idle)}, per in-flight stanza ${device.perInFlight.toFixed(0)} B`,
     );
     // The source text QuickJS keeps is most of the function objects' size (docs/TINY-NODE.md).
-    expect(steady.source!).toBeLessThan(figures.steady - 100 * 1024);
-    expect(steady.debug!).toBeLessThan(steady.source!);
-  }, 60_000);
+    expect(source).toBeLessThan(figures.steady - 100 * 1024);
+    expect(device.steady).toBeLessThan(source);
+    expect(device.steady).toBeLessThanOrEqual(TARGETS.heapBytes);
+    expect(device.peak).toBeLessThanOrEqual(TARGETS.peakRatio * device.steady);
+  }, 120_000);
 
-  it("holds the heap budgets inside QuickJS: after connect ≤ heapBytes, peak ≤ peakRatio × steady", () => {
+  it("holds the heap budgets inside QuickJS as quickjs-emscripten runs it (source kept): after connect ≤ heapBytes, peak ≤ peakRatio × steady", () => {
     if (!figures) throw new Error(`no heap figures: the node did not run (${loadFailure ?? "see above"})`);
     const f = figures;
     const d = f.steadyDetail;

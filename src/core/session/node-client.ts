@@ -212,7 +212,13 @@ export class NodeClient {
       implicitBase: true,
       templates: this.format >= 2,
     });
-    this.decoder = new SessionDecoder({ dictionary: this.dictionary, aliases: s.aliases });
+    // No literal memo for the downlink: a node decodes a stanza now and then, and the memo (1,024 slots,
+    // ~68 KB of a tiny node's heap) was most of its heap's growth after connect.
+    this.decoder = new SessionDecoder({
+      dictionary: this.dictionary,
+      aliases: s.aliases,
+      literalCache: false,
+    });
     this.received = s.delivered;
     this.telemetryNext = Math.max(this.telemetryNext, s.telemetry);
     if (resumed) this.acknowledgeUpTo(s.h);
