@@ -86,7 +86,7 @@ export class StaticDictionary {
   /** 1 where an attribute name is `xml:…` (in XML_NS), else 0. */
   private readonly attrXml: Uint8Array;
   /** Attribute local names made so far (without `xml:`). */
-  private attrNames: (string | undefined)[] | undefined = undefined;
+  private attrNames: (string | undefined)[] | undefined;
   /**
    * Element contexts (nsElements): namespace i's qnames are `nsQnames[nsStart[i]…nsStart[i + 1]]`,
    * in id order, and qname q sits at `rank[q]` in its namespace's list (its contextual id there): a
@@ -101,12 +101,12 @@ export class StaticDictionary {
    */
   private readonly valueOrder: Uint8Array | Uint16Array;
   /** Name → id hash tables (see `hashString`), each made on its first lookup. */
-  private nsTable: Uint16Array | undefined = undefined;
-  private qnameTable: Uint16Array | undefined = undefined;
-  private attrTable: Uint16Array | undefined = undefined;
-  private valueTable: Uint16Array | undefined = undefined;
+  private nsTable: Uint16Array | undefined;
+  private qnameTable: Uint16Array | undefined;
+  private attrTable: Uint16Array | undefined;
+  private valueTable: Uint16Array | undefined;
   /** Bit `shapeKey` of each value set: most strings that are not values fail it before any hashing. */
-  private valueShapes: Uint8Array | undefined = undefined;
+  private valueShapes: Uint8Array | undefined;
   /**
    * The names found so far, by the caller's string: a Map hit costs less than hashing the name again
    * (V8 keeps a string's hash in the string), and the encoder looks up every element and attribute
@@ -116,8 +116,8 @@ export class StaticDictionary {
    */
   private readonly nsHits = new Map<string, number>();
   /** By namespace id: local name → qname id. */
-  private qnameHits: (Map<string, number> | undefined)[] | undefined = undefined;
-  private lastQnameHits: Map<string, number> | undefined = undefined;
+  private qnameHits: (Map<string, number> | undefined)[] | undefined;
+  private lastQnameHits: Map<string, number> | undefined;
   /** By kind (0: no namespace, 1: XML_NS): local name → attribute id. */
   private readonly attrHits = [new Map<string, number>(), new Map<string, number>()] as const;
   private readonly valueHits = new Map<string, number>();
@@ -127,17 +127,15 @@ export class StaticDictionary {
    * stanza's elements mostly share their namespace string — the parser hands children the parent's
    * string — so a hit is usually an identity comparison. They change no answer.
    */
-  private lastQnameNs: string | undefined = undefined;
+  private lastQnameNs: string | undefined;
   private lastQnameNsId = -1;
-  private lastAttrNs: string | undefined = undefined;
+  private lastAttrNs: string | undefined;
   /** 0: no namespace, 1: XML_NS, -1: a namespace no dictionary attribute has. */
   private lastAttrKind = -1;
-  private lastContextNs: string | undefined = undefined;
+  private lastContextNs: string | undefined;
   private lastContextNsId = -1;
   /** Compatibility views (`namespaces`, `qnames`, …), made on first use: the codec itself never uses them. */
-  private lists:
-    | { namespaces: string[]; qnames: QName[]; attributes: QName[]; values: string[] }
-    | undefined = undefined;
+  private lists: { namespaces: string[]; qnames: QName[]; attributes: QName[]; values: string[] } | undefined;
 
   constructor(
     readonly id: string,
