@@ -76,8 +76,10 @@ export interface IdleReport {
   readonly retransmissions: number;
   /** From the first request to the last 2.01 (or failure). */
   readonly wallMs: number;
-  /** This process's CPU meanwhile (user + system). */
+  /** This process's CPU meanwhile (user + system); summed over the load processes. */
   readonly cpuUs: number;
+  /** Each load process's CPU over its wall time: near 1, the load side bounds the rate. */
+  readonly busy: readonly number[];
 }
 
 interface Pending {
@@ -88,6 +90,70 @@ interface Pending {
   messageId: number;
   sentAt: number;
   tries: number;
+}
+
+/**
+ * Every address here is an IP literal: answered at once. node:dgram's default, dns.lookup, answers an
+ * IP literal on the next tick, with its bookkeeping, for each bind and each send.
+ */
+function literal(address: string, _family: unknown, callback: (e: null, a: string, f: number) => void): void {
+  callback(null, address, 4);
+}
+
+/**
+ * The two connect requests as CoAP bytes, built from one template each (the options never change):
+ * header, a one-byte token (the message id's low byte), Uri-Path "c", Content-Format, [Echo], payload.
+ * The node's work per connect is then its proof and two copies, not two option lists serialised.
+ */
+export class RequestTemplate {
+  private readonly head: Uint8Array;
+  private readonly headEcho: Uint8Array;
+
+  constructor() {
+    const options = [
+      ...pathOptions(protocol.Paths.CONNECT),
+      uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION),
+    ];
+    const bare = { type: MessageType.CON, code: Code.POST, messageId: 0, token: Uint8Array.of(0) };
+    const empty = new Uint8Array(0);
+    this.head = serializeMessage({ ...bare, options, payload: empty });
+    const echo = new Uint8Array(protocol.NONCE_BYTES);
+    this.headEcho = serializeMessage({
+      ...bare,
+      options: [...options, { number: OptionNumber.ECHO, value: echo }],
+      payload: empty,
+    });
+  }
+
+  /** The request with message id `mid`, the Echo option's value `echo` (a nonce, or none) and `payload`. */
+  build(mid: number, payload: Uint8Array, echo?: Uint8Array): Uint8Array {
+    const head = echo ? this.headEcho : this.head;
+    if (echo && echo.length !== protocol.NONCE_BYTES) return this.slow(mid, payload, echo);
+    const out = new Uint8Array(head.length + 1 + payload.length);
+    out.set(head);
+    if (echo) out.set(echo, head.length - echo.length);
+    out[2] = mid >>> 8;
+    out[3] = mid & 0xff;
+    out[4] = mid & 0xff; // the token
+    out[head.length] = 0xff; // payload marker
+    out.set(payload, head.length + 1);
+    return out;
+  }
+
+  private slow(mid: number, payload: Uint8Array, echo: Uint8Array): Uint8Array {
+    return serializeMessage({
+      type: MessageType.CON,
+      code: Code.POST,
+      messageId: mid,
+      token: Uint8Array.of(mid & 0xff),
+      options: [
+        ...pathOptions(protocol.Paths.CONNECT),
+        uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION),
+        { number: OptionNumber.ECHO, value: echo },
+      ],
+      payload,
+    });
+  }
 }
 
 /** Connects the slice's nodes, `window` at a time; resolves when every one connected or gave up. */
@@ -102,18 +168,15 @@ export function connectIdle(slice: IdleSlice): Promise<IdleReport> {
   let retransmissions = 0;
   let mid = (slice.from * 7) & 0xffff;
   const inFlight = new Set<Pending>();
+  const template = new RequestTemplate();
   return new Promise((done) => {
     const finishIfDone = () => {
       if (inFlight.size > 0 || next < slice.to) return;
       clearInterval(retry);
       const cpu = process.cpuUsage(cpu0);
-      done({
-        connected,
-        failed,
-        retransmissions,
-        wallMs: performance.now() - t0,
-        cpuUs: cpu.user + cpu.system,
-      });
+      const wallMs = performance.now() - t0;
+      const cpuUs = cpu.user + cpu.system;
+      done({ connected, failed, retransmissions, wallMs, cpuUs, busy: [cpuUs / 1000 / wallMs] });
     };
     const end = (p: Pending, ok: boolean) => {
       if (!inFlight.delete(p)) return;
@@ -125,18 +188,7 @@ export function connectIdle(slice: IdleSlice): Promise<IdleReport> {
     };
     const send = (p: Pending, payload: Uint8Array, echo?: Uint8Array) => {
       p.messageId = mid = (mid + 1) & 0xffff;
-      p.request = serializeMessage({
-        type: MessageType.CON,
-        code: Code.POST,
-        messageId: p.messageId,
-        token: Uint8Array.of(p.messageId & 0xff),
-        options: [
-          ...pathOptions(protocol.Paths.CONNECT),
-          uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION),
-          ...(echo ? [{ number: OptionNumber.ECHO, value: echo }] : []),
-        ],
-        payload,
-      });
+      p.request = template.build(p.messageId, payload, echo);
       p.tries = 1;
       p.sentAt = performance.now();
       p.socket.send(p.request, port, host);
@@ -144,7 +196,7 @@ export function connectIdle(slice: IdleSlice): Promise<IdleReport> {
     const startNext = () => {
       if (next >= slice.to) return;
       const i = next++;
-      const socket = createSocket("udp4");
+      const socket = createSocket({ type: "udp4", lookup: literal });
       const p: Pending = { i, socket, request: new Uint8Array(0), messageId: 0, sentAt: 0, tries: 0 };
       inFlight.add(p);
       const c = {
@@ -212,7 +264,7 @@ export async function connectIdleSpread(
   processes: number,
 ): Promise<IdleReport> {
   const n = to - from;
-  if (n <= 0) return { connected: 0, failed: 0, retransmissions: 0, wallMs: 0, cpuUs: 0 };
+  if (n <= 0) return { connected: 0, failed: 0, retransmissions: 0, wallMs: 0, cpuUs: 0, busy: [] };
   const k = Math.max(1, Math.min(processes, Math.ceil(n / 1_000)));
   if (k === 1) return connectIdle({ ...base, from, to });
   const children: BenchChild[] = [];
@@ -232,6 +284,7 @@ export async function connectIdleSpread(
       retransmissions: reports.reduce((s, r) => s + r.retransmissions, 0),
       wallMs: Math.max(...reports.map((r) => r.wallMs)),
       cpuUs: reports.reduce((s, r) => s + r.cpuUs, 0),
+      busy: reports.flatMap((r) => r.busy),
     };
   } finally {
     await Promise.all(children.map((c) => c.stop()));

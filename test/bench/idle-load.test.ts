@@ -1,0 +1,46 @@
+/**
+ * The idle load's lean client (bench/idle.ts): its connect requests, built from templates, are the
+ * bytes src/core's serializer makes, with and without the Echo option.
+ */
+import { describe, expect, it } from "vitest";
+import { RequestTemplate } from "../../bench/idle.js";
+import {
+  Code,
+  ContentFormat,
+  MessageType,
+  OptionNumber,
+  pathOptions,
+  protocol,
+  serializeMessage,
+  uintOption,
+} from "../../src/core/index.js";
+
+function reference(mid: number, payload: Uint8Array, echo?: Uint8Array): Uint8Array {
+  return serializeMessage({
+    type: MessageType.CON,
+    code: Code.POST,
+    messageId: mid,
+    token: Uint8Array.of(mid & 0xff),
+    options: [
+      ...pathOptions(protocol.Paths.CONNECT),
+      uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION),
+      ...(echo ? [{ number: OptionNumber.ECHO, value: echo }] : []),
+    ],
+    payload,
+  });
+}
+
+describe("bench idle: connect requests from templates", () => {
+  it("are byte for byte what serializeMessage makes", () => {
+    const t = new RequestTemplate();
+    const payload = protocol.encodeConnectRequest({ identity: "node12345", dictionary: "d1" });
+    const nonce = Uint8Array.from({ length: protocol.NONCE_BYTES }, (_, i) => 200 - i);
+    for (const mid of [0, 1, 255, 256, 0x1234, 0xffff]) {
+      expect(t.build(mid, payload)).toEqual(reference(mid, payload));
+      expect(t.build(mid, payload, nonce)).toEqual(reference(mid, payload, nonce));
+    }
+    // An Echo of another length (never the gateway's) still comes out right, the slow way.
+    const odd = Uint8Array.of(1, 2, 3);
+    expect(t.build(7, payload, odd)).toEqual(reference(7, payload, odd));
+  });
+});
