@@ -1161,6 +1161,11 @@ export interface IdleResult {
   readonly connects_per_s: number;
   readonly gateway_cpu_us_per_connect: number;
   readonly gateway_connect_cpu_share: number;
+  /** What one busy gateway core could take: connects over the gateway's CPU seconds. */
+  readonly gateway_bound_connects_per_s: number;
+  /** The load processes' CPU per connect (together) and each one's CPU over its wall time. */
+  readonly load_cpu_us_per_connect: number;
+  readonly load_busy: readonly number[];
   readonly connect_s: number;
   readonly connect_retransmissions: number;
   readonly load_processes: number;
@@ -1232,6 +1237,9 @@ async function idlePhase(
     connects_per_s: main.wallMs > 0 ? Math.round(main.connected / (main.wallMs / 1000)) : 0,
     gateway_cpu_us_per_connect: main.connected > 0 ? round(endCpuUs / main.connected, 1) : 0,
     gateway_connect_cpu_share: round(endCpuUs / 1000 / Number(end.wallMs), 2),
+    gateway_bound_connects_per_s: endCpuUs > 0 ? Math.round(main.connected / (endCpuUs / 1e6)) : 0,
+    load_cpu_us_per_connect: main.connected > 0 ? round(main.cpuUs / main.connected, 1) : 0,
+    load_busy: main.busy.map((b) => round(b, 2)),
     connect_s: round((first.wallMs + main.wallMs) / 1000, 2),
     connect_retransmissions: first.retransmissions + main.retransmissions,
     load_processes: processes,
@@ -1322,7 +1330,8 @@ function formatIdle(r: IdleResult): string {
     `cxmpp bench session --idle: ${fmt(r.connected)} of ${fmt(r.idle_sessions)} idle sessions connected over real UDP (real connect path, ${r.load_processes} load process${r.load_processes > 1 ? "es" : ""}, wake ${r.idle_wake_s} s), ${fmt(r.provisioned_devices)} devices provisioned, store ${storeLabel(r.store)}`,
     `  per idle session: RSS ${fmt(r.rss_bytes_per_session)} B, heap ${fmt(r.heap_bytes_per_session)} B (after ${fmt(r.warmup)} warm-up connects; dedup entries ${r.dedup_entries.join(" → ")}, used nonces ${r.used_nonces.join(" → ")})   Paho ~0.85 KB/client; target ≤ 1 KB`,
     `  per provisioned device (not connected): RSS ${fmt(r.rss_bytes_per_device)} B, heap ${fmt(r.heap_bytes_per_device)} B   target ≤ 0.2 KB`,
-    `  connects: ${fmt(r.connects_per_s)}/s (gateway ${r.gateway_cpu_us_per_connect} µs CPU each, busy ${Math.round(r.gateway_connect_cpu_share * 100)}%; ${r.connect_s} s in all, ${r.connect_retransmissions} retransmissions, ${r.failed} failed)   target ≥ 10,000/s`,
+    `  connects: ${fmt(r.connects_per_s)}/s (gateway ${r.gateway_cpu_us_per_connect} µs CPU each, busy ${Math.round(r.gateway_connect_cpu_share * 100)}%, one core's worth ${fmt(r.gateway_bound_connects_per_s)}/s; ${r.connect_s} s in all, ${r.connect_retransmissions} retransmissions, ${r.failed} failed)   target ≥ 10,000/s`,
+    `  load: ${r.load_busy.length} process${r.load_busy.length > 1 ? "es" : ""} busy ${r.load_busy.map((b) => `${Math.round(b * 100)}%`).join("+")}, ${r.load_cpu_us_per_connect} µs CPU per connect together; the busier side: ${r.gateway_connect_cpu_share >= Math.max(0, ...r.load_busy) ? "gateway" : "load"}`,
     `  idle gateway: ${round(r.idle_cpu_share * 100, 2)}% of a core over ${r.idle_cpu_window_s} s (tick and census included); RSS ${r.rss_total_mb} MB, heap ${r.heap_total_mb} MB`,
   ].join("\n")}\n`;
 }
