@@ -21,6 +21,7 @@ import {
   type TinyNodeOptions,
   type XElement,
 } from "../../src/tiny/index.js";
+import { jsCrypto } from "../../src/tiny/js-crypto.js";
 import { SENSORDATA, sensorDataMessage } from "../iot-stanzas.js";
 
 export interface SensorOptions {
@@ -163,7 +164,8 @@ export function runSensor(host: TinyHost, deviceFile: Uint8Array, options: Senso
     setTimer: (ms, f) => timer.set(0, ms, f),
     clearTimer: () => timer.clear(0),
     log: (level, name, fields) => host.log?.(level, name, fields),
-    ...(host.crypto ? { crypto: host.crypto } : {}),
+    // What the host does natively, the pure-JavaScript crypto for the rest (quickjs-main.c has none).
+    crypto: { ...jsCrypto, ...host.crypto },
   };
   // The gateway counts the node asleep until its next wake-up (whole seconds on the wire).
   const node = createTinyNode(nodeHost, device, {

@@ -20,27 +20,31 @@ export interface TinyHost {
   /** `n` cryptographically random bytes (keys, nonces, tokens): the host's hardware RNG. */
   random(n: number): Uint8Array;
   /**
-   * Cryptography the host does natively (a hardware AES engine, mbedTLS): each one given replaces the
-   * node's pure-JavaScript fallback.
+   * The node's cryptography: the host's own (a hardware AES engine, mbedTLS), or the pure-JavaScript
+   * `jsCrypto` (js-crypto.ts, bundled apart as cxmpp-crypto.mjs) where it has none. Every node needs
+   * `hmacSha256` (the connect proof); a coaps node all four.
    */
-  readonly crypto?: {
-    readonly sha256?: (data: Uint8Array) => Uint8Array;
-    readonly hmacSha256?: (key: Uint8Array, data: Uint8Array) => Uint8Array;
-    /** AES-128-CCM with an 8-byte tag, 12-byte nonce: ciphertext ‖ tag. */
-    readonly aes128Ccm8Seal?: (
-      key: Uint8Array,
-      nonce: Uint8Array,
-      aad: Uint8Array,
-      plaintext: Uint8Array,
-    ) => Uint8Array;
-    /** Undefined when the tag does not verify. */
-    readonly aes128Ccm8Open?: (
-      key: Uint8Array,
-      nonce: Uint8Array,
-      aad: Uint8Array,
-      sealed: Uint8Array,
-    ) => Uint8Array | undefined;
-  };
+  readonly crypto?: TinyCrypto;
   /** Optional log sink. */
   log?(level: LogLevel, event: string, fields?: Readonly<Record<string, unknown>>): void;
+}
+
+/** Cryptography for the tiny node: AES-128-CCM-8 only, the one suite it offers. */
+export interface TinyCrypto {
+  readonly sha256?: (data: Uint8Array) => Uint8Array;
+  readonly hmacSha256?: (key: Uint8Array, data: Uint8Array) => Uint8Array;
+  /** AES-128-CCM with an 8-byte tag, 12-byte nonce: ciphertext ‖ tag. */
+  readonly aes128Ccm8Seal?: (
+    key: Uint8Array,
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    plaintext: Uint8Array,
+  ) => Uint8Array;
+  /** Undefined when the tag does not verify. */
+  readonly aes128Ccm8Open?: (
+    key: Uint8Array,
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    sealed: Uint8Array,
+  ) => Uint8Array | undefined;
 }

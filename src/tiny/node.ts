@@ -109,8 +109,8 @@ export function createTinyNode(host: TinyHost, device: TinyDevice, options: Tiny
     },
   };
   const logger: Logger = { log: (level, event, fields) => host.log?.(level, event, fields) };
-  const crypto = tinyCrypto(host);
   const address = gatewayAddress(device.gateway);
+  const crypto = tinyCrypto(host, address.secure);
   const gateway = address.peer as PeerAddress;
   const socket = new HostTransport(host, gateway);
   const dtls = address.secure

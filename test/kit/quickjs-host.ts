@@ -407,6 +407,8 @@ export const TINY_HOST_GLUE = `
     setTimer(ms, f) { fire = f; h.setTimer(ms); },
     clearTimer() { fire = undefined; h.clearTimer(); },
     random: (n) => new Uint8Array(h.random(n)),
+    // No crypto of its own: the pure-JavaScript one, when its bundle (cxmpp-crypto.mjs) was loaded.
+    crypto: globalThis.cxmppCrypto?.jsCrypto,
     log(level, event, fields) {
       if (level === "warn" || level === "error") h.log(level, event, JSON.stringify(fields ?? {}));
     },
@@ -456,6 +458,12 @@ ${TINY_HOST_GLUE}  let node;
 export interface QuickJsTinyNodeOptions {
   /** The bundle's code (dist/tiny/cxmpp-node.mjs). */
   readonly bundle: string;
+  /**
+   * The crypto bundle's code (dist/tiny/cxmpp-crypto.mjs), loaded after the bundle as the global
+   * `cxmppCrypto` (the host glue passes its jsCrypto as host.crypto) and counted in the heap as a
+   * device without crypto of its own would hold it.
+   */
+  readonly crypto?: string;
   /** Where the node's datagrams go (the gateway, or a relay in front of it). */
   readonly gateway: PeerAddress;
   /** The CBOR device file, decoded inside QuickJS. */
@@ -579,6 +587,7 @@ export class QuickJsTinyNode {
     this.emptyHeap = e.memory().memory_used_size;
     e.resetPeak();
     e.loadModule("cxmpp", "cxmpp-node.mjs", options.bundle);
+    if (options.crypto !== undefined) e.loadModule("cxmppCrypto", "cxmpp-crypto.mjs", options.crypto);
     const loadPeak = e.peakWithin;
     // The first collection, which also brings QuickJS's own collection threshold down to what a
     // device would have (see collect()).

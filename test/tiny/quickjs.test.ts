@@ -19,7 +19,7 @@ import { LossyRelay } from "../../examples/lossy-relay.js";
 import { encodeDeviceFile } from "../../gateway/data-dir.js";
 import { parseXml } from "../../gateway/xml/stanza-xml.js";
 import type { PeerAddress } from "../../src/core/index.js";
-import { BUDGETS, buildNodeBundle, TARGETS } from "../../tools/build-node.js";
+import { BUDGETS, buildNodeBundle, CRYPTO_ENTRY, TARGETS } from "../../tools/build-node.js";
 import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
 import { QuickJsEngine, type QuickJsMemory, QuickJsTinyNode } from "../kit/quickjs-host.js";
 import { scratch } from "../kit/scratch.js";
@@ -38,9 +38,12 @@ const LIMIT = BUDGETS.heapBytes * BUDGETS.peakRatio;
 const { root, cleanups } = scratch("cxmpp-quickjs-");
 
 let bundle = "";
+let cryptoBundle = "";
 let codecBundle = "";
 beforeAll(async () => {
   bundle = (await buildNodeBundle(join(root, "cxmpp-node.mjs"))).code;
+  // QuickJS here has no crypto of its own: the node runs on the pure-JavaScript one, loaded beside it.
+  cryptoBundle = (await buildNodeBundle(join(root, "cxmpp-crypto.mjs"), CRYPTO_ENTRY)).code;
   // The codec alone (the stateless coder is not in the node), built as the node bundle is.
   codecBundle = (await buildNodeBundle(join(root, "cxmpp-codec.mjs"), join(ROOT, "codec", "index.ts"))).code;
 });
@@ -82,6 +85,7 @@ async function startNode(
 ): Promise<QuickJsTinyNode> {
   const q = await QuickJsTinyNode.start({
     bundle,
+    crypto: cryptoBundle,
     gateway: gatewayAt,
     deviceFile: deviceFile(`coaps://${gatewayAt}`),
     ackTimeoutMs: 300,

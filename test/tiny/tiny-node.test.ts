@@ -1,8 +1,9 @@
 /**
  * The tiny node (src/tiny) on Node.js against a real gateway over real UDP: the host glue of
- * src/node/tiny-host.ts gives it a socket, one timer and random bytes and no native crypto, so its DTLS
- * runs on the pure-JavaScript fallback as on a device. coaps and plain coap; CON and NON readings;
- * a downlink stanza; sleep and wake; the device file decoded on the node.
+ * src/node/tiny-host.ts gives it a socket, one timer and random bytes and no native crypto, so it is
+ * given the pure-JavaScript jsCrypto, as a device without crypto of its own. coaps and plain coap; CON
+ * and NON readings; a downlink stanza; sleep and wake; the device file decoded on the node; a host
+ * that gives no crypto at all is told what is missing.
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -11,6 +12,7 @@ import { encodeDeviceFile } from "../../gateway/data-dir.js";
 import type { PeerAddress } from "../../src/core/index.js";
 import { nodeTinyHost } from "../../src/node/index.js";
 import { createTinyNode, decodeDeviceFile, gatewayAddress } from "../../src/tiny/index.js";
+import { jsCrypto } from "../../src/tiny/js-crypto.js";
 import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
 import { scratch } from "../kit/scratch.js";
 import { key } from "../kit/session-harness.js";
@@ -56,7 +58,7 @@ describe("the tiny node against a real gateway", () => {
     expect(gatewayAddress(device.gateway)).toEqual({ secure: true, peer: gw.secureAddress });
     const h = await nodeTinyHost(gatewayAddress(device.gateway).peer as PeerAddress);
     cleanups.push(() => h.close());
-    const node = createTinyNode(h.host, device, { ackTimeoutMs: 300 });
+    const node = createTinyNode({ ...h.host, crypto: jsCrypto }, device, { ackTimeoutMs: 300 });
     h.attach(node);
     const inbox: string[] = [];
     node.onStanza((s) => {
@@ -95,12 +97,32 @@ describe("the tiny node against a real gateway", () => {
     gw.store.devices.add({ identity: "plain1", key: key(3), jid: `plain1@${DOMAIN}`, peers: [] });
     const h = await nodeTinyHost(gw.address as PeerAddress);
     cleanups.push(() => h.close());
-    const node = createTinyNode(h.host, { gateway: `coap://${gw.address}`, identity: "plain1", key: key(3) });
+    const node = createTinyNode(
+      { ...h.host, crypto: jsCrypto },
+      { gateway: `coap://${gw.address}`, identity: "plain1", key: key(3) },
+    );
     h.attach(node);
     await node.connect();
     await node.send(reading(7));
     await until(() => outbound.length === 1);
     expect(outbound.map(bodyOf)).toEqual(["r7"]);
     node.close();
+  });
+
+  it("tells a host without the crypto it needs what is missing: hmacSha256 always, all four for coaps", async () => {
+    const h = await nodeTinyHost("127.0.0.1:9" as PeerAddress);
+    cleanups.push(() => h.close());
+    const device = { identity: "x", key: key(4) };
+    expect(() => createTinyNode(h.host, { ...device, gateway: "coap://127.0.0.1:9" })).toThrow(
+      /host\.crypto has no hmacSha256: give the host's own, or jsCrypto/,
+    );
+    const { hmacSha256 } = jsCrypto;
+    expect(() =>
+      createTinyNode({ ...h.host, crypto: { hmacSha256 } }, { ...device, gateway: "coaps://127.0.0.1:9" }),
+    ).toThrow(/host\.crypto has no sha256, aes128Ccm8Seal, aes128Ccm8Open/);
+    createTinyNode(
+      { ...h.host, crypto: { hmacSha256 } },
+      { ...device, gateway: "coap://127.0.0.1:9" },
+    ).close();
   });
 });
