@@ -8,34 +8,35 @@
  * - `strings`: every distinct string of the dictionary once (the pool), in byte order, each without the
  *   prefix it shares with the string before it (front coding) and after a separator: a character no
  *   string has, which stands for that shared length (the k-th separator for k; the last one for k and
- *   above, the rest of k then being a number of `tables`). One character a string instead of a `|` and
- *   a number: 3 KB less than packing 1, ~250 B less gzip.
+ *   above, the rest of k then being a number of `tables`). One character a string where packing 1 had a
+ *   `|` and a number.
  * - `tables`: a stream of unsigned integers, each written in base 91 over the printable ASCII characters
  *   `#`…`~` except `\`: a digit below 64 ends the number, a digit 64-90 carries 27 more values and
  *   continues (`n = d0 + 27·n'` for the rest `n'`, after taking 64 off). Small numbers take one character.
  *   In order: the representation version, the logical version, the counts (pool strings, namespaces,
  *   qnames, attributes, values), the pool's size in bytes, the separators (their count, then each as its
  *   code − 32); the token exceptions (their count, then each pool index as the gap − 1 from the one
- *   before): a pool string is a Huffman token when it has 3-24 bytes (the generator's rule: 1 exception,
- *   `xml:lang`), so the tokens need no list, and in byte order they are the symbol order; the rest of
- *   each shared length from the last separator on. Then the pool index of each namespace, attribute and value (each column as zigzag differences
- *   from the entry before), each qname's namespace as the rank of its URI among the namespaces' (zigzag
- *   differences: the qnames of equal corpus frequency are in order of namespace, then name), and the
- *   pool index of its local name (a zigzag difference from the previous qname's when that has the same
- *   namespace, else absolute); the element attribute lists (count, then per list: qname id difference,
- *   length, attribute ids); the attribute value lists (count, then per list: difference of its attribute
- *   slot, length, first value id, then zigzag differences), where a slot is a position in the attribute
- *   lists above, all of them back to back; the element text lists (count, then per list: qname id
- *   difference, length, value ids as in the value lists); and the Huffman code lengths as runs (length,
- *   run length − 1).
+ *   before); the rest of each shared length from the last separator on. Then the pool index of each
+ *   namespace, attribute and value (each column as zigzag differences from the entry before); each
+ *   qname's namespace as the rank of its URI among the namespaces' (zigzag differences), and the pool
+ *   index of its local name (a zigzag difference from the previous qname's when that has the same
+ *   namespace, else absolute). Then the context lists, each kind as columns, which gzip codes better
+ *   than list by list: the element attribute lists (their count; each one's qname id difference; each
+ *   length; each one's attribute ids), the attribute value lists (count; the difference of each one's
+ *   attribute slot, where a slot is a position in the attribute lists above, all of them back to back;
+ *   lengths; each one's first value id, then zigzag differences), the element text lists (count; qname
+ *   id differences; lengths; value ids as in the value lists); and the Huffman code lengths as runs
+ *   (length, run length − 1).
  *
- * One pool in byte order, rather than the tokens and then the other strings (packing 1), keeps the
- * columns' differences small: the generator orders entries of equal corpus frequency by name, so most
- * columns ascend. The loader lays the pool out with the tokens first (token t is pool string t, what
- * HuffmanCode reads) and the others after, in one pass over the strings (the pool's size is in the
- * header), and maps the packed indices onto it: with V8's interpreter (a cold load) it takes ~5% longer
- * than packing 1, ~3.3 ms against ~3.1 (`node --jitless`). Together packing 2 is
- * ~1.4 KB gzip and ~4.3 KB smaller than packing 1 in a tiny node's bundle.
+ * The tokens are not listed: a pool string is a Huffman token when it has 3-24 bytes, the generator's
+ * rule, but for the listed exceptions (1: `xml:lang`), and in byte order they are in symbol order. One
+ * pool in byte order, rather than the tokens and then the other strings (packing 1), keeps the columns'
+ * differences small: the generator orders entries of equal corpus frequency by name (qnames by
+ * namespace, then name), so most columns ascend. The loader lays the pool out with the tokens first
+ * (token t is pool string t, what HuffmanCode reads) and the others after, in one pass over the strings
+ * (the pool's size is in the header), and maps the packed indices onto it: with V8's interpreter (a
+ * cold load, `node --jitless`) it takes as long as packing 1, ~3.4 ms. In a tiny node's bundle packing 2
+ * is ~3.7 KB smaller minified and ~1.5 KB smaller gzip -9 than packing 1.
  *
  * The id is still computed over the canonical JSON of the logical content (FORMAT.md §4), which
  * `tablesToData` rebuilds exactly; test/codec/dictionary.test.ts checks that it hashes to the id.
@@ -250,7 +251,11 @@ export function unpackDictionary(strings: string, tables: string): DictionaryTab
     if (!(name >= 0 && name < poolCount)) throw badTables("bad qnames");
     qnameName[q] = index[name]!;
   }
-  /** A run of lists of ids below `limit`, each after its own header, into one array. */
+  /**
+   * A run of lists of ids below `limit` into one array, as columns (gzip codes each column's numbers
+   * alike): the lists' headers, their lengths, then their ids (each, or with `delta` the first, then
+   * each as the difference from the one before).
+   */
   const lists = (
     count: number,
     limit: number,
@@ -258,22 +263,20 @@ export function unpackDictionary(strings: string, tables: string): DictionaryTab
     header: (k: number) => void,
   ): [Uint16Array, Uint16Array] => {
     const starts = u16(count + 1, "lists");
-    const ids: number[] = [];
+    for (let k = 0; k < count; k++) header(k);
     for (let k = 0; k < count; k++) {
-      header(k);
-      const length = r.next();
-      // Each id, or (`delta`) the first, then each as the difference from the one before.
-      for (let j = 0, id = 0; j < length; j++) {
-        id = delta && j > 0 ? r.delta(id) : r.next();
-        if (!(id >= 0 && id < limit)) throw badTables("bad id");
-        ids.push(id);
-      }
-      if (ids.length > 0xffff) throw badTables("lists too long");
-      starts[k + 1] = ids.length;
+      const end = starts[k]! + r.next();
+      if (end > 0xffff) throw badTables("lists too long");
+      starts[k + 1] = end;
     }
-    const out = new Uint16Array(ids.length);
-    out.set(ids);
-    return [starts, out];
+    const ids = new Uint16Array(starts[count]!);
+    for (let k = 0, j = 0; k < count; k++)
+      for (let id = 0, first = j; j < starts[k + 1]!; j++) {
+        id = delta && j > first ? r.delta(id) : r.next();
+        if (!(id >= 0 && id < limit)) throw badTables("bad id");
+        ids[j] = id;
+      }
+    return [starts, ids];
   };
   // Element attribute lists, spread to one range per qname.
   const attrStart = u16(qnameCount + 1, "qnames");
@@ -506,11 +509,10 @@ export function packDictionary(data: DictionaryData): { strings: string; tables:
     ids: (e: T) => readonly number[],
   ): void => {
     put(entries.length);
-    for (const e of entries) {
-      header(e);
-      put(ids(e).length);
+    for (const e of entries) header(e);
+    for (const e of entries) put(ids(e).length);
+    for (const e of entries)
       ids(e).forEach((id, j) => void (delta && j > 0 ? zigzag(id - ids(e)[j - 1]!) : put(id)));
-    }
   };
   let qid = -1;
   const slots = new Map<string, number>(); // "qid aid" → attribute slot
