@@ -61,6 +61,9 @@ export function isDtlsPeer(peer: PeerAddress): boolean {
 const NONCE_TIME_BYTES = 4;
 const NONCE_RANDOM_BYTES = 4;
 const NONCE_SIGNED_BYTES = NONCE_TIME_BYTES + NONCE_RANDOM_BYTES;
+/** What every challenge and every 2.01 carry alike, made once (the serializer only reads them). */
+const NO_PAYLOAD = new Uint8Array(0);
+const SESSION_FORMAT_OPTION = uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION);
 
 export class ConnectHandler {
   private readonly nonceKey: Uint8Array;
@@ -107,7 +110,7 @@ export class ConnectHandler {
       return {
         code: Code.UNAUTHORIZED,
         options: [{ number: OptionNumber.ECHO, value: this.nonce(request.peer, this.o.clock.now()) }],
-        payload: new Uint8Array(0),
+        payload: NO_PAYLOAD,
       };
     }
     const device = this.o.devices.find(c.identity);
@@ -168,7 +171,7 @@ export class ConnectHandler {
     this.o.logger.log("info", "gateway.connected", { jid: session.jid, peer: request.peer, h: session.h });
     return {
       code: Code.CREATED,
-      options: [uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION)],
+      options: [SESSION_FORMAT_OPTION],
       payload: protocol.encodeConnectResponse({
         session: session.id,
         resume: session.resume,

@@ -147,14 +147,15 @@ export class SessionRegistry {
    * A new session, or the device's existing one with new codec tables and a new resume token. The
    * uplink count `h` goes on across connects (the node numbers its next frame h + 1 from the connect
    * response), so a frame of an earlier connection replayed later is a duplicate, never a new stanza;
-   * the mailbox is kept.
+   * the mailbox is kept. The caller saves the session (connect.ts, once its wake and time are set): a
+   * new one is not saved here first, as `ensure` would.
    */
   establish(device: Device, peer: PeerAddress, format = 1): NodeSession {
     const known = this.byIdentity.get(device.identity);
     if (known?.peer) this.byPeer.delete(known.peer);
-    const session = known ?? this.ensure(device);
+    const session = known ?? this.create(device, this.nextId++, this.token());
     session.peer = peer;
-    session.resume = this.token();
+    if (known) session.resume = this.token(); // a new session's token is fresh already
     session.resetCodec(format);
     this.byPeer.set(peer, session);
     return session;
