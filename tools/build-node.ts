@@ -72,7 +72,7 @@ export const BUDGETS = Object.freeze({
   /**
    * The heap as quickjs-emscripten runs the bundle (source text and debug info kept; TARGETS.heapBytes
    * is a device build's): measured 698.6 KB after connect in QuickJS 0.32 with the crypto bundle loaded
-   * beside the node, peak 1.32× (732.7 KB
+   * beside the node, peak 1.29× (732.7 KB
    * before property mangling and the dictionary's repacking; 767.7 KB when frame format 2 had just landed; 817.4 KB before the UTF-8
    * decoder's reusable char arrays, 8,128 slots, were made per length on first use; before that
    * 912-916 KB: the decoder's literal memo and the encoder's frame slab made on first use).
