@@ -7,16 +7,18 @@
  *
  * - `strings`: every distinct string of the dictionary once (the pool), in byte order, each without the
  *   prefix it shares with the string before it (front coding) and after a separator: a character no
- *   string has, which stands for that shared length (the k-th separator for k; the last one for k and
- *   above, the rest of k then being a number of `tables`). One character a string where packing 1 had a
- *   `|` and a number.
+ *   string has, which stands for how many bytes of the string before it are not shared (the d-th
+ *   separator for d; the last one for d and above, the rest of d then being a number of `tables`). One
+ *   character a string where packing 1 had a `|` and a number; the bytes dropped rather than the bytes
+ *   kept, since sorted strings mostly differ in their last few bytes (46 need the last separator, where
+ *   202 did with the bytes kept: ~300 B less gzip -9 in a tiny node's bundle).
  * - `tables`: a stream of unsigned integers, each written in base 91 over the printable ASCII characters
  *   `#`…`~` except `\`: a digit below 64 ends the number, a digit 64-90 carries 27 more values and
  *   continues (`n = d0 + 27·n'` for the rest `n'`, after taking 64 off). Small numbers take one character.
  *   In order: the representation version, the logical version, the counts (pool strings, namespaces,
  *   qnames, attributes, values), the pool's size in bytes, the separators (their count, then each as its
  *   code − 32); the token exceptions (their count, then each pool index as the gap − 1 from the one
- *   before); the rest of each shared length from the last separator on. Then the pool index of each
+ *   before); the rest of each dropped length from the last separator on. Then the pool index of each
  *   namespace, attribute and value (each column as zigzag differences from the entry before); each
  *   qname's namespace as the rank of its URI among the namespaces' (zigzag differences), and the pool
  *   index of its local name (a zigzag difference from the previous qname's when that has the same
@@ -36,7 +38,7 @@
  * (token t is pool string t, what HuffmanCode reads) and the others after, in one pass over the strings
  * (the pool's size is in the header), and maps the packed indices onto it: with V8's interpreter (a
  * cold load, `node --jitless`) it takes as long as packing 1, ~3.4 ms. In a tiny node's bundle packing 2
- * is ~3.7 KB smaller minified and ~1.5 KB smaller gzip -9 than packing 1.
+ * is ~3.8 KB smaller minified and ~1.85 KB smaller gzip -9 than packing 1.
  *
  * The id is still computed over the canonical JSON of the logical content (FORMAT.md §4), which
  * `tablesToData` rebuilds exactly; test/codec/dictionary.test.ts checks that it hashes to the id.
@@ -169,7 +171,7 @@ export function unpackDictionary(strings: string, tables: string): DictionaryTab
   // starts with a separator), so that hostile tables cannot make the loader allocate much.
   const size = r.next();
   if (poolCount > strings.length || size > poolCount * MAX_STRING) throw badTables("bad strings");
-  // Separators: `separator[c]` is 1 + the shared-prefix length character c stands for, 0 for a string byte.
+  // Separators: `separator[c]` is 1 + the dropped length character c stands for, 0 for a string byte.
   const separators = r.next();
   const separator = new Uint8Array(128);
   for (let i = 0; i < separators; i++) {
@@ -199,8 +201,8 @@ export function unpackDictionary(strings: string, tables: string): DictionaryTab
   for (let i = 0; i < poolCount; i++) {
     const s = separator[strings.charCodeAt(from++)];
     if (!s) throw badTables("bad strings");
-    const k = s < separators ? s - 1 : s - 1 + r.next();
-    if (k > previousLength) throw badTables("bad strings");
+    const k = previousLength - (s < separators ? s - 1 : s - 1 + r.next());
+    if (k < 0) throw badTables("bad strings");
     bytes.copyWithin(tokenEnd, previous, previous + k);
     let at = tokenEnd + k;
     for (; from < strings.length; from++) {
@@ -474,8 +476,9 @@ export function packDictionary(data: DictionaryData): { strings: string; tables:
   for (const s of pool) {
     let k = 0;
     while (k < s.length && k < previous.length && s.charCodeAt(k) === previous.charCodeAt(k)) k++;
-    text.push(String.fromCharCode(separators[Math.min(k, escaped)]!), s.slice(k));
-    if (k >= escaped) put(k - escaped);
+    const drop = previous.length - k;
+    text.push(String.fromCharCode(separators[Math.min(drop, escaped)]!), s.slice(k));
+    if (drop >= escaped) put(drop - escaped);
     previous = s;
   }
   const nsPool = data.namespaces.map((s) => index.get(s)!);
