@@ -56,11 +56,13 @@ const STORE_RETRY_S = 5;
  */
 const ORDER_FENCE_MS = 145_000;
 const encoder = new TextEncoder();
+/** The answer to most uplinks, one frozen object (a response and its empty payload each were garbage). */
+const CHANGED: Response = Object.freeze({ code: Code.CHANGED, options: [], payload: new Uint8Array(0) });
 
-/** The message id of a node's newest routed uplink, and when it was routed. */
+/** The message id of a node's newest routed uplink, and when it was routed (updated in place). */
 interface OrderFence {
-  readonly mid: number;
-  readonly at: number;
+  mid: number;
+  at: number;
 }
 
 export class NodeResources {
@@ -246,8 +248,11 @@ export class NodeResources {
   private routed(session: NodeSession, mid: number): void {
     const fence = this.fences.get(session);
     const now = this.o.clock.now();
-    if (!fence || now - fence.at > ORDER_FENCE_MS || !isBefore(mid, fence.mid))
-      this.fences.set(session, { mid, at: now });
+    if (!fence) this.fences.set(session, { mid, at: now });
+    else if (now - fence.at > ORDER_FENCE_MS || !isBefore(mid, fence.mid)) {
+      fence.mid = mid;
+      fence.at = now;
+    }
   }
 
   /** Whether a reading with message id `mid` was sent before an uplink already routed (a live fence). */
@@ -334,8 +339,7 @@ export class NodeResources {
 
   /** 2.04 with the waiting downlink; empty when everything was stored and nothing waits. */
   private downlinkResponse(session: NodeSession, complete: boolean): Response {
-    if (complete && session.mailbox.length === 0)
-      return { code: Code.CHANGED, options: [], payload: new Uint8Array(0) };
+    if (complete && session.waiting === 0) return CHANGED;
     const response = this.representation(session, Code.CHANGED);
     this.o.stats.stanzasOut += response.frames;
     return response;

@@ -10,6 +10,7 @@ import {
   SessionDecoder,
   SessionEncoder,
   type StaticDictionary,
+  type XAttr,
   type XElement,
 } from "../../codec/index.js";
 import type { PeerAddress } from "../../src/core/index.js";
@@ -244,7 +245,8 @@ export class NodeSession implements MailboxWatcher, DeadlineItem {
     return {
       identity: this.identity,
       id: this.id,
-      resume: this.resume,
+      // From Buffer's pool: saved with every uplink, where a Uint8Array of its own was an ArrayBuffer each.
+      resume: Buffer.from(this.resumeBits, "latin1"),
       peer: this.peer,
       h: this.h,
       delivered: this.delivered,
@@ -381,8 +383,10 @@ export class NodeSession implements MailboxWatcher, DeadlineItem {
 
   /** `from` is the session's JID (docs/ARCHITECTURE.md: stamped by the gateway, never taken from the node). */
   private stamp(stanza: XElement): XElement {
-    const attrs = stanza.attrs.filter((a) => !(a.ns === "" && a.name === "from"));
-    return { ...stanza, attrs: [{ ns: "", name: "from", value: this.jid }, ...attrs] };
+    // One array built in one pass (a filter and a spread made two, and a closure, per stanza).
+    const attrs: XAttr[] = [{ ns: "", name: "from", value: this.jid }];
+    for (const a of stanza.attrs) if (a.ns !== "" || a.name !== "from") attrs.push(a);
+    return { ...stanza, attrs };
   }
 
   /**

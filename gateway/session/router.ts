@@ -88,8 +88,10 @@ export class StanzaRouter {
   route(stanza: XElement): void {
     const to = attr(stanza, "to");
     if (to === undefined) return; // addressed to the node's own account: nothing to do yet
-    const bare = to.split("/")[0]!;
-    const domain = bare.includes("@") ? bare.slice(bare.indexOf("@") + 1) : bare;
+    // Bare JID and domain by index (a split made an array and a string per stanza).
+    const slash = to.indexOf("/");
+    const bare = slash < 0 ? to : to.slice(0, slash);
+    const domain = bare.slice(bare.indexOf("@") + 1);
     if (domain !== this.o.domain) {
       this.o.journal.outboxAdd(stanza, this.o.clock.now());
       this.o.outbound?.(stanza);

@@ -51,7 +51,8 @@ export function parseMessage(data: Uint8Array): CoapMessage {
   if (tkl > 8) throw new CoapFormatError(`token length ${tkl} is reserved`, type, messageId);
   const code = data[1]!;
   if (4 + tkl > data.length) throw new CoapFormatError("token cut short", type, messageId);
-  const token = data.slice(4, 4 + tkl);
+  // A view like the payload's: what keeps a token (an observation) copies it.
+  const token = tkl === 0 ? EMPTY : data.subarray(4, 4 + tkl);
   if (code === 0 && data.length !== 4) {
     // An Empty message is only the header (§4.1); anything more is a format error.
     throw new CoapFormatError("empty message with token, options or payload", type, messageId, token);
@@ -65,7 +66,10 @@ export function parseMessage(data: Uint8Array): CoapMessage {
       pos++;
       if (pos === data.length)
         throw new CoapFormatError("payload marker without payload", type, messageId, token);
-      return { type, code, messageId, token, options, payload: data.slice(pos) };
+      // Views, not copies (here and for option values): a copy is an ArrayBuffer per datagram and per
+      // option, a tenth of what a gateway allocates per stanza; what outlives the request (the token
+      // of an observation, dedup replies) is copied or built apart.
+      return { type, code, messageId, token, options, payload: data.subarray(pos) };
     }
     pos++;
     const delta = extended(byte >>> 4, data, pos);
@@ -77,7 +81,7 @@ export function parseMessage(data: Uint8Array): CoapMessage {
     if (pos + length.value > data.length)
       throw new CoapFormatError("option value cut short", type, messageId, token);
     number += delta.value;
-    options.push({ number, value: data.slice(pos, pos + length.value) });
+    options.push({ number, value: data.subarray(pos, pos + length.value) });
     pos += length.value;
   }
   return { type, code, messageId, token, options, payload: EMPTY };

@@ -186,7 +186,7 @@ export class ObserveServer {
     const o: Observer = {
       key,
       peer: request.peer,
-      token: request.token,
+      token: request.token.slice(), // kept for the observation's life: not a view of its datagram
       path,
       sinceConfirmable: 0,
       inFlight: false,

@@ -93,7 +93,8 @@ export class SessionReader {
       case 2:
       case 3: {
         if (this.pos + n > this.data.length) throw new SessionFormatError("string cut short", start);
-        const bytes = this.data.slice(this.pos, this.pos + n);
+        // A view: frames are read once, or copied where they are kept (the store binds a copy).
+        const bytes = this.data.subarray(this.pos, this.pos + n);
         this.pos += n;
         if (major === 2) return bytes;
         try {
