@@ -23,6 +23,7 @@ import {
   uintOption,
 } from "../../src/core/index.js";
 import { DTLS_PEER_PREFIX } from "../../src/dtls/index.js";
+import { HmacSha256Key } from "../../src/node/mac.js";
 import type { Device, DeviceDirectory } from "../devices.js";
 import type { PresenceBroadcaster } from "./presence.js";
 import { respond } from "./respond.js";
@@ -66,7 +67,8 @@ const NO_PAYLOAD = new Uint8Array(0);
 const SESSION_FORMAT_OPTION = uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION);
 
 export class ConnectHandler {
-  private readonly nonceKey: Uint8Array;
+  /** The nonces' MAC key, its padded blocks compressed once (three nonce MACs per connect use it). */
+  private readonly nonceKey: HmacSha256Key;
   /**
    * Nonces of proven connects (as Latin-1 strings: one flat 12-character string per entry, where hex
    * built a chain of 24 joined pieces) and when they stop being valid anyway, oldest first.
@@ -80,6 +82,8 @@ export class ConnectHandler {
   private oldest: IterableIterator<string> | undefined;
   /** The nonce MAC's input: the signed bytes, then the peer's address (reused: one connect at a time). */
   private macInput = new Uint8Array(64);
+  /** The nonce MAC (its first NONCE_BYTES − NONCE_SIGNED_BYTES bytes), reused likewise. */
+  private readonly macOut = new Uint8Array(protocol.NONCE_BYTES - NONCE_SIGNED_BYTES);
   /** A key no device has: unknown identities cost the same HMAC as a wrong key (no timing oracle). */
   private readonly decoyKey: Uint8Array;
 
@@ -88,7 +92,7 @@ export class ConnectHandler {
     private readonly presence: PresenceBroadcaster,
     private readonly o: ConnectOptions,
   ) {
-    this.nonceKey = randomBytes(o.random, 32);
+    this.nonceKey = new HmacSha256Key(randomBytes(o.random, 32));
     this.decoyKey = randomBytes(o.random, 16);
   }
 
@@ -211,9 +215,7 @@ export class ConnectHandler {
     const input = this.macInput;
     for (let i = 0; i < NONCE_SIGNED_BYTES; i++) input[i] = nonce[i]!;
     for (let i = 0; i < peer.length; i++) input[NONCE_SIGNED_BYTES + i] = peer.charCodeAt(i) & 0xff;
-    return this.o.mac
-      .hmacSha256(this.nonceKey, input.subarray(0, length))
-      .subarray(0, protocol.NONCE_BYTES - NONCE_SIGNED_BYTES);
+    return this.nonceKey.sign(input.subarray(0, length), this.macOut);
   }
 
   /** Issued by this process, to this address, within the lifetime, and not used by a proven connect. */
