@@ -44,6 +44,21 @@ interface MailRow {
   inserted: string | null;
 }
 
+/** A mailbox row written at the batch's commit: its columns as they stand then. */
+interface PendingMail {
+  readonly id: number;
+  readonly identity: string;
+  readonly stanza: Uint8Array;
+  readonly priority: number;
+  readonly coalesce: string | null;
+  readonly bytes: number;
+  readonly queuedAt: number;
+  readonly expiresAt: number;
+  seq: number | null;
+  frame: Uint8Array | null;
+  inserted: string | null;
+}
+
 export interface OutboxItem {
   readonly id: number;
   readonly stanza: XElement;
@@ -55,7 +70,7 @@ const statelessDecoder = new StatelessDecoder();
 
 /** A Buffer over the same bytes (better-sqlite3 binds Buffers and copies them into SQLite itself). */
 function view(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** At most this long between a barrier's confirmation and the delete of its rows (when nothing else writes). */
@@ -135,9 +150,11 @@ export class SqliteJournal implements SessionJournal {
         "UPDATE downlink_entries SET acked = 1 WHERE identity = ? AND idx BETWEEN ? AND ?",
       ),
       mailAdd: db.prepare(
-        `INSERT INTO mailbox (identity, stanza, priority, coalesce_key, bytes, queued_at, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO mailbox (id, identity, stanza, priority, coalesce_key, bytes, queued_at, expires_at,
+           seq, frame, inserted)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
+      mailMaxId: db.prepare("SELECT coalesce(max(id), 0) FROM mailbox").pluck(),
       mailFly: db.prepare("UPDATE mailbox SET seq = ?, frame = ?, inserted = ? WHERE id = ?"),
       mailRemove: db.prepare("DELETE FROM mailbox WHERE id = ?"),
       outboxAdd: db.prepare("INSERT INTO outbox (stanza, queued_at) VALUES (?, ?)"),
@@ -151,6 +168,8 @@ export class SqliteJournal implements SessionJournal {
       maxId: db.prepare("SELECT coalesce(max(id), 0) FROM sessions").pluck(),
     };
     this.cachedAfter = this.s.outboxMaxId.get() as number;
+    this.nextMailId = (this.s.mailMaxId.get() as number) + 1;
+    batch.beforeCommit(() => this.writePending());
     batch.afterOpen(() => {
       this.deletedInBatch = 0;
       this.deleteConfirmed();
@@ -158,6 +177,8 @@ export class SqliteJournal implements SessionJournal {
     batch.afterRollback(() => {
       // The delete went with the batch: the rows are still confirmed, the next transaction deletes them.
       if (this.deletedInBatch > this.confirmedUpTo) this.confirmedUpTo = this.deletedInBatch;
+      this.headers.clear();
+      this.mail.clear();
       this.recent.clear();
       this.cachedAfter = this.s.outboxMaxId.get() as number;
     });
@@ -180,8 +201,20 @@ export class SqliteJournal implements SessionJournal {
   /** What the open transaction deleted (confirmed again if it rolls back). */
   private deletedInBatch = 0;
   private confirmTimer: NodeJS.Timeout | undefined;
+  /**
+   * Writes of the open batch kept until just before its COMMIT (WriteBatch.beforeCommit), in the same
+   * transaction, so "acknowledged means stored" is as before: a session's header once per batch
+   * however many of its requests the batch holds (the last one wins), and a mailbox row inserted once
+   * with what happened to it in the batch: a stanza queued and pushed at once is one INSERT instead
+   * of an INSERT and an UPDATE, one queued and delivered (or coalesced away) in the batch no row.
+   */
+  private readonly headers = new Map<string, SessionHeader>();
+  private readonly mail = new Map<number, PendingMail>();
+  /** Mailbox ids are assigned here (the rows are written at the commit): above every id stored. */
+  private nextMailId: number;
 
   load(): SavedSession[] {
+    this.writeKept();
     const headers = this.db.prepare<[], HeaderRow>("SELECT * FROM sessions").all();
     const frames = group(
       this.db
@@ -224,16 +257,27 @@ export class SqliteJournal implements SessionJournal {
   }
 
   nextSessionId(): number {
+    this.writeKept();
     return (this.s.maxId.get() as number) + 1;
   }
 
+  /** What the open batch kept, written now (in it): for reads that must see it. */
+  private writeKept(): void {
+    if (this.batch.pending && (this.headers.size > 0 || this.mail.size > 0))
+      this.batch.run(() => this.writePending());
+  }
+
   saveHeader(h: SessionHeader): void {
-    const resume = view(h.resume);
-    this.batch.run(() =>
+    this.batch.run(() => this.headers.set(h.identity, h));
+  }
+
+  /** The batch's kept writes (WriteBatch.beforeCommit; inside its transaction). */
+  private writePending(): void {
+    for (const h of this.headers.values())
       this.s.header.run(
         h.identity,
         h.id,
-        resume,
+        view(h.resume),
         h.peer ?? null,
         h.h,
         h.delivered,
@@ -241,8 +285,23 @@ export class SqliteJournal implements SessionJournal {
         h.wake,
         h.lastSeen,
         h.telemetry,
-      ),
-    );
+      );
+    this.headers.clear();
+    for (const m of this.mail.values())
+      this.s.mailAdd.run(
+        m.id,
+        m.identity,
+        view(m.stanza),
+        m.priority,
+        m.coalesce,
+        m.bytes,
+        m.queuedAt,
+        m.expiresAt,
+        m.seq,
+        m.frame === null ? null : view(m.frame),
+        m.inserted,
+      );
+    this.mail.clear();
   }
 
   resetCodec(identity: string): void {
@@ -276,29 +335,41 @@ export class SqliteJournal implements SessionJournal {
   }
 
   mailboxAdd(identity: string, item: Omit<MailItem, "id">, stanza: Uint8Array): number {
-    return this.batch.run(
-      () =>
-        this.s.mailAdd.run(
-          identity,
-          view(stanza),
-          item.priority,
-          item.coalesce ?? null,
-          item.bytes,
-          item.queuedAt,
-          item.expiresAt,
-        ).lastInsertRowid as number,
-    );
+    return this.batch.run(() => {
+      const id = this.nextMailId++;
+      this.mail.set(id, {
+        id,
+        identity,
+        // The codec's frames are views of slabs it never writes again: kept without a copy.
+        stanza,
+        priority: item.priority,
+        coalesce: item.coalesce ?? null,
+        bytes: item.bytes,
+        queuedAt: item.queuedAt,
+        expiresAt: item.expiresAt,
+        seq: null,
+        frame: null,
+        inserted: null,
+      });
+      return id;
+    });
   }
 
   mailboxFly(item: MailItem): void {
-    this.batch.run(() =>
-      this.s.mailFly.run(item.seq, view(item.frame!.bytes), JSON.stringify(item.frame!.inserted), item.id),
-    );
+    this.batch.run(() => {
+      const inserted = JSON.stringify(item.frame!.inserted);
+      const pending = this.mail.get(item.id);
+      if (pending) {
+        pending.seq = item.seq!;
+        pending.frame = item.frame!.bytes;
+        pending.inserted = inserted;
+      } else this.s.mailFly.run(item.seq, view(item.frame!.bytes), inserted, item.id);
+    });
   }
 
   mailboxRemove(ids: readonly number[]): void {
     this.batch.run(() => {
-      for (const id of ids) this.s.mailRemove.run(id);
+      for (const id of ids) if (!this.mail.delete(id)) this.s.mailRemove.run(id);
     });
   }
 

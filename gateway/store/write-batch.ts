@@ -7,6 +7,14 @@ import { type Db, storeError } from "./database.js";
 
 export type CommitScheduler = (commit: () => void) => void;
 
+/**
+ * Requests that make a full event-loop turn: libuv reads at most 32 datagrams from a socket per poll
+ * (uv__udp_io), so a turn that brought this many most likely left more waiting in the socket.
+ */
+const FULL_TURN = 32;
+/** Turns a batch waits at most for the next full turn before it commits. */
+const MAX_WAIT_TURNS = 2;
+
 /** One promise for every request of a batch, settled by its commit. */
 interface BatchOutcome {
   readonly promise: Promise<void>;
@@ -31,6 +39,9 @@ export class WriteBatch {
   /** The open batch's outcome, made when the first request asks for it. */
   private waiting: BatchOutcome | undefined;
   private failure: Error | undefined;
+  /** Requests waiting for this batch that came since its commit was last scheduled, and turns it waited. */
+  private joined = 0;
+  private waited = 0;
   /**
    * BEGIN and COMMIT prepared once: `exec` parses its SQL on every call, and a batch begins and commits
    * once per event-loop turn, up to once per request on a quiet gateway.
@@ -58,7 +69,7 @@ export class WriteBatch {
         throw this.lastError;
       }
       this.open = true;
-      this.schedule(() => this.commit());
+      this.schedule(() => this.due());
       try {
         for (const hook of this.openHooks) hook();
       } catch (error) {
@@ -84,8 +95,25 @@ export class WriteBatch {
    */
   committed(): Promise<void> {
     if (!this.open) return Promise.resolve();
+    this.joined++;
     this.waiting ??= outcome();
     return this.waiting.promise;
+  }
+
+  /**
+   * The scheduled commit. Under a backlog (the turn was full: the socket still holds requests) it waits
+   * a turn or two, so that one COMMIT, and one fsync with `full`, serves up to three turns' requests
+   * instead of one: at 100 nodes and more batches came out at about 30 requests, libuv's 32 a turn.
+   * Nothing is answered before the commit; a turn that is not full commits at once, as before.
+   */
+  private due(): void {
+    if (this.open && !this.failure && this.joined >= FULL_TURN && this.waited < MAX_WAIT_TURNS) {
+      this.joined = 0;
+      this.waited++;
+      this.schedule(() => this.due());
+      return;
+    }
+    this.commit();
   }
 
   /** Commits now (shutdown, tests). */
@@ -98,7 +126,16 @@ export class WriteBatch {
     const waiting = this.waiting;
     this.waiting = undefined;
     this.open = false;
+    this.joined = 0;
+    this.waited = 0;
     let error = this.failure;
+    if (!error) {
+      try {
+        for (const hook of this.closeHooks) hook();
+      } catch (e) {
+        error = storeError(this.path, "writing", e);
+      }
+    }
     if (!error) {
       try {
         this.end.run();
@@ -131,10 +168,20 @@ export class WriteBatch {
 
   private readonly rollbackHooks: (() => void)[] = [];
   private readonly openHooks: (() => void)[] = [];
+  private readonly closeHooks: (() => void)[] = [];
 
   /** Calls `hook` inside each new transaction, before its first write (writes that can wait for one). */
   afterOpen(hook: () => void): void {
     this.openHooks.push(hook);
+  }
+
+  /**
+   * Calls `hook` inside each transaction just before its COMMIT: writes kept in memory until then (the
+   * last of several to one row, a row inserted and deleted in the same batch) are made once. A hook
+   * that throws fails the batch as a failed write would.
+   */
+  beforeCommit(hook: () => void): void {
+    this.closeHooks.push(hook);
   }
 
   /** Calls `hook` whenever a batch is rolled back (before onFailure): caches of what it wrote are void. */
