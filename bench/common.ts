@@ -34,6 +34,16 @@ export function storeKind(value: string | undefined, fallback: StoreKind = "memo
   return kind as StoreKind;
 }
 
+/**
+ * Node options for a benchmark's gateway process alone, from CXMPP_BENCH_GATEWAY_NODE_OPTIONS
+ * (space-separated): `--cpu-prof --cpu-prof-dir=DIR`, `--perf-basic-prof` or `--trace-gc` reach the
+ * gateway without the load processes, which NODE_OPTIONS cannot do (it refuses --cpu-prof, and would
+ * reach every child).
+ */
+export function gatewayNodeOptions(): string[] {
+  return (process.env.CXMPP_BENCH_GATEWAY_NODE_OPTIONS ?? "").split(" ").filter((a) => a !== "");
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
 
 export function round(x: number, digits: number): number {

@@ -62,7 +62,16 @@ import { packageRoot } from "../gateway/version.js";
 import type { NodeClient } from "../src/core/index.js";
 import type { UdpEndpoint } from "../src/node/index.js";
 import { cleanEnv, freeUdpPort, killOnExit } from "./child-process.js";
-import { fmt, integer, round, runBenchCommand, sleep, table, UsageError } from "./common.js";
+import {
+  fmt,
+  gatewayNodeOptions,
+  integer,
+  round,
+  runBenchCommand,
+  sleep,
+  table,
+  UsageError,
+} from "./common.js";
 import { type Prosody, startProsody } from "./prosody-process.js";
 
 export interface FederationBenchOptions {
@@ -175,7 +184,7 @@ export async function startGatewayChild(
   cwd: string,
   onOutput?: (chunk: string) => void,
 ): Promise<GatewayChild> {
-  const child = spawn(process.execPath, [CLI, "gateway"], {
+  const child = spawn(process.execPath, [...gatewayNodeOptions(), CLI, "gateway"], {
     env: cleanEnv(env),
     cwd, // so that no ./cxmpp.json of the caller's directory is read
     stdio: ["ignore", "pipe", "pipe"],

@@ -134,6 +134,7 @@ import {
 import { type BenchChild, type ChildRequest, forkBench } from "./child-process.js";
 import {
   fmt,
+  gatewayNodeOptions,
   integer,
   round,
   runBenchCommand,
@@ -594,15 +595,6 @@ async function memoryChild(sessions: number, seed: number): Promise<void> {
 // The parent process: children, nodes, relay, figures.
 
 const HERE = fileURLToPath(import.meta.url);
-
-/**
- * Node options for the gateway child alone, from CXMPP_BENCH_GATEWAY_NODE_OPTIONS (space-separated):
- * `--cpu-prof --cpu-prof-dir=DIR` profiles the gateway without the load processes, which NODE_OPTIONS
- * cannot do (it refuses --cpu-prof, and would reach every child).
- */
-function gatewayNodeOptions(): string[] {
-  return (process.env.CXMPP_BENCH_GATEWAY_NODE_OPTIONS ?? "").split(" ").filter((a) => a !== "");
-}
 
 /** This file forked as the gateway, a load or the memory child. */
 function spawnChild(role: "gateway" | "load" | "memory", config: unknown): BenchChild {
