@@ -52,6 +52,8 @@ export interface SessionJournal {
   run<T>(fn: () => T): T;
   /** Resolves when everything written so far is durable. */
   committed(): Promise<void>;
+  /** The same, for a node's request waiting for its answer (the store may gather a backlog's into one commit). */
+  answered(): Promise<void>;
   readonly pending: boolean;
 }
 
@@ -73,6 +75,7 @@ export function memoryJournal(): SessionJournal {
     outboxAdd: () => ids++,
     run: (fn) => fn(),
     committed: () => Promise.resolve(),
+    answered: () => Promise.resolve(),
     pending: false,
   };
 }

@@ -87,7 +87,7 @@ export class NodeResources {
       response = this.storeFailed(error);
     }
     if (!this.o.journal.pending) return response;
-    return this.o.journal.committed().then(
+    return this.o.journal.answered().then(
       () => response,
       (error: Error) => this.storeFailed(error),
     );

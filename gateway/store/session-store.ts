@@ -454,6 +454,10 @@ export class SqliteJournal implements SessionJournal {
     return this.batch.committed();
   }
 
+  answered(): Promise<void> {
+    return this.batch.answered();
+  }
+
   get pending(): boolean {
     return this.batch.pending;
   }

@@ -116,7 +116,7 @@ describe("write batch: a backlog waits a turn or two", () => {
     store.journal.saveHeader(header(2));
     let done = false;
     const full = () => {
-      for (let i = 0; i < 32; i++) void store.batch.committed().then(() => (done = true));
+      for (let i = 0; i < 32; i++) void store.batch.answered().then(() => (done = true));
     };
     full();
     run();
@@ -131,6 +131,15 @@ describe("write batch: a backlog waits a turn or two", () => {
     await Promise.resolve();
     expect(done).toBe(true);
     expect(store.db.prepare("SELECT h FROM sessions").pluck().get()).toBe(2);
+    store.close();
+  });
+
+  it("waits only for nodes' requests: stanzas from the XMPP server and pushes never hold a commit back", () => {
+    const { store, turns } = manual();
+    store.journal.saveHeader(header(1));
+    for (let i = 0; i < 64; i++) void store.batch.committed();
+    turns.shift()!();
+    expect(store.batch.pending).toBe(false);
     store.close();
   });
 });
