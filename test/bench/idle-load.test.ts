@@ -1,9 +1,11 @@
 /**
  * The idle load's lean client (bench/idle.ts): its connect requests, built from templates, are the
- * bytes src/core's serializer makes, with and without the Echo option.
+ * bytes src/core's serializer makes, with and without the Echo option; its device keys are the ones
+ * the gateway child provisions.
  */
+import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { RequestTemplate } from "../../bench/idle.js";
+import { benchDeviceKey, RequestTemplate } from "../../bench/idle.js";
 import {
   Code,
   ContentFormat,
@@ -42,5 +44,18 @@ describe("bench idle: connect requests from templates", () => {
     // An Echo of another length (never the gateway's) still comes out right, the slow way.
     const odd = Uint8Array.of(1, 2, 3);
     expect(t.build(7, payload, odd)).toEqual(reference(7, payload, odd));
+  });
+});
+
+describe("bench idle: device keys", () => {
+  it("are HMAC-SHA-256 under cxmpp-bench-SEED of the index, first 16 bytes (as before, through node:crypto)", () => {
+    for (const seed of [1, 5, 12345])
+      for (const i of [0, 9, 10, 99_999, 1_000_000]) {
+        const expected = createHmac("sha256", `cxmpp-bench-${seed}`)
+          .update(String(i))
+          .digest()
+          .subarray(0, 16);
+        expect(Buffer.from(benchDeviceKey(i, seed)).toString("hex")).toBe(expected.toString("hex"));
+      }
   });
 });
