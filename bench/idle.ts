@@ -23,16 +23,14 @@ import { fileURLToPath } from "node:url";
 import { DICTIONARY_V1 } from "../codec/index.js";
 import {
   Code,
-  ContentFormat,
+  connectOptions,
   findOption,
   MessageType,
   OptionNumber,
   type PeerAddress,
   parseMessage,
-  pathOptions,
   protocol,
   serializeMessage,
-  uintOption,
 } from "../src/core/index.js";
 import { nodeMac } from "../src/node/index.js";
 import { HmacSha256Key } from "../src/node/mac.js";
@@ -122,10 +120,7 @@ export class RequestTemplate {
   private readonly headEcho: Uint8Array;
 
   constructor() {
-    const options = [
-      ...pathOptions(protocol.Paths.CONNECT),
-      uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION),
-    ];
+    const options = connectOptions();
     const bare = { type: MessageType.CON, code: Code.POST, messageId: 0, token: Uint8Array.of(0) };
     const empty = new Uint8Array(0);
     this.head = serializeMessage({ ...bare, options, payload: empty });
@@ -158,11 +153,7 @@ export class RequestTemplate {
       code: Code.POST,
       messageId: mid,
       token: Uint8Array.of(mid & 0xff),
-      options: [
-        ...pathOptions(protocol.Paths.CONNECT),
-        uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION),
-        { number: OptionNumber.ECHO, value: echo },
-      ],
+      options: connectOptions(echo),
       payload,
     });
   }

@@ -101,18 +101,16 @@ import { openStore, type Store } from "../gateway/store/index.js";
 import {
   CoapEndpoint,
   Code,
-  ContentFormat,
+  connectOptions,
   type DatagramTransport,
   type Logger,
   NodeClient,
   OptionNumber,
   type PeerAddress,
-  pathOptions,
   protocol,
   type Random,
   type ServerRequest,
   type TransmissionParameters,
-  uintOption,
 } from "../src/core/index.js";
 import { seededRandom } from "../src/core/seeded-random.js";
 import {
@@ -547,11 +545,7 @@ async function memoryChild(sessions: number, seed: number): Promise<void> {
   let connected = 0;
   const request = (peer: PeerAddress, payload: Uint8Array, echo?: Uint8Array): ServerRequest => ({
     code: Code.POST,
-    options: [
-      ...pathOptions(protocol.Paths.CONNECT),
-      uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION),
-      ...(echo ? [{ number: OptionNumber.ECHO, value: echo }] : []),
-    ],
+    options: connectOptions(echo),
     payload,
     peer,
     token: Uint8Array.of(mid & 0xff),

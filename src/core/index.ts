@@ -54,6 +54,6 @@ export {
 export { seededRandom } from "./seeded-random.js";
 export { encodeSequence, SessionReader, type Value } from "./session/cbor.js";
 export { SessionError, type SessionErrorKind, SessionFormatError } from "./session/errors.js";
-export { NodeClient, type NodeClientOptions } from "./session/node-client.js";
+export { connectOptions, NodeClient, type NodeClientOptions } from "./session/node-client.js";
 export * as protocol from "./session/protocol.js";
 export { TimerQueue } from "./timer-queue.js";

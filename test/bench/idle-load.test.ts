@@ -6,16 +6,7 @@
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { benchDeviceKey, RequestTemplate } from "../../bench/idle.js";
-import {
-  Code,
-  ContentFormat,
-  MessageType,
-  OptionNumber,
-  pathOptions,
-  protocol,
-  serializeMessage,
-  uintOption,
-} from "../../src/core/index.js";
+import { Code, connectOptions, MessageType, protocol, serializeMessage } from "../../src/core/index.js";
 
 function reference(mid: number, payload: Uint8Array, echo?: Uint8Array): Uint8Array {
   return serializeMessage({
@@ -23,11 +14,7 @@ function reference(mid: number, payload: Uint8Array, echo?: Uint8Array): Uint8Ar
     code: Code.POST,
     messageId: mid,
     token: Uint8Array.of(mid & 0xff),
-    options: [
-      ...pathOptions(protocol.Paths.CONNECT),
-      uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION),
-      ...(echo ? [{ number: OptionNumber.ECHO, value: echo }] : []),
-    ],
+    options: connectOptions(echo),
     payload,
   });
 }

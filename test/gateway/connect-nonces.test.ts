@@ -14,15 +14,13 @@ import { SessionRegistry } from "../../gateway/session/session-registry.js";
 import { emptyStats } from "../../gateway/session/stats.js";
 import {
   Code,
-  ContentFormat,
+  connectOptions,
   OptionNumber,
   type PeerAddress,
-  pathOptions,
   protocol,
   type Response,
   type ServerRequest,
   silentLogger,
-  uintOption,
 } from "../../src/core/index.js";
 import { nodeMac } from "../../src/node/index.js";
 import { key } from "../kit/session-harness.js";
@@ -79,11 +77,7 @@ function setup() {
   const send = (peer: string, payload: Uint8Array, echo?: Uint8Array): Response =>
     handler.handle({
       code: Code.POST,
-      options: [
-        ...pathOptions(protocol.Paths.CONNECT),
-        uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION),
-        ...(echo ? [{ number: OptionNumber.ECHO, value: echo }] : []),
-      ],
+      options: connectOptions(echo),
       payload,
       peer: peer as PeerAddress,
       token: Uint8Array.of(mid & 0xff),

@@ -32,8 +32,8 @@ import {
   type CoapMessage,
   type CoapOption,
   Code,
-  ContentFormat,
   codeString,
+  connectOptions,
   type DatagramTransport,
   MessageType,
   NodeClient,
@@ -469,13 +469,9 @@ describe("fuzzing the gateway's datagram input over real UDP", () => {
     fuzz = await Promise.all([0, 1, 2, 3].map(() => RawPeer.open(to)));
     probe = await RawPeer.open(to);
     const request = { identity: "fuzzer", dictionary: DICTIONARY_V1.id };
-    const connectOptions = [
-      ...pathOptions(protocol.Paths.CONNECT),
-      uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION),
-    ];
     const challenge = await fuzz[0]!.request(
       Code.POST,
-      connectOptions,
+      connectOptions(),
       protocol.encodeConnectRequest(request),
     );
     const echo = challenge.options.find((o) => o.number === OptionNumber.ECHO)!.value;
@@ -484,7 +480,7 @@ describe("fuzzing the gateway's datagram input over real UDP", () => {
       .subarray(0, protocol.PROOF_BYTES);
     const created = await fuzz[0]!.request(
       Code.POST,
-      [...connectOptions, { number: OptionNumber.ECHO, value: echo }],
+      connectOptions(echo),
       protocol.encodeConnectRequest({ ...request, proof }),
     );
     expect(codeString(created.code)).toBe("2.01");

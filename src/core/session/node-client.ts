@@ -25,7 +25,7 @@ import {
 } from "../../../codec/index.js";
 import { utf8Decode } from "../bytes.js";
 import type { CoapClientEndpoint } from "../coap/client-endpoint.js";
-import { type CoapMessage, findOption, pathOptions, uintOption } from "../coap/message.js";
+import { type CoapMessage, type CoapOption, findOption, pathOptions, uintOption } from "../coap/message.js";
 import { Code, ContentFormat, codeString, OptionNumber } from "../coap/registry.js";
 import { type Logger, type Mac, type PeerAddress, silentLogger } from "../interfaces.js";
 import { SessionError } from "./errors.js";
@@ -79,6 +79,19 @@ interface Outgoing {
   seq: number;
   readonly done: () => void;
   readonly failed: (error: Error) => void;
+}
+
+/**
+ * The options of a connect request (docs/PROTOCOL.md §3.2): Uri-Path `c`, the session Content-Format,
+ * and the gateway's Echo (RFC 9175) when answering its 4.01 challenge.
+ */
+export function connectOptions(echo?: Uint8Array): CoapOption[] {
+  const options = [
+    ...pathOptions(Paths.CONNECT),
+    uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION),
+  ];
+  if (echo) options.push({ number: OptionNumber.ECHO, value: echo });
+  return options;
 }
 
 /** A NON reading held until every stanza before it is acknowledged; encoded when it leaves. */
@@ -173,11 +186,7 @@ export class NodeClient {
         : undefined;
       const response = await this.options.endpoint.request(this.options.gateway, {
         code: Code.POST,
-        options: [
-          ...pathOptions(Paths.CONNECT),
-          uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION),
-          ...(echo ? [{ number: OptionNumber.ECHO, value: echo }] : []),
-        ],
+        options: connectOptions(echo),
         payload: encodeConnectRequest({ ...request, ...(proof ? { proof } : {}) }),
       });
       if (response.code === Code.CREATED || response.code === Code.CHANGED) {
