@@ -40,67 +40,10 @@ function sha256Constants(): Int32Array {
   return k;
 }
 
-/** The 64 round constants, then the 8 initial hash words (FIPS 180-4 §4.2.2, §5.3.3), made once. */
-export function sha256K(): Int32Array {
-  K ??= sha256Constants();
-  return K;
-}
-
-/**
- * One SHA-256 compression (FIPS 180-4 §6.2.2) of the 64-byte block at `m[at]` into the state `h`, with
- * `w` (64 words) as the message schedule's scratch and `k` = sha256K(). src/node/mac.ts runs the
- * gateway's HMACs on it.
- */
-export function sha256Block(h: Int32Array, m: Uint8Array, at: number, w: Int32Array, k: Int32Array): void {
-  for (let t = 0; t < 16; t++) {
-    const p = at + 4 * t;
-    w[t] = (m[p]! << 24) | (m[p + 1]! << 16) | (m[p + 2]! << 8) | m[p + 3]!;
-  }
-  for (let t = 16; t < 64; t++) {
-    const a = w[t - 15]!;
-    const b = w[t - 2]!;
-    // Int32Array stores modulo 2^32: the sum needs no |0.
-    w[t] =
-      (((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3)) +
-      w[t - 16]! +
-      (((b >>> 17) | (b << 15)) ^ ((b >>> 19) | (b << 13)) ^ (b >>> 10)) +
-      w[t - 7]!;
-  }
-  let a = h[0]!;
-  let b = h[1]!;
-  let c = h[2]!;
-  let d = h[3]!;
-  let e = h[4]!;
-  let f = h[5]!;
-  let g = h[6]!;
-  let hh = h[7]!;
-  // The rotations are written out (not ror()): this loop is the gateway's connect HMAC's hot path.
-  for (let t = 0; t < 64; t++) {
-    const s1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
-    const t1 = (hh + s1 + ((e & f) ^ (~e & g)) + k[t]! + w[t]!) | 0;
-    const s0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
-    const t2 = (s0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
-    hh = g;
-    g = f;
-    f = e;
-    e = (d + t1) | 0;
-    d = c;
-    c = b;
-    b = a;
-    a = (t1 + t2) | 0;
-  }
-  h[0]! += a;
-  h[1]! += b;
-  h[2]! += c;
-  h[3]! += d;
-  h[4]! += e;
-  h[5]! += f;
-  h[6]! += g;
-  h[7]! += hh;
-}
-
 /** SHA-256 (FIPS 180-4). */
 export function sha256(data: Uint8Array): Uint8Array {
+  K ??= sha256Constants();
+  const k = K;
   const n = data.length;
   const blocks = ((n + 72) >>> 6) << 6;
   const m = new Uint8Array(blocks);
@@ -108,10 +51,51 @@ export function sha256(data: Uint8Array): Uint8Array {
   m[n] = 0x80;
   put32(m, blocks - 8, n / 0x20000000);
   put32(m, blocks - 4, n << 3);
-  const k = sha256K();
   const h = k.slice(64);
   const w = new Int32Array(64);
-  for (let at = 0; at < blocks; at += 64) sha256Block(h, m, at, w, k);
+  for (let at = 0; at < blocks; at += 64) {
+    for (let t = 0; t < 64; t++) {
+      if (t < 16) w[t] = get32(m, at + 4 * t);
+      else {
+        const a = w[t - 15]!;
+        const b = w[t - 2]!;
+        // Int32Array stores modulo 2^32: the sum needs no |0.
+        w[t] =
+          (ror(a, 7) ^ ror(a, 18) ^ (a >>> 3)) +
+          w[t - 16]! +
+          (ror(b, 17) ^ ror(b, 19) ^ (b >>> 10)) +
+          w[t - 7]!;
+      }
+    }
+    let a = h[0]!;
+    let b = h[1]!;
+    let c = h[2]!;
+    let d = h[3]!;
+    let e = h[4]!;
+    let f = h[5]!;
+    let g = h[6]!;
+    let hh = h[7]!;
+    for (let t = 0; t < 64; t++) {
+      const t1 = (hh + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + k[t]! + w[t]!) | 0;
+      const t2 = ((ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+      hh = g;
+      g = f;
+      f = e;
+      e = (d + t1) | 0;
+      d = c;
+      c = b;
+      b = a;
+      a = (t1 + t2) | 0;
+    }
+    h[0]! += a;
+    h[1]! += b;
+    h[2]! += c;
+    h[3]! += d;
+    h[4]! += e;
+    h[5]! += f;
+    h[6]! += g;
+    h[7]! += hh;
+  }
   const out = new Uint8Array(32);
   for (let i = 0; i < 8; i++) put32(out, 4 * i, h[i]!);
   return out;
