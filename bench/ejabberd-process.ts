@@ -171,6 +171,10 @@ interface NodePorts {
   serviceTls: number | undefined;
 }
 
+async function freshPorts(tls: boolean): Promise<NodePorts> {
+  return { c2s: await freePort(), service: await freePort(), serviceTls: tls ? await freePort() : undefined };
+}
+
 function yamlConfig(o: EjabberdClusterOptions, ports: NodePorts, certfile: string | undefined): string {
   const serviceHosts = Object.fromEntries(o.components.map((c) => [c.domain, { password: c.secret }]));
   // `global_routes: true` (ejabberd's default) routes EVERY domain of the listener's `hosts` map to each
@@ -293,8 +297,6 @@ export async function startEjabberdCluster(
 
   class NodeImpl implements EjabberdNode {
     readonly address = "127.0.0.1";
-    readonly c2sService: string;
-    readonly componentService: string;
     child: ChildProcess | undefined;
     output = "";
 
@@ -302,10 +304,15 @@ export async function startEjabberdCluster(
       readonly index: number,
       readonly name: string,
       readonly dir: string,
-      readonly ports: NodePorts,
-    ) {
-      this.c2sService = `xmpp://127.0.0.1:${ports.c2s}`;
-      this.componentService = `xmpp://127.0.0.1:${ports.service}`;
+      public ports: NodePorts,
+      /** Writes the node's ejabberd.yml for `ports`. */
+      private readonly configure: (ports: NodePorts) => Promise<void>,
+    ) {}
+    get c2sService() {
+      return `xmpp://127.0.0.1:${this.ports.c2s}`;
+    }
+    get componentService() {
+      return `xmpp://127.0.0.1:${this.ports.service}`;
     }
     get c2sPort() {
       return this.ports.c2s;
@@ -441,6 +448,26 @@ export async function startEjabberdCluster(
       await waitExit(child, 5_000);
     }
 
+    /**
+     * The first launch. freePort finds a port that is free now, and another process (a parallel test)
+     * may bind it before ejabberd does: then the VM logs eaddrinuse and exits, and the node gets fresh
+     * ports and another try, up to three. A restart keeps its ports: clients know them by then.
+     */
+    async launchFirst(): Promise<void> {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.launch();
+          return;
+        } catch (error) {
+          if (attempt >= 3 || !/eaddrinuse/i.test(this.output)) throw error;
+          await this.kill();
+          this.output = "";
+          this.ports = await freshPorts(this.ports.serviceTls !== undefined);
+          await this.configure(this.ports);
+        }
+      }
+    }
+
     async stop(timeoutMs = 10_000): Promise<void> {
       const child = this.child;
       if (!child || !this.running) return;
@@ -478,13 +505,10 @@ export async function startEjabberdCluster(
         certfile = join(dir, "server.pem");
         await copyFile(o.pki.combined, certfile);
       }
-      const ports: NodePorts = {
-        c2s: await freePort(),
-        service: await freePort(),
-        serviceTls: o.pki ? await freePort() : undefined,
-      };
+      const ports = await freshPorts(o.pki !== null);
       const name = `cx${i + 1}_${tag}@localhost`;
-      await writeFile(join(dir, "ejabberd.yml"), yamlConfig(o, ports, certfile));
+      const configure = (p: NodePorts) => writeFile(join(dir, "ejabberd.yml"), yamlConfig(o, p, certfile));
+      await configure(ports);
       // For the control commands; read by ejabberdctl (bash `.`), never by the node we spawn.
       await writeFile(
         join(dir, "ejabberdctl.cfg"),
@@ -502,11 +526,11 @@ export async function startEjabberdCluster(
       );
       for (const p of [dir, join(dir, "spool"), join(dir, "log"), ...(certfile ? [certfile] : [])])
         await chown(p, account.uid, account.gid);
-      nodes.push(new NodeImpl(i, name, dir, ports));
+      nodes.push(new NodeImpl(i, name, dir, ports, configure));
     }
     // All nodes start at once (~2.5 s each); then every other node joins the first.
     let t = performance.now();
-    await Promise.all(nodes.map((n) => n.launch()));
+    await Promise.all(nodes.map((n) => n.launchFirst()));
     timings.launchMs = performance.now() - t;
     t = performance.now();
     for (const n of nodes.slice(1)) await n.join(nodes[0]!);
