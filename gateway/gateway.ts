@@ -191,7 +191,11 @@ export async function startGateway(config: GatewayConfig, hooks: StartHooks = {}
         clock: wallClock,
         logger,
       });
-      cleanup.push(() => l.stop());
+      const p = pump;
+      cleanup.push(() => {
+        p.flush(); // a clean stop: what the server confirmed need not go again after the restart
+        return l.stop();
+      });
       await l.start();
     }
 

@@ -7,6 +7,12 @@
  * A link that dies with windows unconfirmed sends them again after reconnecting: nothing is lost; a
  * stanza the server had routed just before the cut may arrive twice, with the same XEP-0359 origin-id
  * so that the receiver can tell (docs/PROTOCOL.md §6.2).
+ *
+ * A barrier proves less in a cluster: it comes back from the node the link is on, while a stanza for a
+ * user on another node may still be on its way there (ejabberd hands it to the other node's session
+ * process as an Erlang message, asynchronously). If the link's node dies then, that stanza dies with it.
+ * So confirmed stanzas *settle* for a while (default 1 s) before they leave the outbox, and a cut in that
+ * time sends them again too.
  */
 import { el, type XElement } from "../../codec/index.js";
 import { type Clock, type Logger, silentLogger } from "../../src/core/index.js";
@@ -38,7 +44,15 @@ export interface OutboxPumpOptions {
   readonly windows?: number;
   /** A stanza that waited longer than this gets a XEP-0203 <delay/>. Default 1 s. */
   readonly delayAfterMs?: number;
+  /**
+   * How long confirmed stanzas stay in the outbox, sent again after a cut, before they are removed.
+   * Default 1 s: far beyond the time a clustered server needs to hand a routed stanza to another node.
+   */
+  readonly settleMs?: number;
 }
+
+/** Confirmations this close together settle as one: the list stays ≤ settleMs / 16 + 1 entries. */
+const SETTLE_GRAIN_MS = 16;
 
 export class OutboxPump {
   /** Highest outbox id written to the current link. */
@@ -46,6 +60,9 @@ export class OutboxPump {
   private readonly awaiting: { n: number; upTo: number }[] = [];
   private nextBarrier = 1;
   private scheduled = false;
+  /** Confirmed up to `upTo` at `at`, oldest first, not yet removed from the outbox. */
+  private readonly settling: { upTo: number; at: number }[] = [];
+  private settleTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly logger: Logger;
   /** Stanzas written, barriers confirmed, cuts with windows unconfirmed (since start). */
   readonly stats = { sent: 0, confirmed: 0, resent: 0 };
@@ -65,17 +82,33 @@ export class OutboxPump {
     this.kick();
   }
 
-  /** The link went down: unconfirmed windows stay in the outbox and go again (same origin-ids). */
+  /**
+   * The link went down: unconfirmed windows, and confirmed ones still settling, stay in the outbox and
+   * go again (same origin-ids).
+   */
   offline(): void {
-    if (this.awaiting.length > 0) {
+    if (this.awaiting.length > 0 || this.settling.length > 0) {
       this.stats.resent++;
       this.logger.log("info", "federation.unconfirmed", {
         windows: this.awaiting.length,
+        settling: this.settling.length,
         upTo: this.sentUpTo,
       });
     }
     this.awaiting.length = 0;
+    this.settling.length = 0;
+    clearTimeout(this.settleTimer);
+    this.settleTimer = undefined;
     this.sentUpTo = 0;
+  }
+
+  /** Removes what is settling now (a clean stop: the server is there to finish what it routed). */
+  flush(): void {
+    clearTimeout(this.settleTimer);
+    this.settleTimer = undefined;
+    const last = this.settling.at(-1);
+    this.settling.length = 0;
+    if (last) this.source.outboxRemoveUpTo(last.upTo);
   }
 
   /** Something was added to the outbox. */
@@ -101,14 +134,48 @@ export class OutboxPump {
     let upTo = 0;
     while (this.awaiting.length > 0 && this.awaiting[0]!.n <= n) upTo = this.awaiting.shift()!.upTo;
     if (upTo > 0) {
-      this.source.outboxRemoveUpTo(upTo);
       this.stats.confirmed++;
+      this.settle(upTo);
       this.kick();
     }
     return true;
   }
 
+  private settle(upTo: number): void {
+    const ms = this.options.settleMs ?? 1000;
+    if (ms <= 0) {
+      this.source.outboxRemoveUpTo(upTo);
+      return;
+    }
+    const now = this.options.clock.now();
+    const last = this.settling.at(-1);
+    if (last && now - last.at < SETTLE_GRAIN_MS) last.upTo = upTo;
+    else this.settling.push({ upTo, at: now });
+    this.sweep();
+  }
+
+  /** Removes from the outbox what has settled; comes back when the next entry will have. */
+  private sweep(): void {
+    const ms = this.options.settleMs ?? 1000;
+    const now = this.options.clock.now();
+    let upTo = 0;
+    while (this.settling.length > 0 && now - this.settling[0]!.at >= ms) upTo = this.settling.shift()!.upTo;
+    if (upTo > 0) this.source.outboxRemoveUpTo(upTo);
+    const next = this.settling[0];
+    if (next && this.settleTimer === undefined) {
+      this.settleTimer = setTimeout(
+        () => {
+          this.settleTimer = undefined;
+          this.sweep();
+        },
+        Math.max(1, next.at + ms - now),
+      );
+      this.settleTimer.unref?.();
+    }
+  }
+
   private pump(): void {
+    if (this.settling.length > 0) this.sweep();
     if (this.link.corked) this.link.corked(() => this.send());
     else this.send();
   }

@@ -45,11 +45,17 @@ class FakeLink {
 const flush = () => new Promise((r) => setImmediate(r));
 
 describe("outbox pump", () => {
-  function setup(window = 4) {
+  function setup(window = 4, settleMs = 0) {
     const time = new FakeTime();
     const store = openStore(":memory:", { schedule: (c) => queueMicrotask(c) });
     const link = new FakeLink();
-    const pump = new OutboxPump(store.journal, link, { domain: DOMAIN, clock: time, window, windows: 2 });
+    const pump = new OutboxPump(store.journal, link, {
+      domain: DOMAIN,
+      clock: time,
+      window,
+      windows: 2,
+      settleMs,
+    });
     const add = (n: number) => {
       for (let i = 0; i < n; i++)
         store.journal.outboxAdd(msg(`s@${DOMAIN}/cxmpp`, "alice@a.localhost", `m${i}`), time.now());
@@ -100,6 +106,50 @@ describe("outbox pump", () => {
     const again = link.sent.filter((s) => !child(s, BARRIER_NS));
     expect(again.map(bodyOf)).toEqual(["m4", "m5"]); // m0-m3 were confirmed, never resent
     expect(again.map((s) => attr(child(s, "urn:xmpp:sid:0")!, "id"))).toEqual(firstIds.slice(4));
+  });
+
+  it("confirmed stanzas settle before they leave the outbox: a cut while they settle sends them again (a clustered server's node dying with them in flight)", async () => {
+    const { time, store, link, pump, add } = setup(4, 1000);
+    add(6);
+    pump.kick();
+    await flush();
+    pump.consume(link.barriers()[0]!); // m0-m3 confirmed at t
+    await flush();
+    expect(store.journal.outboxDepth).toBe(6); // still settling
+    expect(link.sent.slice(10).map(label)).toEqual([]); // nothing new to send: m4, m5 await their barrier
+    time.advance(999);
+    pump.kick();
+    await flush();
+    expect(store.journal.outboxDepth).toBe(6);
+    // The link's node dies: m0-m3 (settling) and m4-m5 (unconfirmed) all go again, in order.
+    link.online = false;
+    pump.offline();
+    link.sent.length = 0;
+    link.online = true;
+    pump.online();
+    await flush();
+    expect(link.sent.map(label)).toEqual(["m0", "m1", "m2", "m3", "barrier", "m4", "m5", "barrier"]);
+    // Both confirmed, then settled: gone once the settle time has passed since the confirmation.
+    for (const b of link.barriers()) pump.consume(b);
+    await flush();
+    expect(store.journal.outboxDepth).toBe(6);
+    time.advance(1000);
+    pump.kick();
+    await flush();
+    expect(store.journal.outboxDepth).toBe(0);
+  });
+
+  it("a clean stop removes what is settling: nothing the server confirmed goes again after a restart", async () => {
+    const { store, link, pump, add } = setup(4, 60_000);
+    add(4);
+    pump.kick();
+    await flush();
+    pump.consume(link.barriers()[0]!);
+    await flush();
+    expect(store.journal.outboxDepth).toBe(4);
+    pump.flush();
+    await flush();
+    expect(store.journal.outboxDepth).toBe(0);
   });
 
   it("a barrier from anybody but our own domain confirms nothing", async () => {
