@@ -13,7 +13,13 @@ import {
   uintOption,
   uriPath,
 } from "../../src/core/coap/message.js";
-import { Code, MessageType, OptionNumber } from "../../src/core/coap/registry.js";
+import {
+  Code,
+  ContentFormat,
+  KNOWN_OPTIONS,
+  MessageType,
+  OptionNumber,
+} from "../../src/core/coap/registry.js";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const bytes = (h: string) => Uint8Array.from(Buffer.from(h, "hex"));
@@ -167,5 +173,21 @@ describe("isUtf8 (string options, RFC 7252 §3.2)", () => {
     for (const s of ["a/b", "é", "€", "𝄞", ""]) expect(isUtf8(new TextEncoder().encode(s))).toBe(true);
     for (const b of [[0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82]])
       expect(isUtf8(Uint8Array.from(b))).toBe(false);
+  });
+});
+
+describe("registry constants", () => {
+  it("KNOWN_OPTIONS is every OptionNumber, and the objects keep their numbers", () => {
+    expect([...KNOWN_OPTIONS].sort((a, b) => a - b)).toEqual(
+      Object.values(OptionNumber).sort((a, b) => a - b),
+    );
+    expect(MessageType).toEqual({ CON: 0, NON: 1, ACK: 2, RST: 3 });
+    expect([Code.POST, Code.CONTINUE, Code.UNPROCESSABLE_ENTITY, Code.SERVICE_UNAVAILABLE]).toEqual([
+      2, 95, 150, 163,
+    ]);
+    expect([OptionNumber.ECHO, OptionNumber.REQUEST_TAG, ContentFormat.CXMPP_SESSION]).toEqual([
+      252, 292, 65_101,
+    ]);
+    expect(Object.isFrozen(Code) && Object.isFrozen(OptionNumber)).toBe(true);
   });
 });

@@ -42,7 +42,22 @@ import {
   uintOption,
   uriPath,
 } from "./message.js";
-import { Code, codeClass, OptionNumber } from "./registry.js";
+import {
+  CODE_BAD_REQUEST,
+  CODE_CONTINUE,
+  CODE_FETCH,
+  CODE_GET,
+  CODE_REQUEST_ENTITY_INCOMPLETE,
+  CODE_REQUEST_ENTITY_TOO_LARGE,
+  codeClass,
+  OPT_BLOCK1,
+  OPT_BLOCK2,
+  OPT_ETAG,
+  OPT_OBSERVE,
+  OPT_REQUEST_TAG,
+  OPT_SIZE1,
+  OPT_SIZE2,
+} from "./registry.js";
 
 export interface BlockwiseOptions {
   /** Our block size exponent: blocks of 2^(szx + 4) bytes, 0 (16 B) … 6 (1024 B). Default 6. */
@@ -150,20 +165,15 @@ export class BlockwiseServer {
   }
 
   private serve(request: ServerRequest, inner: RequestHandler): Response | Promise<Response> {
-    const block2 = blockOf(request, OptionNumber.BLOCK2);
+    const block2 = blockOf(request, OPT_BLOCK2);
     if (block2 && block2.num > 0) return this.laterBlock(request, block2, inner);
-    const block1 = blockOf(request, OptionNumber.BLOCK1);
+    const block1 = blockOf(request, OPT_BLOCK1);
     if (!block1) return then(inner(request), (r) => this.cut(request, r, block2, 0));
     const step = this.takeBlock(request, block1);
     if ("response" in step) return step.response;
     return then(inner(step.complete), (r) =>
       // RFC 7959 §2.3: the response to the final block carries the Block1 option of that block.
-      this.cut(
-        request,
-        { ...r, options: [...r.options, blockOption(OptionNumber.BLOCK1, block1)] },
-        block2,
-        0,
-      ),
+      this.cut(request, { ...r, options: [...r.options, blockOption(OPT_BLOCK1, block1)] }, block2, 0),
     );
   }
 
@@ -177,7 +187,7 @@ export class BlockwiseServer {
     const offset = b.num * size;
     if (b.more && request.payload.length !== size)
       return {
-        response: status(Code.BAD_REQUEST, "a block other than the last must be full size (RFC 7959 §2.2)"),
+        response: status(CODE_BAD_REQUEST, "a block other than the last must be full size (RFC 7959 §2.2)"),
       };
     let a = this.assemblies.get(key);
     if (b.num === 0 && a) {
@@ -188,9 +198,9 @@ export class BlockwiseServer {
     if (offset !== (a?.length ?? 0)) {
       // A gap, or a later block with no assembly started (e.g. expired or evicted): §2.9.2.
       this.dropAssembly(key);
-      return { response: status(Code.REQUEST_ENTITY_INCOMPLETE, "block does not continue the body") };
+      return { response: status(CODE_REQUEST_ENTITY_INCOMPLETE, "block does not continue the body") };
     }
-    const announced = optionUint(request, OptionNumber.SIZE1) ?? 0;
+    const announced = optionUint(request, OPT_SIZE1) ?? 0;
     if (
       offset + request.payload.length > this.options.maxBodyBytes ||
       announced > this.options.maxBodyBytes
@@ -199,8 +209,8 @@ export class BlockwiseServer {
       // §2.9.3: 4.13 with Size1 telling the largest body we take.
       return {
         response: {
-          code: Code.REQUEST_ENTITY_TOO_LARGE,
-          options: [uintOption(OptionNumber.SIZE1, this.options.maxBodyBytes)],
+          code: CODE_REQUEST_ENTITY_TOO_LARGE,
+          options: [uintOption(OPT_SIZE1, this.options.maxBodyBytes)],
           payload: EMPTY,
         },
       };
@@ -281,7 +291,7 @@ export class BlockwiseServer {
 
   /** 2.31 Continue echoing the block taken (§2.3). */
   private proceed(b: BlockValue): Response {
-    return { code: Code.CONTINUE, options: [blockOption(OptionNumber.BLOCK1, b)], payload: EMPTY };
+    return { code: CODE_CONTINUE, options: [blockOption(OPT_BLOCK1, b)], payload: EMPTY };
   }
 
   /** A request for Block2 num > 0: from the kept copy, else (safe methods only) computed again. */
@@ -298,9 +308,9 @@ export class BlockwiseServer {
       this.representations.set(key, kept);
       return this.slice(kept, b);
     }
-    if (request.code !== Code.GET && request.code !== Code.FETCH)
-      return status(Code.REQUEST_ENTITY_INCOMPLETE, "the response to this request is gone");
-    const options = request.options.filter((o) => o.number !== OptionNumber.BLOCK2);
+    if (request.code !== CODE_GET && request.code !== CODE_FETCH)
+      return status(CODE_REQUEST_ENTITY_INCOMPLETE, "the response to this request is gone");
+    const options = request.options.filter((o) => o.number !== OPT_BLOCK2);
     return then(inner({ ...request, options }), (r) => this.cut(request, r, b, b.num));
   }
 
@@ -324,7 +334,7 @@ export class BlockwiseServer {
     }
     if (response.payload.length <= blockSize(szx) && num === 0) return response;
     // An ETag lets the client notice the representation changing between blocks (§2.4).
-    const etag = findOption(response, OptionNumber.ETAG)?.value ?? fnv1a(response.payload);
+    const etag = findOption(response, OPT_ETAG)?.value ?? fnv1a(response.payload);
     const key = representationKey(request);
     const kept: Representation = {
       response,
@@ -366,14 +376,14 @@ export class BlockwiseServer {
     const size = blockSize(szx);
     const offset = num * size;
     const total = response.payload.length;
-    if (offset >= total && num > 0) return status(Code.BAD_REQUEST, "block beyond the end of the body");
+    if (offset >= total && num > 0) return status(CODE_BAD_REQUEST, "block beyond the end of the body");
     const more = offset + size < total;
     const options: CoapOption[] = [
       ...response.options.filter((o) => !BLOCK2_OWN.has(o.number)),
-      { number: OptionNumber.ETAG, value: etag },
-      blockOption(OptionNumber.BLOCK2, { num, more, szx }),
+      { number: OPT_ETAG, value: etag },
+      blockOption(OPT_BLOCK2, { num, more, szx }),
     ];
-    if (num === 0) options.push(uintOption(OptionNumber.SIZE2, total)); // §4: the whole size up front
+    if (num === 0) options.push(uintOption(OPT_SIZE2, total)); // §4: the whole size up front
     return { code: response.code, options, payload: response.payload.subarray(offset, offset + size) };
   }
 
@@ -394,21 +404,13 @@ export class BlockwiseServer {
 }
 
 /** Options that describe the Block1 transfer, not the reassembled request. */
-const BLOCK1_ONLY: ReadonlySet<number> = /* @__PURE__ */ new Set([
-  OptionNumber.BLOCK1,
-  OptionNumber.SIZE1,
-  OptionNumber.REQUEST_TAG,
-]);
+const BLOCK1_ONLY: ReadonlySet<number> = /* @__PURE__ */ new Set([OPT_BLOCK1, OPT_SIZE1, OPT_REQUEST_TAG]);
 /** Options the Block2 server sets itself on every block. */
-const BLOCK2_OWN: ReadonlySet<number> = /* @__PURE__ */ new Set([
-  OptionNumber.BLOCK2,
-  OptionNumber.SIZE2,
-  OptionNumber.ETAG,
-]);
+const BLOCK2_OWN: ReadonlySet<number> = /* @__PURE__ */ new Set([OPT_BLOCK2, OPT_SIZE2, OPT_ETAG]);
 
 /** RFC 9175 §3.3: blocks belong together by endpoint, resource and Request-Tag (absent = empty tag). */
 function assemblyKey(r: ServerRequest): string {
-  const tag = findOption(r, OptionNumber.REQUEST_TAG)?.value;
+  const tag = findOption(r, OPT_REQUEST_TAG)?.value;
   return `${r.peer}\u0000${r.code}\u0000${uriPath(r)}\u0000${tag ? toHex(tag) : "-"}`;
 }
 
@@ -440,7 +442,7 @@ export class BlockwiseClient {
    */
   private async upload(peer: PeerAddress, request: Request): Promise<CoapMessage> {
     const body = request.payload;
-    const tag: CoapOption = { number: OptionNumber.REQUEST_TAG, value: this.newTag() };
+    const tag: CoapOption = { number: OPT_REQUEST_TAG, value: this.newTag() };
     const base = request.options.filter((o) => !BLOCK_OPTIONS.has(o.number));
     let szx = this.options.szx;
     let offset = 0;
@@ -449,13 +451,13 @@ export class BlockwiseClient {
       const num = offset / size;
       const end = Math.min(offset + size, body.length);
       const more = end < body.length;
-      const options = [...base, tag, blockOption(OptionNumber.BLOCK1, { num, more, szx })];
-      if (num === 0) options.push(uintOption(OptionNumber.SIZE1, body.length));
+      const options = [...base, tag, blockOption(OPT_BLOCK1, { num, more, szx })];
+      if (num === 0) options.push(uintOption(OPT_SIZE1, body.length));
       const block = { ...request, options: more ? options : this.earlyBlock2(options) };
       const response = await this.exchanges.request(peer, { ...block, payload: body.subarray(offset, end) });
       // The last block's response is the response; anything but 2.31 before it ends the transfer.
-      if (!more || response.code !== Code.CONTINUE) return response;
-      const echoed = blockOf(response, OptionNumber.BLOCK1);
+      if (!more || response.code !== CODE_CONTINUE) return response;
+      const echoed = blockOf(response, OPT_BLOCK1);
       if (echoed && echoed.szx < szx) szx = echoed.szx;
       offset = end;
     }
@@ -463,24 +465,22 @@ export class BlockwiseClient {
 
   /** Block2 (§2.4): follow M=1 with the same request and Block2 num = next, until M=0. */
   private async download(peer: PeerAddress, request: Request, first: CoapMessage): Promise<CoapMessage> {
-    let block = blockOf(first, OptionNumber.BLOCK2);
+    let block = blockOf(first, OPT_BLOCK2);
     if (!block?.more) return first;
     if (block.num !== 0) throw new BlockwiseError(`first response block is ${block.num}, not 0`);
-    const etag = findOption(first, OptionNumber.ETAG)?.value;
-    const base = request.options.filter(
-      (o) => !BLOCK_OPTIONS.has(o.number) && o.number !== OptionNumber.OBSERVE,
-    );
+    const etag = findOption(first, OPT_ETAG)?.value;
+    const base = request.options.filter((o) => !BLOCK_OPTIONS.has(o.number) && o.number !== OPT_OBSERVE);
     const parts = [first.payload];
     let length = first.payload.length;
     while (block.more) {
       const next = length / blockSize(block.szx);
-      const options = [...base, blockOption(OptionNumber.BLOCK2, { num: next, more: false, szx: block.szx })];
+      const options = [...base, blockOption(OPT_BLOCK2, { num: next, more: false, szx: block.szx })];
       const r = await this.exchanges.request(peer, { ...request, options, payload: EMPTY });
       if (codeClass(r.code) !== 2) return r; // the server gave up mid-way: the caller sees why
-      const got = blockOf(r, OptionNumber.BLOCK2);
+      const got = blockOf(r, OPT_BLOCK2);
       if (!got || got.num * blockSize(got.szx) !== length)
         throw new BlockwiseError(`expected the block at offset ${length}`);
-      const tag = findOption(r, OptionNumber.ETAG)?.value;
+      const tag = findOption(r, OPT_ETAG)?.value;
       if (etag && (!tag || !equalBytes(tag, etag)))
         throw new BlockwiseError("the representation changed during the transfer (ETag)");
       length += r.payload.length;
@@ -489,9 +489,7 @@ export class BlockwiseClient {
       parts.push(r.payload);
       block = got;
     }
-    const options = first.options.filter(
-      (o) => o.number !== OptionNumber.BLOCK2 && o.number !== OptionNumber.SIZE2,
-    );
+    const options = first.options.filter((o) => o.number !== OPT_BLOCK2 && o.number !== OPT_SIZE2);
     return { ...first, options, payload: concat(parts, length) };
   }
 
@@ -500,8 +498,8 @@ export class BlockwiseClient {
    * request, so the server never sends a response block our link cannot carry.
    */
   private earlyBlock2(options: readonly CoapOption[]): readonly CoapOption[] {
-    if (this.options.szx >= 6 || options.some((o) => o.number === OptionNumber.BLOCK2)) return options;
-    return [...options, blockOption(OptionNumber.BLOCK2, { num: 0, more: false, szx: this.options.szx })];
+    if (this.options.szx >= 6 || options.some((o) => o.number === OPT_BLOCK2)) return options;
+    return [...options, blockOption(OPT_BLOCK2, { num: 0, more: false, szx: this.options.szx })];
   }
 
   private newTag(): Uint8Array {
@@ -511,11 +509,11 @@ export class BlockwiseClient {
 }
 
 const BLOCK_OPTIONS: ReadonlySet<number> = new Set([
-  OptionNumber.BLOCK1,
-  OptionNumber.BLOCK2,
-  OptionNumber.SIZE1,
-  OptionNumber.SIZE2,
-  OptionNumber.REQUEST_TAG,
+  OPT_BLOCK1,
+  OPT_BLOCK2,
+  OPT_SIZE1,
+  OPT_SIZE2,
+  OPT_REQUEST_TAG,
 ]);
 
 // --- helpers --------------------------------------------------------------------------------------

@@ -12,13 +12,24 @@ import { type CoapLimits, DEFAULT_COAP_LIMITS } from "./limits.js";
 import { type CoapMessage, type CoapOption, isUtf8, optionUint } from "./message.js";
 import { type Incoming, isRequest, type MessageLayer } from "./message-layer.js";
 import {
-  Code,
-  ContentFormat,
+  CF_TEXT_PLAIN,
+  CODE_BAD_OPTION,
+  CODE_EMPTY,
+  CODE_INTERNAL_SERVER_ERROR,
+  CODE_NOT_FOUND,
   codeClass,
+  CON,
   isCritical,
   KNOWN_OPTIONS,
-  MessageType,
-  OptionNumber,
+  OPT_CONTENT_FORMAT,
+  OPT_LOCATION_PATH,
+  OPT_LOCATION_QUERY,
+  OPT_NO_RESPONSE,
+  OPT_PROXY_SCHEME,
+  OPT_PROXY_URI,
+  OPT_URI_HOST,
+  OPT_URI_PATH,
+  OPT_URI_QUERY,
 } from "./registry.js";
 
 export interface Request {
@@ -40,7 +51,7 @@ export interface Response {
  * resource; cxmpp's NON readings, docs/PROTOCOL.md §3.3). To a CON request it is an empty ACK.
  */
 export const NO_ANSWER: Response = Object.freeze({
-  code: Code.EMPTY,
+  code: CODE_EMPTY,
   options: [],
   payload: new Uint8Array(0),
 });
@@ -71,18 +82,18 @@ export interface ExchangeOptions {
 
 /** Options whose values are strings (RFC 7252 §5.10 table 4): they must be UTF-8. */
 const STRING_OPTIONS = new Set<number>([
-  OptionNumber.URI_HOST,
-  OptionNumber.LOCATION_PATH,
-  OptionNumber.URI_PATH,
-  OptionNumber.URI_QUERY,
-  OptionNumber.LOCATION_QUERY,
-  OptionNumber.PROXY_URI,
-  OptionNumber.PROXY_SCHEME,
+  OPT_URI_HOST,
+  OPT_LOCATION_PATH,
+  OPT_URI_PATH,
+  OPT_URI_QUERY,
+  OPT_LOCATION_QUERY,
+  OPT_PROXY_URI,
+  OPT_PROXY_SCHEME,
 ]);
 
 export class ExchangeLayer {
   private readonly waiting = new Map<string, Waiting>(); // key: peer + token hex
-  private handler: RequestHandler = () => ({ code: Code.NOT_FOUND, options: [], payload: new Uint8Array(0) });
+  private handler: RequestHandler = () => ({ code: CODE_NOT_FOUND, options: [], payload: new Uint8Array(0) });
   /** Error responses whose payload was cut to maxErrorPayloadBytes. */
   errorPayloadsCut = 0;
 
@@ -189,7 +200,7 @@ export class ExchangeLayer {
       }
       this.messages.sendConfirmable(message, peer).then(
         (ack) => {
-          if (ack.code === Code.EMPTY)
+          if (ack.code === CODE_EMPTY)
             awaitSeparate(); // separate response follows (§5.2.2)
           else if (equalBytes(ack.token, token)) w.resolve(ack);
           else w.reject(new Error("piggybacked response with a foreign token"));
@@ -232,7 +243,7 @@ export class ExchangeLayer {
    */
   private serve(incoming: Incoming): void {
     const { message, peer } = incoming;
-    const confirmable = message.type === MessageType.CON;
+    const confirmable = message.type === CON;
     const reply = (answer: Response) => {
       // However a handler got there, an error answer stays a short diagnostic (CoapLimits).
       const response = limitErrorPayload(answer, this.limits.maxErrorPayloadBytes);
@@ -250,7 +261,7 @@ export class ExchangeLayer {
     };
     const failed = (error: unknown) => {
       this.logger.log("error", "coap.handler_failed", { peer, error: String(error) });
-      reply({ code: Code.INTERNAL_SERVER_ERROR, options: [], payload: new Uint8Array(0) });
+      reply({ code: CODE_INTERNAL_SERVER_ERROR, options: [], payload: new Uint8Array(0) });
     };
     // RFC 7252 §5.4.1: an unrecognised critical option in a request gets 4.02 Bad Option; so does a
     // string option (§3.2) that is not UTF-8, which no handler could read (§5.4.1 treats a malformed
@@ -262,7 +273,7 @@ export class ExchangeLayer {
     );
     if (bad) {
       reply({
-        code: Code.BAD_OPTION,
+        code: CODE_BAD_OPTION,
         options: [],
         payload: utf8Encode(`option ${bad.number}`),
       });
@@ -303,9 +314,9 @@ const ELLIPSIS = utf8Encode("…");
  */
 export function limitErrorPayload(response: Response, maxBytes: number): Response {
   if (codeClass(response.code) < 4 || response.payload.length <= maxBytes) return response;
-  const format = optionUint(response, OptionNumber.CONTENT_FORMAT);
-  if (format !== undefined && format !== ContentFormat.TEXT_PLAIN) {
-    const options = response.options.filter((o) => o.number !== OptionNumber.CONTENT_FORMAT);
+  const format = optionUint(response, OPT_CONTENT_FORMAT);
+  if (format !== undefined && format !== CF_TEXT_PLAIN) {
+    const options = response.options.filter((o) => o.number !== OPT_CONTENT_FORMAT);
     return { ...response, options, payload: new Uint8Array(0) };
   }
   const room = maxBytes >= ELLIPSIS.length * 2 ? maxBytes - ELLIPSIS.length : maxBytes;
@@ -320,7 +331,7 @@ export function limitErrorPayload(response: Response, maxBytes: number): Respons
 
 /** RFC 7967 §2.1: bit 2 suppresses 2.xx, bit 8 4.xx, bit 16 5.xx responses. */
 function suppressed(request: CoapMessage, code: number): boolean {
-  const option = request.options.find((o) => o.number === OptionNumber.NO_RESPONSE);
+  const option = request.options.find((o) => o.number === OPT_NO_RESPONSE);
   if (!option) return false;
   let mask = 0;
   for (const b of option.value) mask = mask * 256 + b;

@@ -15,7 +15,7 @@ import type { TimerQueue } from "../timer-queue.js";
 import { EndpointClosed, ResetByPeer, RetransmitsExceeded } from "./errors.js";
 import { type CoapLimits, DEFAULT_COAP_LIMITS } from "./limits.js";
 import { CoapFormatError, type CoapMessage, parseMessage, serializeMessage } from "./message.js";
-import { Code, codeClass, MessageType, type TransmissionParameters } from "./registry.js";
+import { ACK, CODE_EMPTY, codeClass, CON, NON, RST, type TransmissionParameters } from "./registry.js";
 
 /** What the layer above receives for every new (non-duplicate) CON or NON message. */
 export interface Incoming {
@@ -123,7 +123,7 @@ export class MessageLayer {
       if (this.closed) return reject(new EndpointClosed("endpoint closed"));
       const start = () => {
         const messageId = this.allocateId();
-        const bytes = serializeMessage({ ...message, type: MessageType.CON, messageId });
+        const bytes = serializeMessage({ ...message, type: CON, messageId });
         const factor = 1 + (this.random.uint32() / 4_294_967_296) * (this.params.ackRandomFactor - 1);
         const o: Outstanding = {
           peer,
@@ -150,7 +150,7 @@ export class MessageLayer {
   /** Sends a NON (fire and forget); returns its message id. */
   sendNonConfirmable(message: Omit<CoapMessage, "type" | "messageId">, peer: PeerAddress): number {
     const messageId = this.allocateId();
-    this.send(serializeMessage({ ...message, type: MessageType.NON, messageId }), peer);
+    this.send(serializeMessage({ ...message, type: NON, messageId }), peer);
     return messageId;
   }
 
@@ -219,14 +219,13 @@ export class MessageLayer {
       this.stats.malformed++;
       this.logger.log("warn", "coap.malformed", { peer, reason: error.message, bytes: data.length });
       // A malformed CON is rejected with RST (RFC 7252 §4.2); anything else is silently ignored (§4.3).
-      if (error.type === MessageType.CON && error.messageId !== undefined)
-        this.sendReset(peer, error.messageId);
+      if (error.type === CON && error.messageId !== undefined) this.sendReset(peer, error.messageId);
       return;
     }
     this.stats.received++;
     switch (message.type) {
-      case MessageType.ACK:
-      case MessageType.RST:
+      case ACK:
+      case RST:
         this.matchReply(message, peer);
         break;
       default:
@@ -237,12 +236,11 @@ export class MessageLayer {
   private matchReply(message: CoapMessage, peer: PeerAddress): void {
     const o = this.outstanding.get(key(peer, message.messageId));
     if (!o) {
-      if (message.type === MessageType.RST) this.resetHandler(peer, message.messageId);
+      if (message.type === RST) this.resetHandler(peer, message.messageId);
       return; // a late or duplicate ACK: nothing waits for it any more
     }
     this.finish(o);
-    if (message.type === MessageType.RST)
-      o.reject(new ResetByPeer(`${peer} reset message ${message.messageId}`));
+    if (message.type === RST) o.reject(new ResetByPeer(`${peer} reset message ${message.messageId}`));
     else o.resolve(message);
   }
 
@@ -251,16 +249,15 @@ export class MessageLayer {
     const previous = this.seen.get(k);
     if (previous && previous.expires > this.clock.now()) {
       this.stats.duplicates++;
-      if (message.type === MessageType.CON && previous.reply) this.send(previous.reply, peer);
+      if (message.type === CON && previous.reply) this.send(previous.reply, peer);
       return;
     }
-    if (message.code === Code.EMPTY) {
+    if (message.code === CODE_EMPTY) {
       // An Empty CON is a "CoAP ping" (RFC 7252 §4.3): answer with RST. An Empty NON is ignored.
-      if (message.type === MessageType.CON) this.sendReset(peer, message.messageId);
+      if (message.type === CON) this.sendReset(peer, message.messageId);
       return;
     }
-    const lifetime =
-      message.type === MessageType.CON ? this.params.exchangeLifetimeMs : this.params.nonLifetimeMs;
+    const lifetime = message.type === CON ? this.params.exchangeLifetimeMs : this.params.nonLifetimeMs;
     const entry: Seen = { reply: undefined, expires: this.clock.now() + lifetime };
     if (previous) this.forget(k, previous); // expired: the new entry goes to the young end
     this.seen.set(k, entry);
@@ -268,11 +265,11 @@ export class MessageLayer {
     this.armSweep();
     let answered = false;
     const acknowledge = (response?: Pick<CoapMessage, "code" | "options" | "payload">) => {
-      if (answered || message.type !== MessageType.CON) return;
+      if (answered || message.type !== CON) return;
       answered = true;
       const ack = serializeMessage({
-        type: MessageType.ACK,
-        code: response?.code ?? Code.EMPTY,
+        type: ACK,
+        code: response?.code ?? CODE_EMPTY,
         messageId: message.messageId,
         token: response ? message.token : new Uint8Array(0),
         options: response?.options ?? [],
@@ -291,8 +288,8 @@ export class MessageLayer {
 
   private sendReset(peer: PeerAddress, messageId: number): Uint8Array {
     const rst = serializeMessage({
-      type: MessageType.RST,
-      code: Code.EMPTY,
+      type: RST,
+      code: CODE_EMPTY,
       messageId,
       token: new Uint8Array(0),
       options: [],
@@ -355,4 +352,4 @@ export class MessageLayer {
 const key = (peer: PeerAddress, messageId: number): string => `${peer}#${messageId}`;
 
 /** True for a request code (class 0, not Empty). */
-export const isRequest = (code: number): boolean => codeClass(code) === 0 && code !== Code.EMPTY;
+export const isRequest = (code: number): boolean => codeClass(code) === 0 && code !== CODE_EMPTY;

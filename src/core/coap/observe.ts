@@ -26,7 +26,7 @@ import { type CoapLimits, DEFAULT_COAP_LIMITS } from "./limits.js";
 import type { CoapMessage, CoapOption } from "./message.js";
 import { optionUint, pathOptions, uintOption, uriPath } from "./message.js";
 import type { MessageLayer } from "./message-layer.js";
-import { Code, codeClass, OptionNumber } from "./registry.js";
+import { CODE_GET, codeClass, OPT_OBSERVE } from "./registry.js";
 
 /** Observe option values are 24 bits (RFC 7641 §4.4). */
 const SEQUENCE_MODULUS = 1 << 24;
@@ -119,8 +119,8 @@ export class ObserveServer {
   /** The handler the layer below calls: registers and deregisters observers around `inner`. */
   wrap(inner: RequestHandler): RequestHandler {
     return (request) => {
-      const observe = optionUint(request, OptionNumber.OBSERVE);
-      if (request.code !== Code.GET || observe === undefined) return inner(request);
+      const observe = optionUint(request, OPT_OBSERVE);
+      if (request.code !== CODE_GET || observe === undefined) return inner(request);
       if (observe === 1) {
         // §3.6: deregister, then serve the GET as usual (the response carries no Observe option).
         this.remove(observerKey(request.peer, request.token));
@@ -202,7 +202,7 @@ export class ObserveServer {
       (this.byPeer.get(request.peer) ?? new Map<string, Observer>()).set(path, o),
     );
     this.sequence.set(path, value);
-    return { ...response, options: [...response.options, uintOption(OptionNumber.OBSERVE, value)] };
+    return { ...response, options: [...response.options, uintOption(OPT_OBSERVE, value)] };
   }
 
   private transmit(o: Observer, n: Notification): void {
@@ -211,7 +211,7 @@ export class ObserveServer {
     const response = limitErrorPayload(n.response, this.limits.maxErrorPayloadBytes);
     const options: readonly CoapOption[] = final
       ? response.options
-      : [...response.options, uintOption(OptionNumber.OBSERVE, this.sequence.get(o.path) ?? 0)];
+      : [...response.options, uintOption(OPT_OBSERVE, this.sequence.get(o.path) ?? 0)];
     const message = { code: response.code, token: o.token, options, payload: response.payload };
     if (final) this.remove(o.key);
     o.sinceConfirmable++;
@@ -310,8 +310,8 @@ export class ObserveClient {
   ): Promise<Observation> {
     const extra = options.options ?? [];
     const request = (value: number) => ({
-      code: Code.GET,
-      options: [...pathOptions(path), ...extra, uintOption(OptionNumber.OBSERVE, value)],
+      code: CODE_GET,
+      options: [...pathOptions(path), ...extra, uintOption(OPT_OBSERVE, value)],
       payload: new Uint8Array(0),
       confirmable: options.confirmable ?? true,
     });
@@ -324,13 +324,13 @@ export class ObserveClient {
     };
     const registered = await this.exchanges.observe(peer, request(0), (m) => {
       if (!active || !order.accept(m)) return;
-      if (optionUint(m, OptionNumber.OBSERVE) === undefined || codeClass(m.code) !== 2) end();
+      if (optionUint(m, OPT_OBSERVE) === undefined || codeClass(m.code) !== 2) end();
       onNotification(m);
     });
     forget = registered.forget;
     const { response, token } = registered;
     order.accept(response);
-    if (optionUint(response, OptionNumber.OBSERVE) === undefined || codeClass(response.code) !== 2) end();
+    if (optionUint(response, OPT_OBSERVE) === undefined || codeClass(response.code) !== 2) end();
     else if (!active) forget(); // a final notification overtook the registration response
     return {
       response,
@@ -354,7 +354,7 @@ class Ordering {
   constructor(private readonly clock: Clock) {}
 
   accept(m: CoapMessage): boolean {
-    const value = optionUint(m, OptionNumber.OBSERVE);
+    const value = optionUint(m, OPT_OBSERVE);
     if (value === undefined) return true; // a final response is never stale
     const now = this.clock.now();
     if (this.newest && !isNewer(this.newest.value, this.newest.at, value, now)) return false;

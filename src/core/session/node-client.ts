@@ -26,7 +26,18 @@ import {
 import { utf8Decode } from "../bytes.js";
 import type { CoapClientEndpoint } from "../coap/client-endpoint.js";
 import { type CoapMessage, type CoapOption, findOption, pathOptions, uintOption } from "../coap/message.js";
-import { Code, ContentFormat, codeString, OptionNumber } from "../coap/registry.js";
+import {
+  CF_CXMPP_SESSION,
+  CODE_BAD_REQUEST,
+  CODE_CHANGED,
+  CODE_CREATED,
+  CODE_POST,
+  CODE_UNAUTHORIZED,
+  codeString,
+  OPT_CONTENT_FORMAT,
+  OPT_ECHO,
+  OPT_NO_RESPONSE,
+} from "../coap/registry.js";
 import { type Logger, type Mac, type PeerAddress, silentLogger } from "../interfaces.js";
 import { SessionError } from "./errors.js";
 import {
@@ -86,11 +97,8 @@ interface Outgoing {
  * and the gateway's Echo (RFC 9175) when answering its 4.01 challenge.
  */
 export function connectOptions(echo?: Uint8Array): CoapOption[] {
-  const options = [
-    ...pathOptions(Paths.CONNECT),
-    uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.CXMPP_SESSION),
-  ];
-  if (echo) options.push({ number: OptionNumber.ECHO, value: echo });
+  const options = [...pathOptions(Paths.CONNECT), uintOption(OPT_CONTENT_FORMAT, CF_CXMPP_SESSION)];
+  if (echo) options.push({ number: OPT_ECHO, value: echo });
   return options;
 }
 
@@ -185,15 +193,15 @@ export class NodeClient {
         ? this.options.mac.hmacSha256(this.options.key, proofInput(echo, request)).subarray(0, PROOF_BYTES)
         : undefined;
       const response = await this.options.endpoint.request(this.options.gateway, {
-        code: Code.POST,
+        code: CODE_POST,
         options: connectOptions(echo),
         payload: encodeConnectRequest({ ...request, ...(proof ? { proof } : {}) }),
       });
-      if (response.code === Code.CREATED || response.code === Code.CHANGED) {
+      if (response.code === CODE_CREATED || response.code === CODE_CHANGED) {
         return this.established(decodeConnectResponse(response.payload));
       }
-      const challenge = findOption(response, OptionNumber.ECHO);
-      if (response.code === Code.UNAUTHORIZED && challenge && !echo) {
+      const challenge = findOption(response, OPT_ECHO);
+      if (response.code === CODE_UNAUTHORIZED && challenge && !echo) {
         echo = challenge.value;
         continue;
       }
@@ -333,9 +341,9 @@ export class NodeClient {
     const compact = this.format >= 2;
     this.options.endpoint.messages.sendNonConfirmable(
       {
-        code: Code.POST,
+        code: CODE_POST,
         token: new Uint8Array(0),
-        options: compact ? [] : [...pathOptions(Paths.UPLINK), uintOption(OptionNumber.NO_RESPONSE, 2)],
+        options: compact ? [] : [...pathOptions(Paths.UPLINK), uintOption(OPT_NO_RESPONSE, 2)],
         payload: compact
           ? encodeUplink({ seq: 0, t, ack: 0, compact, frames: [frame.bytes] })
           : encodeUplink({
@@ -467,16 +475,16 @@ export class NodeClient {
       frames: batch.map((o) => o.frame.bytes),
     });
     const response = await this.options.endpoint.request(this.options.gateway, {
-      code: Code.POST,
+      code: CODE_POST,
       options: pathOptions(this.format >= 2 ? Paths.UPLINK_ROOT : Paths.UPLINK),
       payload,
     });
-    if (response.code === Code.UNAUTHORIZED) {
+    if (response.code === CODE_UNAUTHORIZED) {
       // The gateway does not know this session (it restarted without it, or the session expired).
       await this.connect();
       return;
     }
-    if (response.code === Code.BAD_REQUEST && response.payload.length > 0) {
+    if (response.code === CODE_BAD_REQUEST && response.payload.length > 0) {
       // The gateway could not decode frame h + 1: it stored up to h. Give that stanza up (it would fail
       // again) and renumber the rest; the gateway rolled its tables back, so their frames stay valid.
       const { h } = decodeDownlink(response.payload);
@@ -491,7 +499,7 @@ export class NodeClient {
       }
       return;
     }
-    if (response.code !== Code.CHANGED) {
+    if (response.code !== CODE_CHANGED) {
       throw new SessionError(
         "uplink-refused",
         `uplink refused: ${codeString(response.code)} ${text(response)}`,
