@@ -5,7 +5,13 @@ export const FORMAT_VERSION = 2;
 
 export { clearDecodeMemo, type DecodedFrame, SessionDecoder, StatelessDecoder } from "./decoder.js";
 export { diagnostic } from "./diagnostic.js";
-export { DICTIONARY_V1, type DictionaryData, StaticDictionary } from "./dictionary/index.js";
+export {
+  DICTIONARY_V1,
+  type DictionaryData,
+  type DictionaryLists,
+  dictionaryLists,
+  StaticDictionary,
+} from "./dictionary/index.js";
 export {
   type CodecOptions,
   clearLiteralCache,

@@ -134,8 +134,6 @@ export class StaticDictionary {
   private lastAttrKind = -1;
   private lastContextNs: string | undefined;
   private lastContextNsId = -1;
-  /** Compatibility views (`namespaces`, `qnames`, …), made on first use: the codec itself never uses them. */
-  private lists: { namespaces: string[]; qnames: QName[]; attributes: QName[]; values: string[] } | undefined;
 
   constructor(
     readonly id: string,
@@ -604,42 +602,39 @@ export class StaticDictionary {
     const at = scan(t.attrIds, from, t.attrStart[qid + 1]!, aid);
     return at < 0 ? 0 : t.slotValues[from + at]!;
   }
+}
 
-  #views() {
-    if (this.lists === undefined) {
-      const n = (count: number) => Array.from({ length: count }, (_, i) => i);
-      this.lists = {
-        namespaces: n(this.namespaceCount).map((i) => this.namespace(i)!),
-        qnames: n(this.qnameCount).map((q) => ({ ns: this.qnameNs(q), name: this.qnameName(q) })),
-        attributes: n(this.attributeCount).map((a) => ({
-          ns: this.attributeNs(a),
-          name: this.attributeName(a),
-        })),
-        values: n(this.valueCount).map((g) => this.value(g)!),
-      };
-    }
-    return this.lists;
-  }
+/** Every entry of a dictionary's tables as lists, by id (made on first use; the codec itself never uses them). */
+export interface DictionaryLists {
+  readonly namespaces: readonly string[];
+  readonly qnames: readonly QName[];
+  readonly attributes: readonly QName[];
+  readonly values: readonly string[];
+}
 
-  /** Every namespace, by id (made on first use; the codec reads `namespace(i)`). */
-  get namespaces(): readonly string[] {
-    return this.#views().namespaces;
-  }
+const listsMade = new WeakMap<StaticDictionary, DictionaryLists>();
 
-  /** Every qname, by global id (made on first use; the codec reads `qnameNs(q)`, `qnameName(q)`). */
-  get qnames(): readonly QName[] {
-    return this.#views().qnames;
+/**
+ * Every namespace, qname, attribute name and value of `dict`, by global id: a free function, not
+ * members, so that a bundle that never lists them (the tiny node) does not carry them. The codec reads
+ * `namespace(i)`, `qnameNs(q)`, `qnameName(q)`, `attributeNs(a)`, `attributeName(a)` and `value(g)`.
+ */
+export function dictionaryLists(dict: StaticDictionary): DictionaryLists {
+  let lists = listsMade.get(dict);
+  if (lists === undefined) {
+    const n = (count: number) => Array.from({ length: count }, (_, i) => i);
+    lists = {
+      namespaces: n(dict.namespaceCount).map((i) => dict.namespace(i)!),
+      qnames: n(dict.qnameCount).map((q) => ({ ns: dict.qnameNs(q), name: dict.qnameName(q) })),
+      attributes: n(dict.attributeCount).map((a) => ({
+        ns: dict.attributeNs(a),
+        name: dict.attributeName(a),
+      })),
+      values: n(dict.valueCount).map((g) => dict.value(g)!),
+    };
+    listsMade.set(dict, lists);
   }
-
-  /** Every attribute name, by global id (made on first use). */
-  get attributes(): readonly QName[] {
-    return this.#views().attributes;
-  }
-
-  /** Every value, by global id (made on first use). */
-  get values(): readonly string[] {
-    return this.#views().values;
-  }
+  return lists;
 }
 
 /** Dictionary version 1, the one every cxmpp peer ships. */

@@ -17,7 +17,7 @@ import {
   unpackDictionary,
 } from "../../codec/dictionary/tables.js";
 import { HuffmanCode } from "../../codec/huffman.js";
-import { DICTIONARY_V1, StaticDictionary, XML_NS } from "../../codec/index.js";
+import { DICTIONARY_V1, dictionaryLists, StaticDictionary, XML_NS } from "../../codec/index.js";
 import { buildDictionary, dictionaryId } from "../../tools/gen-dictionary.js";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -128,10 +128,14 @@ describe("StaticDictionary answers as the logical content reads", () => {
     expect(d.value(data.values.length)).toBeUndefined();
     // The same string each time, and the compatibility lists agree.
     expect(d.qnameName(0)).toBe(d.qnameName(0));
-    expect(d.namespaces).toEqual(data.namespaces);
-    expect(d.values).toEqual(data.values);
-    expect(d.qnames).toEqual(data.qnames.map(([ns, name]) => ({ ns: data.namespaces[ns], name })));
-    expect(d.attributes).toEqual(data.attributes.map((a) => ({ ns: attrKey(a)[0], name: attrKey(a)[1] })));
+    const lists = dictionaryLists(d);
+    expect(dictionaryLists(d)).toBe(lists);
+    expect(lists.namespaces).toEqual(data.namespaces);
+    expect(lists.values).toEqual(data.values);
+    expect(lists.qnames).toEqual(data.qnames.map(([ns, name]) => ({ ns: data.namespaces[ns], name })));
+    expect(lists.attributes).toEqual(
+      data.attributes.map((a) => ({ ns: attrKey(a)[0], name: attrKey(a)[1] })),
+    );
   });
 
   it("ids by name (first occurrence), and no id for other names", () => {
