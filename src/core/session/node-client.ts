@@ -47,7 +47,10 @@ import {
   decodeDownlink,
   encodeConnectRequest,
   encodeUplink,
-  Paths,
+  PATH_CONNECT,
+  PATH_DOWNLINK,
+  PATH_UPLINK,
+  PATH_UPLINK_ROOT,
   PROOF_BYTES,
   proofInput,
   SESSION_FORMAT,
@@ -97,7 +100,7 @@ interface Outgoing {
  * and the gateway's Echo (RFC 9175) when answering its 4.01 challenge.
  */
 export function connectOptions(echo?: Uint8Array): CoapOption[] {
-  const options = [...pathOptions(Paths.CONNECT), uintOption(OPT_CONTENT_FORMAT, CF_CXMPP_SESSION)];
+  const options = [...pathOptions(PATH_CONNECT), uintOption(OPT_CONTENT_FORMAT, CF_CXMPP_SESSION)];
   if (echo) options.push({ number: OPT_ECHO, value: echo });
   return options;
 }
@@ -343,7 +346,7 @@ export class NodeClient {
       {
         code: CODE_POST,
         token: new Uint8Array(0),
-        options: compact ? [] : [...pathOptions(Paths.UPLINK), uintOption(OPT_NO_RESPONSE, 2)],
+        options: compact ? [] : [...pathOptions(PATH_UPLINK), uintOption(OPT_NO_RESPONSE, 2)],
         payload: compact
           ? encodeUplink({ seq: 0, t, ack: 0, compact, frames: [frame.bytes] })
           : encodeUplink({
@@ -369,7 +372,7 @@ export class NodeClient {
    */
   async observeDownlink(): Promise<{ cancel(): Promise<void> }> {
     if (!this.session) throw new SessionError("not-connected", "not connected");
-    const path = `${Paths.DOWNLINK}/${this.session.session}`;
+    const path = `${PATH_DOWNLINK}/${this.session.session}`;
     const refreshMs = this.options.observeRefreshMs ?? 120_000;
     const timers = this.options.endpoint.timers;
     let refresh: { cancel(): void } | undefined;
@@ -476,7 +479,7 @@ export class NodeClient {
     });
     const response = await this.options.endpoint.request(this.options.gateway, {
       code: CODE_POST,
-      options: pathOptions(this.format >= 2 ? Paths.UPLINK_ROOT : Paths.UPLINK),
+      options: pathOptions(this.format >= 2 ? PATH_UPLINK_ROOT : PATH_UPLINK),
       payload,
     });
     if (response.code === CODE_UNAUTHORIZED) {

@@ -16,12 +16,17 @@
  */
 import { encodeSequence, SessionFormatError, SessionReader, type Value } from "./cbor.js";
 
-export const Paths = Object.freeze({
-  CONNECT: "c",
-  UPLINK: "u",
-  /** The uplink at the root (no Uri-Path option: 2 bytes less a datagram), for format 2 peers (§3.3). */
-  UPLINK_ROOT: "",
-  DOWNLINK: "d",
+export const PATH_CONNECT = "c";
+export const PATH_UPLINK = "u";
+/** The uplink at the root (no Uri-Path option: 2 bytes less a datagram), for format 2 peers (§3.3). */
+export const PATH_UPLINK_ROOT = "";
+export const PATH_DOWNLINK = "d";
+/** The same paths as one object (the constants are what a bundler inlines, as registry.ts's numbers). */
+export const Paths = /* @__PURE__ */ Object.freeze({
+  CONNECT: PATH_CONNECT,
+  UPLINK: PATH_UPLINK,
+  UPLINK_ROOT: PATH_UPLINK_ROOT,
+  DOWNLINK: PATH_DOWNLINK,
   CORE: ".well-known/core",
 });
 
