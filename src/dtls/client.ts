@@ -10,8 +10,13 @@
 
 import type { Clock, DatagramTransport, Logger, PeerAddress, Scheduler } from "../core/interfaces.js";
 import { silentLogger } from "../core/interfaces.js";
-import { TimerQueue } from "../core/timer-queue.js";
-import { Connection, DEFAULT_MTU, DEFAULT_RETRANSMIT, type RetransmitParameters } from "./connection.js";
+import {
+  Connection,
+  DEFAULT_MTU,
+  DEFAULT_RETRANSMIT,
+  type RetransmitParameters,
+  type Timers,
+} from "./connection.js";
 import {
   ALERT_CLOSE_NOTIFY,
   ALERT_DECODE_ERROR,
@@ -110,7 +115,12 @@ export class DtlsClient implements DatagramTransport {
   /** Whether the server agreed to the extended master secret (RFC 7627). */
   extendedMasterSecret = false;
 
-  private readonly timers: TimerQueue;
+  /**
+   * Deadlines straight on the scheduler: a client has two at most (its flight's retransmission, the
+   * handshake's timeout), and the tiny node's scheduler is its own TimerQueue already, so the DTLS
+   * bundle (src/tiny/js-dtls.ts) carries no second one.
+   */
+  private readonly timers: Timers;
   private readonly logger: Logger;
   private readonly suites: readonly number[];
   private handler: (data: Uint8Array, peer: PeerAddress) => void = () => {};
@@ -128,7 +138,7 @@ export class DtlsClient implements DatagramTransport {
     private readonly lower: DatagramTransport,
     private readonly options: DtlsClientOptions,
   ) {
-    this.timers = new TimerQueue(options.clock, options.scheduler);
+    this.timers = { after: (delayMs, task) => options.scheduler.schedule(delayMs, task) };
     this.logger = options.logger ?? silentLogger;
     this.suites = (options.suites ?? DEFAULT_SUITES).filter((s) => CIPHER_SUITES.has(s));
     lower.onReceive((data, peer) => {
@@ -179,7 +189,7 @@ export class DtlsClient implements DatagramTransport {
     if (this.phase === "established") this.conn?.sendAlert(ALERT_CLOSE_NOTIFY, ALERT_LEVEL_WARNING);
     this.#finish(new DtlsError("closed", ALERT_CLOSE_NOTIFY, "client closed"));
     this.phase = "closed";
-    this.timers.clear();
+    this.conn?.close(); // its retransmission deadline (the handshake's went in #finish)
     this.lower.close();
   }
 

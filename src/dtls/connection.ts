@@ -7,7 +7,6 @@
  */
 
 import type { Cancellable, Clock } from "../core/interfaces.js";
-import type { TimerQueue } from "../core/timer-queue.js";
 import {
   ALERT_LEVEL_FATAL,
   CONTENT_ALERT,
@@ -50,10 +49,18 @@ export const DEFAULT_RETRANSMIT: RetransmitParameters = { initialMs: 1000, maxMs
 
 export { DEFAULT_MTU } from "./constants.js";
 
+/**
+ * Where a connection arms its retransmission deadline: the server's TimerQueue, or a client's scheduler
+ * (the tiny node's own queue), so that a client bundled apart does not carry a queue of its own.
+ */
+export interface Timers {
+  after(delayMs: number, task: () => void): Cancellable;
+}
+
 export interface ConnectionContext {
   readonly crypto: DtlsCrypto;
   readonly clock: Clock;
-  readonly timers: TimerQueue;
+  readonly timers: Timers;
   readonly retransmit: RetransmitParameters;
   readonly mtu: number;
   /** Puts one datagram on the wire to this association's peer. */
