@@ -76,7 +76,7 @@ export class CoapClientEndpoint {
       responseTimeoutMs: maxTransmitWait(this.transmission),
       ...options.exchange,
     };
-    this.exchanges = new ExchangeLayer(
+    this.exchanges = this.newExchanges(
       this.messages,
       this.timers,
       options.random,
@@ -93,6 +93,11 @@ export class CoapClientEndpoint {
       throw new RangeError(`block szx ${this.blockwise.szx} is not 0-6 (RFC 7959 §2.2)`);
     this.blockClient = new BlockwiseClient(this.exchanges, options.random, this.blockwise);
     this.observations = new ObserveClient(this.exchanges, options.clock);
+  }
+
+  /** The exchange layer: a client's answers every request 4.04 (CoapEndpoint makes a server's). */
+  protected newExchanges(...args: ConstructorParameters<typeof ExchangeLayer>): ExchangeLayer {
+    return new ExchangeLayer(...args);
   }
 
   /** Sends a request, block-wise when its body or its response exceeds one block (RFC 7959). */

@@ -32,7 +32,12 @@
 import { type PeerAddress, silentLogger } from "../interfaces.js";
 import { BlockwiseServer } from "./blockwise.js";
 import { CoapClientEndpoint, type EndpointOptions } from "./client-endpoint.js";
-import type { RequestHandler, Response } from "./exchange-layer.js";
+import {
+  type ExchangeLayer,
+  type RequestHandler,
+  type Response,
+  ServerExchangeLayer,
+} from "./exchange-layer.js";
 import type { CoapTables } from "./limits.js";
 import { DEFAULT_OBSERVE_SERVER, ObserveServer } from "./observe.js";
 
@@ -40,6 +45,7 @@ export { deriveLifetimes, type EndpointOptions, maxTransmitWait } from "./client
 
 /** The whole endpoint: the client half (client-endpoint.ts) and the server layers above the exchanges. */
 export class CoapEndpoint extends CoapClientEndpoint {
+  declare readonly exchanges: ServerExchangeLayer;
   readonly blockServer: BlockwiseServer;
   readonly observers: ObserveServer;
 
@@ -52,6 +58,10 @@ export class CoapEndpoint extends CoapClientEndpoint {
       options.logger ?? silentLogger,
       this.limits,
     );
+  }
+
+  protected override newExchanges(...args: ConstructorParameters<typeof ExchangeLayer>): ServerExchangeLayer {
+    return new ServerExchangeLayer(...args);
   }
 
   /**

@@ -17,8 +17,8 @@ import {
   CODE_EMPTY,
   CODE_INTERNAL_SERVER_ERROR,
   CODE_NOT_FOUND,
-  codeClass,
   CON,
+  codeClass,
   isCritical,
   KNOWN_OPTIONS,
   OPT_CONTENT_FORMAT,
@@ -93,7 +93,6 @@ const STRING_OPTIONS = new Set<number>([
 
 export class ExchangeLayer {
   private readonly waiting = new Map<string, Waiting>(); // key: peer + token hex
-  private handler: RequestHandler = () => ({ code: CODE_NOT_FOUND, options: [], payload: new Uint8Array(0) });
   /** Error responses whose payload was cut to maxErrorPayloadBytes. */
   errorPayloadsCut = 0;
 
@@ -102,15 +101,10 @@ export class ExchangeLayer {
     private readonly timers: TimerQueue,
     private readonly random: Random,
     private readonly options: ExchangeOptions,
-    private readonly logger: Logger,
+    protected readonly logger: Logger,
     private readonly limits: Pick<CoapLimits, "maxErrorPayloadBytes"> = DEFAULT_COAP_LIMITS,
   ) {
     messages.onIncoming((incoming) => this.incoming(incoming));
-  }
-
-  /** The server side: one handler for every request that reaches this endpoint. */
-  handle(handler: RequestHandler): void {
-    this.handler = handler;
   }
 
   /** Sends a request and resolves with its response message. */
@@ -238,45 +232,81 @@ export class ExchangeLayer {
   }
 
   /**
+   * Answers a request that reaches this layer: a client's (no handler: ServerExchangeLayer has one)
+   * with 4.04, or 4.02 for an option no handler could read.
+   */
+  protected serve(incoming: Incoming): void {
+    this.reply(
+      incoming,
+      badOption(incoming.message) ?? { code: CODE_NOT_FOUND, options: [], payload: new Uint8Array(0) },
+    );
+  }
+
+  /** Sends `answer` to the request `incoming`: piggybacked (CON) or as a NON, unless No-Response asks for none. */
+  protected reply(incoming: Incoming, answer: Response): void {
+    const { message, peer } = incoming;
+    const confirmable = message.type === CON;
+    // However a handler got there, an error answer stays a short diagnostic (CoapLimits).
+    const response = limitErrorPayload(answer, this.limits.maxErrorPayloadBytes);
+    if (response !== answer) this.errorPayloadsCut++;
+    if (response === NO_ANSWER || suppressed(message, response.code)) {
+      // No-Response (RFC 7967 §2): the client is not interested in this class of answer.
+      if (confirmable) incoming.acknowledge();
+      return;
+    }
+    if (confirmable) incoming.acknowledge(response);
+    else {
+      const { code, options, payload } = response;
+      this.messages.sendNonConfirmable({ code, token: message.token, options, payload }, peer);
+    }
+  }
+
+  /** Open client exchanges (requests awaiting a response, and observations). */
+  get open(): number {
+    return this.waiting.size;
+  }
+}
+
+/**
+ * RFC 7252 §5.4.1: an unrecognised critical option in a request gets 4.02 Bad Option; so does a string
+ * option (§3.2) that is not UTF-8, which no handler could read (§5.4.1 treats a malformed critical
+ * option like an unrecognised one).
+ */
+function badOption(message: CoapMessage): Response | undefined {
+  const bad = message.options.find(
+    (o) =>
+      (isCritical(o.number) && !KNOWN_OPTIONS.has(o.number)) ||
+      (STRING_OPTIONS.has(o.number) && !isUtf8(o.value)),
+  );
+  return bad && { code: CODE_BAD_OPTION, options: [], payload: utf8Encode(`option ${bad.number}`) };
+}
+
+/**
+ * The exchange layer of a server (CoapEndpoint's): requests go to one handler. Apart from
+ * ExchangeLayer so that a client (the tiny node) carries none of it.
+ */
+export class ServerExchangeLayer extends ExchangeLayer {
+  private handler: RequestHandler = () => ({ code: CODE_NOT_FOUND, options: [], payload: new Uint8Array(0) });
+
+  /** The server side: one handler for every request that reaches this endpoint. */
+  handle(handler: RequestHandler): void {
+    this.handler = handler;
+  }
+
+  /**
    * Answers a request. A handler that returns its response directly is answered in the same turn (the
    * ACK leaves before anything else happens); one that returns a promise is answered when it settles.
    */
-  private serve(incoming: Incoming): void {
+  protected override serve(incoming: Incoming): void {
     const { message, peer } = incoming;
-    const confirmable = message.type === CON;
-    const reply = (answer: Response) => {
-      // However a handler got there, an error answer stays a short diagnostic (CoapLimits).
-      const response = limitErrorPayload(answer, this.limits.maxErrorPayloadBytes);
-      if (response !== answer) this.errorPayloadsCut++;
-      if (response === NO_ANSWER || suppressed(message, response.code)) {
-        // No-Response (RFC 7967 §2): the client is not interested in this class of answer.
-        if (confirmable) incoming.acknowledge();
-        return;
-      }
-      if (confirmable) incoming.acknowledge(response);
-      else {
-        const { code, options, payload } = response;
-        this.messages.sendNonConfirmable({ code, token: message.token, options, payload }, peer);
-      }
-    };
+    const reply = (answer: Response) => this.reply(incoming, answer);
     const failed = (error: unknown) => {
       this.logger.log("error", "coap.handler_failed", { peer, error: String(error) });
       reply({ code: CODE_INTERNAL_SERVER_ERROR, options: [], payload: new Uint8Array(0) });
     };
-    // RFC 7252 §5.4.1: an unrecognised critical option in a request gets 4.02 Bad Option; so does a
-    // string option (§3.2) that is not UTF-8, which no handler could read (§5.4.1 treats a malformed
-    // critical option like an unrecognised one).
-    const bad = message.options.find(
-      (o) =>
-        (isCritical(o.number) && !KNOWN_OPTIONS.has(o.number)) ||
-        (STRING_OPTIONS.has(o.number) && !isUtf8(o.value)),
-    );
+    const bad = badOption(message);
     if (bad) {
-      reply({
-        code: CODE_BAD_OPTION,
-        options: [],
-        payload: utf8Encode(`option ${bad.number}`),
-      });
+      reply(bad);
       return;
     }
     let result: Response | Promise<Response>;
@@ -288,7 +318,7 @@ export class ExchangeLayer {
         peer,
         token: message.token,
         messageId: message.messageId,
-        confirmable,
+        confirmable: message.type === CON,
       });
     } catch (error) {
       failed(error);
@@ -296,11 +326,6 @@ export class ExchangeLayer {
     }
     if (result instanceof Promise) result.then(reply, failed);
     else reply(result);
-  }
-
-  /** Open client exchanges (requests awaiting a response, and observations). */
-  get open(): number {
-    return this.waiting.size;
   }
 }
 
