@@ -15,7 +15,7 @@ import type { TimerQueue } from "../timer-queue.js";
 import { EndpointClosed, ResetByPeer, RetransmitsExceeded } from "./errors.js";
 import { type CoapLimits, DEFAULT_COAP_LIMITS } from "./limits.js";
 import { CoapFormatError, type CoapMessage, parseMessage, serializeMessage } from "./message.js";
-import { ACK, CODE_EMPTY, codeClass, CON, NON, RST, type TransmissionParameters } from "./registry.js";
+import { ACK, CODE_EMPTY, CON, codeClass, NON, RST, type TransmissionParameters } from "./registry.js";
 
 /** What the layer above receives for every new (non-duplicate) CON or NON message. */
 export interface Incoming {
