@@ -106,12 +106,6 @@ export class CborReader {
     return value;
   }
 
-  /** The next head as an object (for callers that keep heads around, such as the diagnostic printer). */
-  head(): Head {
-    this.next();
-    return { major: this.major, value: this.arg, offset: this.start };
-  }
-
   /**
    * Skips the body of the byte or text string whose head `next()` just read; returns where it starts
    * (it ends at the new `pos`). No subarray: bench codec decode spent a view allocation per string.
@@ -123,22 +117,6 @@ export class CborReader {
     if (from + length > this.data.length) throw new CodecError("TRUNCATED", this.start, "string cut short");
     this.pos = from + length;
     return from;
-  }
-
-  /** The raw bytes of a byte or text string whose head was just read. */
-  body(head: Head, maxBytes: number): Uint8Array {
-    if (head.value > maxBytes)
-      throw overLimit(head.offset, `string of ${head.value} bytes exceeds the limit`);
-    if (this.pos + head.value > this.data.length)
-      throw new CodecError("TRUNCATED", head.offset, "string cut short");
-    const bytes = this.data.subarray(this.pos, this.pos + head.value);
-    this.pos += head.value;
-    return bytes;
-  }
-
-  text(head: Head, maxBytes: number): string {
-    const bytes = this.body(head, maxBytes);
-    return decodeUtf8(bytes, head.offset);
   }
 
   /** The text string whose head `next()` just read. */
@@ -156,10 +134,6 @@ export class CborReader {
  */
 const SHORT = 128;
 const charArrays: (number[] | undefined)[] = [];
-
-export function decodeUtf8(bytes: Uint8Array, offset: number): string {
-  return decodeUtf8Range(bytes, 0, bytes.length, offset);
-}
 
 /** UTF-8 text of bytes[from, to); a `BAD_UTF8` error names `offset`. */
 export function decodeUtf8Range(bytes: Uint8Array, from: number, to: number, offset: number): string {

@@ -4,6 +4,7 @@
  */
 import {
   CborReader,
+  decodeUtf8Range,
   MAJOR_ARRAY,
   MAJOR_BYTES,
   MAJOR_MAP,
@@ -25,20 +26,22 @@ export function diagnostic(bytes: Uint8Array): string {
 
 function item(r: CborReader, depth: number): string {
   if (depth > MAX_DEPTH) throw new CodecError("LIMIT", r.pos, "nesting too deep");
-  const head = r.head();
+  r.next();
+  const head = { major: r.major, value: r.arg, offset: r.start };
   switch (head.major) {
     case MAJOR_UINT:
       return String(head.value);
     case MAJOR_NEGINT:
       return String(-1 - head.value);
     case MAJOR_BYTES: {
-      const body = r.body(head, bytes(r));
+      const from = r.skipBody(bytes(r));
+      const body = r.data.subarray(from, r.pos);
       let hex = "";
       for (const b of body) hex += b.toString(16).padStart(2, "0");
       return `h'${hex}'`;
     }
     case MAJOR_TEXT:
-      return JSON.stringify(r.text(head, bytes(r)));
+      return JSON.stringify(decodeUtf8Range(r.data, r.skipBody(bytes(r)), r.pos, head.offset));
     case MAJOR_ARRAY: {
       const parts: string[] = [];
       for (let i = 0; i < head.value; i++) parts.push(item(r, depth + 1));
