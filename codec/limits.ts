@@ -38,12 +38,25 @@ export const DEFAULT_LIMITS: CodecLimits = Object.freeze({
 export function resolveLimits(partial: Readonly<Partial<CodecLimits>> | undefined): CodecLimits {
   // The shared defaults when nothing is overridden: a gateway makes two codecs per session, and a copy
   // each was memory per idle session for nothing (bench session).
-  if (partial === undefined || Object.keys(partial).length === 0) return DEFAULT_LIMITS;
-  const limits = { ...DEFAULT_LIMITS, ...partial };
-  for (const [key, value] of Object.entries(limits)) {
-    if (!Number.isSafeInteger(value) || value < 1)
-      throw new RangeError(`codec limit ${key} must be a positive integer`);
-  }
+  const limits = mergeLimits(DEFAULT_LIMITS, partial, "codec");
   if (limits.maxDepth > MAX_DEPTH) throw new RangeError(`codec limit maxDepth must be at most ${MAX_DEPTH}`);
+  return limits;
+}
+
+/**
+ * `defaults` with `partial` over them, every value a positive integer (a RangeError names the `what`
+ * limit that is not); `defaults` itself when nothing is overridden. src/core's CoAP limits use it too.
+ */
+export function mergeLimits<T extends object>(
+  defaults: T,
+  partial: Readonly<Partial<T>> | undefined,
+  what: string,
+): T {
+  if (partial === undefined || Object.keys(partial).length === 0) return defaults;
+  const limits = { ...defaults, ...partial };
+  for (const [key, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || (value as number) < 1)
+      throw new RangeError(`${what} limit ${key} must be a positive integer`);
+  }
   return limits;
 }

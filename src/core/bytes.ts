@@ -1,7 +1,7 @@
 /** Small byte-array helpers shared by the CoAP stack and the session layer. */
 import type { Random } from "./interfaces.js";
 
-/** UTF-8 in our own code (embedded engines lack the Encoding API): codec/utf8.ts, whose only import. */
+/** UTF-8 in our own code (embedded engines lack the Encoding API): codec/utf8.ts. */
 export { utf8Decode, utf8Encode } from "../../codec/utf8.js";
 
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -10,12 +10,8 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** Lowercase hexadecimal, two digits a byte (map keys for tokens, nonces, ETags). */
-export function toHex(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += (b < 16 ? "0" : "") + b.toString(16);
-  return s;
-}
+/** Lowercase hexadecimal, two digits a byte (map keys for tokens, nonces, ETags): the codec's own. */
+export { renderHex as toHex } from "../../codec/typed.js";
 
 /** `n` random bytes from `random` (tokens, nonces, resume tokens), low byte of each draw first. */
 export function randomBytes(random: Random, n: number): Uint8Array {

@@ -6,6 +6,8 @@
  * the newcomer refused), so a flood cannot lock legitimate peers out for a table's whole lifetime, and
  * every eviction is counted (`CoapEndpoint.tables()`, the gateway's cxmpp_coap_* metrics).
  */
+import { mergeLimits } from "../../../codec/limits.js";
+
 export interface CoapLimits {
   /**
    * Deduplication (RFC 7252 §4.5): most (peer, message id) pairs remembered. Default 16,384: every
@@ -75,13 +77,8 @@ export const DEFAULT_COAP_LIMITS: CoapLimits = Object.freeze({
 });
 
 export function resolveCoapLimits(partial: Readonly<Partial<CoapLimits>> | undefined): CoapLimits {
-  if (partial === undefined || Object.keys(partial).length === 0) return DEFAULT_COAP_LIMITS;
-  const limits = { ...DEFAULT_COAP_LIMITS, ...partial };
-  for (const [key, value] of Object.entries(limits)) {
-    if (!Number.isSafeInteger(value) || value < 1)
-      throw new RangeError(`CoAP limit ${key} must be a positive integer`);
-  }
-  return Object.freeze(limits);
+  const limits = mergeLimits(DEFAULT_COAP_LIMITS, partial, "CoAP");
+  return limits === DEFAULT_COAP_LIMITS ? limits : Object.freeze(limits);
 }
 
 /**

@@ -156,24 +156,13 @@ function writeExt(n: number, out: Uint8Array, pos: number): { nibble: number; po
  * U+10FFFF). String options (RFC 7252 §3.2) must be; a request whose are not gets 4.02 Bad Option.
  */
 export function isUtf8(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.length; ) {
-    const b = bytes[i]!;
-    if (b < 0x80) {
-      i++;
-      continue;
-    }
-    // Continuation bytes after a lead byte: C2-DF one, E0-EF two, F0-F4 three; anything else is invalid.
-    const n = b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : 0;
-    if (n === 0 || i + n >= bytes.length) return false; // not a lead byte, or cut short
-    // The second byte's range rules out overlongs (E0, F0), surrogates (ED) and > U+10FFFF (F4).
-    const lo = b === 0xe0 ? 0xa0 : b === 0xf0 ? 0x90 : 0x80;
-    const hi = b === 0xed ? 0x9f : b === 0xf4 ? 0x8f : 0xbf;
-    const second = bytes[i + 1]!;
-    if (second < lo || second > hi) return false;
-    for (let k = 2; k <= n; k++) if ((bytes[i + k]! & 0xc0) !== 0x80) return false;
-    i += n + 1;
+  // The codec's strict decoder checks exactly that (and throws where a byte is wrong).
+  try {
+    utf8Decode(bytes);
+    return true;
+  } catch {
+    return false;
   }
-  return true;
 }
 
 export function uintOption(number: number, value: number): CoapOption {
