@@ -165,8 +165,11 @@ function notUtf8(): TypeError {
   return new TypeError("The encoded data was not valid for encoding utf-8");
 }
 
-/** `bytes[from, to)`, all below 0x80, as a string. */
-function asciiText(b: Uint8Array, from: number, to: number): string {
+/**
+ * `b[from, to)` as a string of those code units: ASCII bytes, or the decoder's `units`. One function
+ * for both (a Uint8Array or a Uint16Array at its two call sites), 16 units a call.
+ */
+function asciiText(b: Uint8Array | Uint16Array, from: number, to: number): string {
   let s = "";
   let i = from;
   for (; i + 16 <= to; i += 16) {
@@ -196,30 +199,5 @@ function asciiText(b: Uint8Array, from: number, to: number): string {
 
 /** The first `k` code units of `units` as a string. */
 function unitText(k: number): string {
-  const u = units;
-  let s = "";
-  let i = 0;
-  for (; i + 16 <= k; i += 16) {
-    s += fromCharCode(
-      u[i]!,
-      u[i + 1]!,
-      u[i + 2]!,
-      u[i + 3]!,
-      u[i + 4]!,
-      u[i + 5]!,
-      u[i + 6]!,
-      u[i + 7]!,
-      u[i + 8]!,
-      u[i + 9]!,
-      u[i + 10]!,
-      u[i + 11]!,
-      u[i + 12]!,
-      u[i + 13]!,
-      u[i + 14]!,
-      u[i + 15]!,
-    );
-  }
-  for (; i + 4 <= k; i += 4) s += fromCharCode(u[i]!, u[i + 1]!, u[i + 2]!, u[i + 3]!);
-  for (; i < k; i++) s += fromCharCode(u[i]!);
-  return s;
+  return asciiText(units, 0, k);
 }
