@@ -1,13 +1,14 @@
 /**
  * `npm run build:node`: the tiny-node bundle a builder flashes (docs/TINY-NODE.md). One minified ESM
  * file, platform neutral, of src/tiny/index.ts (createTinyNode, el, decodeDeviceFile), written to
- * dist/tiny/cxmpp-node.mjs, and beside it dist/tiny/cxmpp-crypto.mjs (the pure-JavaScript crypto, for
- * a host without its own), with their sizes printed beside the budgets, which only ever go down
+ * dist/tiny/cxmpp-node.mjs, and beside it dist/tiny/cxmpp-dtls.mjs (the pure-JavaScript DTLS client,
+ * for a host without its own) and dist/tiny/cxmpp-crypto.mjs (the pure-JavaScript crypto, for a host
+ * without its own), with their sizes printed beside the budgets, which only ever go down
  * (test/tiny/bundle.test.ts enforces them; the heap budgets are checked inside QuickJS).
  *
  * `tsx tools/build-node.ts ENTRY [OUTFILE]` bundles a device program on the tiny node instead, with the
  * same options (examples/tiny-sensor: dist/tiny/cxmpp-sensor.mjs), its size beside the budgets of the
- * node with the crypto.
+ * node with the DTLS and the crypto.
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -27,6 +28,15 @@ export const ENTRY = join(ROOT, "src", "tiny", "index.ts");
  */
 export const CRYPTO_BUNDLE = join(ROOT, "dist", "tiny", "cxmpp-crypto.mjs");
 export const CRYPTO_ENTRY = join(ROOT, "src", "tiny", "js-crypto.ts");
+/**
+ * The pure-JavaScript DTLS client (`jsDtls`) for hosts that have none, bundled apart: a host whose
+ * runtime gives DTLS sockets (Zephyr, ESP-IDF esp-tls, RIOT sock_dtls, mbedTLS, tinydtls) plugs its
+ * own in as `host.dtls` and loads BUNDLE alone; one without loads this too (and CRYPTO_BUNDLE if it
+ * has no crypto either). Only src/tiny's interface names cross between the bundles, and every build
+ * keeps those as written (bundleOptions).
+ */
+export const DTLS_BUNDLE = join(ROOT, "dist", "tiny", "cxmpp-dtls.mjs");
+export const DTLS_ENTRY = join(ROOT, "src", "tiny", "js-dtls.ts");
 
 /**
  * Where the tiny node must get to (issue 11): a bundle a microcontroller's flash and a few hundred KB
@@ -55,24 +65,32 @@ export const TARGETS = Object.freeze({
  */
 export const BUDGETS = Object.freeze({
   /**
-   * The node's bundle, as a host with its own crypto loads it: measured 126,936 B minified, 55,906 B
-   * gzip (131,755 B and 58,363 B with the pure-JavaScript crypto in it; 145,801 B and 60,323 B before
+   * The node's bundle, as a host with its own DTLS and crypto loads it: measured 109,166 B minified,
+   * 49,434 B gzip (14,586 B and 5,322 B more with the DTLS client in it, measured at one commit;
+   * 131,755 B and 58,363 B with the pure-JavaScript crypto in it too; 145,801 B and 60,323 B before
    * property mangling; 149,238 B and 61,625 B before the dictionary's repacking; 155,299 B and
    * 62,919 B when frame format 2 had just landed).
    */
-  minifiedBytes: 127_400,
-  gzipBytes: 56_400,
+  minifiedBytes: 109_260,
+  gzipBytes: 49_530,
   /**
-   * The node's bundle and the crypto bundle (4,380 B, 2,088 B gzip) together, as a host without crypto
-   * of its own loads them: measured 131,316 B minified, 57,994 B gzip (each file gzipped).
-   * examples/tiny-sensor's bundle, which carries the crypto, is held to these plus its own code
-   * (test/examples/tiny-sensor.test.ts): 133,731 B and 58,894 B.
+   * The node's bundle and the crypto bundle (4,380 B, 2,088 B gzip) together, as a host with its own
+   * DTLS but no crypto loads them: measured 113,546 B minified, 51,522 B gzip (each file gzipped).
    */
-  withCrypto: Object.freeze({ minifiedBytes: 131_800, gzipBytes: 58_450 }),
+  withCrypto: Object.freeze({ minifiedBytes: 113_640, gzipBytes: 51_620 }),
+  /**
+   * The node's, the DTLS (14,758 B, 5,923 B gzip) and the crypto bundle together, as a host with
+   * neither loads them: measured 128,304 B minified, 57,445 B gzip (each file gzipped).
+   * examples/tiny-sensor's bundle, which carries both, is held to these plus its own code
+   * (test/examples/tiny-sensor.test.ts): 131,039 B and 57,930 B.
+   */
+  withDtlsAndCrypto: Object.freeze({ minifiedBytes: 128_400, gzipBytes: 57_540 }),
   /**
    * The heap as quickjs-emscripten runs the bundle (source text and debug info kept; TARGETS.heapBytes
-   * is a device build's): measured 698.6 KB after connect in QuickJS 0.32 with the crypto bundle loaded
-   * beside the node, peak 1.29× (732.7 KB
+   * is a device build's): measured 681.6 KB after connect in QuickJS 0.32 with the DTLS and crypto
+   * bundles loaded beside the node, peak 1.30× (1.5 KB of it for DTLS in a bundle of its own: a second
+   * module and the adapter; 698.6 KB with the crypto bundle alone beside the node, before the codec's
+   * and the core's latest cuts; 732.7 KB
    * before property mangling and the dictionary's repacking; 767.7 KB when frame format 2 had just landed; 817.4 KB before the UTF-8
    * decoder's reusable char arrays, 8,128 slots, were made per length on first use; before that
    * 912-916 KB: the decoder's literal memo and the encoder's frame slab made on first use).
@@ -288,25 +306,32 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename
       out ? resolve(out) : join(dirname(BUNDLE), `cxmpp-${basename(entry).replace(/\.[cm]?[jt]s$/, "")}.mjs`),
       resolve(entry),
     );
-    // A device program may carry the JavaScript crypto (examples/tiny-sensor does): the budgets with it.
-    report(r.path, r.minifiedBytes, r.gzipBytes, BUDGETS.withCrypto);
+    // A device program may carry the JavaScript DTLS and crypto (examples/tiny-sensor does): the
+    // budgets with both.
+    report(r.path, r.minifiedBytes, r.gzipBytes, BUDGETS.withDtlsAndCrypto);
   } else {
     const node = await buildNodeBundle();
+    const dtls = await buildNodeBundle(DTLS_BUNDLE, DTLS_ENTRY);
     const crypto = await buildNodeBundle(CRYPTO_BUNDLE, CRYPTO_ENTRY);
     report(
-      `${node.path} (a host with its own crypto loads this alone)`,
+      `${node.path} (a host with its own DTLS and crypto loads this alone)`,
       node.minifiedBytes,
       node.gzipBytes,
       BUDGETS,
     );
-    process.stdout.write(
-      `${crypto.path}: ${kb(crypto.minifiedBytes)} minified, ${kb(crypto.gzipBytes)} gzip -9\n`,
-    );
+    for (const b of [dtls, crypto])
+      process.stdout.write(`${b.path}: ${kb(b.minifiedBytes)} minified, ${kb(b.gzipBytes)} gzip -9\n`);
     report(
-      "both (a host without crypto loads the two)",
+      "node + crypto (a host with its own DTLS but no crypto for JavaScript loads the two)",
       node.minifiedBytes + crypto.minifiedBytes,
       node.gzipBytes + crypto.gzipBytes,
       BUDGETS.withCrypto,
+    );
+    report(
+      "node + dtls + crypto (a host with neither loads the three)",
+      node.minifiedBytes + dtls.minifiedBytes + crypto.minifiedBytes,
+      node.gzipBytes + dtls.gzipBytes + crypto.gzipBytes,
+      BUDGETS.withDtlsAndCrypto,
     );
   }
 }

@@ -22,6 +22,7 @@ import {
   type XElement,
 } from "../../src/tiny/index.js";
 import { jsCrypto } from "../../src/tiny/js-crypto.js";
+import { jsDtls } from "../../src/tiny/js-dtls.js";
 import { SENSORDATA, sensorDataMessage } from "../iot-stanzas.js";
 
 export interface SensorOptions {
@@ -164,8 +165,10 @@ export function runSensor(host: TinyHost, deviceFile: Uint8Array, options: Senso
     setTimer: (ms, f) => timer.set(0, ms, f),
     clearTimer: () => timer.clear(0),
     log: (level, name, fields) => host.log?.(level, name, fields),
-    // What the host does natively, the pure-JavaScript crypto for the rest (quickjs-main.c has none).
+    // What the host does natively, the pure-JavaScript crypto for the rest (quickjs-main.c has none),
+    // and the host's DTLS where it has one, else the pure-JavaScript client (a coaps device file).
     crypto: { ...jsCrypto, ...host.crypto },
+    dtls: host.dtls ?? jsDtls,
   };
   // The gateway counts the node asleep until its next wake-up (whole seconds on the wire).
   const node = createTinyNode(nodeHost, device, {

@@ -167,7 +167,8 @@ export class DtlsClient implements DatagramTransport {
 
   // ---- DatagramTransport ----
 
-  send(data: Uint8Array, peer: PeerAddress): void {
+  /** `peer` defaults to the server, the one peer a client has (the tiny node sends so: TinyDtlsSession). */
+  send(data: Uint8Array, peer: PeerAddress = this.options.server): void {
     if (peer !== this.options.server || this.phase === "closed") return;
     if (this.phase === "established" && this.conn) {
       this.stats.recordsOut++;

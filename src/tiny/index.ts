@@ -7,5 +7,12 @@
 // host can check the bundle itself against test/vectors (test/tiny/quickjs.test.ts); 42 bytes of names.
 export { el, SessionDecoder, SessionEncoder, type XElement, type XNode } from "../../codec/index.js";
 export { decodeDeviceFile, gatewayAddress, type TinyDevice } from "./device.js";
-export type { TinyCrypto, TinyHost } from "./host.js";
+export type {
+  TinyCrypto,
+  TinyDatagrams,
+  TinyDtls,
+  TinyDtlsOptions,
+  TinyDtlsSession,
+  TinyHost,
+} from "./host.js";
 export { createTinyNode, type TinyNode, type TinyNodeOptions } from "./node.js";

@@ -1,8 +1,9 @@
 /**
  * The tiny node: `createTinyNode(host, device)` assembles the portable client — the CoAP endpoint's
- * client half (CoapClientEndpoint: the node serves no requests, so no server layers are bundled), DTLS
- * when the device file says coaps, and the cxmpp session (NodeClient) — over the host's few functions
- * (host.ts). Everything runs on one host timer and the host's datagram callbacks; the
+ * client half (CoapClientEndpoint: the node serves no requests, so no server layers are bundled), the
+ * host's DTLS session when the device file says coaps (TinyHost.dtls: the host's own, or jsDtls from
+ * cxmpp-dtls.mjs; no DTLS code is in this bundle), and the cxmpp session (NodeClient) — over the host's
+ * few functions (host.ts). Everything runs on one host timer and the host's datagram callbacks; the
  * client is promise-based, so a host whose engine has a job queue (QuickJS) runs pending jobs after
  * each call into the node (docs/TINY-NODE.md).
  */
@@ -15,15 +16,12 @@ import type {
   Logger,
   PeerAddress,
   Random,
-  Scheduler,
 } from "../core/interfaces.js";
 import { NodeClient } from "../core/session/node-client.js";
 import { TimerQueue } from "../core/timer-queue.js";
-import { DtlsClient } from "../dtls/client.js";
-import { TLS_PSK_WITH_AES_128_CCM_8 } from "../dtls/suites.js";
-import { tinyCrypto } from "./crypto.js";
+import { requireCrypto } from "./crypto.js";
 import { gatewayAddress, type TinyDevice } from "./device.js";
-import type { TinyHost } from "./host.js";
+import type { TinyDatagrams, TinyDtlsSession, TinyHost } from "./host.js";
 
 export interface TinyNodeOptions {
   /** Seconds the node sleeps between wake-ups; absent: always on. */
@@ -59,11 +57,12 @@ export interface TinyNode {
 }
 
 /**
- * One host timer for every deadline: the endpoint, DTLS and the session each keep a TimerQueue, and
- * they all schedule on this one, which arms the host's timer for the earliest.
+ * One host timer for every deadline: the endpoint and the session each keep a TimerQueue, and they and
+ * a JavaScript DTLS client (TinyDtlsOptions.after) schedule on this one, which arms the host's timer
+ * for the earliest.
  */
-function singleTimer(host: TinyHost, clock: Clock): Scheduler {
-  const root = new TimerQueue(clock, {
+function singleTimer(host: TinyHost, clock: Clock): TimerQueue {
+  return new TimerQueue(clock, {
     schedule(delayMs: number, task: () => void): Cancellable {
       let live = true;
       host.setTimer(delayMs, () => {
@@ -78,58 +77,57 @@ function singleTimer(host: TinyHost, clock: Clock): Scheduler {
       };
     },
   });
-  return { schedule: (delayMs, task) => root.after(delayMs, task) };
-}
-
-/** The host's socket as the core's DatagramTransport: one peer, the gateway. */
-class HostTransport implements DatagramTransport {
-  handler: (data: Uint8Array, peer: PeerAddress) => void = () => {};
-  constructor(
-    private readonly host: TinyHost,
-    readonly gateway: PeerAddress,
-  ) {}
-  send(data: Uint8Array): void {
-    this.host.send(data);
-  }
-  onReceive(handler: (data: Uint8Array, peer: PeerAddress) => void): void {
-    this.handler = handler;
-  }
-  close(): void {
-    this.handler = () => {};
-  }
 }
 
 export function createTinyNode(host: TinyHost, device: TinyDevice, options: TinyNodeOptions = {}): TinyNode {
   const clock: Clock = { now: () => host.now() };
-  const scheduler = singleTimer(host, clock);
+  const timers = singleTimer(host, clock);
+  const scheduler = { schedule: (delayMs: number, task: () => void) => timers.after(delayMs, task) };
   const random: Random = {
     uint32() {
       const b = host.random(4);
       return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
     },
   };
-  const logger: Logger = { log: (level, event, fields) => host.log?.(level, event, fields) };
+  const log: Logger["log"] = (level, event, fields) => host.log?.(level, event, fields);
   const address = gatewayAddress(device.gateway);
-  const crypto = tinyCrypto(host, address.secure);
   const gateway = address.peer as PeerAddress;
-  const socket = new HostTransport(host, gateway);
-  const dtls = address.secure
-    ? new DtlsClient(socket, {
-        server: gateway,
-        identity: device.identity,
-        psk: device.key,
-        crypto,
-        clock,
-        scheduler,
-        logger,
-        // CoAP's mandatory suite only: its 8-byte tag is the smallest on air, and a tiny node then
-        // needs no GCM code (RFC 7925 §4.2).
-        suites: [TLS_PSK_WITH_AES_128_CCM_8],
-        ...(options.mtu !== undefined ? { mtu: options.mtu } : {}),
-      })
-    : undefined;
+  // The host's socket: what it sends goes to the gateway; what it hands node.receive comes here.
+  let deliver: (datagram: Uint8Array) => void = () => {};
+  const socket: TinyDatagrams = {
+    send: (datagram) => host.send(datagram),
+    onReceive: (handler) => {
+      deliver = handler;
+    },
+  };
+  const dtls = address.secure ? host.dtls : undefined;
+  if (address.secure && typeof dtls?.client !== "function")
+    throw new TypeError(
+      `host.dtls is missing: ${device.gateway} is coaps; give the host's own DTLS, or jsDtls (cxmpp-dtls.mjs)`,
+    );
+  // Every node signs its connect (hmacSha256); a DTLS client in JavaScript needs more (jsDtls.needs).
+  const mac = requireCrypto(host.crypto, ["hmacSha256", ...(dtls?.needs ?? [])]);
+  const session: TinyDtlsSession | undefined = dtls?.client(socket, {
+    gateway,
+    identity: device.identity,
+    psk: device.key,
+    now: clock.now,
+    after: (delayMs, task) => timers.after(delayMs, task),
+    random: (n) => host.random(n),
+    crypto: host.crypto ?? {},
+    log,
+    ...(options.mtu !== undefined ? { mtu: options.mtu } : {}),
+  });
+  // The CoAP endpoint's transport: the DTLS session's plaintext (coaps), or the host's socket (coap).
+  const below = session ?? socket;
+  const transport: DatagramTransport = {
+    send: (data) => below.send(data),
+    onReceive: (handler) => below.onReceive((data) => handler(data, gateway)),
+    close: () => {},
+  };
+  const logger: Logger = { log };
   const endpoint = new CoapClientEndpoint({
-    transport: dtls ?? socket,
+    transport,
     clock,
     scheduler,
     random,
@@ -142,15 +140,15 @@ export function createTinyNode(host: TinyHost, device: TinyDevice, options: Tiny
     gateway,
     identity: device.identity,
     key: device.key,
-    mac: crypto,
+    mac,
     logger,
     ...(options.wake !== undefined ? { wake: options.wake } : {}),
     ...(options.maxPayload !== undefined ? { maxPayload: options.maxPayload } : {}),
   });
   return {
-    receive: (datagram) => socket.handler(datagram, gateway),
+    receive: (datagram) => deliver(datagram),
     connect: async () => {
-      await dtls?.connect();
+      await session?.connect();
       return (await client.connect()).jid;
     },
     send: (stanza) => client.send(stanza),
@@ -169,7 +167,7 @@ export function createTinyNode(host: TinyHost, device: TinyDevice, options: Tiny
     close: () => {
       client.close();
       endpoint.close();
-      dtls?.close();
+      session?.close();
       host.clearTimer();
     },
   };

@@ -407,8 +407,11 @@ export const TINY_HOST_GLUE = `
     setTimer(ms, f) { fire = f; h.setTimer(ms); },
     clearTimer() { fire = undefined; h.clearTimer(); },
     random: (n) => new Uint8Array(h.random(n)),
-    // No crypto of its own: the pure-JavaScript one, when its bundle (cxmpp-crypto.mjs) was loaded.
+    // No crypto nor DTLS of its own: the pure-JavaScript ones, when their bundles (cxmpp-crypto.mjs,
+    // cxmpp-dtls.mjs) were loaded; or the host's own, as QuickJsTinyNodeOptions.hostOwn sets them (__hostOwn).
     crypto: globalThis.cxmppCrypto?.jsCrypto,
+    dtls: globalThis.cxmppDtls?.jsDtls,
+    ...globalThis.__hostOwn,
     log(level, event, fields) {
       if (level === "warn" || level === "error") h.log(level, event, JSON.stringify(fields ?? {}));
     },
@@ -464,6 +467,20 @@ export interface QuickJsTinyNodeOptions {
    * device without crypto of its own would hold it.
    */
   readonly crypto?: string;
+  /**
+   * The DTLS bundle's code (dist/tiny/cxmpp-dtls.mjs), loaded after the bundle as the global
+   * `cxmppDtls` (the host glue passes its jsDtls as host.dtls), counted in the heap likewise.
+   */
+  readonly dtls?: string;
+  /**
+   * A host's own services instead: Node functions exposed to QuickJS before anything loads
+   * (QuickJsEngine.expose), and a script evaluated before the device glue that sets
+   * `globalThis.__hostOwn` to members of the host object (its own `dtls`, `crypto`).
+   */
+  readonly hostOwn?: {
+    readonly expose: (engine: QuickJsEngine) => void;
+    readonly glue: string;
+  };
   /** Where the node's datagrams go (the gateway, or a relay in front of it). */
   readonly gateway: PeerAddress;
   /** The CBOR device file, decoded inside QuickJS. */
@@ -586,12 +603,15 @@ export class QuickJsTinyNode {
     const e = this.engine;
     this.emptyHeap = e.memory().memory_used_size;
     e.resetPeak();
+    options.hostOwn?.expose(e);
     e.loadModule("cxmpp", "cxmpp-node.mjs", options.bundle);
+    if (options.dtls !== undefined) e.loadModule("cxmppDtls", "cxmpp-dtls.mjs", options.dtls);
     if (options.crypto !== undefined) e.loadModule("cxmppCrypto", "cxmpp-crypto.mjs", options.crypto);
     const loadPeak = e.peakWithin;
     // The first collection, which also brings QuickJS's own collection threshold down to what a
     // device would have (see collect()).
     const load = e.collect();
+    if (options.hostOwn) e.evaluate(options.hostOwn.glue, "host-own.js");
     e.evaluate(options.glue ?? DEVICE_GLUE, "device-glue.js");
     e.call("device_create", options.deviceFile, options.ackTimeoutMs, options.wake);
     return { empty: this.emptyHeap, load, loadPeak };

@@ -19,7 +19,7 @@ import { LossyRelay } from "../../examples/lossy-relay.js";
 import { encodeDeviceFile } from "../../gateway/data-dir.js";
 import { parseXml } from "../../gateway/xml/stanza-xml.js";
 import type { PeerAddress } from "../../src/core/index.js";
-import { BUDGETS, buildNodeBundle, CRYPTO_ENTRY, TARGETS } from "../../tools/build-node.js";
+import { BUDGETS, buildNodeBundle, CRYPTO_ENTRY, DTLS_ENTRY, TARGETS } from "../../tools/build-node.js";
 import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
 import { QuickJsEngine, type QuickJsMemory, QuickJsTinyNode } from "../kit/quickjs-host.js";
 import { scratch } from "../kit/scratch.js";
@@ -38,10 +38,13 @@ const LIMIT = BUDGETS.heapBytes * BUDGETS.peakRatio;
 const { root, cleanups } = scratch("cxmpp-quickjs-");
 
 let bundle = "";
+let dtlsBundle = "";
 let cryptoBundle = "";
 let codecBundle = "";
 beforeAll(async () => {
   bundle = (await buildNodeBundle(join(root, "cxmpp-node.mjs"))).code;
+  // Nor DTLS: the pure-JavaScript client, its own bundle, built apart and loaded beside the node.
+  dtlsBundle = (await buildNodeBundle(join(root, "cxmpp-dtls.mjs"), DTLS_ENTRY)).code;
   // QuickJS here has no crypto of its own: the node runs on the pure-JavaScript one, loaded beside it.
   cryptoBundle = (await buildNodeBundle(join(root, "cxmpp-crypto.mjs"), CRYPTO_ENTRY)).code;
   // The codec alone (the stateless coder is not in the node), built as the node bundle is.
@@ -85,6 +88,7 @@ async function startNode(
 ): Promise<QuickJsTinyNode> {
   const q = await QuickJsTinyNode.start({
     bundle,
+    dtls: dtlsBundle,
     crypto: cryptoBundle,
     gateway: gatewayAt,
     deviceFile: deviceFile(`coaps://${gatewayAt}`),

@@ -1,9 +1,10 @@
 /**
  * The tiny node (src/tiny) on Node.js against a real gateway over real UDP: the host glue of
  * src/node/tiny-host.ts gives it a socket, one timer and random bytes and no native crypto, so it is
- * given the pure-JavaScript jsCrypto, as a device without crypto of its own. coaps and plain coap; CON
- * and NON readings; a downlink stanza; sleep and wake; the device file decoded on the node; a host
- * that gives no crypto at all is told what is missing.
+ * given the pure-JavaScript jsCrypto and, for coaps, the pure-JavaScript jsDtls, as a device without
+ * crypto or DTLS of its own. coaps and plain coap; CON and NON readings; a downlink stanza; sleep and
+ * wake; the device file decoded on the node; a host that gives no crypto at all, or no DTLS for a coaps
+ * device, is told what is missing.
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -13,6 +14,7 @@ import type { PeerAddress } from "../../src/core/index.js";
 import { nodeTinyHost } from "../../src/node/index.js";
 import { createTinyNode, decodeDeviceFile, gatewayAddress } from "../../src/tiny/index.js";
 import { jsCrypto } from "../../src/tiny/js-crypto.js";
+import { jsDtls } from "../../src/tiny/js-dtls.js";
 import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
 import { scratch } from "../kit/scratch.js";
 import { key } from "../kit/session-harness.js";
@@ -58,7 +60,7 @@ describe("the tiny node against a real gateway", () => {
     expect(gatewayAddress(device.gateway)).toEqual({ secure: true, peer: gw.secureAddress });
     const h = await nodeTinyHost(gatewayAddress(device.gateway).peer as PeerAddress);
     cleanups.push(() => h.close());
-    const node = createTinyNode({ ...h.host, crypto: jsCrypto }, device, { ackTimeoutMs: 300 });
+    const node = createTinyNode({ ...h.host, crypto: jsCrypto, dtls: jsDtls }, device, { ackTimeoutMs: 300 });
     h.attach(node);
     const inbox: string[] = [];
     node.onStanza((s) => {
@@ -117,12 +119,32 @@ describe("the tiny node against a real gateway", () => {
       /host\.crypto has no hmacSha256: give the host's own, or jsCrypto/,
     );
     const { hmacSha256 } = jsCrypto;
+    // jsDtls needs the other three (a host's own DTLS does not: the node itself needs hmacSha256 only).
     expect(() =>
-      createTinyNode({ ...h.host, crypto: { hmacSha256 } }, { ...device, gateway: "coaps://127.0.0.1:9" }),
+      createTinyNode(
+        { ...h.host, crypto: { hmacSha256 }, dtls: jsDtls },
+        { ...device, gateway: "coaps://127.0.0.1:9" },
+      ),
     ).toThrow(/host\.crypto has no sha256, aes128Ccm8Seal, aes128Ccm8Open/);
     createTinyNode(
       { ...h.host, crypto: { hmacSha256 } },
       { ...device, gateway: "coap://127.0.0.1:9" },
     ).close();
+  });
+
+  it("tells a host without DTLS that a coaps device needs it (host.dtls), and a coap device runs without", async () => {
+    const h = await nodeTinyHost("127.0.0.1:9" as PeerAddress);
+    cleanups.push(() => h.close());
+    const device = { identity: "x", key: key(4) };
+    const host = { ...h.host, crypto: jsCrypto };
+    expect(() => createTinyNode(host, { ...device, gateway: "coaps://127.0.0.1:9" })).toThrow(TypeError);
+    expect(() => createTinyNode(host, { ...device, gateway: "coaps://127.0.0.1:9" })).toThrow(
+      /host\.dtls is missing: coaps:\/\/127\.0\.0\.1:9 is coaps; give the host's own DTLS, or jsDtls \(cxmpp-dtls\.mjs\)/,
+    );
+    // Something that is not a TinyDtls is no DTLS either.
+    expect(() =>
+      createTinyNode({ ...host, dtls: {} as typeof jsDtls }, { ...device, gateway: "coaps://127.0.0.1:9" }),
+    ).toThrow(/host\.dtls is missing/);
+    createTinyNode(host, { ...device, gateway: "coap://127.0.0.1:9" }).close();
   });
 });
