@@ -44,6 +44,16 @@ class FakeLink {
 
 const flush = () => new Promise((r) => setImmediate(r));
 
+/** The link drops and comes back; what was sent before the cut is forgotten. */
+async function cut(link: FakeLink, pump: OutboxPump): Promise<void> {
+  link.online = false;
+  pump.offline();
+  link.sent.length = 0;
+  link.online = true;
+  pump.online();
+  await flush();
+}
+
 describe("outbox pump", () => {
   function setup(window = 4, settleMs = 0) {
     const time = new FakeTime();
@@ -97,12 +107,7 @@ describe("outbox pump", () => {
     const firstIds = link.sent
       .filter((s) => s.name === "message" && bodyOf(s))
       .map((s) => attr(child(s, "urn:xmpp:sid:0")!, "id"));
-    link.online = false;
-    pump.offline();
-    link.sent.length = 0;
-    link.online = true;
-    pump.online();
-    await flush();
+    await cut(link, pump);
     const again = link.sent.filter((s) => !child(s, BARRIER_NS));
     expect(again.map(bodyOf)).toEqual(["m4", "m5"]); // m0-m3 were confirmed, never resent
     expect(again.map((s) => attr(child(s, "urn:xmpp:sid:0")!, "id"))).toEqual(firstIds.slice(4));
@@ -122,12 +127,7 @@ describe("outbox pump", () => {
     await flush();
     expect(store.journal.outboxDepth).toBe(6);
     // The link's node dies: m0-m3 (settling) and m4-m5 (unconfirmed) all go again, in order.
-    link.online = false;
-    pump.offline();
-    link.sent.length = 0;
-    link.online = true;
-    pump.online();
-    await flush();
+    await cut(link, pump);
     expect(link.sent.map(label)).toEqual(["m0", "m1", "m2", "m3", "barrier", "m4", "m5", "barrier"]);
     // Both confirmed, then settled: gone once the settle time has passed since the confirmation.
     for (const b of link.barriers()) pump.consume(b);
