@@ -6,7 +6,6 @@
  * vary as real devices vary them (the door only when it changed, the status only when there is one).
  * Nothing in it comes from the corpus or the dictionary, so it measures what a sensor would send.
  */
-import { constants, createDeflateRaw } from "node:zlib";
 import { el, SessionDecoder, SessionEncoder, sameInfoset, type XElement } from "../codec/index.js";
 import { toXml } from "../gateway/xml/stanza-xml.js";
 import { seededRandom } from "../src/core/index.js";

@@ -7,6 +7,7 @@
 // middle of the code put code on either side of it beyond gzip's 32 KB window of each other (DEFLATE,
 // RFC 1951 §2): first, the code is one run that gzip codes ~0.5 KB smaller (test/tiny/bundle.test.ts).
 import "../../codec/dictionary/data.js";
+
 // SessionEncoder/SessionDecoder: the session codec the node carries anyway (NodeClient's), exported so a
 // host can check the bundle itself against test/vectors (test/tiny/quickjs.test.ts); 42 bytes of names.
 export { el, SessionDecoder, SessionEncoder, type XElement, type XNode } from "../../codec/index.js";

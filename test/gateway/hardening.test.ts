@@ -19,7 +19,6 @@ import {
   Code,
   type Mac,
   MessageType,
-  NodeClient,
   OptionNumber,
   type PeerAddress,
   parseMessage,
@@ -29,15 +28,7 @@ import {
   serializeMessage,
   uintOption,
 } from "../../src/core/index.js";
-import {
-  cryptoRandom,
-  nodeMac,
-  systemClock,
-  timerScheduler,
-  UdpTransport,
-  wallClock,
-} from "../../src/node/index.js";
-import { inProcessGateway, type TestGateway } from "../kit/in-process-gateway.js";
+import { cryptoRandom, nodeMac, wallClock } from "../../src/node/index.js";
 import { scratch } from "../kit/scratch.js";
 import { key } from "../kit/session-harness.js";
 import { bodyOf } from "../kit/stanzas.js";
