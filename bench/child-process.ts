@@ -48,13 +48,24 @@ export function cleanEnv(extra: Readonly<Record<string, string>>): NodeJS.Proces
   return { ...env, ...extra };
 }
 
-/** A UDP port that was free a moment ago on `host`. */
+/** Ports freeUdpPort has handed out in this process: none is handed out twice. */
+const handedOut = new Set<number>();
+
+/**
+ * A UDP port that was free a moment ago on `host`, and not one this process was given before: the
+ * kernel may give the same ephemeral port to two binds in a row once the first socket is closed, and
+ * a caller that asks twice (a plain and a DTLS listener) would then start a process on one port twice.
+ */
 export async function freeUdpPort(host = "127.0.0.1"): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((resolve) => s.bind(0, host, () => resolve()));
-  const port = s.address().port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
+  for (;;) {
+    const s = createSocket("udp4");
+    await new Promise<void>((resolve) => s.bind(0, host, () => resolve()));
+    const port = s.address().port;
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 /** What a benchmark's parent asks its forked child (bench session, bench dtls): mark a phase, report. */
