@@ -307,9 +307,15 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename
       out ? resolve(out) : join(dirname(BUNDLE), `cxmpp-${basename(entry).replace(/\.[cm]?[jt]s$/, "")}.mjs`),
       resolve(entry),
     );
-    // A device program may carry the JavaScript DTLS and crypto (examples/tiny-sensor does): the
-    // budgets with both.
-    report(r.path, r.minifiedBytes, r.gzipBytes, BUDGETS.withDtlsAndCrypto);
+    // A device program has no budget of its own (examples/tiny-sensor's is its test's): its size beside
+    // the budget of the node with the JavaScript DTLS and crypto, the most it carries of ours, and the
+    // targets. Nothing here fails the build.
+    const beside = (what: string, value: number, budget: number, target: number) =>
+      `  ${what.padEnd(10)} ${kb(value).padStart(9)}   node + dtls + crypto budget ${kb(budget).padStart(9)}, ${value >= budget ? `${kb(value - budget)} more` : `${kb(budget - value)} less`}   target ${kb(target).padStart(9)} ${value <= target ? "met" : "not yet"}`;
+    const w = BUDGETS.withDtlsAndCrypto;
+    process.stdout.write(
+      `${r.path} (a device program with the node)\n${beside("minified", r.minifiedBytes, w.minifiedBytes, TARGETS.minifiedBytes)}\n${beside("gzip -9", r.gzipBytes, w.gzipBytes, TARGETS.gzipBytes)}\n`,
+    );
   } else {
     const node = await buildNodeBundle();
     const dtls = await buildNodeBundle(DTLS_BUNDLE, DTLS_ENTRY);
