@@ -115,6 +115,18 @@ function literal(address: string, _family: unknown, callback: (e: null, a: strin
  * header, a one-byte token (the message id's low byte), Uri-Path "c", Content-Format, [Echo], payload.
  * The node's work per connect is then its proof and two copies, not two option lists serialised.
  */
+/** A connect request as src/core serializes it: what RequestTemplate's bytes must equal. */
+export function connectRequest(mid: number, payload: Uint8Array, echo?: Uint8Array): Uint8Array {
+  return serializeMessage({
+    type: MessageType.CON,
+    code: Code.POST,
+    messageId: mid,
+    token: Uint8Array.of(mid & 0xff),
+    options: connectOptions(echo),
+    payload,
+  });
+}
+
 export class RequestTemplate {
   private readonly head: Uint8Array;
   private readonly headEcho: Uint8Array;
@@ -135,7 +147,7 @@ export class RequestTemplate {
   /** The request with message id `mid`, the Echo option's value `echo` (a nonce, or none) and `payload`. */
   build(mid: number, payload: Uint8Array, echo?: Uint8Array): Uint8Array {
     const head = echo ? this.headEcho : this.head;
-    if (echo && echo.length !== protocol.NONCE_BYTES) return this.slow(mid, payload, echo);
+    if (echo && echo.length !== protocol.NONCE_BYTES) return connectRequest(mid, payload, echo);
     const out = new Uint8Array(head.length + 1 + payload.length);
     out.set(head);
     if (echo) out.set(echo, head.length - echo.length);
@@ -145,17 +157,6 @@ export class RequestTemplate {
     out[head.length] = 0xff; // payload marker
     out.set(payload, head.length + 1);
     return out;
-  }
-
-  private slow(mid: number, payload: Uint8Array, echo: Uint8Array): Uint8Array {
-    return serializeMessage({
-      type: MessageType.CON,
-      code: Code.POST,
-      messageId: mid,
-      token: Uint8Array.of(mid & 0xff),
-      options: connectOptions(echo),
-      payload,
-    });
   }
 }
 

@@ -63,6 +63,7 @@ export class OutboxPump {
   /** Confirmed up to `upTo` at `at`, oldest first, not yet removed from the outbox. */
   private readonly settling: { upTo: number; at: number }[] = [];
   private settleTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly settleMs: number;
   private readonly logger: Logger;
   /** Stanzas written, barriers confirmed, cuts with windows unconfirmed (since start). */
   readonly stats = { sent: 0, confirmed: 0, resent: 0 };
@@ -73,6 +74,7 @@ export class OutboxPump {
     private readonly options: OutboxPumpOptions,
   ) {
     this.logger = options.logger ?? silentLogger;
+    this.settleMs = options.settleMs ?? 1000;
   }
 
   /** The link came up: everything still in the outbox goes (again) from the start. */
@@ -142,7 +144,7 @@ export class OutboxPump {
   }
 
   private settle(upTo: number): void {
-    const ms = this.options.settleMs ?? 1000;
+    const ms = this.settleMs;
     if (ms <= 0) {
       this.source.outboxRemoveUpTo(upTo);
       return;
@@ -156,7 +158,7 @@ export class OutboxPump {
 
   /** Removes from the outbox what has settled; comes back when the next entry will have. */
   private sweep(): void {
-    const ms = this.options.settleMs ?? 1000;
+    const ms = this.settleMs;
     const now = this.options.clock.now();
     let upTo = 0;
     while (this.settling.length > 0 && now - this.settling[0]!.at >= ms) upTo = this.settling.shift()!.upTo;

@@ -112,7 +112,7 @@ export function createTinyNode(host: TinyHost, device: TinyDevice, options: Tiny
     identity: device.identity,
     psk: device.key,
     now: clock.now,
-    after: (delayMs, task) => timers.after(delayMs, task),
+    after: scheduler.schedule,
     random: (n) => host.random(n),
     crypto: host.crypto ?? {},
     log,
